@@ -1,0 +1,1 @@
+"""Tenants, sources (write keys), users, roles, API tokens, and the audit log."""

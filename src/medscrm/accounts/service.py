@@ -1,0 +1,318 @@
+"""Keyword-only service functions; the caller owns the transaction (pass a Connection)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from medscrm.accounts.roles import check_role
+from medscrm.common import MedscrmError, NotFound, new_id, new_secret, sha256_hex, utcnow
+from medscrm.db.schema import api_tokens, audit_log, sources, tenants, users
+
+
+# --- tenants ---------------------------------------------------------------------------------
+def get_tenant(*, conn: sa.Connection, slug: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(tenants).where(tenants.c.slug == slug)).mappings().first()
+    return dict(row) if row else None
+
+
+def ensure_tenant(*, conn: sa.Connection, slug: str, name: str | None = None) -> dict[str, Any]:
+    row = get_tenant(conn=conn, slug=slug)
+    if row:
+        return row
+    if not slug.replace("-", "").replace("_", "").isalnum() or len(slug) > 64:
+        raise MedscrmError(f"tenant: {slug!r} is not a valid slug (letters, digits, - and _; ≤ 64)")
+    row = {"id": new_id("tn"), "slug": slug, "name": name or slug, "created_at": utcnow()}
+    conn.execute(tenants.insert().values(**row))
+    audit(
+        conn=conn,
+        tenant_id=row["id"],
+        actor="system",
+        action="tenant.create",
+        object_type="tenant",
+        object_id=row["id"],
+        detail={"slug": slug},
+    )
+    return row
+
+
+# --- sources ---------------------------------------------------------------------------------
+@dataclass
+class CreatedSource:
+    id: str
+    name: str
+    write_key: str
+
+
+def create_source(
+    *,
+    conn: sa.Connection,
+    tenant_id: str,
+    name: str,
+    kind: str = "file",
+    priority: int = 100,
+    actor: str = "cli",
+) -> CreatedSource:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise MedscrmError("name: a source needs a name of 1–100 characters")
+    if get_source(conn=conn, tenant_id=tenant_id, name=name):
+        raise MedscrmError(f"name: source {name!r} already exists in this tenant")
+    key = new_secret("wk")
+    sid = new_id("src")
+    conn.execute(
+        sources.insert().values(
+            id=sid,
+            tenant_id=tenant_id,
+            name=name,
+            kind=kind,
+            priority=priority,
+            write_key_hash=sha256_hex(key),
+            write_key_hint=key[:7],
+            created_at=utcnow(),
+        )
+    )
+    audit(
+        conn=conn,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="source.create",
+        object_type="source",
+        object_id=sid,
+        detail={"name": name, "kind": kind},
+    )
+    return CreatedSource(id=sid, name=name, write_key=key)
+
+
+def get_source(*, conn: sa.Connection, tenant_id: str, name: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(sa.select(sources).where(sources.c.tenant_id == tenant_id, sources.c.name == name))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def ensure_source(*, conn: sa.Connection, tenant_id: str, name: str, kind: str = "file") -> dict[str, Any]:
+    row = get_source(conn=conn, tenant_id=tenant_id, name=name)
+    if row:
+        return row
+    create_source(conn=conn, tenant_id=tenant_id, name=name, kind=kind)
+    return get_source(conn=conn, tenant_id=tenant_id, name=name)  # type: ignore[return-value]
+
+
+def list_sources(*, conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
+    q = sa.select(sources).where(sources.c.tenant_id == tenant_id).order_by(sources.c.created_at)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def source_by_write_key(*, conn: sa.Connection, write_key: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            sa.select(sources).where(
+                sources.c.write_key_hash == sha256_hex(write_key), sources.c.disabled_at.is_(None)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+# --- users and tokens ------------------------------------------------------------------------
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    if not stored or not stored.startswith("scrypt$"):
+        return False
+    _, salt_b64, digest_b64 = stored.split("$")
+    digest = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt_b64), n=2**14, r=8, p=1)
+    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+
+
+def create_user(
+    *,
+    conn: sa.Connection,
+    tenant_id: str,
+    username: str,
+    role: str,
+    password: str | None = None,
+    display_name: str | None = None,
+    actor: str = "cli",
+) -> dict[str, Any]:
+    check_role(role)
+    if conn.execute(
+        sa.select(users.c.id).where(users.c.tenant_id == tenant_id, users.c.username == username)
+    ).first():
+        raise MedscrmError(f"username: user {username!r} already exists in this tenant")
+    row = {
+        "id": new_id("usr"),
+        "tenant_id": tenant_id,
+        "username": username,
+        "role": role,
+        "display_name": display_name or username,
+        "password_hash": hash_password(password) if password else None,
+        "created_at": utcnow(),
+    }
+    conn.execute(users.insert().values(**row))
+    audit(
+        conn=conn,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="user.create",
+        object_type="user",
+        object_id=row["id"],
+        detail={"username": username, "role": role},
+    )
+    return row
+
+
+def get_user(*, conn: sa.Connection, tenant_id: str, username: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(sa.select(users).where(users.c.tenant_id == tenant_id, users.c.username == username))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+@dataclass
+class CreatedToken:
+    id: str
+    role: str
+    token: str
+
+
+def create_token(
+    *,
+    conn: sa.Connection,
+    tenant_id: str,
+    role: str,
+    user_id: str | None = None,
+    name: str | None = None,
+    actor: str = "cli",
+) -> CreatedToken:
+    check_role(role)
+    token = new_secret("msk", 32)
+    tid = new_id("tok")
+    conn.execute(
+        api_tokens.insert().values(
+            id=tid,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            role=role,
+            name=name,
+            token_hash=sha256_hex(token),
+            token_hint=token[:8],
+            created_at=utcnow(),
+        )
+    )
+    audit(
+        conn=conn,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="token.create",
+        object_type="api_token",
+        object_id=tid,
+        detail={"role": role, "name": name},
+    )
+    return CreatedToken(id=tid, role=role, token=token)
+
+
+def revoke_token(*, conn: sa.Connection, tenant_id: str, token_id: str, actor: str = "cli") -> None:
+    res = conn.execute(
+        api_tokens.update()
+        .where(api_tokens.c.id == token_id, api_tokens.c.tenant_id == tenant_id)
+        .values(revoked_at=utcnow())
+    )
+    if not res.rowcount:
+        raise NotFound(f"token {token_id!r} not found in this tenant")
+    audit(
+        conn=conn,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="token.revoke",
+        object_type="api_token",
+        object_id=token_id,
+    )
+
+
+def list_tokens(*, conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
+    q = (
+        sa.select(
+            api_tokens.c.id,
+            api_tokens.c.role,
+            api_tokens.c.name,
+            api_tokens.c.token_hint,
+            api_tokens.c.created_at,
+            api_tokens.c.revoked_at,
+        )
+        .where(api_tokens.c.tenant_id == tenant_id)
+        .order_by(api_tokens.c.created_at)
+    )
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def token_principal(*, conn: sa.Connection, token: str) -> dict[str, Any] | None:
+    """The tenant and role behind a bearer token, or None if unknown or revoked."""
+    row = (
+        conn.execute(
+            sa.select(
+                api_tokens.c.id,
+                api_tokens.c.tenant_id,
+                api_tokens.c.role,
+                api_tokens.c.user_id,
+                tenants.c.slug.label("tenant_slug"),
+            )
+            .join(tenants, tenants.c.id == api_tokens.c.tenant_id)
+            .where(api_tokens.c.token_hash == sha256_hex(token), api_tokens.c.revoked_at.is_(None))
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+# --- audit -----------------------------------------------------------------------------------
+def audit(
+    *,
+    conn: sa.Connection,
+    tenant_id: str,
+    actor: str,
+    action: str,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        audit_log.insert().values(
+            id=new_id("aud"),
+            tenant_id=tenant_id,
+            occurred_at=utcnow(),
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            detail=detail or {},
+        )
+    )
+
+
+def list_audit(*, conn: sa.Connection, tenant_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    q = (
+        sa.select(audit_log)
+        .where(audit_log.c.tenant_id == tenant_id)
+        .order_by(audit_log.c.occurred_at.desc())
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(q).mappings()]

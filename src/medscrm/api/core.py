@@ -1,0 +1,116 @@
+"""Health, identity of the caller, sources, imports, quarantine, audit."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Body, HTTPException, Query
+
+from medscrm import __version__
+from medscrm.accounts import service as accounts
+from medscrm.api.deps import CurrentPrincipal, EngineDep, Principal, require
+from medscrm.common import MedscrmError, NotFound
+from medscrm.db.schema import imports
+from medscrm.ingest import quarantine as qs
+
+public = APIRouter(prefix="/api/v1", tags=["health"])
+router = APIRouter(prefix="/api/v1")
+
+
+@public.get("/health", summary="Liveness and database check (no token needed)")
+def health(engine: EngineDep) -> dict[str, Any]:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+    return {"status": "ok", "version": __version__, "database": engine.dialect.name}
+
+
+@router.get("/me", tags=["accounts"], summary="Who the token belongs to")
+def me(p: CurrentPrincipal) -> dict[str, Any]:
+    return {"tenant": p.tenant_slug, "role": p.role, "token_id": p.token_id, "user_id": p.user_id}
+
+
+@router.get("/sources", tags=["accounts"], summary="Sources of the tenant")
+def list_sources(engine: EngineDep, p: Annotated[Principal, require("data.read")]) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = accounts.list_sources(conn=conn, tenant_id=p.tenant_id)
+    return [{k: r[k] for k in ("id", "name", "kind", "write_key_hint", "created_at")} for r in rows]
+
+
+@router.get("/imports", tags=["ingest"], summary="Recent file imports")
+def list_imports(
+    engine: EngineDep,
+    p: Annotated[Principal, require("data.read")],
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = (
+            conn.execute(
+                sa.select(imports)
+                .where(imports.c.tenant_id == p.tenant_id)
+                .order_by(imports.c.started_at.desc())
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+    return [dict(r) for r in rows]
+
+
+@router.get("/quarantine", tags=["ingest"], summary="Quarantined input with reasons")
+def list_quarantine(
+    engine: EngineDep,
+    p: Annotated[Principal, require("quarantine.manage")],
+    status: str = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return qs.list_entries(
+            conn=conn,
+            tenant_id=p.tenant_id,
+            status=None if status == "all" else status,
+            limit=limit,
+            offset=offset,
+        )
+
+
+@router.post("/quarantine/{entry_id}/fix", tags=["ingest"], summary="Correct values of a quarantined row")
+def fix_quarantine(
+    entry_id: str,
+    engine: EngineDep,
+    p: Annotated[Principal, require("quarantine.manage")],
+    changes: Annotated[dict[str, Any], Body(examples=[{"手机": "13800138000"}])],
+) -> dict:
+    try:
+        with engine.begin() as conn:
+            return qs.fix(conn=conn, tenant_id=p.tenant_id, entry_id=entry_id, changes=changes, actor=p.actor)
+    except NotFound as exc:
+        raise HTTPException(404, detail={"field": "entry_id", "reason": str(exc)}) from exc
+    except MedscrmError as exc:
+        raise HTTPException(422, detail={"field": "changes", "reason": str(exc)}) from exc
+
+
+@router.post(
+    "/quarantine/replay", tags=["ingest"], summary="Replay quarantined rows (all open ones if no ids)"
+)
+def replay_quarantine(
+    engine: EngineDep,
+    p: Annotated[Principal, require("quarantine.manage")],
+    ids: Annotated[list[str] | None, Body(embed=True)] = None,
+) -> dict:
+    try:
+        with engine.begin() as conn:
+            return qs.replay(conn=conn, tenant_id=p.tenant_id, entry_ids=ids, actor=p.actor)
+    except NotFound as exc:
+        raise HTTPException(404, detail={"field": "ids", "reason": str(exc)}) from exc
+
+
+@router.get("/audit", tags=["accounts"], summary="Audit log, newest first")
+def audit(
+    engine: EngineDep,
+    p: Annotated[Principal, require("audit.read")],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return accounts.list_audit(conn=conn, tenant_id=p.tenant_id, limit=limit)

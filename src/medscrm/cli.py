@@ -1,0 +1,547 @@
+"""The ``medscrm`` command line (Typer). Every command explains itself with ``--help``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from medscrm.common import MedscrmError
+
+app = typer.Typer(
+    name="medscrm",
+    help="medscrm — SCRM + HCP360 for pharma and medtech in China. 医药 SCRM + HCP360：统一身份、"
+    "360° 画像、分群与合规旅程。\n\nState lives in MEDSCRM_DATABASE_URL (default: ./medscrm.duckdb).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+sources_app = typer.Typer(help="Data sources and their write keys (for the event API).", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens (Bearer) for /api/v1, each with a role.", no_args_is_help=True)
+users_app = typer.Typer(help="Console users and their roles.", no_args_is_help=True)
+quarantine_app = typer.Typer(
+    help="Rejected input: list, inspect, fix, replay or discard.", no_args_is_help=True
+)
+imports_app = typer.Typer(help="History of file imports.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(users_app, name="users")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(imports_app, name="imports")
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+err = Console(stderr=True)
+
+TenantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default'). Created on first use."
+    ),
+]
+
+
+def _ws(tenant: str | None):
+    from medscrm.workspace import open_workspace
+
+    return open_workspace(tenant)
+
+
+def _fail(exc: Exception, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code)
+
+
+# --- db ----------------------------------------------------------------------------------------
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema (commands also do this on start)."""
+    from medscrm.config import get_settings
+    from medscrm.db import get_engine, upgrade_to_head
+    from medscrm.db.migrate import head_revision
+
+    ran = upgrade_to_head(get_engine())
+    console.print(
+        f"schema at {head_revision()} ({'migrated' if ran else 'already current'}) "
+        f"on {get_settings().backend}"
+    )
+
+
+# --- sources -------------------------------------------------------------------------------------
+@sources_app.command("create")
+def sources_create(
+    name: Annotated[
+        str, typer.Option("--name", help="Source name, unique in the tenant (e.g. crm, webinar).")
+    ],
+    kind: Annotated[str, typer.Option(help="file, segment, wecom, wechat, ...")] = "segment",
+    tenant: TenantOpt = None,
+) -> None:
+    """Create a source. Prints its write key (HTTP Basic user for /v1/*) as the last line."""
+    from medscrm.accounts import service as accounts
+
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            created = accounts.create_source(conn=conn, tenant_id=ws.tenant_id, name=name, kind=kind)
+    except MedscrmError as exc:
+        _fail(exc)
+    console.print(f"source [bold]{created.name}[/] created ({created.id}). Its write key is shown once:")
+    print(created.write_key)
+
+
+@sources_app.command("list")
+def sources_list(tenant: TenantOpt = None) -> None:
+    """List sources with their kind and key hint."""
+    from medscrm.accounts import service as accounts
+
+    ws = _ws(tenant)
+    with ws.engine.connect() as conn:
+        rows = accounts.list_sources(conn=conn, tenant_id=ws.tenant_id)
+    t = Table("name", "kind", "id", "write key", "created")
+    for r in rows:
+        t.add_row(r["name"], r["kind"], r["id"], r["write_key_hint"] + "…", str(r["created_at"])[:19])
+    console.print(t)
+
+
+# --- tokens --------------------------------------------------------------------------------------
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option("--role", help="admin, marketer, analyst, rep or compliance.")],
+    name: Annotated[str | None, typer.Option(help="What the token is for.")] = None,
+    user: Annotated[str | None, typer.Option(help="Username the token acts as (optional).")] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Create an API token. Prints the token (Authorization: Bearer …) as the last line."""
+    from medscrm.accounts import service as accounts
+
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            user_id = None
+            if user:
+                u = accounts.get_user(conn=conn, tenant_id=ws.tenant_id, username=user)
+                if not u:
+                    raise MedscrmError(f"user: no user {user!r} in this tenant")
+                user_id = u["id"]
+            tok = accounts.create_token(
+                conn=conn, tenant_id=ws.tenant_id, role=role, name=name, user_id=user_id
+            )
+    except (MedscrmError, ValueError) as exc:
+        _fail(exc)
+    console.print(f"token {tok.id} created with role [bold]{tok.role}[/]. It is shown once:")
+    print(tok.token)
+
+
+@tokens_app.command("list")
+def tokens_list(tenant: TenantOpt = None) -> None:
+    """List tokens (hints only; the secret is never stored)."""
+    from medscrm.accounts import service as accounts
+
+    ws = _ws(tenant)
+    with ws.engine.connect() as conn:
+        rows = accounts.list_tokens(conn=conn, tenant_id=ws.tenant_id)
+    t = Table("id", "role", "name", "hint", "created", "revoked")
+    for r in rows:
+        t.add_row(
+            r["id"],
+            r["role"],
+            r["name"] or "",
+            r["token_hint"] + "…",
+            str(r["created_at"])[:19],
+            str(r["revoked_at"] or "")[:19],
+        )
+    console.print(t)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: str, tenant: TenantOpt = None) -> None:
+    """Revoke a token by id; it stops working at once."""
+    from medscrm.accounts import service as accounts
+
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            accounts.revoke_token(conn=conn, tenant_id=ws.tenant_id, token_id=token_id)
+    except MedscrmError as exc:
+        _fail(exc)
+    console.print(f"revoked {token_id}")
+
+
+# --- users ---------------------------------------------------------------------------------------
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option("--username")],
+    role: Annotated[str, typer.Option("--role", help="admin, marketer, analyst, rep or compliance.")],
+    password: Annotated[str | None, typer.Option(help="Console password (omit for API-only users).")] = None,
+    display_name: Annotated[str | None, typer.Option(help="Name shown in the console.")] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Create a user with a role."""
+    from medscrm.accounts import service as accounts
+
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            u = accounts.create_user(
+                conn=conn,
+                tenant_id=ws.tenant_id,
+                username=username,
+                role=role,
+                password=password,
+                display_name=display_name,
+            )
+    except (MedscrmError, ValueError) as exc:
+        _fail(exc)
+    console.print(f"user {u['username']} ({u['role']}) created: {u['id']}")
+
+
+# --- import --------------------------------------------------------------------------------------
+def print_report(report, *, show: int = 20) -> None:
+    from rich.panel import Panel
+
+    if report.status != "committed":
+        err.print(
+            Panel(f"[bold red]{report.error}[/]\nNothing was imported.", title=f"refused: {report.file}")
+        )
+        return
+    t = Table.grid(padding=(0, 2))
+    t.add_row("file / 文件", report.file)
+    t.add_row("source / 来源", report.source)
+    t.add_row("format", f"{report.format}" + (f" ({report.encoding})" if report.encoding else ""))
+    t.add_row("rows / 行数", f"{report.rows_total:,}")
+    t.add_row("[green]imported / 导入[/]", f"{report.rows_accepted:,}")
+    t.add_row("duplicates / 重复", f"{report.rows_duplicate:,}")
+    t.add_row("[red]quarantined / 隔离[/]", f"{report.rows_rejected:,}")
+    console.print(Panel(t, title=f"import {report.import_id}"))
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    if report.rejections:
+        rt = Table(
+            "row", "field", "reason", title="rejected rows (quarantined; fix with `medscrm quarantine`)"
+        )
+        for r in report.rejections[:show]:
+            rt.add_row(str(r.row_number), r.field, r.reason)
+        if len(report.rejections) > show:
+            rt.add_row(
+                "…", "", f"{len(report.rejections) - show} more problems; see `medscrm quarantine list`"
+            )
+        console.print(rt)
+
+
+@app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV (UTF-8 or GB18030), XLSX, JSON lines or Parquet.")],
+    source: Annotated[str, typer.Option("--source", help="Source name; created if new.")],
+    mapping: Annotated[Path | None, typer.Option(help="Mapping YAML: columns → standard fields.")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv, xlsx, jsonl, parquet (default: from the extension).")
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="CSV encoding (default: detect UTF-8/GB18030).")
+    ] = None,
+    sheet: Annotated[str | None, typer.Option(help="XLSX sheet name (default: the first).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    tenant: TenantOpt = None,
+) -> None:
+    """Import a file of HCP/patient records into a source.
+
+    Rows are normalised (phone → E.164, e-mail lower-case, full-width → half-width, traditional →
+    simplified) with the raw value kept. Bad rows are quarantined with row, field and reason. The
+    import is atomic; re-importing the same file adds nothing. Exit code: 0 all imported, 1 some
+    rows quarantined, 2 file refused.
+    """
+    from medscrm.ingest.importer import import_file
+    from medscrm.ingest.mapping import load_mapping
+
+    try:
+        m = load_mapping(mapping) if mapping else None
+    except MedscrmError as exc:
+        _fail(exc)
+    ws = _ws(tenant)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json,
+    ) as progress:
+        task = progress.add_task(f"importing {file.name}", total=None)
+        report = import_file(
+            engine=ws.engine,
+            tenant_id=ws.tenant_id,
+            source=source,
+            path=file,
+            mapping=m,
+            fmt=fmt,
+            encoding=encoding,
+            sheet=sheet,
+            on_progress=lambda n, _b: progress.update(task, completed=n),
+        )
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, default=str, indent=2))
+    else:
+        print_report(report)
+    raise typer.Exit(report.exit_code)
+
+
+@imports_app.command("list")
+def imports_list(limit: int = 20, tenant: TenantOpt = None) -> None:
+    """Recent imports with their counts."""
+    import sqlalchemy as sa
+
+    from medscrm.db.schema import imports, sources
+
+    ws = _ws(tenant)
+    with ws.engine.connect() as conn:
+        rows = (
+            conn.execute(
+                sa.select(imports, sources.c.name.label("source"))
+                .select_from(imports.outerjoin(sources, sources.c.id == imports.c.source_id))
+                .where(imports.c.tenant_id == ws.tenant_id)
+                .order_by(imports.c.started_at.desc())
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+    t = Table("id", "file", "source", "status", "rows", "imported", "dup", "rejected", "started")
+    for r in rows:
+        t.add_row(
+            r["id"],
+            r["file_name"],
+            r["source"] or "",
+            r["status"],
+            f"{r['rows_total']:,}",
+            f"{r['rows_accepted']:,}",
+            f"{r['rows_duplicate']:,}",
+            f"{r['rows_rejected']:,}",
+            str(r["started_at"])[:19],
+        )
+    console.print(t)
+
+
+# --- quarantine ----------------------------------------------------------------------------------
+@quarantine_app.command("list")
+def quarantine_list(
+    status: Annotated[str, typer.Option(help="open, replayed, discarded or all.")] = "open",
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    limit: int = 50,
+    tenant: TenantOpt = None,
+) -> None:
+    """List quarantined input with the reason."""
+    from medscrm.ingest import quarantine as qs
+
+    ws = _ws(tenant)
+    with ws.engine.connect() as conn:
+        rows = qs.list_entries(
+            conn=conn,
+            tenant_id=ws.tenant_id,
+            status=None if status == "all" else status,
+            source=source,
+            limit=limit,
+        )
+    t = Table("id", "source", "file", "row", "field", "reason", "status")
+    for r in rows:
+        t.add_row(
+            r["id"],
+            r["source_name"] or "",
+            r["file_name"] or "",
+            str(r["row_number"] or ""),
+            r["field"] or "",
+            r["reason"],
+            r["status"],
+        )
+    console.print(t)
+
+
+@quarantine_app.command("show")
+def quarantine_show(entry_id: str, tenant: TenantOpt = None) -> None:
+    """Show one entry: every problem and the payload as sent (and as fixed)."""
+    from medscrm.ingest import quarantine as qs
+
+    ws = _ws(tenant)
+    try:
+        with ws.engine.connect() as conn:
+            e = qs.get_entry(conn=conn, tenant_id=ws.tenant_id, entry_id=entry_id)
+    except MedscrmError as exc:
+        _fail(exc)
+    print(
+        json.dumps(
+            {
+                k: e[k]
+                for k in (
+                    "id",
+                    "kind",
+                    "status",
+                    "file_name",
+                    "row_number",
+                    "issues",
+                    "payload",
+                    "fixed_payload",
+                    "source_record_id",
+                )
+            },
+            ensure_ascii=False,
+            indent=2,
+            default=str,
+        )
+    )
+
+
+@quarantine_app.command("fix")
+def quarantine_fix(
+    entry_id: str,
+    set_: Annotated[
+        list[str], typer.Option("--set", help="COLUMN=VALUE (the source's column name); repeat.")
+    ],
+    tenant: TenantOpt = None,
+) -> None:
+    """Correct values of a quarantined row (then `replay` it)."""
+    from medscrm.ingest import quarantine as qs
+
+    changes = {}
+    for kv in set_:
+        if "=" not in kv:
+            _fail(MedscrmError(f"--set {kv!r}: use COLUMN=VALUE"))
+        k, v = kv.split("=", 1)
+        changes[k] = v
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            fixed = qs.fix(conn=conn, tenant_id=ws.tenant_id, entry_id=entry_id, changes=changes)
+    except MedscrmError as exc:
+        _fail(exc)
+    console.print_json(json.dumps(fixed, ensure_ascii=False, default=str))
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    entry_ids: Annotated[list[str] | None, typer.Argument(help="Entry ids (default: with --all).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every open entry.")] = False,
+    tenant: TenantOpt = None,
+) -> None:
+    """Validate entries again; those that pass become source records. Exit 1 if any still fail."""
+    from medscrm.ingest import quarantine as qs
+
+    if not entry_ids and not all_:
+        _fail(MedscrmError("give entry ids or --all"))
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            res = qs.replay(
+                conn=conn, tenant_id=ws.tenant_id, entry_ids=None if all_ else list(entry_ids or [])
+            )
+    except MedscrmError as exc:
+        _fail(exc)
+    console.print(f"replayed {len(res['replayed'])}; still failing {len(res['still_bad'])}")
+    for s in res["still_bad"][:20]:
+        console.print(f"  {s['id']}: " + "; ".join(f"{i['field']}: {i['reason']}" for i in s["issues"]))
+    raise typer.Exit(1 if res["still_bad"] else 0)
+
+
+@quarantine_app.command("discard")
+def quarantine_discard(
+    entry_id: str, reason: Annotated[str, typer.Option(help="Why.")], tenant: TenantOpt = None
+) -> None:
+    """Mark an entry discarded (kept for the record, never imported)."""
+    from medscrm.ingest import quarantine as qs
+
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            qs.discard(conn=conn, tenant_id=ws.tenant_id, entry_id=entry_id, reason=reason)
+    except MedscrmError as exc:
+        _fail(exc)
+    console.print(f"discarded {entry_id}")
+
+
+# --- audit ---------------------------------------------------------------------------------------
+@audit_app.command("list")
+def audit_list(limit: int = 50, tenant: TenantOpt = None) -> None:
+    """Newest audit entries first."""
+    from medscrm.accounts import service as accounts
+
+    ws = _ws(tenant)
+    with ws.engine.connect() as conn:
+        rows = accounts.list_audit(conn=conn, tenant_id=ws.tenant_id, limit=limit)
+    t = Table("when", "actor", "action", "object", "detail")
+    for r in rows:
+        t.add_row(
+            str(r["occurred_at"])[:19],
+            r["actor"],
+            r["action"],
+            f"{r['object_type'] or ''} {r['object_id'] or ''}",
+            json.dumps(r["detail"], ensure_ascii=False, default=str)[:80],
+        )
+    console.print(t)
+
+
+# --- synth, demo, serve --------------------------------------------------------------------------
+@app.command()
+def synth(
+    hcps: Annotated[int, typer.Option("--hcps", help="Number of distinct HCPs.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+    patients: Annotated[
+        int | None, typer.Option(help="Patients in the patient programme (default hcps/5).")
+    ] = None,
+) -> None:
+    """Write realistic synthetic source files for one tenant, with a ground-truth file."""
+    from medscrm.synth import generate
+
+    manifest = generate(out, hcps=hcps, seed=seed, patients=patients, progress=True)
+    t = Table("source", "file", "rows")
+    for s in manifest.sources:
+        t.add_row(s["name"], s["file"], f"{s['rows']:,}")
+    console.print(t)
+    console.print(f"ground truth: {out / manifest.ground_truth}")
+
+
+@app.command()
+def demo(
+    hcps: Annotated[int, typer.Option(help="HCPs in the demo tenant.")] = 2000,
+    data_dir: Annotated[Path, typer.Option(help="Where the synthetic files go.")] = Path("demo-data"),
+    seed: int = 42,
+    tenant: Annotated[str, typer.Option(help="Demo tenant slug.")] = "demo",
+) -> None:
+    """Build a demo tenant end to end from synthetic data and print what happened."""
+    from medscrm.demo import run_demo
+
+    try:
+        code = run_demo(hcps=hcps, data_dir=data_dir, seed=seed, tenant=tenant, console=console)
+    except MedscrmError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve the REST API (/api/v1, OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    from medscrm.app import create_app
+    from medscrm.db import get_engine, upgrade_to_head
+
+    upgrade_to_head(get_engine())
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except MedscrmError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)

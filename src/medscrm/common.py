@@ -1,0 +1,42 @@
+"""Small helpers shared by every domain: ids, clocks, hashing, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe, prefixed id such as ``sr_4f1c…`` (prefix says what it is)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def sha256_hex(data: str | bytes) -> str:
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def new_secret(prefix: str, nbytes: int = 24) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(nbytes)}"
+
+
+class MedscrmError(Exception):
+    """A user-facing error: its message says what is wrong and, where it can, how to fix it."""
+
+
+class NotFound(MedscrmError):
+    pass
+
+
+class InvalidInput(MedscrmError):
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

@@ -1,0 +1,224 @@
+"""The tables. Every row that belongs to a customer carries ``tenant_id``.
+
+SQLAlchemy Core only: the same metadata drives Alembic migrations on DuckDB and PostgreSQL.
+IDs are prefixed random strings made in Python (portable: DuckDB has no SERIAL).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING)
+
+#: JSON everywhere; JSONB on PostgreSQL.
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+TS = sa.DateTime(timezone=True)
+
+
+def _id() -> sa.Column:
+    return sa.Column("id", sa.String(40), primary_key=True)
+
+
+def _tenant() -> sa.Column:
+    return sa.Column("tenant_id", sa.String(40), nullable=False)
+
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    _id(),
+    sa.Column("slug", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # file, segment, wecom, wechat, ...
+    sa.Column("priority", sa.Integer, nullable=False, server_default="100"),
+    sa.Column("write_key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("write_key_hint", sa.String(16), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("disabled_at", TS),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("username", sa.String(100), nullable=False),
+    sa.Column("display_name", sa.String(200)),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("password_hash", sa.String(300)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("disabled_at", TS),
+    sa.UniqueConstraint("tenant_id", "username"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("user_id", sa.String(40)),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(200)),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("token_hint", sa.String(16), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("revoked_at", TS),
+)
+
+imports = sa.Table(
+    "imports",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("source_id", sa.String(40), nullable=False),
+    sa.Column("file_name", sa.String(500), nullable=False),
+    sa.Column("file_sha256", sa.String(64), nullable=False),
+    sa.Column("file_format", sa.String(16), nullable=False),
+    sa.Column("encoding", sa.String(32)),
+    sa.Column("status", sa.String(16), nullable=False),  # committed, failed
+    sa.Column("rows_total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_accepted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_duplicate", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_rejected", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("report", JSON),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+)
+
+#: The standard person schema, as normalised columns of a source record.
+PERSON_FIELDS = (
+    "person_type",
+    "name",
+    "gender",
+    "hospital",
+    "department",
+    "title",
+    "city",
+    "province",
+    "phone",
+    "email",
+    "license_no",
+    "wechat_unionid",
+    "wecom_external_userid",
+)
+
+source_records = sa.Table(
+    "source_records",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("source_id", sa.String(40), nullable=False),
+    sa.Column("import_id", sa.String(40)),
+    sa.Column("record_key", sa.String(300), nullable=False),
+    sa.Column("row_hash", sa.String(64), nullable=False),
+    sa.Column("row_number", sa.Integer),
+    *[sa.Column(f, sa.String(300)) for f in PERSON_FIELDS],
+    sa.Column("attributes", JSON),  # normalised custom attributes
+    sa.Column("raw", JSON, nullable=False),  # the row exactly as the source sent it
+    sa.Column("received_at", TS, nullable=False),
+    sa.Index(None, "tenant_id", "source_id", "record_key"),
+)
+
+persons = sa.Table(
+    "persons",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("person_type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("merged_into", sa.String(40)),
+    sa.Column("attributes", JSON),  # golden record
+    sa.Column("lineage", JSON),  # attribute -> {source_record_id, source, at, rule}
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+identities = sa.Table(
+    "identities",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("value", sa.String(300), nullable=False),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("source_record_id", sa.String(40)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index(None, "tenant_id", "type", "value"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("source_id", sa.String(40), nullable=False),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),  # track, identify, page, screen, group, alias
+    sa.Column("event", sa.String(200)),
+    sa.Column("user_id", sa.String(200)),
+    sa.Column("anonymous_id", sa.String(200)),
+    sa.Column("person_id", sa.String(40)),
+    sa.Column("timestamp", TS, nullable=False),
+    sa.Column("sent_at", TS),
+    sa.Column("received_at", TS, nullable=False),
+    sa.Column("properties", JSON),
+    sa.Column("traits", JSON),
+    sa.Column("context", JSON),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("source_id", sa.String(40)),
+    sa.Column("kind", sa.String(16), nullable=False),  # import_row, event
+    sa.Column("import_id", sa.String(40)),
+    sa.Column("file_name", sa.String(500)),
+    sa.Column("row_number", sa.Integer),
+    sa.Column("field", sa.String(100)),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("issues", JSON),  # every issue of the row: [{field, code, reason, value}]
+    sa.Column("payload", JSON, nullable=False),  # original row / event, as sent
+    sa.Column("fixed_payload", JSON),  # the payload after a user's fix, replayed instead of payload
+    sa.Column("payload_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open, replayed, discarded
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("resolved_at", TS),
+    sa.Column("resolved_by", sa.String(100)),
+    sa.Column("source_record_id", sa.String(40)),
+    sa.Index(None, "tenant_id", "status"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("occurred_at", TS, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("object_type", sa.String(64)),
+    sa.Column("object_id", sa.String(100)),
+    sa.Column("detail", JSON),
+)

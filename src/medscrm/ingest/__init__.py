@@ -1,0 +1,1 @@
+"""Ingest: files and event APIs in, validated and normalised, bad input quarantined."""

@@ -1,0 +1,425 @@
+"""File import: read → map → normalise/validate → stage → commit atomically.
+
+One import is one transaction: accepted rows are staged in a temporary table and appended to
+``source_records`` only at the end, so a failure leaves nothing half-written. Rejected rows go to
+the quarantine (same transaction) with every problem found, and can be fixed and replayed.
+Re-importing a file adds nothing: a row is a duplicate when the same source already holds the same
+record key with the same content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from medscrm.accounts import service as accounts
+from medscrm.common import MedscrmError, new_id, sha256_hex, utcnow
+from medscrm.config import get_settings
+from medscrm.db.bulk import append_rows, dumps
+from medscrm.db.schema import PERSON_FIELDS, imports, quarantine, source_records
+from medscrm.ingest.mapping import Mapping, Plan, plan_for
+from medscrm.ingest.readers import FileError, Row, open_reader
+from medscrm.schema.person import normalize_record
+
+MAX_REPORTED_REJECTIONS = 1000
+
+
+@dataclass
+class Rejection:
+    row_number: int | None
+    field: str
+    code: str
+    reason: str
+    value: Any = None
+
+
+@dataclass
+class ImportReport:
+    file: str
+    source: str
+    import_id: str | None = None
+    format: str | None = None
+    encoding: str | None = None
+    status: str = "failed"
+    rows_total: int = 0
+    rows_accepted: int = 0
+    rows_duplicate: int = 0
+    rows_rejected: int = 0
+    warnings: list[str] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0: everything imported; 1: some rows rejected (quarantined); 2: the file was refused."""
+        if self.status != "committed":
+            return 2
+        return 1 if self.rows_rejected else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["exit_code"] = self.exit_code
+        return d
+
+
+@dataclass
+class Built:
+    record: dict[str, Any] | None  # a source_records row, or None if rejected
+    issues: list[dict[str, Any]]  # [{field, code, reason, value}]
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def build_record(
+    values: dict[str, Any],
+    plan: Plan,
+    *,
+    row_number: int | None,
+    problems: list[dict[str, Any]] | None = None,
+) -> Built:
+    """Turn one raw row into a normalised source record, or the list of reasons it cannot be one."""
+    issues = list(problems or [])
+    mapped = {f: values.get(col) for col, f in plan.fields.items()}
+    custom = {attr: values.get(col) for col, attr in plan.custom.items() if not _blank(values.get(col))}
+    res = normalize_record(
+        mapped, custom=custom, custom_types=plan.custom_types, default_person_type=plan.person_type
+    )
+    issues.extend(
+        {"field": i.field, "code": i.code, "reason": i.reason, "value": i.value} for i in res.issues
+    )
+    raw_json = dumps(values)
+    row_hash = sha256_hex(raw_json)
+    if plan.record_key:
+        key = values.get(plan.record_key)
+        if _blank(key):
+            issues.append(
+                {
+                    "field": plan.record_key,
+                    "code": "missing_record_key",
+                    "reason": f"the record key column {plan.record_key!r} is empty",
+                    "value": None,
+                }
+            )
+        record_key = str(key).strip() if not _blank(key) else ""
+    else:
+        record_key = row_hash
+    if issues:
+        return Built(None, issues)
+    rec: dict[str, Any] = {f: res.values.get(f) for f in PERSON_FIELDS}
+    rec.update(
+        record_key=record_key[:300],
+        row_hash=row_hash,
+        row_number=row_number,
+        attributes=res.attributes or {},
+        raw=values,
+    )
+    return Built(rec, [])
+
+
+def _quarantine_row(
+    *,
+    tenant_id: str,
+    source_id: str,
+    import_id: str | None,
+    file_name: str,
+    row_number: int | None,
+    values: dict[str, Any],
+    issues: list[dict[str, Any]],
+) -> dict:
+    first = issues[0]
+    return {
+        "id": new_id("q"),
+        "tenant_id": tenant_id,
+        "source_id": source_id,
+        "kind": "import_row",
+        "import_id": import_id,
+        "file_name": file_name,
+        "row_number": row_number,
+        "field": first["field"],
+        "code": first["code"],
+        "reason": first["reason"],
+        "issues": issues,
+        "payload": values,
+        "fixed_payload": None,
+        "payload_hash": sha256_hex(source_id + "\x00" + (dumps(values) or "")),
+        "status": "open",
+        "created_at": utcnow(),
+        "resolved_at": None,
+        "resolved_by": None,
+        "source_record_id": None,
+    }
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _staging(conn: sa.Connection, base: sa.Table, name: str) -> sa.Table:
+    cols = [sa.Column(c.name, c.type) for c in base.columns]
+    t = sa.Table(name, sa.MetaData(), *cols, prefixes=["TEMPORARY"])
+    t.create(conn)
+    return t
+
+
+def _commit_staged(conn: sa.Connection, stg: sa.Table, *, tenant_id: str, source_id: str) -> int:
+    """Append staged rows that the source does not already hold (same key, same content)."""
+    ranked = sa.select(
+        *stg.columns,
+        sa.func.row_number()
+        .over(partition_by=[stg.c.record_key, stg.c.row_hash], order_by=stg.c.row_number)
+        .label("rn"),
+    ).subquery("ranked")
+    sr = source_records
+    exists = (
+        sa.select(sa.literal(1))
+        .where(
+            sr.c.tenant_id == tenant_id,
+            sr.c.source_id == source_id,
+            sr.c.record_key == ranked.c.record_key,
+            sr.c.row_hash == ranked.c.row_hash,
+        )
+        .exists()
+    )
+    cols = [c.name for c in sr.columns]
+    sel = sa.select(*[ranked.c[n] for n in cols]).where(ranked.c.rn == 1, ~exists)
+    return conn.execute(sr.insert().from_select(cols, sel)).rowcount
+
+
+def _commit_quarantine(conn: sa.Connection, stg: sa.Table, *, tenant_id: str) -> int:
+    """Append staged quarantine rows unless the same payload is already open for that source."""
+    q = quarantine
+    ranked = sa.select(
+        *stg.columns,
+        sa.func.row_number().over(partition_by=[stg.c.payload_hash], order_by=stg.c.row_number).label("rn"),
+    ).subquery("ranked")
+    exists = (
+        sa.select(sa.literal(1))
+        .where(q.c.tenant_id == tenant_id, q.c.payload_hash == ranked.c.payload_hash, q.c.status == "open")
+        .exists()
+    )
+    cols = [c.name for c in q.columns]
+    sel = sa.select(*[ranked.c[n] for n in cols]).where(ranked.c.rn == 1, ~exists)
+    return conn.execute(q.insert().from_select(cols, sel)).rowcount
+
+
+ProgressFn = Callable[[int, int], None]  # (rows_done, bytes_done_estimate)
+
+
+def import_file(
+    *,
+    engine: sa.Engine,
+    tenant_id: str,
+    source: str,
+    path: Path | str,
+    mapping: Mapping | None = None,
+    fmt: str | None = None,
+    encoding: str | None = None,
+    sheet: str | None = None,
+    batch_size: int = 20_000,
+    actor: str = "cli",
+    on_progress: ProgressFn | None = None,
+) -> ImportReport:
+    path = Path(path)
+    report = ImportReport(file=str(path), source=source)
+    try:
+        size = path.stat().st_size if path.exists() else 0
+        limit = get_settings().max_import_bytes
+        if size > limit:
+            raise FileError(
+                path,
+                f"the file is {size:,} bytes; the limit is {limit:,} (MEDSCRM_MAX_IMPORT_BYTES); split it",
+                "too_large",
+            )
+        reader = open_reader(path, fmt=fmt, encoding=encoding, sheet=sheet)
+        report.format, report.encoding = reader.fmt, reader.encoding
+        plan = plan_for(reader.columns, mapping, path.name)
+        report.warnings.extend(plan.warnings)
+    except MedscrmError as exc:
+        report.error = str(exc)
+        return report
+
+    import_id = new_id("imp")
+    started = utcnow()
+    file_hash = _file_sha256(path)
+    try:
+        with engine.begin() as conn:
+            src = accounts.ensure_source(conn=conn, tenant_id=tenant_id, name=source)
+            sid = src["id"]
+            stg = _staging(conn, source_records, f"stg_sr_{import_id[4:16]}")
+            qstg = _staging(conn, quarantine, f"stg_q_{import_id[4:16]}")
+            received = utcnow()
+            for batch in reader.batches(batch_size):
+                good, bad = _process_batch(
+                    batch,
+                    plan,
+                    report,
+                    tenant_id=tenant_id,
+                    source_id=sid,
+                    import_id=import_id,
+                    file_name=path.name,
+                    received=received,
+                )
+                append_rows(conn, stg, good)
+                append_rows(conn, qstg, bad)
+                if on_progress:
+                    on_progress(report.rows_total, 0)
+            if report.rows_total == 0:
+                raise FileError(path, "the file has a header but no data rows", "no_rows")
+            accepted = _commit_staged(conn, stg, tenant_id=tenant_id, source_id=sid)
+            _commit_quarantine(conn, qstg, tenant_id=tenant_id)
+            report.rows_duplicate = report.rows_total - report.rows_rejected - accepted
+            report.rows_accepted = accepted
+            report.status = "committed"
+            report.import_id = import_id
+            stg.drop(conn)
+            qstg.drop(conn)
+            conn.execute(
+                imports.insert().values(
+                    id=import_id,
+                    tenant_id=tenant_id,
+                    source_id=sid,
+                    file_name=path.name,
+                    file_sha256=file_hash,
+                    file_format=reader.fmt,
+                    encoding=reader.encoding,
+                    status="committed",
+                    rows_total=report.rows_total,
+                    rows_accepted=accepted,
+                    rows_duplicate=report.rows_duplicate,
+                    rows_rejected=report.rows_rejected,
+                    report={
+                        "plan": plan.model_dump(),
+                        "warnings": report.warnings,
+                        "rejections": [asdict(r) for r in report.rejections[:100]],
+                    },
+                    started_at=started,
+                    finished_at=utcnow(),
+                )
+            )
+            accounts.audit(
+                conn=conn,
+                tenant_id=tenant_id,
+                actor=actor,
+                action="import.commit",
+                object_type="import",
+                object_id=import_id,
+                detail={
+                    "file": path.name,
+                    "source": source,
+                    "accepted": accepted,
+                    "rejected": report.rows_rejected,
+                    "duplicate": report.rows_duplicate,
+                },
+            )
+    except MedscrmError as exc:
+        report.status, report.error = "failed", str(exc)
+        report.rows_accepted = report.rows_duplicate = 0
+        _record_failure(engine, tenant_id, source, path, report, started, file_hash, actor)
+    return report
+
+
+def _record_failure(
+    engine: sa.Engine,
+    tenant_id: str,
+    source: str,
+    path: Path,
+    report: ImportReport,
+    started: Any,
+    file_hash: str,
+    actor: str,
+) -> None:
+    """A failed import commits nothing but is itself recorded, so the history tells what happened."""
+    with engine.begin() as conn:
+        src = accounts.get_source(conn=conn, tenant_id=tenant_id, name=source)
+        fid = new_id("imp")
+        report.import_id = fid
+        conn.execute(
+            imports.insert().values(
+                id=fid,
+                tenant_id=tenant_id,
+                source_id=src["id"] if src else "",
+                file_name=path.name,
+                file_sha256=file_hash,
+                file_format=report.format or "?",
+                encoding=report.encoding,
+                status="failed",
+                rows_total=report.rows_total,
+                rows_accepted=0,
+                rows_duplicate=0,
+                rows_rejected=0,
+                error=report.error,
+                report={"warnings": report.warnings},
+                started_at=started,
+                finished_at=utcnow(),
+            )
+        )
+        accounts.audit(
+            conn=conn,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="import.fail",
+            object_type="import",
+            object_id=fid,
+            detail={"file": path.name, "error": report.error},
+        )
+
+
+def _process_batch(
+    batch: list[Row],
+    plan: Plan,
+    report: ImportReport,
+    *,
+    tenant_id: str,
+    source_id: str,
+    import_id: str,
+    file_name: str,
+    received: Any,
+) -> tuple[list[dict], list[dict]]:
+    good: list[dict] = []
+    bad: list[dict] = []
+    for row in batch:
+        report.rows_total += 1
+        problems = [
+            {"field": p.field, "code": p.code, "reason": p.reason, "value": None} for p in row.problems
+        ]
+        built = build_record(row.values, plan, row_number=row.number, problems=problems)
+        if built.record is None:
+            report.rows_rejected += 1
+            if len(report.rejections) < MAX_REPORTED_REJECTIONS:
+                report.rejections.extend(
+                    Rejection(row.number, i["field"], i["code"], i["reason"], i.get("value"))
+                    for i in built.issues
+                )
+            bad.append(
+                _quarantine_row(
+                    tenant_id=tenant_id,
+                    source_id=source_id,
+                    import_id=import_id,
+                    file_name=file_name,
+                    row_number=row.number,
+                    values=row.values,
+                    issues=built.issues,
+                )
+            )
+            continue
+        rec = built.record
+        rec.update(
+            id=new_id("sr"),
+            tenant_id=tenant_id,
+            source_id=source_id,
+            import_id=import_id,
+            received_at=received,
+        )
+        good.append(rec)
+    return good, bad
