@@ -193,7 +193,7 @@ def _commit_staged(conn: sa.Connection, stg: sa.Table, *, tenant_id: str, source
     )
     cols = [c.name for c in sr.columns]
     sel = sa.select(*[ranked.c[n] for n in cols]).where(ranked.c.rn == 1, ~exists)
-    return conn.execute(sr.insert().from_select(cols, sel)).rowcount
+    return conn.execute(sr.insert().from_select(cols, sel).execution_options(preserve_rowcount=True)).rowcount
 
 
 def _commit_quarantine(conn: sa.Connection, stg: sa.Table, *, tenant_id: str) -> int:
@@ -210,7 +210,7 @@ def _commit_quarantine(conn: sa.Connection, stg: sa.Table, *, tenant_id: str) ->
     )
     cols = [c.name for c in q.columns]
     sel = sa.select(*[ranked.c[n] for n in cols]).where(ranked.c.rn == 1, ~exists)
-    return conn.execute(q.insert().from_select(cols, sel)).rowcount
+    return conn.execute(q.insert().from_select(cols, sel).execution_options(preserve_rowcount=True)).rowcount
 
 
 ProgressFn = Callable[[int, int], None]  # (rows_done, bytes_done_estimate)

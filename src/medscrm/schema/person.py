@@ -260,7 +260,7 @@ def _ascii_title(s: str) -> str:
 def _load(name: str) -> Any:
     text = resources.files("medscrm.schema").joinpath("data", name).read_text(encoding="utf-8")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)  # noqa: S506 - safe loader
+    return yaml.load(text, Loader=loader)  # a safe loader
 
 
 class TitleParts(NamedTuple):
@@ -778,10 +778,7 @@ def _wx_id(field_name: str, code: str, label: str, raw: object) -> str | None:
     s = _coerce(field_name, raw)
     if s is None:
         return None
-    if not s.isascii():
-        s = _clean(s)
-    else:
-        s = s.strip()
+    s = s.strip() if s.isascii() else _clean(s)
     if not s:
         return None
     if not _OPENID_RE.fullmatch(s):

@@ -32,7 +32,7 @@ import binascii
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -46,6 +46,7 @@ __all__ = [
     "decode_body",
     "parse_batch",
     "parse_message",
+    "parse_timestamp",
     "write_key_from",
 ]
 
@@ -210,9 +211,7 @@ def parse_message(
         raise MessageError(where, "keys must be strings", "wrong_type")
     size = _serialised_size(obj, path)
     if size > MAX_EVENT_BYTES:
-        raise MessageError(
-            where, f"is {size} bytes serialised; the limit is {MAX_EVENT_BYTES}", "too_large"
-        )
+        raise MessageError(where, f"is {size} bytes serialised; the limit is {MAX_EVENT_BYTES}", "too_large")
 
     # type
     raw_type = obj.get("type")
@@ -375,14 +374,10 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
             raise MessageError("body", f"is not valid gzip: {exc}", "invalid_encoding") from exc
         out += chunk
         if len(out) > limit:
-            raise MessageError(
-                "body", f"decompresses to more than {limit} bytes", "too_large"
-            )
+            raise MessageError("body", f"decompresses to more than {limit} bytes", "too_large")
         if not decompressor.eof:
             if decompressor.unconsumed_tail:  # stopped by max_length with input left over
-                raise MessageError(
-                    "body", f"decompresses to more than {limit} bytes", "too_large"
-                )
+                raise MessageError("body", f"decompresses to more than {limit} bytes", "too_large")
             raise MessageError("body", "is truncated gzip", "invalid_encoding")
         data = decompressor.unused_data
         if not data.strip(b"\x00"):
@@ -403,9 +398,7 @@ def decode_body(raw: bytes, content_encoding: str | None, *, limit: int) -> Any:
     raw = bytes(raw)
     if len(raw) > limit:
         raise MessageError("body", f"is {len(raw)} bytes; the limit is {limit}", "too_large")
-    encodings = [
-        e.strip().lower() for e in (content_encoding or "").split(",") if e.strip()
-    ]
+    encodings = [e.strip().lower() for e in (content_encoding or "").split(",") if e.strip()]
     gzipped = False
     for encoding in encodings:
         if encoding in ("gzip", "x-gzip"):
@@ -441,13 +434,3 @@ def write_key_from(authorization: str | None, body: Any) -> str | None:
         if isinstance(key, str) and key.strip():
             return key
     return None
-
-
-__all__ += ["parse_timestamp"]
-
-
-def _utc(dt: datetime) -> datetime:  # pragma: no cover - convenience for callers/tests
-    return _as_utc(dt)
-
-
-_ = timedelta  # re-exported type used in docs/tests

@@ -173,9 +173,20 @@ def _unix_time(fields: dict[str, Any], keys: tuple[tuple[str, str], ...]) -> dat
     raise ValueError(f"missing element <{keys[0][1]}>")
 
 
+def _stripped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list):
+        return [_stripped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _stripped(v) for k, v in value.items()}
+    return value
+
+
 def _message_id(prefix: str, fields: dict[str, Any]) -> str:
-    """Deterministic id over every field: Tencent retries resend the identical body."""
-    digest = hashlib.sha1(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """Deterministic id over every field (values stripped): Tencent retries resend the same body."""
+    canonical = orjson.dumps(_stripped(fields), option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha1(canonical).hexdigest()
     return f"{prefix}-{digest}"
 
 
@@ -204,16 +215,14 @@ def parse_wecom_event(xml_text: str | bytes) -> CallbackEvent:
             raise ValueError("missing element <Event> (or <InfoType>)")
         kind = ""
     properties = dict(fields)
-    identities: list[tuple[str, str]] = []
     event = UNKNOWN_WECOM_EVENT
 
     if kind == "change_external_contact":
         change_type = _require(fields, "change_type", "ChangeType")
         if change_type in _CONTACT_EVENTS:
             event = _CONTACT_EVENTS[change_type]
-            external = _require(fields, "external_user_id", "ExternalUserID")
-            user = _require(fields, "user_id", "UserID")
-            identities = [("wecom_external_userid", external), ("wecom_user", user)]
+            _require(fields, "external_user_id", "ExternalUserID")
+            _require(fields, "user_id", "UserID")
     elif kind == "change_external_chat":
         _require(fields, "chat_id", "ChatId")
         _require(fields, "change_type", "ChangeType")
@@ -222,17 +231,17 @@ def parse_wecom_event(xml_text: str | bytes) -> CallbackEvent:
         _require(fields, "id", "Id")
         _require(fields, "change_type", "ChangeType")
         event = "WeCom Tag Changed"
-    else:
-        # Unknown event, or a plain message to the app: keep it, identify what we can.
-        external = _text(fields, "external_user_id")
-        user = _text(fields, "user_id")
-        sender = _text(fields, "from_user_name")
-        if not user and sender and sender != "sys":
-            user = sender  # a member messaging the app
-        if external:
-            identities.append(("wecom_external_userid", external))
-        if user:
-            identities.append(("wecom_user", user))
+
+    identities: list[tuple[str, str]] = []
+    external = _text(fields, "external_user_id")
+    user = _text(fields, "user_id")
+    sender = _text(fields, "from_user_name")
+    if not user and not kind and sender and sender != "sys":
+        user = sender  # a member messaging the app (MsgType text, image, ...)
+    if external:
+        identities.append(("wecom_external_userid", external))
+    if user:
+        identities.append(("wecom_user", user))
 
     corp = _text(fields, "to_user_name") or _text(fields, "auth_corp_id")
     if corp and "corp_id" not in properties:

@@ -1,0 +1,3 @@
+from medscrm.cli import main
+
+main()

@@ -1,0 +1,73 @@
+"""Shared fixtures. Storage tests run on both engines: an embedded DuckDB file and a real
+PostgreSQL server (``MEDSCRM_TEST_PG_URL``, default the local server on 127.0.0.1:5432)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+
+from medscrm.accounts import service as accounts
+from medscrm.db import make_engine, upgrade_to_head
+
+PG_ADMIN_URL = os.environ.get("MEDSCRM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"medscrm_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: start it (see .ci/run): {exc}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    from medscrm.db import reset_engines
+
+    reset_engines()
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url: str) -> Iterator[sa.Engine]:
+    eng = make_engine(pg_url)
+    upgrade_to_head(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request, tmp_path) -> Iterator[sa.Engine]:
+    """The storage engine under test: each test runs once on DuckDB and once on PostgreSQL."""
+    if request.param == "duckdb":
+        eng = make_engine(f"duckdb:///{tmp_path / 'test.duckdb'}")
+        upgrade_to_head(eng)
+        yield eng
+        eng.dispose()
+    else:
+        yield request.getfixturevalue("pg_engine")
+
+
+@dataclass
+class Tenant:
+    engine: sa.Engine
+    id: str
+    slug: str
+
+
+@pytest.fixture
+def tenant(engine: sa.Engine) -> Tenant:
+    """A fresh tenant: tests on the shared PostgreSQL database stay apart by tenant."""
+    slug = f"t-{uuid.uuid4().hex[:10]}"
+    with engine.begin() as conn:
+        t = accounts.ensure_tenant(conn=conn, slug=slug)
+    return Tenant(engine=engine, id=t["id"], slug=slug)
