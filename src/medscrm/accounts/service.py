@@ -107,6 +107,43 @@ def ensure_source(*, conn: sa.Connection, tenant_id: str, name: str, kind: str =
     return get_source(conn=conn, tenant_id=tenant_id, name=name)  # type: ignore[return-value]
 
 
+def configure_source(
+    *, conn: sa.Connection, tenant_id: str, name: str, changes: dict[str, Any], actor: str = "cli"
+) -> dict[str, Any]:
+    """Merge settings (credentials for callbacks, rate limits) into a source's sealed config."""
+    from medscrm.accounts.secrets import redact, seal, unseal
+
+    src = get_source(conn=conn, tenant_id=tenant_id, name=name)
+    if not src:
+        raise NotFound(f"name: no source {name!r} in this tenant")
+    cfg = unseal(src["config"])
+    cfg.update({k: v for k, v in changes.items() if v is not None})
+    for k in [k for k, v in changes.items() if v is None]:
+        cfg.pop(k, None)
+    conn.execute(sources.update().where(sources.c.id == src["id"]).values(config=seal(cfg)))
+    audit(
+        conn=conn,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="source.configure",
+        object_type="source",
+        object_id=src["id"],
+        detail={"settings": redact(changes)},
+    )
+    return redact(cfg)
+
+
+def source_config(source: dict[str, Any]) -> dict[str, Any]:
+    from medscrm.accounts.secrets import unseal
+
+    return unseal(source.get("config"))
+
+
+def get_source_by_id(*, conn: sa.Connection, source_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(sources).where(sources.c.id == source_id)).mappings().first()
+    return dict(row) if row else None
+
+
 def list_sources(*, conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
     q = sa.select(sources).where(sources.c.tenant_id == tenant_id).order_by(sources.c.created_at)
     return [dict(r) for r in conn.execute(q).mappings()]

@@ -48,6 +48,7 @@ sources = sa.Table(
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),  # file, segment, wecom, wechat, ...
     sa.Column("priority", sa.Integer, nullable=False, server_default="100"),
+    sa.Column("config", sa.Text),  # encrypted JSON (credentials for callbacks/channels); never logged
     sa.Column("write_key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("write_key_hint", sa.String(16), nullable=False),
     sa.Column("created_at", TS, nullable=False),
@@ -176,13 +177,35 @@ events = sa.Table(
     sa.Column("event", sa.String(200)),
     sa.Column("user_id", sa.String(200)),
     sa.Column("anonymous_id", sa.String(200)),
-    sa.Column("person_id", sa.String(40)),
-    sa.Column("timestamp", TS, nullable=False),
+    sa.Column("previous_id", sa.String(200)),  # alias
+    sa.Column("group_id", sa.String(200)),  # group
+    sa.Column("name", sa.String(200)),  # page / screen name
+    sa.Column("person_id", sa.String(40)),  # the person known at ingestion, if any
+    sa.Column("timestamp", TS, nullable=False),  # corrected for clock skew
+    sa.Column("original_timestamp", TS),
     sa.Column("sent_at", TS),
     sa.Column("received_at", TS, nullable=False),
     sa.Column("properties", JSON),
     sa.Column("traits", JSON),
     sa.Column("context", JSON),
+)
+
+#: Identity hints between two identifiers (alias previousId↔userId, WeCom external contact↔rep, …),
+#: consumed by identity resolution.
+identity_links = sa.Table(
+    "identity_links",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("source_id", sa.String(40), nullable=False),
+    sa.Column("relation", sa.String(32), nullable=False),  # alias, wecom_contact_of, wechat_openid_of, ...
+    sa.Column("type_a", sa.String(32), nullable=False),
+    sa.Column("value_a", sa.String(300), nullable=False),
+    sa.Column("type_b", sa.String(32), nullable=False),
+    sa.Column("value_b", sa.String(300), nullable=False),
+    sa.Column("message_id", sa.String(200)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index(None, "tenant_id", "type_a", "value_a"),
 )
 
 quarantine = sa.Table(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 08:00:03.409748
+Create Date: 2026-11-24 08:11:33.501706
 """
 
 import sqlalchemy as sa
@@ -57,8 +57,12 @@ def upgrade() -> None:
         sa.Column("event", sa.String(length=200), nullable=True),
         sa.Column("user_id", sa.String(length=200), nullable=True),
         sa.Column("anonymous_id", sa.String(length=200), nullable=True),
+        sa.Column("previous_id", sa.String(length=200), nullable=True),
+        sa.Column("group_id", sa.String(length=200), nullable=True),
+        sa.Column("name", sa.String(length=200), nullable=True),
         sa.Column("person_id", sa.String(length=40), nullable=True),
         sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("original_timestamp", sa.DateTime(timezone=True), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
@@ -91,6 +95,26 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_identities_tenant_id_type_value"), "identities", ["tenant_id", "type", "value"], unique=False
+    )
+    op.create_table(
+        "identity_links",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("tenant_id", sa.String(length=40), nullable=False),
+        sa.Column("source_id", sa.String(length=40), nullable=False),
+        sa.Column("relation", sa.String(length=32), nullable=False),
+        sa.Column("type_a", sa.String(length=32), nullable=False),
+        sa.Column("value_a", sa.String(length=300), nullable=False),
+        sa.Column("type_b", sa.String(length=32), nullable=False),
+        sa.Column("value_b", sa.String(length=300), nullable=False),
+        sa.Column("message_id", sa.String(length=200), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_links")),
+    )
+    op.create_index(
+        op.f("ix_identity_links_tenant_id_type_a_value_a"),
+        "identity_links",
+        ["tenant_id", "type_a", "value_a"],
+        unique=False,
     )
     op.create_table(
         "imports",
@@ -223,6 +247,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("priority", sa.Integer(), server_default="100", nullable=False),
+        sa.Column("config", sa.Text(), nullable=True),
         sa.Column("write_key_hash", sa.String(length=64), nullable=False),
         sa.Column("write_key_hint", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -259,7 +284,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP INDEX IF EXISTS ix_events_tenant_person_ts")
+        for ix in ("ix_events_tenant_person_ts", "ix_events_tenant_user_ts", "ix_events_dedup"):
+            op.execute(f"DROP INDEX IF EXISTS {ix}")
         for table in ("source_records", "events"):
             op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
         op.execute("DROP FUNCTION IF EXISTS medscrm_append_only()")
@@ -273,6 +299,8 @@ def downgrade() -> None:
     op.drop_table("quarantine")
     op.drop_table("persons")
     op.drop_table("imports")
+    op.drop_index(op.f("ix_identity_links_tenant_id_type_a_value_a"), table_name="identity_links")
+    op.drop_table("identity_links")
     op.drop_index(op.f("ix_identities_tenant_id_type_value"), table_name="identities")
     op.drop_table("identities")
     op.drop_table("events")
@@ -299,3 +327,5 @@ def _postgres_extras() -> None:
             "FOR EACH ROW EXECUTE FUNCTION medscrm_append_only()"
         )
     op.create_index("ix_events_tenant_person_ts", "events", ["tenant_id", "person_id", "timestamp"])
+    op.create_index("ix_events_tenant_user_ts", "events", ["tenant_id", "user_id", "timestamp"])
+    op.create_index("ix_events_dedup", "events", ["tenant_id", "source_id", "message_id"])

@@ -1,0 +1,418 @@
+"""The Segment-spec collection API (/v1/*) and the WeCom / WeChat callback endpoints.
+
+Nothing here touches the database on the hot path: the write key is resolved through a small
+cache, messages are validated in memory, and the answer waits only for the spool's fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from medscrm.accounts import service as accounts
+from medscrm.common import utcnow
+from medscrm.ingest.events import Ingestor, message_record, quarantine_record
+from medscrm.ingest.protocol import segment
+from medscrm.ingest.protocol.segment import MAX_BATCH_BYTES, MAX_EVENT_BYTES, Message, MessageError
+from medscrm.ingest.protocol.tencent_crypto import (
+    DecryptError,
+    SignatureError,
+    TencentCrypto,
+    plain_signature,
+)
+from medscrm.ingest.protocol.wechat import parse_wechat_event
+from medscrm.ingest.protocol.wecom import CallbackEvent, parse_encrypted_envelope, parse_wecom_event
+from medscrm.ingest.spool import SpoolFull
+
+log = logging.getLogger("medscrm.collect")
+router = APIRouter(tags=["collect (Segment spec)"])
+callbacks = APIRouter(prefix="/callbacks", tags=["callbacks (WeCom, WeChat)"])
+
+DEFAULT_RATE = 100_000.0  # events per second per source; `rate_limit` in the source's config overrides
+
+
+@dataclass
+class SourceInfo:
+    id: str
+    tenant_id: str
+    name: str
+    kind: str
+    config: dict[str, Any]
+    bucket: TokenBucket
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float | None = None):
+        self.rate = rate
+        self.capacity = burst or rate * 2
+        self.tokens = self.capacity
+        self.at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self, n: float) -> float:
+        """0 if allowed, else seconds to wait."""
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens >= n:
+                self.tokens -= n
+                return 0.0
+            return (n - self.tokens) / self.rate
+
+
+class SourceCache:
+    """write key / source id → source, cached for ``ttl`` seconds (revocations apply within it)."""
+
+    def __init__(self, engine, ttl: float = 30.0):
+        self.engine = engine
+        self.ttl = ttl
+        self._by_key: dict[str, tuple[float, SourceInfo | None]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def _info(self, row: dict | None) -> SourceInfo | None:
+        if not row or row.get("disabled_at"):
+            return None
+        cfg = accounts.source_config(row)
+        with self._lock:
+            bucket = self._buckets.get(row["id"])
+            rate = float(cfg.get("rate_limit") or DEFAULT_RATE)
+            if bucket is None or bucket.rate != rate:
+                bucket = self._buckets[row["id"]] = TokenBucket(rate)
+        return SourceInfo(row["id"], row["tenant_id"], row["name"], row["kind"], cfg, bucket)
+
+    def _cached(self, key: str, load) -> SourceInfo | None:
+        now = time.monotonic()
+        hit = self._by_key.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+        with self.engine.connect() as conn:
+            info = self._info(load(conn))
+        self._by_key[key] = (now + self.ttl, info)
+        return info
+
+    def by_write_key(self, write_key: str) -> SourceInfo | None:
+        return self._cached(
+            "wk:" + write_key, lambda c: accounts.source_by_write_key(conn=c, write_key=write_key)
+        )
+
+    def by_id(self, source_id: str) -> SourceInfo | None:
+        return self._cached(
+            "id:" + source_id, lambda c: accounts.get_source_by_id(conn=c, source_id=source_id)
+        )
+
+
+def _error(status: int, field: str, reason: str, code: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"success": False, "error": code, "field": field, "reason": reason, **extra},
+    )
+
+
+async def _persist(ingestor: Ingestor, records: list[dict]) -> JSONResponse | None:
+    """Wait until the records are on disk; a 503 (retry) if they cannot be persisted."""
+    try:
+        await asyncio.wrap_future(ingestor.submit(records))
+    except SpoolFull as exc:
+        log.error("spool write failed: %s", exc)
+        return JSONResponse(
+            status_code=503,
+            headers={"Retry-After": "5"},
+            content={
+                "success": False,
+                "error": "storage_unavailable",
+                "reason": "the server could not persist the request; retry later",
+            },
+        )
+    return None
+
+
+@router.post(
+    "/v1/{kind}", summary="Segment-spec collection: track, identify, page, screen, group, alias, batch"
+)
+async def collect(kind: str, request: Request) -> Response:
+    if kind not in (*segment.TYPES, "batch", "import"):
+        return _error(
+            404,
+            "path",
+            f"unknown call /v1/{kind}; use track, identify, page, screen, group, alias or batch",
+            "unknown_call",
+        )
+    is_batch = kind in ("batch", "import")
+    limit = MAX_BATCH_BYTES if is_batch else MAX_EVENT_BYTES
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return _error(400, "body", f"request body is {declared} bytes; the limit is {limit}", "too_large")
+    raw = await request.body()
+    received = utcnow()
+    try:
+        body = segment.decode_body(raw, request.headers.get("content-encoding"), limit=limit)
+    except MessageError as exc:
+        return _error(400, exc.field, exc.reason, exc.code)
+    app = request.app
+    key = segment.write_key_from(request.headers.get("authorization"), body)
+    if not key:
+        return _error(
+            401,
+            "writeKey",
+            "no write key: send it as the HTTP Basic user or as writeKey in the body",
+            "missing_write_key",
+        )
+    src = app.state.sources.by_write_key(key)
+    if src is None:
+        return _error(401, "writeKey", "unknown or disabled write key", "invalid_write_key")
+    ingestor: Ingestor = app.state.ingestor
+    try:
+        if is_batch:
+            good, bad = segment.parse_batch(body, received_at=received)
+        else:
+            good, bad = [segment.parse_message(body, received_at=received, type_hint=kind)], []
+    except MessageError as exc:
+        rec = quarantine_record(
+            src.tenant_id, src.id, field=exc.field, code=exc.code, reason=exc.reason, payload=body
+        )
+        failed = await _persist(ingestor, [rec])
+        return failed or _error(400, exc.field, exc.reason, exc.code)
+    wait = src.bucket.take(max(1, len(good) + len(bad)))
+    if wait:
+        return JSONResponse(
+            status_code=429,
+            headers={"Retry-After": str(max(1, round(wait)))},
+            content={
+                "success": False,
+                "error": "rate_limited",
+                "field": "writeKey",
+                "reason": f"source {src.name!r} is over its rate limit",
+            },
+        )
+    records = [message_record(src.tenant_id, src.id, m, _links(m)) for m in good]
+    records += [
+        quarantine_record(src.tenant_id, src.id, field=e.field, code=e.code, reason=e.reason, payload=item)
+        for _i, e, item in bad
+    ]
+    failed = await _persist(ingestor, records)
+    if failed:
+        return failed
+    if bad:
+        errors = [{"index": i, "field": e.field, "code": e.code, "reason": e.reason} for i, e, _ in bad]
+        return JSONResponse(
+            status_code=400,
+            content={
+                "success": False,
+                "error": "invalid_events",
+                "accepted": len(good),
+                "rejected": len(bad),
+                "errors": errors[:100],
+                "field": errors[0]["field"],
+                "reason": errors[0]["reason"],
+            },
+        )
+    return JSONResponse({"success": True})
+
+
+def _links(m: Message) -> list[tuple]:
+    """Identity hints carried by a message beyond userId/anonymousId."""
+    out = []
+    if m.user_id and m.anonymous_id:
+        out.append(("identified_as", "anonymous_id", m.anonymous_id, "user_id", m.user_id))
+    return out
+
+
+# --- WeCom / WeChat ------------------------------------------------------------------------------
+def _callback_record(src: SourceInfo, ev: CallbackEvent, received) -> dict:
+    m = Message(
+        type=ev.type,
+        message_id=ev.message_id,
+        event=ev.event,
+        user_id=ev.user_id,
+        anonymous_id=None,
+        previous_id=None,
+        group_id=None,
+        name=None,
+        timestamp=ev.timestamp,
+        original_timestamp=ev.timestamp,
+        sent_at=None,
+        received_at=received,
+        properties=ev.properties,
+        context={
+            "library": {"name": f"medscrm-{src.kind}-callback"},
+            "identities": [list(x) for x in ev.identities],
+        },
+    )
+    links = []
+    ids = dict(ev.identities)
+    ext = ids.get("wecom_external_userid")
+    if ext and ids.get("wecom_user"):
+        links.append(("wecom_contact_of", "wecom_external_userid", ext, "wecom_user", ids["wecom_user"]))
+    if ext and ids.get("wechat_unionid"):
+        links.append(("same_person", "wecom_external_userid", ext, "wechat_unionid", ids["wechat_unionid"]))
+    if ids.get("wechat_openid") and ids.get("wechat_unionid"):
+        links.append(
+            ("same_person", "wechat_openid", ids["wechat_openid"], "wechat_unionid", ids["wechat_unionid"])
+        )
+    return message_record(src.tenant_id, src.id, m, links)
+
+
+def _crypto(src: SourceInfo) -> TencentCrypto | None:
+    c = src.config
+    if c.get("token") and c.get("encoding_aes_key") and c.get("receive_id"):
+        return TencentCrypto(c["token"], c["encoding_aes_key"], c["receive_id"])
+    return None
+
+
+def _fresh(src: SourceInfo, timestamp: str) -> bool:
+    max_age = int(src.config.get("max_age_seconds", 300))
+    if max_age <= 0:
+        return True
+    try:
+        return abs(time.time() - int(timestamp)) <= max_age
+    except ValueError:
+        return False
+
+
+def _reject(request: Request, src: SourceInfo | None, source_id: str, reason: str) -> PlainTextResponse:
+    """Signature and freshness failures: refused, logged and audited (the payload is not trusted)."""
+    log.warning("callback refused for source %s: %s", source_id, reason)
+    if src is not None:
+        with request.app.state.engine.begin() as conn:
+            accounts.audit(
+                conn=conn,
+                tenant_id=src.tenant_id,
+                actor="callback",
+                action="callback.refused",
+                object_type="source",
+                object_id=src.id,
+                detail={"reason": reason, "client": request.client.host if request.client else None},
+            )
+    return PlainTextResponse(f"forbidden: {reason}", status_code=403)
+
+
+async def _callback_source(request: Request, source_id: str, kind: str) -> SourceInfo | PlainTextResponse:
+    src = request.app.state.sources.by_id(source_id)
+    if src is None or src.kind != kind:
+        return PlainTextResponse(f"no {kind} source {source_id}", status_code=404)
+    if not src.config.get("token"):
+        return PlainTextResponse(
+            f"source {src.name} has no callback token configured "
+            "(medscrm sources configure NAME --set token=...)",
+            status_code=409,
+        )
+    return src
+
+
+@callbacks.get("/wecom/{source_id}", response_class=PlainTextResponse, summary="WeCom URL verification")
+async def wecom_verify(
+    source_id: str, request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str
+) -> Response:
+    src = await _callback_source(request, source_id, "wecom")
+    if isinstance(src, Response):
+        return src
+    crypto = _crypto(src)
+    if crypto is None:
+        return PlainTextResponse("source needs token, encoding_aes_key and receive_id", status_code=409)
+    try:
+        return PlainTextResponse(crypto.verify_url(msg_signature, timestamp, nonce, echostr))
+    except (SignatureError, DecryptError) as exc:
+        return _reject(request, src, source_id, f"URL verification failed: {exc}")
+
+
+@callbacks.post("/wecom/{source_id}", response_class=PlainTextResponse, summary="WeCom event callback")
+async def wecom_event(
+    source_id: str, request: Request, msg_signature: str, timestamp: str, nonce: str
+) -> Response:
+    src = await _callback_source(request, source_id, "wecom")
+    if isinstance(src, Response):
+        return src
+    crypto = _crypto(src)
+    if crypto is None:
+        return PlainTextResponse("source needs token, encoding_aes_key and receive_id", status_code=409)
+    if not _fresh(src, timestamp):
+        return _reject(request, src, source_id, "stale or invalid timestamp")
+    received = utcnow()
+    body = await request.body()
+    try:
+        envelope = parse_encrypted_envelope(body)
+        xml = crypto.decrypt(msg_signature, timestamp, nonce, envelope["encrypt"] or "")
+    except (SignatureError, DecryptError) as exc:
+        return _reject(request, src, source_id, f"{type(exc).__name__}: {exc}")
+    except ValueError as exc:
+        return PlainTextResponse(f"bad envelope: {exc}", status_code=400)
+    return await _store_callback(request, src, xml, parse_wecom_event, received)
+
+
+async def _store_callback(request: Request, src: SourceInfo, xml: str, parse, received) -> Response:
+    ingestor: Ingestor = request.app.state.ingestor
+    try:
+        ev = parse(xml)
+    except ValueError as exc:
+        rec = quarantine_record(
+            src.tenant_id, src.id, field="xml", code="invalid_callback", reason=str(exc), payload={"xml": xml}
+        )
+        failed = await _persist(ingestor, [rec])
+        return failed or PlainTextResponse(f"invalid callback: {exc}", status_code=400)
+    failed = await _persist(ingestor, [_callback_record(src, ev, received)])
+    return failed or PlainTextResponse("success")
+
+
+@callbacks.get("/wechat/{source_id}", response_class=PlainTextResponse, summary="WeChat URL verification")
+async def wechat_verify(
+    source_id: str, request: Request, signature: str, timestamp: str, nonce: str, echostr: str
+) -> Response:
+    src = await _callback_source(request, source_id, "wechat")
+    if isinstance(src, Response):
+        return src
+    if not _same(plain_signature(src.config["token"], timestamp, nonce), signature):
+        return _reject(request, src, source_id, "signature mismatch")
+    return PlainTextResponse(echostr)
+
+
+def _same(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+@callbacks.post("/wechat/{source_id}", response_class=PlainTextResponse, summary="WeChat event push")
+async def wechat_event(
+    source_id: str,
+    request: Request,
+    signature: str,
+    timestamp: str,
+    nonce: str,
+    encrypt_type: str | None = None,
+    msg_signature: str | None = None,
+) -> Response:
+    src = await _callback_source(request, source_id, "wechat")
+    if isinstance(src, Response):
+        return src
+    if not _same(plain_signature(src.config["token"], timestamp, nonce), signature):
+        return _reject(request, src, source_id, "signature mismatch")
+    if not _fresh(src, timestamp):
+        return _reject(request, src, source_id, "stale or invalid timestamp")
+    received = utcnow()
+    body = await request.body()
+    xml: str
+    if encrypt_type == "aes":
+        crypto = _crypto(src)
+        if crypto is None or not msg_signature:
+            return PlainTextResponse(
+                "safe mode needs encoding_aes_key and receive_id (AppID)", status_code=409
+            )
+        try:
+            envelope = parse_encrypted_envelope(body)
+            xml = crypto.decrypt(msg_signature, timestamp, nonce, envelope["encrypt"] or "")
+        except (SignatureError, DecryptError) as exc:
+            return _reject(request, src, source_id, f"{type(exc).__name__}: {exc}")
+        except ValueError as exc:
+            return PlainTextResponse(f"bad envelope: {exc}", status_code=400)
+    else:
+        xml = body.decode("utf-8", "replace")
+    return await _store_callback(request, src, xml, parse_wechat_event, received)

@@ -1,0 +1,233 @@
+"""A durable local spool: what the event API has acknowledged is on disk before the 200.
+
+Requests append records; one writer thread gathers whatever is pending, writes it, and calls
+``fsync`` once for the group (group commit), then completes every waiting request. A separate
+consumer (:mod:`medscrm.ingest.flusher`) reads from the last checkpoint, stores the records in the
+database, and only then moves the checkpoint forward. After a crash (even ``kill -9``) the consumer
+starts from the checkpoint again; records already stored are recognised by their message id.
+
+Record framing: ``length (4 bytes, big-endian) ‖ crc32 (4 bytes) ‖ payload``. A torn tail (a crash
+in the middle of a write, never acknowledged) fails the length/CRC check and is cut off on open.
+A write that fails (full disk) is rolled back to the last good offset and reported to the callers,
+who answer 503 so the client retries: nothing is acknowledged that is not on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+_HEADER = struct.Struct(">II")
+SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    segment: int
+    offset: int
+
+
+class SpoolFull(OSError):
+    """The spool could not persist a record (e.g. the disk is full)."""
+
+
+def _segment_name(n: int) -> str:
+    return f"spool-{n:012d}.log"
+
+
+class Spool:
+    def __init__(self, directory: Path | str, *, segment_bytes: int = SEGMENT_BYTES, fsync: bool = True):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self._cond = threading.Condition()
+        self._pending: list[tuple[list[bytes], Future]] = []
+        self._closed = False
+        self._written = threading.Condition()
+        segs = self.segments()
+        self._seg = segs[-1] if segs else 1
+        self._fh = open(self.dir / _segment_name(self._seg), "ab")  # noqa: SIM115
+        self._repair_tail()
+        self._end = Position(self._seg, self._fh.tell())
+        self._thread = threading.Thread(target=self._writer, name="medscrm-spool-writer", daemon=True)
+        self._thread.start()
+
+    # -- layout ------------------------------------------------------------------------------
+    def segments(self) -> list[int]:
+        out = []
+        for p in self.dir.glob("spool-*.log"):
+            with contextlib.suppress(ValueError):
+                out.append(int(p.stem.split("-")[1]))
+        return sorted(out)
+
+    def _repair_tail(self) -> None:
+        """Cut a torn record at the end of the current segment (it was never acknowledged)."""
+        path = self.dir / _segment_name(self._seg)
+        good = 0
+        with open(path, "rb") as fh:
+            for _payload, end in _iter_file(fh, 0):
+                good = end
+        if good != path.stat().st_size:
+            self._fh.truncate(good)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        self._fh.seek(good)
+
+    # -- writing -----------------------------------------------------------------------------
+    def append(self, payloads: list[bytes]) -> Future:
+        """Queue records; the future completes (with the end position) once they are on disk."""
+        fut: Future = Future()
+        with self._cond:
+            if self._closed:
+                fut.set_exception(SpoolFull("the spool is closed"))
+                return fut
+            self._pending.append((payloads, fut))
+            self._cond.notify()
+        return fut
+
+    def append_objects(self, objs: list[dict]) -> Future:
+        return self.append([orjson.dumps(o) for o in objs])
+
+    def _writer(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending and self._closed:
+                    return
+                group, self._pending = self._pending, []
+            start = self._fh.tell()
+            try:
+                buf = bytearray()
+                for payloads, _ in group:
+                    for p in payloads:
+                        buf += _HEADER.pack(len(p), zlib.crc32(p)) + p
+                self._fh.write(buf)
+                self._fh.flush()
+                if self.fsync:
+                    os.fsync(self._fh.fileno())
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    self._fh.truncate(start)
+                    self._fh.seek(start)
+                err = SpoolFull(exc.errno, f"spool write failed: {exc.strerror or exc}")
+                for _, fut in group:
+                    fut.set_exception(err)
+                continue
+            end = Position(self._seg, self._fh.tell())
+            with self._written:
+                self._end = end
+                self._written.notify_all()
+            for _, fut in group:
+                fut.set_result(end)
+            if self._fh.tell() >= self.segment_bytes:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        self._seg += 1
+        self._fh = open(self.dir / _segment_name(self._seg), "ab")  # noqa: SIM115
+        if self.fsync:
+            fd = os.open(self.dir, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        with self._written:
+            self._end = Position(self._seg, 0)
+            self._written.notify_all()
+
+    @property
+    def end(self) -> Position:
+        with self._written:
+            return self._end
+
+    def wait_for_data(self, after: Position, timeout: float) -> Position:
+        """Block until the spool holds data past ``after`` (or the timeout); return the end."""
+        with self._written:
+            if self._end <= after:
+                self._written.wait(timeout)
+            return self._end
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+        self._fh.close()
+
+    # -- reading -----------------------------------------------------------------------------
+    def read(self, start: Position, limit: int = 5000) -> tuple[list[bytes], Position]:
+        """Up to ``limit`` records after ``start`` (only what the writer has completed)."""
+        end = self.end
+        out: list[bytes] = []
+        pos = start
+        for seg in self.segments():
+            if seg < pos.segment or seg > end.segment:
+                continue
+            offset = pos.offset if seg == pos.segment else 0
+            stop = end.offset if seg == end.segment else None
+            path = self.dir / _segment_name(seg)
+            with open(path, "rb") as fh:
+                for payload, rec_end in _iter_file(fh, offset, stop):
+                    out.append(payload)
+                    pos = Position(seg, rec_end)
+                    if len(out) >= limit:
+                        return out, pos
+            if seg < end.segment:
+                pos = Position(seg + 1, 0)
+        return out, pos
+
+    def drop_before(self, pos: Position) -> None:
+        """Delete whole segments that lie before ``pos`` (already stored)."""
+        for seg in self.segments():
+            if seg < pos.segment and seg != self._seg:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.dir / _segment_name(seg)).unlink()
+
+
+def _iter_file(fh, offset: int, stop: int | None = None) -> Iterator[tuple[bytes, int]]:
+    fh.seek(offset)
+    pos = offset
+    while stop is None or pos < stop:
+        head = fh.read(_HEADER.size)
+        if len(head) < _HEADER.size:
+            return
+        length, crc = _HEADER.unpack(head)
+        payload = fh.read(length)
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            return
+        pos += _HEADER.size + length
+        yield payload, pos
+
+
+class Checkpoint:
+    """The position up to which spooled records are stored in the database (atomic file)."""
+
+    def __init__(self, directory: Path | str):
+        self.path = Path(directory) / "checkpoint.json"
+
+    def load(self) -> Position:
+        try:
+            d = orjson.loads(self.path.read_bytes())
+            return Position(int(d["segment"]), int(d["offset"]))
+        except FileNotFoundError:
+            return Position(1, 0)
+
+    def save(self, pos: Position) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(orjson.dumps({"segment": pos.segment, "offset": pos.offset}))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
