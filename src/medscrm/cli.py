@@ -97,6 +97,42 @@ def sources_create(
     print(created.write_key)
 
 
+@sources_app.command("configure")
+def sources_configure(
+    name: Annotated[str, typer.Argument(help="Source name.")],
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            help="KEY=VALUE; repeat. WeCom/WeChat callbacks: token, "
+            "encoding_aes_key, receive_id (CorpID or AppID), "
+            "max_age_seconds; any source: rate_limit (events/s). "
+            "KEY= (empty) removes a setting.",
+        ),
+    ],
+    tenant: TenantOpt = None,
+) -> None:
+    """Set a source's settings and credentials (stored encrypted; values are never printed)."""
+    from medscrm.accounts import service as accounts
+
+    changes: dict[str, str | None] = {}
+    for kv in set_:
+        if "=" not in kv:
+            _fail(MedscrmError(f"--set {kv!r}: use KEY=VALUE"))
+        k, v = kv.split("=", 1)
+        changes[k.strip()] = v or None
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            shown = accounts.configure_source(conn=conn, tenant_id=ws.tenant_id, name=name, changes=changes)
+            src = accounts.get_source(conn=conn, tenant_id=ws.tenant_id, name=name)
+    except MedscrmError as exc:
+        _fail(exc)
+    console.print(f"source {name} settings: {shown}")
+    if src and src["kind"] in ("wecom", "wechat"):
+        console.print(f"callback URL: http(s)://YOUR-HOST/callbacks/{src['kind']}/{src['id']}")
+
+
 @sources_app.command("list")
 def sources_list(tenant: TenantOpt = None) -> None:
     """List sources with their kind and key hint."""
@@ -463,6 +499,119 @@ def quarantine_discard(
     except MedscrmError as exc:
         _fail(exc)
     console.print(f"discarded {entry_id}")
+
+
+# --- events ------------------------------------------------------------------------------------
+events_app = typer.Typer(help="Stored events: tail them live.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("tail")
+def events_tail(
+    user_id: Annotated[str | None, typer.Option(help="Only this userId.")] = None,
+    person_id: Annotated[str | None, typer.Option(help="Only this person.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", help="track, identify, page, ...")] = None,
+    last: Annotated[int, typer.Option(help="Show the last N events first.")] = 10,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow", help="Keep polling for new events.")] = True,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 1.0,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Read through a running server's API instead of the database "
+            "(needed while `medscrm serve` holds an embedded DuckDB file)."
+        ),
+    ] = None,
+    token: Annotated[str | None, typer.Option(envvar="MEDSCRM_TOKEN", help="API token for --url.")] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Show stored events, newest last, and keep showing new ones (Ctrl-C to stop)."""
+    import time
+
+    from medscrm.api.events import query_events
+
+    if url:
+        import datetime as _dt
+
+        import httpx
+
+        def fetch(limit: int) -> list[dict]:
+            params = {
+                k: v
+                for k, v in {
+                    "user_id": user_id,
+                    "person_id": person_id,
+                    "type": type_,
+                    "limit": limit,
+                }.items()
+                if v
+            }
+            r = httpx.get(
+                url.rstrip("/") + "/api/v1/events",
+                params=params,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            if r.status_code != 200:
+                _fail(MedscrmError(f"{url}: HTTP {r.status_code}: {r.text[:200]}"))
+            rows = r.json()["events"]
+            for row in rows:
+                for k in ("received_at", "timestamp"):
+                    row[k] = _dt.datetime.fromisoformat(row[k])
+            return rows
+    else:
+        try:
+            ws = _ws(tenant)
+        except Exception as exc:  # DuckDB refuses a second process while the server writes
+            _fail(
+                MedscrmError(
+                    f"cannot open the database ({exc}); while `medscrm serve` runs on an embedded "
+                    "DuckDB file, use --url http://HOST:PORT --token TOKEN"
+                )
+            )
+
+        def fetch(limit: int) -> list[dict]:
+            with ws.engine.connect() as conn:
+                return query_events(
+                    conn,
+                    tenant_id=ws.tenant_id,
+                    person_id=person_id,
+                    user_id=user_id,
+                    type_=type_,
+                    limit=limit,
+                )
+
+    seen: set[str] = set()
+    since = None
+
+    def show(rows: list[dict]) -> None:
+        for r in sorted(rows, key=lambda r: (r["received_at"], r["id"])):
+            if r["id"] in seen:
+                continue
+            seen.add(r["id"])
+            who = r["user_id"] or f"anon:{r['anonymous_id']}"
+            what = r["event"] or r["name"] or ""
+            props = json.dumps(r["properties"] or {}, ensure_ascii=False, default=str)[:100]
+            console.print(f"{str(r['timestamp'])[:19]}  [bold]{r['type']:<8}[/] {what:<28} {who:<20} {props}")
+
+    try:
+        while True:
+            with ws.engine.connect() as conn:
+                rows = query_events(
+                    conn,
+                    tenant_id=ws.tenant_id,
+                    person_id=person_id,
+                    user_id=user_id,
+                    type_=type_,
+                    limit=last if since is None else 1000,
+                )
+            if rows:
+                since = max(r["received_at"] for r in rows)
+            show(rows)
+            if not follow:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
 
 
 # --- audit ---------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
     ) as progress:
         for src in manifest.sources:
             task = progress.add_task(f"  {src['name']:<10} {src['file']}", total=src["rows"])
-            mapping = load_mapping(data_dir / src["mapping"]) if src.get("mapping") else None
+            mapping = load_mapping(data_dir / src["mapping"]) if src["mapping"] else None
             rep = import_file(
                 engine=ws.engine,
                 tenant_id=ws.tenant_id,

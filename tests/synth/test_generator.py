@@ -95,7 +95,10 @@ def row_problems(r: dict) -> list[str]:
         out.append("email")
     if r["license_no"].strip() and not re.fullmatch(r"\d{15}", r["license_no"].strip()):
         out.append("licence")
-    if not any(r[f].strip() for f in IDENTIFYING_FIELDS):
+    # a name without a letter or digit (an emoji-only nickname) identifies nobody
+    if not any(r[f].strip() for f in IDENTIFYING_FIELDS if f != "name") and not any(
+        c.isalnum() for c in r["name"]
+    ):
         out.append("noid")
     return out
 

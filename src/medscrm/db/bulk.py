@@ -41,23 +41,26 @@ def dumps(v: Any) -> str | None:
     return orjson.dumps(v, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def _duckdb_raw(conn: sa.Connection):
+    """The DuckDB connection under SQLAlchemy's, with any half-read result run to its end first
+    (DuckDB refuses new work on a connection while a result is pending)."""
+    raw = conn.connection.driver_connection
+    complete = getattr(raw, "complete", None)
+    if complete is not None:
+        complete()
+    return raw
+
+
 def append_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
     """Append ``rows`` (dicts keyed by column name; JSON columns as Python objects) to ``table``."""
     if not rows:
         return 0
     cols = list(table.columns)
-    json_cols = {c.name for c in cols if isinstance(c.type, sa.JSON) or "JSON" in type(c.type).__name__}
+    json_cols = _json_columns(table)
     name = conn.dialect.name
     if name == "duckdb":
-        arrays = []
-        for c in cols:
-            if c.name in json_cols:
-                vals = [dumps(r.get(c.name)) for r in rows]
-            else:
-                vals = [r.get(c.name) for r in rows]
-            arrays.append(pa.array(vals, type=_arrow_type(c)))
-        tbl = pa.Table.from_arrays(arrays, names=[c.name for c in cols])
-        raw = conn.connection.driver_connection
+        tbl = _arrow_table(table, rows)
+        raw = _duckdb_raw(conn)
         view = f"_medscrm_bulk_{next(_counter)}"
         raw.register(view, tbl)
         try:
@@ -79,3 +82,77 @@ def append_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
                 cp.write_row([dumps(r.get(n)) if n in json_cols else r.get(n) for n in names])
         return len(rows)
     raise UnsupportedBackend(f"bulk append is not implemented for the {name!r} backend")
+
+
+def insert_new(
+    conn: sa.Connection,
+    target: sa.Table,
+    rows: list[dict[str, Any]],
+    *,
+    match: list[str],
+    where: list[sa.ColumnElement[bool]] | None = None,
+    returning: bool = False,
+) -> int | list[str]:
+    """Append the ``rows`` that ``target`` does not already hold; returns how many (or their ids).
+
+    A row is already held when a row of ``target`` has the same values in ``match`` and satisfies
+    ``where`` (conditions on ``target``'s columns, e.g. the tenant, or a time window). Rows must be
+    unique on ``match`` among themselves (the caller de-duplicates a batch). The rows pass through a
+    per-batch stage — an Arrow view on DuckDB, a temporary table filled by COPY on PostgreSQL — so
+    memory is bounded by the batch, and everything stays in the caller's transaction.
+    """
+    if not rows:
+        return [] if returning else 0
+    cols = [c.name for c in target.columns]
+    name = conn.dialect.name
+    if name == "duckdb":
+        stage_name = f"_medscrm_new_{next(_counter)}"
+        tbl = _arrow_table(target, rows)
+        raw = _duckdb_raw(conn)
+        raw.register(stage_name, tbl)
+        cleanup = lambda: raw.unregister(stage_name)  # noqa: E731
+    elif name == "postgresql":
+        stage_name = f"_medscrm_stage_{target.name}"
+        conn.exec_driver_sql(
+            f'CREATE TEMP TABLE IF NOT EXISTS "{stage_name}" (LIKE "{target.name}") ON COMMIT DROP'
+        )
+        conn.exec_driver_sql(f'TRUNCATE "{stage_name}"')
+        append_rows(
+            conn,
+            sa.Table(stage_name, sa.MetaData(), *[sa.Column(c.name, c.type) for c in target.columns]),
+            rows,
+        )
+        cleanup = lambda: None  # noqa: E731
+    else:
+        raise UnsupportedBackend(f"insert_new is not implemented for the {name!r} backend")
+    try:
+        stage = sa.table(stage_name, *[sa.column(c) for c in cols])
+        held = (
+            sa.select(sa.literal(1))
+            .where(*[target.c[m] == stage.c[m] for m in match], *(where or []))
+            .exists()
+        )
+        stmt = target.insert().from_select(cols, sa.select(*[stage.c[c] for c in cols]).where(~held))
+        if returning or name == "duckdb":  # DuckDB: consume the result before the view goes away
+            ids = list(conn.execute(stmt.returning(target.c.id)).scalars().all())
+            return ids if returning else len(ids)
+        return conn.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
+    finally:
+        cleanup()
+
+
+def _arrow_table(table: sa.Table, rows: list[dict[str, Any]]) -> pa.Table:
+    cols = list(table.columns)
+    json_cols = _json_columns(table)
+    arrays = []
+    for c in cols:
+        if c.name in json_cols:
+            vals = [dumps(r.get(c.name)) for r in rows]
+        else:
+            vals = [r.get(c.name) for r in rows]
+        arrays.append(pa.array(vals, type=_arrow_type(c)))
+    return pa.Table.from_arrays(arrays, names=[c.name for c in cols])
+
+
+def _json_columns(table: sa.Table) -> set[str]:
+    return {c.name for c in table.columns if isinstance(c.type, sa.JSON) or "JSON" in type(c.type).__name__}

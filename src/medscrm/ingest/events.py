@@ -29,7 +29,7 @@ import orjson
 import sqlalchemy as sa
 
 from medscrm.common import new_id, sha256_hex, utcnow
-from medscrm.db.bulk import append_rows, dumps
+from medscrm.db.bulk import append_rows, dumps, insert_new
 from medscrm.db.schema import events, identity_links, quarantine, source_records
 from medscrm.ingest.mapping import Plan, guess_field
 from medscrm.ingest.protocol.segment import Message
@@ -176,15 +176,6 @@ def _json_default(v: Any) -> Any:
     return str(v)
 
 
-def _events_staging(conn: sa.Connection) -> sa.Table:
-    name = f"stg_ev_{new_id('x')[2:14]}"
-    t = sa.Table(
-        name, sa.MetaData(), *[sa.Column(c.name, c.type) for c in events.columns], prefixes=["TEMPORARY"]
-    )
-    t.create(conn)
-    return t
-
-
 def store_records(conn: sa.Connection, recs: list[dict], *, dedup_window: dt.timedelta = DEDUP_WINDOW) -> int:
     """Write one batch of spool records; returns the number of new events stored."""
     rows: list[dict] = []
@@ -231,25 +222,18 @@ def store_records(conn: sa.Connection, recs: list[dict], *, dedup_window: dt.tim
 
 
 def _append_new_events(conn: sa.Connection, rows: list[dict], window: dt.timedelta) -> int:
-    stg = _events_staging(conn)
-    append_rows(conn, stg, rows)
     since = min(r["received_at"] for r in rows) - window
     e = events
-    dup = (
-        sa.select(sa.literal(1))
-        .where(
-            e.c.tenant_id == stg.c.tenant_id,
-            e.c.source_id == stg.c.source_id,
-            e.c.message_id == stg.c.message_id,
-            e.c.received_at >= since,
+    new_ids = set(
+        insert_new(
+            conn,
+            e,
+            rows,
+            match=["tenant_id", "source_id", "message_id"],
+            where=[e.c.received_at >= since],
+            returning=True,
         )
-        .exists()
     )
-    conn.execute(stg.delete().where(dup))  # already stored: a retry or a replay after a crash
-    new_ids = set(conn.execute(sa.select(stg.c.id)).scalars())
-    cols = [c.name for c in e.columns]
-    conn.execute(e.insert().from_select(cols, sa.select(*[stg.c[n] for n in cols])))
-    stg.drop(conn)
     fresh = [r for r in rows if r["id"] in new_ids]
     _identity_side_effects(conn, fresh)
     return len(fresh)

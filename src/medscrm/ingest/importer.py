@@ -1,7 +1,8 @@
 """File import: read → map → normalise/validate → stage → commit atomically.
 
-One import is one transaction: accepted rows are staged in a temporary table and appended to
-``source_records`` only at the end, so a failure leaves nothing half-written. Rejected rows go to
+One import is one transaction: each batch's new rows are appended to ``source_records`` (an
+anti-join drops what the source already holds), so memory is bounded by the batch, and a failure
+rolls everything back: nothing is left half-written. Rejected rows go to
 the quarantine (same transaction) with every problem found, and can be fixed and replayed.
 Re-importing a file adds nothing: a row is a duplicate when the same source already holds the same
 record key with the same content.
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from medscrm.accounts import service as accounts
 from medscrm.common import MedscrmError, new_id, sha256_hex, utcnow
 from medscrm.config import get_settings
-from medscrm.db.bulk import append_rows, dumps
+from medscrm.db.bulk import dumps, insert_new
 from medscrm.db.schema import PERSON_FIELDS, imports, quarantine, source_records
 from medscrm.ingest.mapping import Mapping, Plan, plan_for
 from medscrm.ingest.readers import FileError, Row, open_reader
@@ -165,52 +166,15 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _staging(conn: sa.Connection, base: sa.Table, name: str) -> sa.Table:
-    cols = [sa.Column(c.name, c.type) for c in base.columns]
-    t = sa.Table(name, sa.MetaData(), *cols, prefixes=["TEMPORARY"])
-    t.create(conn)
-    return t
-
-
-def _commit_staged(conn: sa.Connection, stg: sa.Table, *, tenant_id: str, source_id: str) -> int:
-    """Append staged rows that the source does not already hold (same key, same content)."""
-    ranked = sa.select(
-        *stg.columns,
-        sa.func.row_number()
-        .over(partition_by=[stg.c.record_key, stg.c.row_hash], order_by=stg.c.row_number)
-        .label("rn"),
-    ).subquery("ranked")
-    sr = source_records
-    exists = (
-        sa.select(sa.literal(1))
-        .where(
-            sr.c.tenant_id == tenant_id,
-            sr.c.source_id == source_id,
-            sr.c.record_key == ranked.c.record_key,
-            sr.c.row_hash == ranked.c.row_hash,
-        )
-        .exists()
-    )
-    cols = [c.name for c in sr.columns]
-    sel = sa.select(*[ranked.c[n] for n in cols]).where(ranked.c.rn == 1, ~exists)
-    return conn.execute(sr.insert().from_select(cols, sel).execution_options(preserve_rowcount=True)).rowcount
-
-
-def _commit_quarantine(conn: sa.Connection, stg: sa.Table, *, tenant_id: str) -> int:
-    """Append staged quarantine rows unless the same payload is already open for that source."""
-    q = quarantine
-    ranked = sa.select(
-        *stg.columns,
-        sa.func.row_number().over(partition_by=[stg.c.payload_hash], order_by=stg.c.row_number).label("rn"),
-    ).subquery("ranked")
-    exists = (
-        sa.select(sa.literal(1))
-        .where(q.c.tenant_id == tenant_id, q.c.payload_hash == ranked.c.payload_hash, q.c.status == "open")
-        .exists()
-    )
-    cols = [c.name for c in q.columns]
-    sel = sa.select(*[ranked.c[n] for n in cols]).where(ranked.c.rn == 1, ~exists)
-    return conn.execute(q.insert().from_select(cols, sel).execution_options(preserve_rowcount=True)).rowcount
+def _first_of_each(rows: list[dict], key: Callable[[dict], Any], seen: set) -> list[dict]:
+    """Rows whose key was not seen before in this import (a file may repeat a row)."""
+    out = []
+    for r in rows:
+        k = key(r)
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out
 
 
 ProgressFn = Callable[[int, int], None]  # (rows_done, bytes_done_estimate)
@@ -256,9 +220,12 @@ def import_file(
         with engine.begin() as conn:
             src = accounts.ensure_source(conn=conn, tenant_id=tenant_id, name=source)
             sid = src["id"]
-            stg = _staging(conn, source_records, f"stg_sr_{import_id[4:16]}")
-            qstg = _staging(conn, quarantine, f"stg_q_{import_id[4:16]}")
             received = utcnow()
+            seen_rows: set = set()
+            seen_bad: set = set()
+            accepted = 0
+            mine = [source_records.c.tenant_id == tenant_id, source_records.c.source_id == sid]
+            open_q = [quarantine.c.tenant_id == tenant_id, quarantine.c.status == "open"]
             for batch in reader.batches(batch_size):
                 good, bad = _process_batch(
                     batch,
@@ -270,20 +237,20 @@ def import_file(
                     file_name=path.name,
                     received=received,
                 )
-                append_rows(conn, stg, good)
-                append_rows(conn, qstg, bad)
+                good = _first_of_each(good, lambda r: (r["record_key"], r["row_hash"]), seen_rows)
+                accepted += insert_new(
+                    conn, source_records, good, match=["record_key", "row_hash"], where=mine
+                )
+                bad = _first_of_each(bad, lambda r: r["payload_hash"], seen_bad)
+                insert_new(conn, quarantine, bad, match=["payload_hash"], where=open_q)
                 if on_progress:
                     on_progress(report.rows_total, 0)
             if report.rows_total == 0:
                 raise FileError(path, "the file has a header but no data rows", "no_rows")
-            accepted = _commit_staged(conn, stg, tenant_id=tenant_id, source_id=sid)
-            _commit_quarantine(conn, qstg, tenant_id=tenant_id)
             report.rows_duplicate = report.rows_total - report.rows_rejected - accepted
             report.rows_accepted = accepted
             report.status = "committed"
             report.import_id = import_id
-            stg.drop(conn)
-            qstg.drop(conn)
             conn.execute(
                 imports.insert().values(
                     id=import_id,

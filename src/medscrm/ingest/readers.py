@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -114,8 +115,12 @@ def _check_header(path: Path, header: list[str]) -> list[str]:
     return cols
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def _has_surrogates(s: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in s)
+    """True if decoding left undecodable bytes (surrogateescape) in ``s``."""
+    return not s.isascii() and _SURROGATE.search(s) is not None
 
 
 class Reader:

@@ -87,6 +87,9 @@ class Spool:
     def append(self, payloads: list[bytes]) -> Future:
         """Queue records; the future completes (with the end position) once they are on disk."""
         fut: Future = Future()
+        if any(not p for p in payloads):
+            fut.set_exception(ValueError("empty spool records are not allowed"))
+            return fut
         with self._cond:
             if self._closed:
                 fut.set_exception(SpoolFull("the spool is closed"))
@@ -204,6 +207,8 @@ def _iter_file(fh, offset: int, stop: int | None = None) -> Iterator[tuple[bytes
         if len(head) < _HEADER.size:
             return
         length, crc = _HEADER.unpack(head)
+        if length == 0:  # never written (appends refuse empty records): zeros past the end
+            return
         payload = fh.read(length)
         if len(payload) < length or zlib.crc32(payload) != crc:
             return

@@ -440,20 +440,24 @@ _MIDDLE_DOTS = str.maketrans(dict.fromkeys("\u2022\u2027\u30fb\uff65\u2219\u22c5
 _NAME_DOT_RE = re.compile(r"\s*·\s*")
 
 
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ue000-\uf8ff]")
+
+
 @lru_cache(maxsize=131072)
 def _name(s: str) -> str:
     if not s.isascii():
         s = unicodedata.normalize("NFKC", s.translate(_ZERO_WIDTH)).translate(_MIDDLE_DOTS)
+        s = _UNPRINTABLE.sub(" ", s)  # lone surrogates, controls, private use: never part of a name
     s = " ".join(s.split())
     # strip leading/trailing punctuation and symbols (and whitespace exposed by that)
     start, end = 0, len(s)
-    while start < end and (s[start].isspace() or unicodedata.category(s[start])[0] in "PSZC"):
+    while start < end and (s[start].isspace() or unicodedata.category(s[start])[0] in "PSZCM"):
         start += 1
-    while end > start and (s[end - 1].isspace() or unicodedata.category(s[end - 1])[0] in "PSZC"):
+    while end > start and (s[end - 1].isspace() or unicodedata.category(s[end - 1])[0] in "PSZCM"):
         end -= 1
     s = s[start:end]
-    if not s:
-        return s
+    if not s or not any(ch.isalnum() for ch in s):  # emoji-only nicknames are not names
+        return ""
     if s.isascii():
         return _ascii_title(s)
     if "·" in s:

@@ -78,6 +78,10 @@ class SourceInfo:
     description: str
     person_type: str = "hcp"
 
+    def __getitem__(self, key: str) -> Any:
+        """Dict-style access (``s["rows"]``), like the entries of ``manifest.json``."""
+        return getattr(self, key)
+
 
 @dataclass
 class SynthManifest:
@@ -715,9 +719,7 @@ class Render:
             return ""
         if case and rng.random() < case:
             local, _, dom = e.partition("@")
-            e = rng.choice(
-                (e.upper(), local.capitalize() + "@" + dom, local.title().replace(".", ".") + "@" + dom)
-            )
+            e = rng.choice((e.upper(), local.capitalize() + "@" + dom, local + "@" + dom.upper()))
         return e
 
 
@@ -754,6 +756,17 @@ def _bad_licence(rng: Random, good: str) -> str:
     if r < 0.8:
         return good + str(rng.randrange(10))
     return good + "".join(str(rng.randrange(10)) for _ in range(3))
+
+
+def _identifiable(spec: SourceSpec, row: dict) -> bool:
+    """Does the row carry any identifying value? A name counts only if it has a letter or digit."""
+    for col, f in spec.mapping.items():
+        v = row.get(col)
+        if f not in IDENTIFYING_FIELDS or v is None or not str(v).strip():
+            continue
+        if f != "name" or any(c.isalnum() for c in str(v)):
+            return True
+    return False
 
 
 def corrupt(rng: Random, spec: SourceSpec, row: dict, mobile: str) -> str:
@@ -809,7 +822,8 @@ class Builder:
         if self.rng.random() < self.w.bad_rate:
             corrupt(self.rng, spec, row, p.phone)
             return (p.key, p.ptype, row, 1)
-        return (p.key, p.ptype, row, 0)
+        # noise alone can leave a row unidentifiable (an emoji-only WeChat nickname, no unionid)
+        return (p.key, p.ptype, row, 0 if _identifiable(spec, row) else 1)
 
     def crm(self, p: Person, dup: bool = False) -> Row:
         rng, r = self.rng, self.r

@@ -250,7 +250,7 @@ WECHAT_SCENES: tuple[tuple[str, float], ...] = (
 RANDOM_NICKNAMES: tuple[str, ...] = (
     "心若止水", "阳光明媚", "静待花开", "岁月静好", "平安是福", "淡泊明志", "海阔天空", "向日葵", "Sunshine",
     "Tony", "Grace", "Michael", "简单", "行者", "晴天", "一叶知秋", "随缘", "知足常乐", "A.医路同行", "白衣",
-    "Lucky", "Amy", "David", "笑看风云", "山水之间", "天道酬勤", "不忘初心", "🌻", "🍀", "~", "…", "小确幸",
+    "Lucky", "Amy", "David", "笑看风云", "山水之间", "天道酬勤", "不忘初心", "🌻", "🍀", "小确幸",
 )  # fmt: skip
 EMOJIS: tuple[str, ...] = ("🌸", "🍀", "🌻", "☀️", "🌈", "😊", "🐱", "🌹", "💐", "⭐", "🌿", "🎈", "🍃")
 DIABETES_TYPES: tuple[tuple[str, float], ...] = (
