@@ -26,6 +26,10 @@ def _arrow_type(col: sa.Column) -> pa.DataType:
         return pa.timestamp("us", tz="UTC")
     if isinstance(t, sa.Integer):
         return pa.int64()
+    if isinstance(t, sa.Float):
+        return pa.float64()
+    if isinstance(t, sa.Boolean):
+        return pa.bool_()
     return pa.string()  # strings and JSON (as text; the engine casts to JSON)
 
 

@@ -166,6 +166,69 @@ identities = sa.Table(
     sa.Index(None, "tenant_id", "type", "value"),
 )
 
+#: Which person each source record belongs to now (rewritten by identity runs, manual merges).
+person_records = sa.Table(
+    "person_records",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("source_record_id", sa.String(40), nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),  # deterministic:phone, probabilistic, manual, singleton
+    sa.Column("assigned_at", TS, nullable=False),
+    sa.Index(None, "tenant_id", "source_record_id"),
+    sa.Index(None, "tenant_id", "person_id"),
+)
+
+#: History of identity changes: a person created, grown, merged into another, split, unmerged.
+person_changes = sa.Table(
+    "person_changes",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("occurred_at", TS, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("related", JSON),  # other person ids involved
+    sa.Column("detail", JSON),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Index(None, "tenant_id", "person_id"),
+)
+
+#: Uncertain pairs waiting for a person's decision, with the per-field reasons.
+identity_review = sa.Table(
+    "identity_review",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("record_a", sa.String(40), nullable=False),
+    sa.Column("record_b", sa.String(40), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("match_weight", sa.Float),
+    sa.Column("detail", JSON),
+    sa.Column("status", sa.String(16), nullable=False),  # open, merged, rejected
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("decided_at", TS),
+    sa.Column("decided_by", sa.String(100)),
+    sa.Index(None, "tenant_id", "status"),
+)
+
+#: People's decisions that every later run respects: must_link / cannot_link between two records.
+identity_constraints = sa.Table(
+    "identity_constraints",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("record_a", sa.String(40), nullable=False),
+    sa.Column("record_b", sa.String(40), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("revoked_at", TS),
+)
+
 events = sa.Table(
     "events",
     metadata,

@@ -1,0 +1,1 @@
+"""Persons: golden records over source records, stable person ids, merges and their history."""
