@@ -45,7 +45,7 @@ class ApplyReport:
     split: int = 0
     retired: int = 0
     conflicts: int = 0
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    person_of: dict[str, str] = field(default_factory=dict)  # cluster key -> person id
 
 
 def load_records(conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
@@ -102,7 +102,9 @@ def apply_clusters(
     previous, age = previous_assignment(conn, tenant_id)
     assignment = assign_ids(clusters, previous, age=age)
     now = utcnow()
-    rep = ApplyReport(records=sum(len(v) for v in clusters.values()), persons=len(clusters))
+    rep = ApplyReport(
+        records=sum(len(v) for v in clusters.values()), persons=len(clusters), person_of=assignment.person_of
+    )
 
     # membership
     conn.execute(person_records.delete().where(person_records.c.tenant_id == tenant_id))
