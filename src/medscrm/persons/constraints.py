@@ -74,7 +74,7 @@ def constrained_clusters(
             continue  # one weak link must not glue two big clusters
         dsu.union(ra, rb)
     out: dict[str, list[str]] = {}
-    for root, members in dsu.members.items():
+    for members in dsu.members.values():
         ms = sorted(members)
         out[ms[0]] = ms
     return dict(sorted(out.items()))
