@@ -318,3 +318,23 @@ def test_wechat_plain_and_safe_mode(api):
         content=xml,
     )
     assert bad.status_code == 403
+
+
+def test_events_of_known_people_are_tagged_with_the_person(api):
+    from medscrm.persons.service import apply_clusters, load_records
+
+    h = basic(api.write_key)
+    api.post(
+        "/v1/identify",
+        json={"userId": "doc-1", "traits": {"name": "王芳", "phone": "13700137000"}, "messageId": "i1"},
+        headers=h,
+    )
+    api.flush()
+    with api.tenant.engine.begin() as c:
+        recs = load_records(c, api.tenant.id)
+        apply_clusters(c, tenant_id=api.tenant.id, clusters={"k": [r["id"] for r in recs]}, records=recs)
+    api.post("/v1/track", json={"userId": "doc-1", "event": "Article Viewed", "messageId": "t1"}, headers=h)
+    (ev,) = stored(api, events, message_id="t1")
+    assert ev["person_id"] and ev["person_id"].startswith("per_")
+    r = api.get("/api/v1/events", params={"person_id": ev["person_id"]}, headers=api.auth_headers).json()
+    assert {e["message_id"] for e in r["events"]} == {"i1", "t1"}  # i1 matched through the user id

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from medscrm.common import new_id, sha256_hex, utcnow
 from medscrm.db.bulk import append_rows, dumps, insert_new
-from medscrm.db.schema import events, identity_links, quarantine, source_records
+from medscrm.db.schema import events, identities, identity_links, quarantine, source_records
 from medscrm.ingest.mapping import Plan, guess_field
 from medscrm.ingest.protocol.segment import Message
 from medscrm.ingest.spool import Checkpoint, Spool
@@ -215,10 +215,41 @@ def store_records(conn: sa.Connection, recs: list[dict], *, dedup_window: dt.tim
         )
     stored = 0
     if rows:
+        _attach_persons(conn, rows)
         stored = _append_new_events(conn, rows, dedup_window)
     if quarantined:
         append_rows(conn, quarantine, [_quarantine_row(q) for q in quarantined])
     return stored
+
+
+_CALLBACK_ID_TYPES = ("wecom_external_userid", "wechat_openid", "wechat_unionid")
+
+
+def _attach_persons(conn: sa.Connection, rows: list[dict]) -> None:
+    """Tag each event with the person its identifiers already resolve to (one query per batch).
+    Events of people not yet known keep person_id empty; reads also match them by user id."""
+    wanted: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        keys = [("user_id", r["user_id"]), ("anonymous_id", r["anonymous_id"])]
+        keys += [(t, v) for t, v in (r["context"] or {}).get("identities", []) if t in _CALLBACK_ID_TYPES]
+        for t, v in keys:
+            if v:
+                wanted.setdefault((r["tenant_id"], t, str(v)), []).append(r)
+    if not wanted:
+        return
+    idn = identities
+    for tenant_id in {k[0] for k in wanted}:
+        pairs = [(t, v) for (tn, t, v) in wanted if tn == tenant_id]
+        for i in range(0, len(pairs), 500):
+            chunk = pairs[i : i + 500]
+            found = conn.execute(
+                sa.select(idn.c.type, idn.c.value, idn.c.person_id).where(
+                    idn.c.tenant_id == tenant_id, sa.tuple_(idn.c.type, idn.c.value).in_(chunk)
+                )
+            ).all()
+            for t, v, pid in found:
+                for r in wanted[(tenant_id, t, v)]:
+                    r["person_id"] = r["person_id"] or pid
 
 
 def _append_new_events(conn: sa.Connection, rows: list[dict], window: dt.timedelta) -> int:
