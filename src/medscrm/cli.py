@@ -614,6 +614,207 @@ def events_tail(
         return
 
 
+# --- identity (OneID) ---------------------------------------------------------------------------
+identity_app = typer.Typer(
+    help="OneID: resolve records into persons, review uncertain pairs, merge and "
+    "unmerge. 统一身份：合并、拆分与人工复核。",
+    no_args_is_help=True,
+)
+review_app = typer.Typer(help="The review queue of uncertain pairs.", no_args_is_help=True)
+identity_app.add_typer(review_app, name="review")
+app.add_typer(identity_app, name="identity")
+persons_app = typer.Typer(help="Golden records: show a person with lineage.", no_args_is_help=True)
+app.add_typer(persons_app, name="persons")
+
+
+@identity_app.command("run")
+def identity_run(
+    survivorship: Annotated[
+        Path | None, typer.Option(help="Survivorship rules YAML (default: shipped).")
+    ] = None,
+    settings: Annotated[
+        Path | None, typer.Option(help="Match settings YAML (default: the HCP settings).")
+    ] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Resolve every source record into persons (OneID) and rebuild golden records.
+
+    People's decisions (merges, unmerges, rejections) are respected; uncertain pairs go to the review
+    queue; person ids stay stable across runs.
+    """
+    from medscrm.persons.engine import resolve_with_engine
+    from medscrm.persons.run import run_identity
+    from medscrm.persons.survivorship import load_survivorship
+
+    try:
+        cfg = load_survivorship(survivorship)
+    except MedscrmError as exc:
+        _fail(exc)
+    ws = _ws(tenant)
+    with console.status("resolving identities…"), ws.engine.begin() as conn:
+        rep, result, queued = run_identity(
+            conn,
+            tenant_id=ws.tenant_id,
+            survivorship=cfg,
+            actor="cli",
+            resolve=lambda recs: resolve_with_engine(recs, settings_path=settings),
+        )
+    t = Table.grid(padding=(0, 2))
+    for k, v in (
+        ("source records", rep.records),
+        ("persons", rep.persons),
+        ("new persons", rep.created),
+        ("persons that grew", rep.grown),
+        ("merges", rep.merged),
+        ("splits", rep.split),
+        ("persons with conflicting values", rep.conflicts),
+        ("pairs queued for review", queued),
+    ):
+        t.add_row(k, f"{v:,}")
+    for k, v in result.summary.items():
+        t.add_row(k, str(v))
+    console.print(t)
+
+
+@review_app.command("list")
+def review_list(limit: int = 20, tenant: TenantOpt = None) -> None:
+    """Open uncertain pairs, most likely first, side by side with the reasons."""
+    from medscrm.persons import review
+
+    ws = _ws(tenant)
+    with ws.engine.connect() as conn:
+        rows = review.list_reviews(conn=conn, tenant_id=ws.tenant_id, limit=limit)
+    for r in rows:
+        t = Table("field", "A", "B", title=f"{r['id']}  p={r['probability']:.3f}", title_justify="left")
+        for f in (
+            "source",
+            "name",
+            "hospital",
+            "department",
+            "title",
+            "city",
+            "phone",
+            "email",
+            "license_no",
+        ):
+            t.add_row(f, str((r["a"] or {}).get(f) or ""), str((r["b"] or {}).get(f) or ""))
+        console.print(t)
+        if r["detail"]:
+            console.print("  why: " + json.dumps(r["detail"], ensure_ascii=False, default=str)[:300])
+
+
+@review_app.command("decide")
+def review_decide(
+    review_id: str,
+    decision: Annotated[str, typer.Argument(help="merge or reject")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Decide a pair: merge (same person) or reject (never merge these two)."""
+    from medscrm.persons import review
+
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            res = review.decide(
+                conn,
+                tenant_id=ws.tenant_id,
+                review_id=review_id,
+                decision=decision,
+                actor="cli",
+                reason=reason,
+            )
+    except MedscrmError as exc:
+        _fail(exc)
+    console.print(res)
+
+
+@identity_app.command("merge")
+def identity_merge(
+    person_a: str,
+    person_b: str,
+    reason: Annotated[str | None, typer.Option()] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Merge person B into person A (kept together by later runs)."""
+    from medscrm.persons import review
+
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            rep = review.merge_persons(
+                conn, tenant_id=ws.tenant_id, person_a=person_a, person_b=person_b, actor="cli", reason=reason
+            )
+    except MedscrmError as exc:
+        _fail(exc)
+    console.print(f"merged into {rep.person_of.get(person_a, person_a)}")
+
+
+@identity_app.command("unmerge")
+def identity_unmerge(
+    person_id: str,
+    records: Annotated[list[str], typer.Option("--record", help="Source record id to split off; repeat.")],
+    reason: Annotated[str | None, typer.Option()] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Split records off a person into a new one (kept apart by later runs)."""
+    from medscrm.persons import review
+
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            rep = review.unmerge(
+                conn,
+                tenant_id=ws.tenant_id,
+                person_id=person_id,
+                record_ids=records,
+                actor="cli",
+                reason=reason,
+            )
+    except MedscrmError as exc:
+        _fail(exc)
+    new = [p for k, p in rep.person_of.items() if k.startswith("split:")]
+    console.print(f"split off into {', '.join(new)}")
+
+
+@persons_app.command("show")
+def persons_show(person_id: str, tenant: TenantOpt = None) -> None:
+    """A person's golden record: each attribute with the source record and rule it came from."""
+    import sqlalchemy as sa
+
+    from medscrm.db.schema import identities, persons
+    from medscrm.persons import review
+
+    ws = _ws(tenant)
+    with ws.engine.connect() as conn:
+        p = (
+            conn.execute(
+                sa.select(persons).where(persons.c.tenant_id == ws.tenant_id, persons.c.id == person_id)
+            )
+            .mappings()
+            .first()
+        )
+        if not p:
+            _fail(MedscrmError(f"person {person_id!r} not found"))
+        ids = conn.execute(
+            sa.select(identities.c.type, identities.c.value).where(
+                identities.c.tenant_id == ws.tenant_id, identities.c.person_id == person_id
+            )
+        ).all()
+        recs = review.current_clusters(conn, ws.tenant_id).get(person_id, [])
+    if p["status"] == "merged":
+        console.print(f"[yellow]{person_id} was merged into {p['merged_into']}[/]")
+    t = Table("attribute", "value", "source", "rule", "conflicts", title=f"{person_id} ({p['person_type']})")
+    for k, v in (p["attributes"] or {}).items():
+        lin = (p["lineage"] or {}).get(k, {})
+        t.add_row(
+            k, str(v), lin.get("source", ""), lin.get("rule", ""), ", ".join(lin.get("conflicts", []))[:60]
+        )
+    console.print(t)
+    console.print("identities: " + ", ".join(f"{a}={b}" for a, b in ids))
+    console.print(f"source records: {len(recs)}")
+
+
 # --- audit ---------------------------------------------------------------------------------------
 @audit_app.command("list")
 def audit_list(limit: int = 50, tenant: TenantOpt = None) -> None:
@@ -686,6 +887,11 @@ def serve(
 
     upgrade_to_head(get_engine())
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+from medscrm.identity.cli import register as _register_identity  # noqa: E402
+
+_register_identity(app)
 
 
 def main() -> None:  # pragma: no cover

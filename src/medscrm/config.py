@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     secret_key: str = _DEV_SECRET
     #: Largest file ``medscrm import`` accepts, in bytes (default 2 GiB).
     max_import_bytes: int = 2 * 1024**3
+    #: DuckDB's memory limit (its buffer pool, spilling beyond it); bounds an import's memory.
+    duckdb_memory_limit: str = "1GB"
     #: Where the event API keeps its durable spool (default: beside the DuckDB file, or ./medscrm-spool).
     spool_dir: str = ""
 

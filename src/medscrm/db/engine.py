@@ -31,7 +31,9 @@ def make_engine(url: str) -> sa.Engine:
     if backend == "postgresql" and url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if backend == "duckdb":
-        return sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=16)
+        config = {"memory_limit": get_settings().duckdb_memory_limit}
+        return sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=16,
+                                connect_args={"config": config})
     return sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
 
 

@@ -216,84 +216,212 @@ def import_file(
     import_id = new_id("imp")
     started = utcnow()
     file_hash = _file_sha256(path)
+    ctx = _Ctx(
+        engine=engine,
+        tenant_id=tenant_id,
+        import_id=import_id,
+        plan=plan,
+        report=report,
+        file_name=path.name,
+        actor=actor,
+        on_progress=on_progress,
+        batch_size=batch_size,
+        started=started,
+        file_sha256=file_hash,
+    )
     try:
         with engine.begin() as conn:
-            src = accounts.ensure_source(conn=conn, tenant_id=tenant_id, name=source)
-            sid = src["id"]
-            received = utcnow()
-            seen_rows: set = set()
-            seen_bad: set = set()
-            accepted = 0
-            mine = [source_records.c.tenant_id == tenant_id, source_records.c.source_id == sid]
-            open_q = [quarantine.c.tenant_id == tenant_id, quarantine.c.status == "open"]
-            for batch in reader.batches(batch_size):
-                good, bad = _process_batch(
-                    batch,
-                    plan,
-                    report,
-                    tenant_id=tenant_id,
-                    source_id=sid,
-                    import_id=import_id,
-                    file_name=path.name,
-                    received=received,
-                )
-                good = _first_of_each(good, lambda r: (r["record_key"], r["row_hash"]), seen_rows)
-                accepted += insert_new(
-                    conn, source_records, good, match=["record_key", "row_hash"], where=mine
-                )
-                bad = _first_of_each(bad, lambda r: r["payload_hash"], seen_bad)
-                insert_new(conn, quarantine, bad, match=["payload_hash"], where=open_q)
-                if on_progress:
-                    on_progress(report.rows_total, 0)
-            if report.rows_total == 0:
-                raise FileError(path, "the file has a header but no data rows", "no_rows")
-            report.rows_duplicate = report.rows_total - report.rows_rejected - accepted
-            report.rows_accepted = accepted
-            report.status = "committed"
-            report.import_id = import_id
-            conn.execute(
-                imports.insert().values(
-                    id=import_id,
-                    tenant_id=tenant_id,
-                    source_id=sid,
-                    file_name=path.name,
-                    file_sha256=file_hash,
-                    file_format=reader.fmt,
-                    encoding=reader.encoding,
-                    status="committed",
-                    rows_total=report.rows_total,
-                    rows_accepted=accepted,
-                    rows_duplicate=report.rows_duplicate,
-                    rows_rejected=report.rows_rejected,
-                    report={
-                        "plan": plan.model_dump(),
-                        "warnings": report.warnings,
-                        "rejections": [asdict(r) for r in report.rejections[:100]],
-                    },
-                    started_at=started,
-                    finished_at=utcnow(),
-                )
-            )
-            accounts.audit(
-                conn=conn,
-                tenant_id=tenant_id,
-                actor=actor,
-                action="import.commit",
-                object_type="import",
-                object_id=import_id,
-                detail={
-                    "file": path.name,
-                    "source": source,
-                    "accepted": accepted,
-                    "rejected": report.rows_rejected,
-                    "duplicate": report.rows_duplicate,
-                },
-            )
+            ctx.source_id = accounts.ensure_source(conn=conn, tenant_id=tenant_id, name=source)["id"]
+        if engine.dialect.name == "duckdb":
+            _import_staged(ctx, reader)
+        else:
+            with engine.begin() as conn:
+                _import_in_one_transaction(ctx, reader, conn)
     except MedscrmError as exc:
         report.status, report.error = "failed", str(exc)
         report.rows_accepted = report.rows_duplicate = 0
         _record_failure(engine, tenant_id, source, path, report, started, file_hash, actor)
+        return report
+    # the import record and audit entry are written by _finish inside the committing transaction
+    report.import_id = import_id
+    report.status = "committed"
     return report
+
+
+@dataclass
+class _Ctx:
+    engine: sa.Engine
+    tenant_id: str
+    import_id: str
+    plan: Plan
+    report: ImportReport
+    file_name: str
+    actor: str
+    on_progress: ProgressFn | None
+    batch_size: int
+    source_id: str = ""
+    started: Any = field(default_factory=utcnow)
+    file_sha256: str = ""
+    fmt: str = ""
+    encoding: str | None = None
+
+
+def _batches(ctx: _Ctx, reader) -> Any:
+    """Normalised batches: (new good rows, new bad rows), duplicates inside one batch removed."""
+    received = utcnow()
+    ctx.fmt, ctx.encoding = reader.fmt, reader.encoding
+    for batch in reader.batches(ctx.batch_size):
+        good, bad = _process_batch(
+            batch,
+            ctx.plan,
+            ctx.report,
+            tenant_id=ctx.tenant_id,
+            source_id=ctx.source_id,
+            import_id=ctx.import_id,
+            file_name=ctx.file_name,
+            received=received,
+        )
+        good = _first_of_each(good, lambda r: (r["record_key"], r["row_hash"]), set())
+        bad = _first_of_each(bad, lambda r: r["payload_hash"], set())
+        yield good, bad
+        if ctx.on_progress:
+            ctx.on_progress(ctx.report.rows_total, 0)
+    if ctx.report.rows_total == 0:
+        raise FileError(ctx.file_name, "the file has a header but no data rows", "no_rows")
+
+
+def _import_in_one_transaction(ctx: _Ctx, reader, conn: sa.Connection) -> None:
+    """PostgreSQL: every batch goes straight to its table inside one transaction (the server spills
+    large transactions to disk, so memory stays bounded); an earlier batch's rows are visible to the
+    later batches' anti-joins, which catches a row repeated far apart in the file."""
+    mine = [source_records.c.tenant_id == ctx.tenant_id, source_records.c.source_id == ctx.source_id]
+    open_q = [quarantine.c.tenant_id == ctx.tenant_id, quarantine.c.status == "open"]
+    accepted = 0
+    for good, bad in _batches(ctx, reader):
+        accepted += insert_new(conn, source_records, good, match=["record_key", "row_hash"], where=mine)
+        insert_new(conn, quarantine, bad, match=["payload_hash"], where=open_q)
+    _finish(ctx, conn, accepted)
+
+
+_active_stages: set[str] = set()
+
+
+def _import_staged(ctx: _Ctx, reader) -> None:
+    """DuckDB: a transaction's uncommitted rows live in memory, so batches are committed into
+    per-import stage tables first, then moved in ONE transaction (DuckDB streams a large
+    INSERT … SELECT to disk). A crash leaves only stage tables, dropped by the next import."""
+    stage_sr = sa.Table(
+        f"_stage_{ctx.import_id}_sr",
+        sa.MetaData(),
+        *[sa.Column(c.name, c.type) for c in source_records.columns],
+    )
+    stage_q = sa.Table(
+        f"_stage_{ctx.import_id}_q", sa.MetaData(), *[sa.Column(c.name, c.type) for c in quarantine.columns]
+    )
+    _drop_stale_stages(ctx.engine)
+    _active_stages.add(ctx.import_id)
+    try:
+        with ctx.engine.begin() as conn:
+            stage_sr.create(conn)
+            stage_q.create(conn)
+        for good, bad in _batches(ctx, reader):
+            with ctx.engine.begin() as conn:
+                insert_new(conn, stage_sr, good, match=["record_key", "row_hash"])
+                insert_new(conn, stage_q, bad, match=["payload_hash"])
+        with ctx.engine.begin() as conn:
+            sr, q = source_records, quarantine
+            held = (
+                sa.select(sa.literal(1))
+                .where(
+                    sr.c.tenant_id == ctx.tenant_id,
+                    sr.c.source_id == ctx.source_id,
+                    sr.c.record_key == stage_sr.c.record_key,
+                    sr.c.row_hash == stage_sr.c.row_hash,
+                )
+                .exists()
+            )
+            cols = [c.name for c in sr.columns]
+            conn.execute(
+                sr.insert().from_select(cols, sa.select(*[stage_sr.c[c] for c in cols]).where(~held))
+            )
+            accepted = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(sr)
+                .where(sr.c.tenant_id == ctx.tenant_id, sr.c.import_id == ctx.import_id)
+            ).scalar()
+            q_held = (
+                sa.select(sa.literal(1))
+                .where(
+                    q.c.tenant_id == ctx.tenant_id,
+                    q.c.status == "open",
+                    q.c.payload_hash == stage_q.c.payload_hash,
+                )
+                .exists()
+            )
+            qcols = [c.name for c in q.columns]
+            conn.execute(
+                q.insert().from_select(qcols, sa.select(*[stage_q.c[c] for c in qcols]).where(~q_held))
+            )
+            _finish(ctx, conn, accepted)
+    finally:
+        _active_stages.discard(ctx.import_id)
+        with ctx.engine.begin() as conn:
+            stage_sr.drop(conn, checkfirst=True)
+            stage_q.drop(conn, checkfirst=True)
+
+
+def _drop_stale_stages(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        for name in sa.inspect(conn).get_table_names():
+            if (
+                name.startswith("_stage_imp_")
+                and name[len("_stage_") :].rsplit("_", 1)[0] not in _active_stages
+            ):
+                conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def _finish(ctx: _Ctx, conn: sa.Connection, accepted: int) -> None:
+    rep = ctx.report
+    rep.rows_duplicate = rep.rows_total - rep.rows_rejected - accepted
+    rep.rows_accepted = accepted
+    conn.execute(
+        imports.insert().values(
+            id=ctx.import_id,
+            tenant_id=ctx.tenant_id,
+            source_id=ctx.source_id,
+            file_name=ctx.file_name,
+            file_sha256=ctx.file_sha256,
+            file_format=ctx.fmt,
+            encoding=ctx.encoding,
+            status="committed",
+            rows_total=rep.rows_total,
+            rows_accepted=accepted,
+            rows_duplicate=rep.rows_duplicate,
+            rows_rejected=rep.rows_rejected,
+            report={
+                "plan": ctx.plan.model_dump(),
+                "warnings": rep.warnings,
+                "rejections": [asdict(r) for r in rep.rejections[:100]],
+            },
+            started_at=ctx.started,
+            finished_at=utcnow(),
+        )
+    )
+    accounts.audit(
+        conn=conn,
+        tenant_id=ctx.tenant_id,
+        actor=ctx.actor,
+        action="import.commit",
+        object_type="import",
+        object_id=ctx.import_id,
+        detail={
+            "file": ctx.file_name,
+            "source_id": ctx.source_id,
+            "accepted": accepted,
+            "rejected": rep.rows_rejected,
+            "duplicate": rep.rows_duplicate,
+        },
+    )
 
 
 def _record_failure(
