@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from medscrm import __version__
 from medscrm.api import collect, core
 from medscrm.api import events as events_api
+from medscrm.api import persons as persons_api
 from medscrm.config import get_settings
 from medscrm.db import get_engine
 from medscrm.ingest.events import Ingestor
@@ -70,6 +71,7 @@ def create_app(
     app.include_router(core.public)
     app.include_router(core.router)
     app.include_router(events_api.router)
+    app.include_router(persons_api.router)
     app.include_router(collect.router)
     app.include_router(collect.callbacks)
     return app

@@ -1,0 +1,112 @@
+"""Deterministic links on strong identifiers, with guards against shared / recycled values.
+
+For every value of a strong identifier (licence number, unionid, WeCom external id, phone, e-mail)
+the records holding it are grouped by *name compatibility* (same pinyin token form, or Jaro-Winkler
+≥ ``name_compatible_jw``; nicknames and nameless records join the single group whose surname fits).
+A value used by more than ``max_persons_per_value[column]`` such persons is not an identity (a
+department landline, a rep's phone used to register doctors, a relative's phone): it yields no link
+and is nulled in the feature table so it gives no evidence to the probabilistic model either.
+Records whose licence numbers differ are never linked deterministically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .cluster import same_identifier
+from .settings import MatchSettings, jaro_winkler
+
+__all__ = ["DeterministicResult", "deterministic_links"]
+
+
+@dataclass
+class DeterministicResult:
+    edges: pd.DataFrame  # unique_id_l, unique_id_r, column
+    shared: list[dict] = field(default_factory=list)  # values dropped as identifiers
+    features: pd.DataFrame | None = None  # features with shared values nulled
+
+
+def _name_groups(names: list[str | None], surnames: list[str | None], jw: float) -> list[int | None]:
+    """Group index per record (None: cannot be attributed). Full names first, then partials."""
+    keys: list[str] = []
+    out: list[int | None] = [None] * len(names)
+    for i, nm in enumerate(names):
+        if nm is None:
+            continue
+        for g, k in enumerate(keys):
+            if nm == k or jaro_winkler(nm, k) >= jw:
+                out[i] = g
+                break
+        else:
+            keys.append(nm)
+            out[i] = len(keys) - 1
+    key_surnames = {}
+    for i, g in enumerate(out):
+        if g is not None and surnames[i]:
+            key_surnames.setdefault(g, set()).add(surnames[i])
+    for i, nm in enumerate(names):
+        if nm is not None:
+            continue
+        if not keys:
+            out[i] = 0  # nobody named: one (unnamed) person
+            continue
+        if surnames[i]:
+            fits = [g for g, s in key_surnames.items() if surnames[i] in s]
+            if len(fits) == 1:
+                out[i] = fits[0]
+        elif len(keys) == 1:
+            out[i] = 0
+    return out
+
+
+def deterministic_links(features: pd.DataFrame, settings: MatchSettings) -> DeterministicResult:
+    guards = settings["guards"]
+    limits = guards.get("max_persons_per_value") or {}
+    jw = float(guards.get("name_compatible_jw", 0.9))
+    cols = [c for c in guards.get("deterministic_columns") or [] if c in features.columns]
+    feats = features.copy()
+    edges: list[tuple[str, str, str]] = []
+    shared: list[dict] = []
+    uid = feats["unique_id"].to_numpy()
+    name_py = feats["name_py"].to_numpy()
+    surname = feats["surname_py"].to_numpy()
+    lic = feats["license_no"].to_numpy() if "license_no" in feats.columns else None
+    for col in cols:
+        s = feats[col]
+        dup = s[s.notna() & s.duplicated(keep=False)]
+        if dup.empty:
+            continue
+        limit = int(limits.get(col, 1))
+        to_null: list[int] = []
+        for value, idx in dup.groupby(dup, sort=True).groups.items():
+            pos = feats.index.get_indexer(idx)
+            groups = _name_groups([name_py[p] for p in pos], [surname[p] for p in pos], jw)
+            n_persons = len({g for g in groups if g is not None} or {0})
+            if n_persons > limit:
+                shared.append({"column": col, "value": value, "records": len(pos), "persons": n_persons})
+                to_null.extend(pos.tolist())
+                continue
+            by_group: dict[int, list[int]] = {}
+            for p, g in zip(pos.tolist(), groups, strict=True):
+                if g is not None:
+                    by_group.setdefault(g, []).append(p)
+            for members in by_group.values():
+                members.sort(key=lambda p: uid[p])
+                anchor = members[0]
+                for p in members[1:]:
+                    if (
+                        lic is not None
+                        and lic[p] is not None
+                        and lic[anchor] is not None
+                        and not same_identifier(lic[p], lic[anchor])
+                    ):
+                        continue
+                    a, b = sorted((uid[anchor], uid[p]))
+                    edges.append((a, b, col))
+        if to_null:
+            feats.iloc[to_null, feats.columns.get_loc(col)] = None
+    e = pd.DataFrame(edges, columns=["unique_id_l", "unique_id_r", "column"])
+    e = e.drop_duplicates(["unique_id_l", "unique_id_r"]).reset_index(drop=True)
+    return DeterministicResult(edges=e, shared=shared, features=feats)

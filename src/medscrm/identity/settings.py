@@ -1,0 +1,242 @@
+"""Match configuration as data: load ``settings/<person_type>.yaml`` and compile it.
+
+The same comparison-level definitions are compiled to Splink SQL (:func:`splink_settings`) and to
+a pure-Python evaluator (:func:`level_of`), so Splink's gamma levels and :mod:`explain` agree.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "MatchSettings",
+    "load_settings",
+    "splink_settings",
+    "level_of",
+    "jaro_winkler",
+    "levenshtein",
+]
+
+MatchSettings = dict[str, Any]
+#: The packaged settings files (hcp.yaml, patient.yaml).
+SETTINGS_DIR = Path(__file__).resolve().parent / "settings"
+
+
+def load_settings(settings: str | Path | dict | None = None, person_type: str = "hcp") -> MatchSettings:
+    """A settings file path, a dict, or None (the packaged default for ``person_type``)."""
+    if isinstance(settings, dict):
+        return copy.deepcopy(settings)
+    if settings is None:
+        path = SETTINGS_DIR / f"{person_type}.yaml"
+        if not path.exists():
+            raise ValueError(f"no packaged match settings for person type {person_type!r}")
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = Path(settings).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    _validate(data)
+    return data
+
+
+def _validate(data: dict) -> None:
+    for key in ("thresholds", "blocking_rules", "comparisons", "guards", "training"):
+        if key not in data:
+            raise ValueError(f"match settings: missing section {key!r}")
+    for comp in data["comparisons"]:
+        levels = comp.get("levels") or []
+        if not levels or not levels[0].get("null_level"):
+            raise ValueError(f"comparison {comp.get('name')!r}: the first level must be the null level")
+        if levels[-1].get("when"):
+            raise ValueError(f"comparison {comp.get('name')!r}: the last level must be the else level")
+        for lv in levels:
+            for cond in lv.get("when") or []:
+                if len(cond) != 1 or next(iter(cond)) not in _KINDS:
+                    raise ValueError(f"comparison {comp.get('name')!r}: bad condition {cond!r}")
+
+
+_KINDS = ("missing", "exact", "jw", "lev", "absdiff", "either")
+
+
+def _cond_sql(cond: dict, dialect: str) -> str:
+    kind, arg = next(iter(cond.items()))
+    jw = "jaro_winkler" if dialect == "spark" else "jaro_winkler_similarity"
+    if kind == "missing":
+        return f'"{arg}_l" IS NULL OR "{arg}_r" IS NULL'
+    if kind == "exact":
+        return f'"{arg}_l" = "{arg}_r"'
+    if kind == "jw":
+        col, t = arg
+        return f'{jw}("{col}_l", "{col}_r") >= {float(t)}'
+    if kind == "lev":
+        col, k = arg
+        return f'levenshtein("{col}_l", "{col}_r") <= {int(k)}'
+    if kind == "absdiff":
+        col, k = arg
+        return f'abs("{col}_l" - "{col}_r") <= {int(k)}'
+    if kind == "either":
+        return f'("{arg}_l" = 1 OR "{arg}_r" = 1)'
+    raise ValueError(kind)
+
+
+def _level_sql(level: dict, dialect: str) -> str:
+    conds = level.get("when") or []
+    if not conds:
+        return "ELSE"
+    if len(conds) == 1:
+        return _cond_sql(conds[0], dialect)
+    return " AND ".join(f"({_cond_sql(c, dialect)})" for c in conds)
+
+
+def splink_settings(settings: MatchSettings, dialect: str = "duckdb", model: dict | None = None) -> dict:
+    """The Splink settings dict; with ``model`` (a trained Splink model dict) its m/u are reused."""
+    trained: dict[str, list[dict]] = {}
+    if model:
+        for c in model.get("comparisons", []):
+            trained[c["output_column_name"]] = c["comparison_levels"]
+    comparisons = []
+    for comp in settings["comparisons"]:
+        levels = []
+        tlevels = trained.get(comp["name"])
+        for i, lv in enumerate(comp["levels"]):
+            d: dict[str, Any] = {"sql_condition": _level_sql(lv, dialect), "label_for_charts": lv["label"]}
+            if lv.get("null_level"):
+                d["is_null_level"] = True
+            else:
+                if lv.get("m") is not None:
+                    d["m_probability"] = float(lv["m"])
+                if lv.get("tf"):
+                    d["tf_adjustment_column"] = lv["tf"]
+                    d["tf_adjustment_weight"] = float(lv.get("tf_weight", 1.0))
+                if tlevels and i < len(tlevels):
+                    for k in ("m_probability", "u_probability"):
+                        if tlevels[i].get(k) is not None:
+                            d[k] = tlevels[i][k]
+            levels.append(d)
+        comparisons.append(
+            {
+                "output_column_name": comp["name"],
+                "comparison_levels": levels,
+                "comparison_description": comp["name"],
+            }
+        )
+    out = {
+        "link_type": "dedupe_only",
+        "unique_id_column_name": "unique_id",
+        "comparisons": comparisons,
+        "blocking_rules_to_generate_predictions": list(settings["blocking_rules"]),
+        "retain_matching_columns": True,
+        "retain_intermediate_calculation_columns": True,
+        "additional_columns_to_retain": [],
+        "max_iterations": 25,
+        "em_convergence": 0.0001,
+    }
+    if model and model.get("probability_two_random_records_match"):
+        out["probability_two_random_records_match"] = model["probability_two_random_records_match"]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# pure-Python evaluation of the same levels
+
+
+@lru_cache(maxsize=200_000)
+def jaro_winkler(a: str, b: str, prefix_weight: float = 0.1) -> float:
+    """Jaro-Winkler similarity (the standard definition, as DuckDB/rapidfuzz compute it)."""
+    if a == b:
+        return 1.0
+    la, lb = len(a), len(b)
+    if not la or not lb:
+        return 0.0
+    window = max(la, lb) // 2 - 1
+    window = max(window, 0)
+    ma = [False] * la
+    mb = [False] * lb
+    matches = 0
+    for i, ca in enumerate(a):
+        lo, hi = max(0, i - window), min(lb, i + window + 1)
+        for j in range(lo, hi):
+            if not mb[j] and b[j] == ca:
+                ma[i] = mb[j] = True
+                matches += 1
+                break
+    if not matches:
+        return 0.0
+    t = 0
+    j = 0
+    for i in range(la):
+        if ma[i]:
+            while not mb[j]:
+                j += 1
+            if a[i] != b[j]:
+                t += 1
+            j += 1
+    t //= 2
+    jaro = (matches / la + matches / lb + (matches - t) / matches) / 3
+    prefix = 0
+    for ca, cb in zip(a[:4], b[:4], strict=False):
+        if ca != cb:
+            break
+        prefix += 1
+    if jaro > 0.7:
+        return jaro + prefix * prefix_weight * (1 - jaro)
+    return jaro
+
+
+def levenshtein(a: str, b: str) -> int:
+    if a == b:
+        return 0
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _isnull(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is getattr(__import__("pandas"), "NA", None)
+
+
+def _cond_py(cond: dict, left: dict, right: dict) -> bool:
+    kind, arg = next(iter(cond.items()))
+    if kind == "missing":
+        return _isnull(left.get(arg)) or _isnull(right.get(arg))
+    if kind == "either":
+        return (not _isnull(left.get(arg)) and int(left[arg]) == 1) or (
+            not _isnull(right.get(arg)) and int(right[arg]) == 1
+        )
+    col = arg if kind == "exact" else arg[0]
+    a, b = left.get(col), right.get(col)
+    if _isnull(a) or _isnull(b):
+        return False  # SQL: comparisons with NULL are not true
+    if kind == "exact":
+        return a == b
+    if kind == "jw":
+        return jaro_winkler(str(a), str(b)) >= float(arg[1])
+    if kind == "lev":
+        return levenshtein(str(a), str(b)) <= int(arg[1])
+    if kind == "absdiff":
+        return abs(int(a) - int(b)) <= int(arg[1])
+    raise ValueError(kind)
+
+
+def level_of(comp: dict, left: dict, right: dict) -> int:
+    """The gamma value Splink assigns: -1 for the null level, else levels counted from the else level
+    (0) upwards (Splink numbers the non-null levels from the top, highest first)."""
+    levels = comp["levels"]
+    n = len(levels) - 1  # non-null levels
+    for i, lv in enumerate(levels):
+        conds = lv.get("when") or []
+        if all(_cond_py(c, left, right) for c in conds):
+            if lv.get("null_level"):
+                return -1
+            return n - i
+    return 0

@@ -1,0 +1,121 @@
+"""The profile API on both engines: lookup, search, masking by role, redirect after merge, audit."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from medscrm.accounts import service as accounts
+from medscrm.app import create_app
+from medscrm.db.schema import audit_log
+from medscrm.ingest.importer import import_file
+from medscrm.ingest.mapping import Mapping
+from medscrm.persons import review
+from medscrm.persons.service import apply_clusters, load_records
+
+
+@pytest.fixture
+def client(tenant, tmp_path):
+    f = tmp_path / "crm.csv"
+    f.write_text(
+        "编号,姓名,手机,邮箱,医院,科室,处方量\n1,张伟,13800138000,zw@pumch.cn,北京协和医院,心内科,120\n"
+        "2,张伟,138-0013-8000,,协和医院,心血管内科,\n3,李娜,13900139000,ln@wch.cn,华西医院,呼吸科,30\n",
+        encoding="utf-8",
+    )
+    import_file(
+        engine=tenant.engine,
+        tenant_id=tenant.id,
+        source="crm",
+        path=f,
+        mapping=Mapping(record_key="编号", custom={"处方量": "rx_volume"}, custom_types={"rx_volume": "int"}),
+    )
+    with tenant.engine.begin() as c:
+        recs = load_records(c, tenant.id)
+        key = {r["record_key"]: r["id"] for r in recs}
+        apply_clusters(
+            c, tenant_id=tenant.id, clusters={"a": [key["1"], key["2"]], "b": [key["3"]]}, records=recs
+        )
+        tokens = {
+            role: accounts.create_token(conn=c, tenant_id=tenant.id, role=role).token
+            for role in ("admin", "rep", "analyst")
+        }
+    app = create_app(tenant.engine, spool_dir=tmp_path / "spool")
+    with TestClient(app) as tc:
+        tc.h = {role: {"Authorization": f"Bearer {t}"} for role, t in tokens.items()}
+        tc.tenant = tenant
+        yield tc
+
+
+def test_lookup_by_phone_in_any_format_and_profile_shape(client):
+    r = client.get(
+        "/api/v1/persons/lookup",
+        params={"type": "phone", "value": "+86 138 0013 8000"},
+        headers=client.h["admin"],
+    )
+    assert r.status_code == 200, r.text
+    prof = r.json()
+    for k in ("person_id", "attributes", "identities", "tags", "segments", "scores", "stage", "lineage"):
+        assert k in prof
+    assert prof["attributes"]["name"] == "张伟" and prof["attributes"]["phone"] == "+8613800138000"
+    assert prof["source_records"] == 2 and prof["lineage"]["phone"]["source"] == "crm"
+    assert {"type": "email", "value": "zw@pumch.cn"} in prof["identities"]
+    assert (
+        client.get(
+            "/api/v1/persons/lookup",
+            params={"type": "phone", "value": "13000000000"},
+            headers=client.h["admin"],
+        ).status_code
+        == 404
+    )
+    bad = client.get(
+        "/api/v1/persons/lookup", params={"type": "fax", "value": "1"}, headers=client.h["admin"]
+    )
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "type"
+
+
+def test_rep_sees_masked_pii_and_no_prescription_volume(client):
+    pid = client.get(
+        "/api/v1/persons/lookup", params={"type": "email", "value": "ZW@pumch.cn"}, headers=client.h["admin"]
+    ).json()["person_id"]
+    admin = client.get(f"/api/v1/persons/{pid}", headers=client.h["admin"]).json()
+    rep = client.get(f"/api/v1/persons/{pid}", headers=client.h["rep"]).json()
+    analyst = client.get(f"/api/v1/persons/{pid}", headers=client.h["analyst"]).json()
+    assert admin["attributes"]["rx_volume"] == 120 and analyst["attributes"]["rx_volume"] == 120
+    assert "rx_volume" not in rep["attributes"] and "rx_volume" not in rep["lineage"]
+    assert rep["attributes"]["phone"] == "+86138****8000" and "***" in rep["attributes"]["email"]
+    assert all("13800138000" not in i["value"] for i in rep["identities"])
+    with client.tenant.engine.connect() as c:
+        reads = (
+            c.execute(
+                sa.select(audit_log.c.detail).where(
+                    audit_log.c.tenant_id == client.tenant.id, audit_log.c.action == "profile.read"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert {d["role"] for d in reads} == {"admin", "rep", "analyst"}
+
+
+def test_search_and_merged_ids_redirect(client):
+    found = client.get("/api/v1/persons", params={"q": "张"}, headers=client.h["rep"]).json()["persons"]
+    assert len(found) == 1 and found[0]["hospital"] == "北京协和医院" and "****" in found[0]["phone"]
+    assert (
+        len(
+            client.get("/api/v1/persons", params={"hospital": "华西"}, headers=client.h["admin"]).json()[
+                "persons"
+            ]
+        )
+        == 1
+    )
+    with client.tenant.engine.begin() as c:
+        clusters = review.current_clusters(c, client.tenant.id)
+        a, b = sorted(clusters, key=lambda k: -len(clusters[k]))
+        review.merge_persons(c, tenant_id=client.tenant.id, person_a=a, person_b=b, actor="test")
+    r = client.get(f"/api/v1/persons/{b}", headers=client.h["admin"]).json()
+    assert r["person_id"] == a and r["requested_id"] == b and r["source_records"] == 3
+    recs = client.get(f"/api/v1/persons/{b}/records", headers=client.h["rep"]).json()["records"]
+    assert len(recs) == 3 and all("****" in x["phone"] for x in recs)
+    assert client.get("/api/v1/persons/per_nope", headers=client.h["admin"]).status_code == 404
+    assert client.get(f"/api/v1/persons/{a}/timeline", headers=client.h["admin"]).json()["events"] == []
