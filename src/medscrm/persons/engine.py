@@ -1,0 +1,65 @@
+"""The bridge from the workspace to the matching engine (:mod:`medscrm.identity`)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from medscrm.db.schema import PERSON_FIELDS
+from medscrm.persons.run import EngineResult
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if hasattr(v, "item"):  # numpy scalars
+        return v.item()
+    return v
+
+
+def resolve_with_engine(
+    records: list[dict[str, Any]], *, settings_path: Path | str | None = None, engine: str = "duckdb"
+) -> EngineResult:
+    """Score and cluster the tenant's source records with the OneID engine."""
+    from medscrm.identity.resolve import resolve_records
+
+    if not records:
+        return EngineResult(clusters={}, links=[], review=[], summary={"records": 0})
+    table = [
+        {"record_id": r["id"], "source": r.get("source"), **{f: r.get(f) for f in PERSON_FIELDS}}
+        for r in records
+    ]
+    res = resolve_records(table, settings=str(settings_path) if settings_path else None, engine=engine)
+    clusters: dict[str, list[str]] = {}
+    confidence: dict[str, tuple[float, str]] = {}
+    for rid, pid, conf, size in res.clusters[
+        ["record_id", "person_id", "confidence", "cluster_size"]
+    ].itertuples(index=False):
+        clusters.setdefault(pid, []).append(rid)
+        confidence[rid] = (float(_clean(conf) or 0.0), "singleton" if int(size) == 1 else "resolved")
+    pairs = res.pairs
+    links: list[tuple[str, str, float]] = []
+    review: list[dict[str, Any]] = []
+    if len(pairs):
+        gamma_cols = [c for c in pairs.columns if c.startswith("gamma_")]
+        for row in pairs.to_dict("records"):
+            a, b, p = row["record_id_l"], row["record_id_r"], float(_clean(row["match_probability"]) or 0.0)
+            if row["decision"] == "match":
+                links.append((a, b, p))
+            elif row["decision"] == "review":
+                weight = _clean(row.get("match_weight"))
+                review.append(
+                    {
+                        "record_a": a,
+                        "record_b": b,
+                        "probability": p,
+                        "match_weight": float(weight) if weight is not None else None,
+                        "detail": {
+                            "reason": row.get("reason"),
+                            **{c[6:]: _clean(row[c]) for c in gamma_cols},
+                        },
+                    }
+                )
+    summary = {k: v for k, v in res.report.items() if isinstance(v, int | float | str)}
+    return EngineResult(clusters=clusters, links=links, review=review, confidence=confidence, summary=summary)
