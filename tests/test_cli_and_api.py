@@ -92,3 +92,16 @@ def test_cli_runs_on_postgresql(tmp_path, pg_url):
     key = last_line(cli(tmp_path, "sources", "create", "--name", "crm", env=env))
     assert key.startswith("wk_")
     assert not (tmp_path / "medscrm.duckdb").exists()
+
+
+def test_demo_runs_end_to_end_in_an_empty_directory(tmp_path):
+    p = cli(tmp_path, "demo", "--hcps", "300")
+    out = p.stdout
+    assert "What was loaded" in out and "Quarantined, and why" in out and "OneID" in out
+    assert "crm_export.csv" in out and "gb18030" in out and "event_signups.xlsx" in out
+    assert "Admin API token (Bearer): msk_" in out
+    assert (tmp_path / "medscrm.duckdb").exists() and (tmp_path / "demo-data" / "ground_truth.csv").exists()
+    again = cli(tmp_path, "demo", "--hcps", "300").stdout  # idempotent: nothing imported twice
+    assert "duplicates" in again
+    p2 = cli(tmp_path, "identity", "review", "list", "--tenant", "demo", "--limit", "1")
+    assert p2.returncode == 0

@@ -32,12 +32,12 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
     t0 = time.perf_counter()
     console.rule("[bold]medscrm demo · 演示")
-    console.print(f"1/3 generating synthetic sources for {hcps:,} HCPs (seed {seed}) → {data_dir}/")
+    console.print(f"1/4 generating synthetic sources for {hcps:,} HCPs (seed {seed}) → {data_dir}/")
     manifest = generate(data_dir, hcps=hcps, seed=seed, progress=True)
 
     ws = open_workspace(tenant)
     console.print(
-        f"2/3 importing into tenant [bold]{tenant}[/] on {ws.engine.dialect.name} "
+        f"2/4 importing into tenant [bold]{tenant}[/] on {ws.engine.dialect.name} "
         f"({ws.engine.url.render_as_string(hide_password=True)})"
     )
     results = []
@@ -63,7 +63,17 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
             )
             results.append((src, rep))
 
-    console.print("3/3 accounts for the console and API")
+    console.print("3/4 OneID: resolving every record into persons · 统一身份识别")
+    from medscrm.persons.engine import resolve_with_engine
+    from medscrm.persons.run import run_identity
+
+    with ws.engine.begin() as conn:
+        id_rep, id_result, queued = run_identity(
+            conn, tenant_id=ws.tenant_id, resolve=resolve_with_engine, actor="demo"
+        )
+        example = _example_person(conn, ws.tenant_id)
+
+    console.print("4/4 accounts for the console and API")
     with ws.engine.begin() as conn:
         for username, role in DEMO_USERS:
             if not accounts.get_user(conn=conn, tenant_id=ws.tenant_id, username=username):
@@ -118,6 +128,33 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
         for code, n in quarantined.items():
             qt.add_row(code, f"{n:,}")
         console.print(qt)
+    it = Table.grid(padding=(0, 2))
+    it.add_row("source records · 源记录", f"{id_rep.records:,}")
+    it.add_row("persons (golden records) · 人", f"{id_rep.persons:,}")
+    it.add_row("records joined to another · 合并", f"{id_rep.records - id_rep.persons:,}")
+    it.add_row("persons with conflicting values · 冲突", f"{id_rep.conflicts:,}")
+    it.add_row("uncertain pairs for review · 待复核", f"{queued:,}")
+    console.print(Panel(it, title="OneID · 统一身份", expand=False))
+    if example:
+        et = Table(
+            "attribute",
+            "golden value",
+            "from source",
+            "rule",
+            "other values seen",
+            title=f"A golden record with its lineage · 黄金记录与来源: {example['id']}",
+        )
+        for k in ("name", "hospital", "department", "title", "city", "phone", "email", "license_no"):
+            lin = (example["lineage"] or {}).get(k)
+            if lin:
+                et.add_row(
+                    k,
+                    str(example["attributes"].get(k)),
+                    lin["source"],
+                    lin["rule"],
+                    ", ".join(lin.get("conflicts", []))[:50],
+                )
+        console.print(et)
     console.print(
         Panel(
             f"source records in tenant: {total_records:,}\n"
@@ -127,6 +164,8 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
             f"  medscrm quarantine show ID --tenant {tenant}  one row, every problem\n"
             f"  medscrm imports list --tenant {tenant}        import history · 导入记录\n"
             f"  medscrm audit list --tenant {tenant}          audit log · 审计日志\n"
+            f"  medscrm identity review list --tenant {tenant}   uncertain pairs · 待复核的疑似重复\n"
+            f"  medscrm persons show PERSON_ID --tenant {tenant} a golden record with lineage · 黄金记录\n"
             "  medscrm serve                                    REST API, OpenAPI at /docs\n\n"
             f"Demo users (password = <username>-demo): {', '.join(u for u, _ in DEMO_USERS)}\n"
             f"Admin API token (Bearer): {token.token}",
@@ -134,3 +173,24 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
         )
     )
     return 1 if failed else 0
+
+
+def _example_person(conn, tenant_id: str):
+    """A person built from several sources (the most), to show survivorship and lineage."""
+    from medscrm.db.schema import person_records, persons
+
+    pid = conn.execute(
+        sa.select(person_records.c.person_id)
+        .where(person_records.c.tenant_id == tenant_id)
+        .group_by(person_records.c.person_id)
+        .order_by(sa.func.count().desc(), person_records.c.person_id)
+        .limit(1)
+    ).scalar()
+    if not pid:
+        return None
+    row = (
+        conn.execute(sa.select(persons).where(persons.c.tenant_id == tenant_id, persons.c.id == pid))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
