@@ -676,6 +676,21 @@ def identity_run(
     console.print(t)
 
 
+@identity_app.command("explain")
+def identity_explain(
+    record_a: Annotated[str, typer.Argument(help="Source record id (sr_…).")],
+    record_b: Annotated[str, typer.Argument(help="Source record id (sr_…).")],
+    tenant: TenantOpt = None,
+) -> None:
+    """Why two records did or did not match: every comparison, its level and weight, the decision."""
+    from medscrm.identity.cli import explain_command
+
+    try:
+        explain_command(record_a, record_b, tenant)
+    except MedscrmError as exc:
+        _fail(exc)
+
+
 @review_app.command("list")
 def review_list(limit: int = 20, tenant: TenantOpt = None) -> None:
     """Open uncertain pairs, most likely first, side by side with the reasons."""
