@@ -126,6 +126,7 @@ def insert_new(
             sa.Table(stage_name, sa.MetaData(), *[sa.Column(c.name, c.type) for c in target.columns]),
             rows,
         )
+        conn.exec_driver_sql(f'ANALYZE "{stage_name}"')  # the planner must know the batch's size
         cleanup = lambda: None  # noqa: E731
     else:
         raise UnsupportedBackend(f"insert_new is not implemented for the {name!r} backend")

@@ -297,9 +297,13 @@ def _import_in_one_transaction(ctx: _Ctx, reader, conn: sa.Connection) -> None:
     mine = [source_records.c.tenant_id == ctx.tenant_id, source_records.c.source_id == ctx.source_id]
     open_q = [quarantine.c.tenant_id == ctx.tenant_id, quarantine.c.status == "open"]
     accepted = 0
-    for good, bad in _batches(ctx, reader):
+    next_analyze = 1
+    for n, (good, bad) in enumerate(_batches(ctx, reader), 1):
         accepted += insert_new(conn, source_records, good, match=["record_key", "row_hash"], where=mine)
         insert_new(conn, quarantine, bad, match=["payload_hash"], where=open_q)
+        if n == next_analyze:  # statistics taken before this transaction say the table is small:
+            conn.exec_driver_sql("ANALYZE source_records")  # refresh them as it grows (1, 2, 4, 8… batches)
+            next_analyze *= 2
     _finish(ctx, conn, accepted)
 
 
