@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from medscrm.schema.person import STANDARD_FIELDS
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -106,21 +108,7 @@ imports = sa.Table(
 )
 
 #: The standard person schema, as normalised columns of a source record.
-PERSON_FIELDS = (
-    "person_type",
-    "name",
-    "gender",
-    "hospital",
-    "department",
-    "title",
-    "city",
-    "province",
-    "phone",
-    "email",
-    "license_no",
-    "wechat_unionid",
-    "wecom_external_userid",
-)
+PERSON_FIELDS = STANDARD_FIELDS  # defined once, with the normalisers, in medscrm.schema.person
 
 source_records = sa.Table(
     "source_records",

@@ -9,21 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-STANDARD_FIELDS: tuple[str, ...] = (
-    "person_type",
-    "name",
-    "gender",
-    "hospital",
-    "department",
-    "title",
-    "city",
-    "province",
-    "phone",
-    "email",
-    "license_no",
-    "wechat_unionid",
-    "wecom_external_userid",
-)
+from medscrm.schema.person import STANDARD_FIELDS  # noqa: E402
+
 #: Columns of ``all_records.csv`` (the identity resolver's input).
 RESOLVE_COLUMNS: tuple[str, ...] = ("record_id", "source", *STANDARD_FIELDS)
 #: Columns of ``ground_truth.csv``.
