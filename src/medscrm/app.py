@@ -14,6 +14,7 @@ from medscrm import __version__
 from medscrm.api import collect, core
 from medscrm.api import events as events_api
 from medscrm.api import persons as persons_api
+from medscrm.api import segments as segments_api
 from medscrm.config import get_settings
 from medscrm.db import get_engine
 from medscrm.ingest.events import Ingestor
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(core.router)
     app.include_router(events_api.router)
     app.include_router(persons_api.router)
+    app.include_router(segments_api.router)
     app.include_router(collect.router)
     app.include_router(collect.callbacks)
     return app

@@ -909,6 +909,11 @@ from medscrm.identity.cli import register as _register_identity  # noqa: E402
 _register_identity(app)
 
 
+from medscrm.segments.cli import register as register_segments  # noqa: E402
+
+register_segments(app)
+
+
 def main() -> None:  # pragma: no cover
     try:
         app()

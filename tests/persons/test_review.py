@@ -143,8 +143,11 @@ def test_reject_records_a_do_not_merge(three_people):
 def test_later_runs_respect_decisions():
     from medscrm.persons.run import EngineResult, respect_constraints
 
-    res = EngineResult(clusters={"a": ["a", "b", "c"], "d": ["d"], "e": ["e"]},
-                       links=[("a", "b", 0.999), ("b", "c", 0.99)], review=[])
+    res = EngineResult(
+        clusters={"a": ["a", "b", "c"], "d": ["d"], "e": ["e"]},
+        links=[("a", "b", 0.999), ("b", "c", 0.99)],
+        review=[],
+    )
     assert respect_constraints(res, [], []) == res.clusters
     got = respect_constraints(res, must=[("d", "e")], cannot=[("a", "c")])
     assert sorted(got.values()) == [["a", "b"], ["c"], ["d", "e"]]

@@ -32,8 +32,9 @@ def make_engine(url: str) -> sa.Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if backend == "duckdb":
         config = {"memory_limit": get_settings().duckdb_memory_limit}
-        return sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=16,
-                                connect_args={"config": config})
+        return sa.create_engine(
+            url, poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=16, connect_args={"config": config}
+        )
     return sa.create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
 
 

@@ -296,3 +296,97 @@ audit_log = sa.Table(
     sa.Column("object_id", sa.String(100)),
     sa.Column("detail", JSON),
 )
+
+# --- tags and segments (issue 5) ----------------------------------------------------------------
+
+#: Tag definitions: what a tag means, who owns it, how it is computed (rule JSON for rule tags).
+tag_definitions = sa.Table(
+    "tag_definitions",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("name_zh", sa.String(200)),
+    sa.Column("name_en", sa.String(200)),
+    sa.Column(
+        "category", sa.String(32), nullable=False
+    ),  # basic, business_rule, behaviour_model, third_party
+    sa.Column("owner", sa.String(100)),
+    sa.Column("description", sa.Text),
+    sa.Column("value_type", sa.String(16), nullable=False),  # bool, string, number
+    sa.Column("refresh", sa.String(16), nullable=False),  # realtime, scheduled
+    sa.Column("rule", JSON),  # the rule DSL (rule tags only)
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "key"),
+)
+
+#: The current tags of each person (one row per person and tag).
+person_tags = sa.Table(
+    "person_tags",
+    metadata,
+    _tenant(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("tag_key", sa.String(64), nullable=False),
+    sa.Column("value", sa.String(300)),
+    sa.Column("since", TS, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # rule, import, model
+    sa.Column("reason", JSON),
+    sa.PrimaryKeyConstraint("tenant_id", "person_id", "tag_key"),
+    sa.Index(None, "tenant_id", "tag_key", "value"),
+)
+
+#: Every change of a person's tag, with why.
+tag_history = sa.Table(
+    "tag_history",
+    metadata,
+    _tenant(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("tag_key", sa.String(64), nullable=False),
+    sa.Column("old_value", sa.String(300)),
+    sa.Column("new_value", sa.String(300)),
+    sa.Column("changed_at", TS, nullable=False),
+    sa.Column("reason", JSON),
+    sa.Index(None, "tenant_id", "person_id"),
+)
+
+segments = sa.Table(
+    "segments",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # static, dynamic
+    sa.Column("rule", JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("last_refreshed_at", TS),
+    sa.Column("member_count", sa.Integer, nullable=False, server_default="0"),
+    sa.UniqueConstraint("tenant_id", "key"),
+)
+
+segment_members = sa.Table(
+    "segment_members",
+    metadata,
+    _tenant(),
+    sa.Column("segment_id", sa.String(40), nullable=False),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("since", TS, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "segment_id", "person_id"),
+    sa.Index(None, "tenant_id", "person_id"),
+)
+
+#: Entered / exited, per person and segment (membership history as events).
+segment_history = sa.Table(
+    "segment_history",
+    metadata,
+    _tenant(),
+    sa.Column("segment_id", sa.String(40), nullable=False),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("change", sa.String(16), nullable=False),  # entered, exited
+    sa.Column("changed_at", TS, nullable=False),
+    sa.Index(None, "tenant_id", "segment_id", "changed_at"),
+)

@@ -28,8 +28,17 @@ class DeterministicResult:
     features: pd.DataFrame | None = None  # features with shared values nulled
 
 
-def _name_groups(names: list[str | None], surnames: list[str | None], jw: float) -> list[int | None]:
-    """Group index per record (None: cannot be attributed). Full names first, then partials."""
+def _name_groups(
+    names: list[str | None],
+    surnames: list[str | None],
+    jw: float,
+    givens: list[str | None] | None = None,
+    nicks: list[str | None] | None = None,
+) -> list[int | None]:
+    """Group index per record (None: cannot be attributed). Full names first, then partials.
+
+    A nickname joins the single group it is compatible with: the same surname (张医生, Dr. Zhang)
+    or a given-name diminutive whose characters are in the group's given name (小梅 → 戚萍梅)."""
     keys: list[str] = []
     out: list[int | None] = [None] * len(names)
     for i, nm in enumerate(names):
@@ -42,23 +51,37 @@ def _name_groups(names: list[str | None], surnames: list[str | None], jw: float)
         else:
             keys.append(nm)
             out[i] = len(keys) - 1
-    key_surnames = {}
+    key_surnames: dict[int, set[str]] = {}
+    key_givens: dict[int, set[str]] = {}
     for i, g in enumerate(out):
-        if g is not None and surnames[i]:
+        if g is None:
+            continue
+        if surnames[i]:
             key_surnames.setdefault(g, set()).add(surnames[i])
+        if givens is not None and givens[i]:
+            key_givens.setdefault(g, set()).add(givens[i])
     for i, nm in enumerate(names):
         if nm is not None:
             continue
         if not keys:
             out[i] = 0  # nobody named: one (unnamed) person
             continue
+        fits: set[int] = set()
         if surnames[i]:
-            fits = [g for g, s in key_surnames.items() if surnames[i] in s]
-            if len(fits) == 1:
-                out[i] = fits[0]
-        elif len(keys) == 1:
+            fits |= {g for g, s in key_surnames.items() if surnames[i] in s}
+        nick = nicks[i] if nicks is not None else None
+        if nick:
+            fits |= {g for g, gv in key_givens.items() if any(all(c in x for c in nick) for x in gv)}
+        if len(fits) == 1:
+            out[i] = next(iter(fits))
+        elif not surnames[i] and not nick and len(keys) == 1:
             out[i] = 0
     return out
+
+
+def _cjk_full(feats: pd.DataFrame, pos: int) -> bool:
+    g = feats["name_given"].iat[pos] if "name_given" in feats.columns else None
+    return isinstance(g, str) and bool(g)
 
 
 def deterministic_links(features: pd.DataFrame, settings: MatchSettings) -> DeterministicResult:
@@ -72,6 +95,9 @@ def deterministic_links(features: pd.DataFrame, settings: MatchSettings) -> Dete
     uid = feats["unique_id"].to_numpy()
     name_py = feats["name_py"].to_numpy()
     surname = feats["surname_py"].to_numpy()
+    given = feats["name_given"].to_numpy() if "name_given" in feats.columns else None
+    nick = feats["name_nick"].to_numpy() if "name_nick" in feats.columns else None
+    accounts = set(guards.get("account_columns") or [])
     lic = feats["license_no"].to_numpy() if "license_no" in feats.columns else None
     for col in cols:
         s = feats[col]
@@ -82,7 +108,21 @@ def deterministic_links(features: pd.DataFrame, settings: MatchSettings) -> Dete
         to_null: list[int] = []
         for value, idx in dup.groupby(dup, sort=True).groups.items():
             pos = feats.index.get_indexer(idx)
-            groups = _name_groups([name_py[p] for p in pos], [surname[p] for p in pos], jw)
+            if col in accounts:
+                # an account id (unionid, WeCom id) belongs to one WeChat user whatever the display
+                # names say; only two different Chinese full names argue against it
+                names = [name_py[p] if _cjk_full(feats, p) else None for p in pos]
+                sur = [None] * len(pos)
+            else:
+                names = [name_py[p] for p in pos]
+                sur = [surname[p] for p in pos]
+            groups = _name_groups(
+                names,
+                sur,
+                jw,
+                [given[p] for p in pos] if given is not None else None,
+                [nick[p] for p in pos] if nick is not None else None,
+            )
             n_persons = len({g for g in groups if g is not None} or {0})
             if n_persons > limit:
                 shared.append({"column": col, "value": value, "records": len(pos), "persons": n_persons})

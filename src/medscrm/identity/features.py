@@ -37,6 +37,8 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "name_py",  # order-insensitive pinyin token form of the full name
     "surname_py",  # surname reading (also set for nicknames)
     "name_partial",  # 1 when the name is a nickname pattern (surname only)
+    "name_given",  # CJK given name of a full name (for nickname compatibility)
+    "name_nick",  # given-name diminutive of a nickname (小梅, 伟伟 → 梅 / 伟)
     "gender",
     "hospital_id",
     "city",
@@ -190,6 +192,8 @@ def build_features(
         "name_py": [p.py_key for p in names],
         "surname_py": [p.surname_py for p in names],
         "name_partial": [1 if p.partial else 0 for p in names],
+        "name_given": [p.given if p.full else None for p in names],
+        "name_nick": [p.nick for p in names],
         "gender": gender,
         "hospital_id": hosp_id,
         "city": city,

@@ -102,6 +102,9 @@ def _db_api(engine: str, spark: Any = None):
             from .spark import local_spark
 
             spark = local_spark()
+        from .spark import ensure_checkpoint_dir
+
+        ensure_checkpoint_dir(spark)
         return SparkAPI(spark_session=spark), spark
     import duckdb
     from splink import DuckDBAPI

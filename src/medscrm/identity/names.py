@@ -26,6 +26,7 @@ from medscrm.schema.person import normalize_name
 
 __all__ = [
     "COMPOUND_SURNAMES",
+    "NICKNAME_WORDS",
     "SURNAME_READINGS",
     "ParsedName",
     "parse_name",
@@ -227,6 +228,10 @@ _NICK_SUFFIXES = (
     "大姐",
     "师傅",
     "主任医师",
+    "副主任医师",
+    "主治医师",
+    "住院医师",
+    "主管护师",
     "副院长",
     "科长",
     "部长",
@@ -238,6 +243,7 @@ _NICK_SUFFIX_RE = re.compile(
 )
 _NICK_PREFIX_RE = re.compile("^(?:小|老|阿)")
 _LATIN_TITLE_RE = re.compile(r"^(?:dr|doctor|prof|professor|mr|mrs|ms|miss|dear)\b\.?\s*", re.I)
+_LATIN_DEGREE_RE = re.compile(r"(?:[\s,]+(?:m\.?d|ph\.?d|dr|prof|mbbs|m\.?sc|fccp|facc|facs)\.?)+\s*$", re.I)
 _CJK_RUN_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f·]+")
 _BRACKETS_RE = re.compile(r"[(\[（【<《{].*?[)\]）】>》}]")
 _SEP_RE = re.compile(r"\s*[-—–_/|~]+\s*")
@@ -254,6 +260,7 @@ class ParsedName:
     given_py: str | None = None
     py_key: str | None = None  # order-insensitive pinyin token form
     partial: bool = False  # a nickname pattern: only the surname is known
+    nick: str | None = None  # given-name diminutive (小梅, 伟伟, 阿芳 → 梅 / 伟 / 芳): CJK characters
 
 
 _EMPTY = ParsedName()
@@ -344,6 +351,9 @@ def _is_syllable_seq(s: str, max_syll: int = 4) -> bool:
 def _parse_latin(text: str) -> ParsedName:
     had_title = bool(_LATIN_TITLE_RE.match(text.strip()))
     raw = _LATIN_TITLE_RE.sub("", text.strip())
+    raw2 = _LATIN_DEGREE_RE.sub("", raw)
+    if raw2 != raw:
+        raw, had_title = raw2, True
     tokens_cased = [t for t in re.split(r"[^A-Za-zü]+", raw) if t]
     tokens = [_strip_tones(t) for t in tokens_cased]
     tokens = ["lv" if t == "lyu" else t for t in tokens]
@@ -381,13 +391,95 @@ def _parse_latin(text: str) -> ParsedName:
     )
 
 
+def _strip_honorifics(name: str) -> str:
+    """Drop trailing honorific / title words (张伟主任医师 → 张伟, 张医生 → 张); at most two."""
+    for _ in range(2):
+        m = _NICK_SUFFIX_RE.search(name)
+        if not m or m.start() == 0:
+            break
+        name = name[: m.start()]
+    return name
+
+
+#: Popular WeChat nickname words that happen to start with a surname character (向日葵, 阳光明媚):
+#: never a person's name.
+NICKNAME_WORDS: frozenset[str] = frozenset(
+    [
+        "向日葵",
+        "阳光",
+        "阳光明媚",
+        "简单",
+        "平安",
+        "平安是福",
+        "快乐",
+        "幸福",
+        "开心",
+        "白衣",
+        "白衣天使",
+        "行者",
+        "小确幸",
+        "海阔天空",
+        "静待花开",
+        "岁月静好",
+        "云淡风轻",
+        "随缘",
+        "知足常乐",
+        "淡泊明志",
+        "花开半夏",
+        "微笑",
+        "晴天",
+        "明天会更好",
+        "顺其自然",
+        "心如止水",
+        "一路有你",
+        "上善若水",
+        "宁静致远",
+        "天道酬勤",
+        "江南",
+        "田园",
+        "春暖花开",
+        "向阳",
+        "向往",
+        "安静",
+        "安然",
+        "海阔",
+        "温暖",
+    ]
+)
+
+
+def _diminutive(name: str) -> str | None:
+    """The given-name core of a diminutive nickname: 小梅 → 梅, 阿芳 → 芳, 伟伟 → 伟, 梅子 → 梅."""
+    if len(name) == 2 and name[0] in "小阿":
+        return name[1]
+    if len(name) == 2 and name[0] == name[1]:
+        return name[0]
+    if len(name) == 2 and name[1] in "子儿" and name[0] not in _COMMON_SURNAMES:
+        return name[0]
+    return None
+
+
 def _parse_cjk(name: str) -> ParsedName:
-    # nickname patterns: 张医生, 李主任, 王大夫, 老王, 小张, 张老
-    m = _NICK_SUFFIX_RE.search(name)
-    if m and m.start() > 0:
-        stem = name[: m.start()]
-        if len(stem) <= 2 and (len(stem) == 1 or stem in COMPOUND_SURNAMES):
+    if name in NICKNAME_WORDS:
+        return _EMPTY
+    dim = _diminutive(name)
+    if dim is not None:
+        if name[0] in "小阿" and name[1] in _COMMON_SURNAMES:  # 小张 / 小梅: a surname or a given name
+            return ParsedName(surname=name[1], surname_py=surname_pinyin(name[1]), partial=True, nick=dim)
+        return ParsedName(nick=dim)
+    # honorific / title suffixes: 张医生, 李主任 (surname only: a nickname), 张伟医生, 韩东子主任医师
+    # (a full name followed by a title: the full name)
+    stem = _strip_honorifics(name)
+    if stem != name:
+        if len(stem) == 1 or stem in COMPOUND_SURNAMES:
             return ParsedName(surname=stem, surname_py=surname_pinyin(stem), partial=True)
+        if 2 <= len(stem) <= 4:
+            sur, _given = _split_cjk(stem)
+            if sur in _COMMON_SURNAMES or sur in COMPOUND_SURNAMES:
+                return _parse_cjk_full(stem)
+        if _NICK_PREFIX_RE.match(stem) and len(stem) == 2 and stem[1] in _COMMON_SURNAMES:
+            return ParsedName(surname=stem[1], surname_py=surname_pinyin(stem[1]), partial=True)
+        return _EMPTY  # 阳光医生, 快乐老师: a title after a word that is not a name
     if len(name) == 2 and _NICK_PREFIX_RE.match(name) and name[1] in _COMMON_SURNAMES:
         return ParsedName(surname=name[1], surname_py=surname_pinyin(name[1]), partial=True)
     if len(name) < 2:
@@ -398,6 +490,10 @@ def _parse_cjk(name: str) -> ParsedName:
         )
     if len(name) > 6 and "·" not in name:
         return _EMPTY  # a phrase (淡泊明志 style nicknames are ≤ 4, longer runs are not names)
+    return _parse_cjk_full(name)
+
+
+def _parse_cjk_full(name: str) -> ParsedName:
     surname, given = _split_cjk(name)
     # not a known surname (淡泊明志, 阳光明媚): keep it as a full name only if it is short enough
     if (

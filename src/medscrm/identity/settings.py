@@ -65,21 +65,23 @@ _KINDS = ("missing", "exact", "jw", "lev", "absdiff", "either")
 def _cond_sql(cond: dict, dialect: str) -> str:
     kind, arg = next(iter(cond.items()))
     jw = "jaro_winkler" if dialect == "spark" else "jaro_winkler_similarity"
+    # identifier quoting: Spark SQL reads "x" as a string literal, it quotes identifiers with backticks
+    q = "`" if dialect == "spark" else '"'
     if kind == "missing":
-        return f'"{arg}_l" IS NULL OR "{arg}_r" IS NULL'
+        return f"{q}{arg}_l{q} IS NULL OR {q}{arg}_r{q} IS NULL"
     if kind == "exact":
-        return f'"{arg}_l" = "{arg}_r"'
+        return f"{q}{arg}_l{q} = {q}{arg}_r{q}"
     if kind == "jw":
         col, t = arg
-        return f'{jw}("{col}_l", "{col}_r") >= {float(t)}'
+        return f"{jw}({q}{col}_l{q}, {q}{col}_r{q}) >= {float(t)}"
     if kind == "lev":
         col, k = arg
-        return f'levenshtein("{col}_l", "{col}_r") <= {int(k)}'
+        return f"levenshtein({q}{col}_l{q}, {q}{col}_r{q}) <= {int(k)}"
     if kind == "absdiff":
         col, k = arg
-        return f'abs("{col}_l" - "{col}_r") <= {int(k)}'
+        return f"abs({q}{col}_l{q} - {q}{col}_r{q}) <= {int(k)}"
     if kind == "either":
-        return f'("{arg}_l" = 1 OR "{arg}_r" = 1)'
+        return f"({q}{arg}_l{q} = 1 OR {q}{arg}_r{q} = 1)"
     raise ValueError(kind)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["local_spark"]
+__all__ = ["local_spark", "ensure_checkpoint_dir"]
 
 
 def local_spark(cores: int = 2) -> Any:
@@ -12,11 +12,30 @@ def local_spark(cores: int = 2) -> Any:
         from pyspark.sql import SparkSession
     except ImportError as e:  # pragma: no cover - depends on the extra
         raise ImportError("engine='spark' needs PySpark: pip install 'medscrm[spark]'") from e
-    return (
+    try:  # Splink's string-similarity UDFs (jaro_winkler ...) live in a jar shipped with Splink
+        from splink.backends.spark import similarity_jar_location
+
+        jars = similarity_jar_location()
+    except Exception:  # noqa: BLE001 - older Splink: the UDFs must be registered by the caller
+        jars = ""
+    spark = (
         SparkSession.builder.master(f"local[{cores}]")
+        .config("spark.jars", jars)
         .appName("medscrm-identity")
         .config("spark.sql.shuffle.partitions", str(max(4, cores * 2)))
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", "2g")
         .getOrCreate()
     )
+    ensure_checkpoint_dir(spark)
+    return spark
+
+
+def ensure_checkpoint_dir(spark: Any) -> None:
+    """Splink checkpoints intermediate tables on Spark: a checkpoint directory must be set."""
+    sc = spark.sparkContext
+    if sc.getCheckpointDir():
+        return
+    import tempfile
+
+    sc.setCheckpointDir(tempfile.mkdtemp(prefix="medscrm-spark-ckpt-"))

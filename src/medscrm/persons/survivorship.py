@@ -107,8 +107,12 @@ def _pick(cands: list[Candidate], rules: list[str], cfg: Survivorship) -> tuple[
             top = [c for c in pool if c.received_at == newest]
             if len(top) < len(pool):
                 pool, decided = top, rule
-    # still tied: newest, then the smallest record id — deterministic
-    winner = sorted(pool, key=lambda c: (-c.received_at.timestamp(), c.record_id))[0]
+    # still tied: newest, then the value most records agree on, then the most specific (longest)
+    # value (北京协和医院 over 协和医院), then the smallest record id — deterministic
+    counts = Counter(c.value for c in cands)
+    winner = sorted(
+        pool, key=lambda c: (-c.received_at.timestamp(), -counts[c.value], -len(str(c.value)), c.record_id)
+    )[0]
     return winner, decided if len({c.value for c in cands}) > 1 else "unanimous"
 
 

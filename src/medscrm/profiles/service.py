@@ -107,13 +107,25 @@ def get_profile(
         "lineage": lineage,
         "identities": idents,
         "source_records": n_records,
-        "tags": [],
-        "segments": [],
+        "tags": _tags_of(conn, tenant_id, p["id"]),
+        "segments": _segments_of(conn, tenant_id, p["id"]),
         "scores": {},
         "stage": None,
         "created_at": p["created_at"],
         "updated_at": p["updated_at"],
     }
+
+
+def _tags_of(conn: sa.Connection, tenant_id: str, person_id: str) -> list[dict[str, Any]]:
+    from medscrm.tags.service import tags_of
+
+    return tags_of(conn, tenant_id=tenant_id, person_id=person_id)
+
+
+def _segments_of(conn: sa.Connection, tenant_id: str, person_id: str) -> list[dict[str, Any]]:
+    from medscrm.segments.service import segments_of
+
+    return segments_of(conn, tenant_id=tenant_id, person_id=person_id)
 
 
 def lookup(conn: sa.Connection, *, tenant_id: str, type_: str, value: str) -> str:

@@ -1,0 +1,213 @@
+"""Segments and tags API: preview, CRUD, refresh, members, CSV export; tag definitions, evaluation,
+a person's tags. Rule errors are 422 ``{"errors": [{"path", "reason"}]}``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from medscrm.api.deps import EngineDep, Principal, require
+from medscrm.common import NotFound
+from medscrm.profiles.service import resolve_person_id
+from medscrm.rules import RuleError
+from medscrm.segments import service as segs
+from medscrm.tags import service as tags
+
+router = APIRouter(prefix="/api/v1", tags=["segments and tags"])
+Reader = Annotated[Principal, require("data.read")]
+Writer = Annotated[Principal, require("data.import")]
+
+FieldTypes = Annotated[
+    dict[str, Literal["string", "number", "bool", "date"]] | None,
+    Field(
+        description='Types of custom attributes not yet seen in the data, e.g. {"hospital_grade": "string"}'
+    ),
+]
+
+
+def _422(exc: RuleError) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"error": "invalid_rule", "errors": exc.as_list()})
+
+
+def _404(exc: NotFound, path: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=404, content={"error": "not_found", "errors": [{"path": path, "reason": str(exc)}]}
+    )
+
+
+class PreviewIn(BaseModel):
+    rule: Any
+    sample: int = Field(10, ge=0, le=100)
+    fields: FieldTypes = None
+
+
+class SegmentIn(BaseModel):
+    key: str
+    name: str | None = None
+    kind: Literal["static", "dynamic"] = "dynamic"
+    rule: Any
+    fields: FieldTypes = None
+
+
+class SegmentUpdate(BaseModel):
+    name: str | None = None
+    rule: Any = None
+    fields: FieldTypes = None
+
+
+class TagIn(BaseModel):
+    key: str
+    value_type: Literal["bool", "string", "number"] = "bool"
+    category: Literal["basic", "business_rule", "behaviour_model", "third_party"] = "business_rule"
+    name_zh: str | None = None
+    name_en: str | None = None
+    owner: str | None = None
+    description: str | None = None
+    refresh: Literal["realtime", "scheduled"] = "scheduled"
+    rule: Any = None
+    fields: FieldTypes = None
+
+
+class EvaluateIn(BaseModel):
+    keys: list[str] | None = None
+
+
+@router.post("/segments/preview", summary="Count (and a sample of) the persons matching a rule")
+def preview(body: PreviewIn, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.connect() as conn:
+            return segs.preview(
+                conn, tenant_id=p.tenant_id, rule=body.rule, sample=body.sample, fields=body.fields
+            )
+    except RuleError as exc:
+        return _422(exc)
+
+
+@router.post("/segments", status_code=201, summary="Create a static or dynamic segment")
+def create_segment(body: SegmentIn, engine: EngineDep, p: Writer) -> Any:
+    try:
+        with engine.begin() as conn:
+            return segs.create(
+                conn,
+                tenant_id=p.tenant_id,
+                key=body.key,
+                rule=body.rule,
+                name=body.name,
+                kind=body.kind,
+                created_by=p.actor,
+                fields=body.fields,
+            )
+    except RuleError as exc:
+        return _422(exc)
+
+
+@router.get("/segments", summary="All segments")
+def list_segments(engine: EngineDep, p: Reader) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = segs.list_segments(conn, tenant_id=p.tenant_id)
+    return {"segments": rows, "count": len(rows)}
+
+
+@router.get("/segments/{key}", summary="One segment")
+def get_segment(key: str, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.connect() as conn:
+            return segs.get(conn, tenant_id=p.tenant_id, key=key)
+    except NotFound as exc:
+        return _404(exc, "key")
+
+
+@router.put("/segments/{key}", summary="Edit a segment (a new rule bumps the version and refreshes)")
+def update_segment(key: str, body: SegmentUpdate, engine: EngineDep, p: Writer) -> Any:
+    try:
+        with engine.begin() as conn:
+            return segs.update(
+                conn, tenant_id=p.tenant_id, key=key, rule=body.rule, name=body.name, fields=body.fields
+            )
+    except NotFound as exc:
+        return _404(exc, "key")
+    except RuleError as exc:
+        return _422(exc)
+
+
+@router.post("/segments/{key}/refresh", summary="Recompute a dynamic segment's members")
+def refresh_segment(key: str, engine: EngineDep, p: Writer) -> Any:
+    try:
+        with engine.begin() as conn:
+            return segs.refresh(conn, tenant_id=p.tenant_id, key=key)
+    except NotFound as exc:
+        return _404(exc, "key")
+    except RuleError as exc:
+        return _422(exc)
+
+
+@router.get("/segments/{key}/members", summary="Members (PII masked unless the role may read it)")
+def segment_members(
+    key: str,
+    engine: EngineDep,
+    p: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    try:
+        with engine.connect() as conn:
+            rows = segs.members(conn, tenant_id=p.tenant_id, key=key, role=p.role, limit=limit, offset=offset)
+    except NotFound as exc:
+        return _404(exc, "key")
+    return {"members": rows, "count": len(rows)}
+
+
+@router.get("/segments/{key}/export.csv", summary="Members as CSV (PII masked unless the role may read it)")
+def export_segment(key: str, engine: EngineDep, p: Reader) -> Response:
+    try:
+        with engine.connect() as conn:
+            text = segs.export_csv(conn, tenant_id=p.tenant_id, key=key, role=p.role)
+    except NotFound as exc:
+        return _404(exc, "key")
+    return Response(
+        text.encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="segment-{key}.csv"'},
+    )
+
+
+@router.post("/tags", status_code=201, summary="Define (or redefine) a tag")
+def define_tag(body: TagIn, engine: EngineDep, p: Writer) -> Any:
+    try:
+        with engine.begin() as conn:
+            return tags.define(conn, tenant_id=p.tenant_id, **body.model_dump())
+    except RuleError as exc:
+        return _422(exc)
+
+
+@router.get("/tags", summary="Tag definitions")
+def list_tags(engine: EngineDep, p: Reader) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = tags.list_definitions(conn, tenant_id=p.tenant_id)
+    return {"tags": rows, "count": len(rows)}
+
+
+@router.post("/tags/evaluate", summary="Recompute rule tags (all, or the given keys)")
+def evaluate_tags(engine: EngineDep, p: Writer, body: EvaluateIn | None = None) -> Any:
+    try:
+        with engine.begin() as conn:
+            return {"tags": tags.evaluate(conn, tenant_id=p.tenant_id, keys=body.keys if body else None)}
+    except RuleError as exc:
+        return _422(exc)
+
+
+@router.get("/persons/{person_id}/tags", summary="A person's current tags (and their history)")
+def person_tags(person_id: str, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.connect() as conn:
+            pid = resolve_person_id(conn, p.tenant_id, person_id)["id"]
+            return {
+                "person_id": pid,
+                "tags": tags.tags_of(conn, tenant_id=p.tenant_id, person_id=pid),
+                "history": tags.history_of(conn, tenant_id=p.tenant_id, person_id=pid),
+            }
+    except NotFound as exc:
+        return _404(exc, "person_id")

@@ -1,0 +1,281 @@
+"""Segments: preview, static and dynamic segments, refresh with membership history, versions, export.
+
+Keyword-only functions; the caller owns the transaction. A definition that does not validate and
+compile is never saved (RuleError, every problem with its path).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+import sqlalchemy as sa
+
+from medscrm.accounts.roles import can
+from medscrm.common import NotFound, new_id, utcnow
+from medscrm.db.schema import persons, segment_history, segment_members, segments
+from medscrm.profiles.service import _visible
+from medscrm.rules import RuleError, compile_rule, parse
+from medscrm.rules.errors import Problem
+from medscrm.rules.validate import KEY_RE
+from medscrm.tags.service import rule_context
+
+KINDS = ("static", "dynamic")
+EXPORT_FIELDS = ("name", "hospital", "department", "title")
+PII_EXPORT_FIELDS = ("phone", "email")
+
+
+def _compiled(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    rule: Any,
+    now: dt.datetime,
+    defining: str | None = None,
+    fields: dict[str, str] | None = None,
+    prefix: str = "",
+) -> sa.Select:
+    ctx = rule_context(conn, tenant_id=tenant_id, fields=fields, defining_segment=defining)
+    try:
+        return compile_rule(parse(rule, ctx), tenant_id=tenant_id, now=now, ctx=ctx)
+    except RuleError as exc:
+        if not prefix:
+            raise
+        raise RuleError(
+            [Problem(f"{prefix}.{p.path}" if p.path else prefix, p.reason) for p in exc.problems]
+        ) from None
+
+
+def preview(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    rule: Any,
+    sample: int = 10,
+    now: dt.datetime | None = None,
+    fields: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Count (one COUNT query) and a small sample of person ids matching ``rule``."""
+    q = _compiled(conn, tenant_id=tenant_id, rule=rule, now=now or utcnow(), fields=fields)
+    count = conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
+    ids = list(conn.execute(q.order_by(persons.c.id).limit(sample)).scalars()) if sample else []
+    return {"count": count, "sample": ids}
+
+
+def get(conn: sa.Connection, *, tenant_id: str, key: str) -> dict[str, Any]:
+    s = segments
+    row = conn.execute(sa.select(s).where(s.c.tenant_id == tenant_id, s.c.key == key)).mappings().first()
+    if row is None:
+        raise NotFound(f"segment {key!r} not found")
+    return dict(row)
+
+
+def list_segments(conn: sa.Connection, *, tenant_id: str) -> list[dict[str, Any]]:
+    s = segments
+    return [
+        dict(r)
+        for r in conn.execute(sa.select(s).where(s.c.tenant_id == tenant_id).order_by(s.c.key)).mappings()
+    ]
+
+
+def create(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    key: str,
+    rule: Any,
+    name: str | None = None,
+    kind: str = "dynamic",
+    created_by: str = "system",
+    now: dt.datetime | None = None,
+    fields: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Create a segment and compute its members now (a static one keeps that snapshot)."""
+    now = now or utcnow()
+    problems = []
+    if not isinstance(key, str) or not KEY_RE.match(key) or len(key) > 64:
+        problems.append(Problem("key", "must be a name of letters, digits, _ or - (at most 64 characters)"))
+    elif conn.execute(
+        sa.select(segments.c.id).where(segments.c.tenant_id == tenant_id, segments.c.key == key)
+    ).first():
+        problems.append(Problem("key", f"segment {key!r} already exists (edit it with PUT)"))
+    if kind not in KINDS:
+        problems.append(Problem("kind", f"must be one of {', '.join(KINDS)}"))
+    try:
+        _compiled(conn, tenant_id=tenant_id, rule=rule, now=now, defining=key, fields=fields, prefix="rule")
+    except RuleError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise RuleError(problems)
+    conn.execute(
+        sa.insert(segments).values(
+            id=new_id("seg"),
+            tenant_id=tenant_id,
+            key=key,
+            name=name or key,
+            kind=kind,
+            rule=rule,
+            version=1,
+            created_by=created_by,
+            created_at=now,
+            updated_at=now,
+            member_count=0,
+        )
+    )
+    refresh(conn, tenant_id=tenant_id, key=key, now=now, fields=fields, _force=True)
+    return get(conn, tenant_id=tenant_id, key=key)
+
+
+def update(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    key: str,
+    rule: Any = None,
+    name: str | None = None,
+    now: dt.datetime | None = None,
+    fields: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Edit the name and/or the rule; a changed rule bumps ``version`` and refreshes the members."""
+    now = now or utcnow()
+    seg = get(conn, tenant_id=tenant_id, key=key)
+    values: dict[str, Any] = {"updated_at": now}
+    if name:
+        values["name"] = name
+    rule_changed = rule is not None and rule != seg["rule"]
+    if rule_changed:
+        _compiled(conn, tenant_id=tenant_id, rule=rule, now=now, defining=key, fields=fields, prefix="rule")
+        values.update(rule=rule, version=seg["version"] + 1)
+    conn.execute(sa.update(segments).where(segments.c.id == seg["id"]).values(**values))
+    if rule_changed:
+        refresh(conn, tenant_id=tenant_id, key=key, now=now, fields=fields, _force=True)
+    return get(conn, tenant_id=tenant_id, key=key)
+
+
+def refresh(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    key: str,
+    now: dt.datetime | None = None,
+    fields: dict[str, str] | None = None,
+    _force: bool = False,
+) -> dict[str, Any]:
+    """Recompute the members (full recompute); entered/exited rows go to segment_history.
+
+    A static segment is a snapshot: it is only computed when created or when its rule is edited."""
+    now = now or utcnow()
+    seg = get(conn, tenant_id=tenant_id, key=key)
+    if seg["kind"] == "static" and not _force:
+        return {"key": key, "entered": 0, "exited": 0, "member_count": seg["member_count"], "static": True}
+    q = _compiled(conn, tenant_id=tenant_id, rule=seg["rule"], now=now, defining=key, fields=fields)
+    new = set(conn.execute(q).scalars())
+    m = segment_members
+    scope = sa.and_(m.c.tenant_id == tenant_id, m.c.segment_id == seg["id"])
+    old = set(conn.execute(sa.select(m.c.person_id).where(scope)).scalars())
+    entered, exited = sorted(new - old), sorted(old - new)
+    for i in range(0, len(exited), 5000):
+        conn.execute(sa.delete(m).where(scope, m.c.person_id.in_(exited[i : i + 5000])))
+    if entered:
+        conn.execute(
+            sa.insert(m),
+            [
+                {"tenant_id": tenant_id, "segment_id": seg["id"], "person_id": p, "since": now}
+                for p in entered
+            ],
+        )
+    hist = [(p, "entered") for p in entered] + [(p, "exited") for p in exited]
+    if hist:
+        conn.execute(
+            sa.insert(segment_history),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "segment_id": seg["id"],
+                    "person_id": p,
+                    "change": c,
+                    "changed_at": now,
+                }
+                for p, c in hist
+            ],
+        )
+    conn.execute(
+        sa.update(segments)
+        .where(segments.c.id == seg["id"])
+        .values(member_count=len(new), last_refreshed_at=now)
+    )
+    return {"key": key, "entered": len(entered), "exited": len(exited), "member_count": len(new)}
+
+
+def members(
+    conn: sa.Connection, *, tenant_id: str, key: str, role: str, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Members with name/hospital/department/title (+ phone/e-mail, masked unless the role reads PII)."""
+    seg = get(conn, tenant_id=tenant_id, key=key)
+    m, p = segment_members, persons
+    q = (
+        sa.select(m.c.person_id, m.c.since, p.c.attributes)
+        .join(p, sa.and_(p.c.tenant_id == m.c.tenant_id, p.c.id == m.c.person_id))
+        .where(m.c.tenant_id == tenant_id, m.c.segment_id == seg["id"])
+        .order_by(m.c.person_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    out = []
+    for r in conn.execute(q):
+        attrs = _visible(r.attributes or {}, role)
+        out.append(
+            {
+                "person_id": r.person_id,
+                "since": r.since,
+                **{k: attrs.get(k) for k in (*EXPORT_FIELDS, *PII_EXPORT_FIELDS)},
+            }
+        )
+    return out
+
+
+def export_csv(conn: sa.Connection, *, tenant_id: str, key: str, role: str) -> str:
+    """All members as CSV text (UTF-8 with BOM for Excel); PII masked unless ``role`` may read PII."""
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    cols = ("person_id", *EXPORT_FIELDS, *PII_EXPORT_FIELDS)
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    offset = 0
+    while True:
+        page = members(conn, tenant_id=tenant_id, key=key, role=role, limit=5000, offset=offset)
+        w.writerows(page)
+        if len(page) < 5000:
+            break
+        offset += 5000
+    return buf.getvalue()
+
+
+def history(conn: sa.Connection, *, tenant_id: str, key: str, limit: int = 1000) -> list[dict[str, Any]]:
+    seg = get(conn, tenant_id=tenant_id, key=key)
+    h = segment_history
+    q = (
+        sa.select(h.c.person_id, h.c.change, h.c.changed_at)
+        .where(h.c.tenant_id == tenant_id, h.c.segment_id == seg["id"])
+        .order_by(h.c.changed_at, h.c.person_id)
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def segments_of(conn: sa.Connection, *, tenant_id: str, person_id: str) -> list[dict[str, Any]]:
+    """The segments a person is a member of (as of each segment's last refresh)."""
+    m, s = segment_members, segments
+    q = (
+        sa.select(s.c.key, s.c.name, s.c.kind, m.c.since)
+        .join(m, sa.and_(m.c.tenant_id == s.c.tenant_id, m.c.segment_id == s.c.id))
+        .where(s.c.tenant_id == tenant_id, m.c.person_id == person_id)
+        .order_by(s.c.key)
+    )
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def can_read_pii(role: str) -> bool:
+    return can(role, "pii.read")
