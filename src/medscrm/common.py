@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-import uuid
+import os
 
 
 def new_id(prefix: str) -> str:
     """A random, URL-safe, prefixed id such as ``sr_4f1c…`` (prefix says what it is)."""
-    return f"{prefix}_{uuid.uuid4().hex}"
+    return f"{prefix}_{os.urandom(16).hex()}"  # 128 random bits, like uuid4, at a fraction of the cost
 
 
 def utcnow() -> dt.datetime:
