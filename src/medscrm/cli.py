@@ -901,7 +901,7 @@ def serve(
     from medscrm.db import get_engine, upgrade_to_head
 
     upgrade_to_head(get_engine())
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
 
 
 from medscrm.identity.cli import register as _register_identity  # noqa: E402

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import secrets
 import os
+import secrets
 
 
 def new_id(prefix: str) -> str:

@@ -40,9 +40,17 @@ def _json_default(v: Any) -> Any:
 
 
 def dumps(v: Any) -> str | None:
+    """Canonical JSON (sorted keys): for hashing and for what is compared as text."""
     if v is None:
         return None
     return orjson.dumps(v, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _store_json(v: Any) -> str | None:
+    """JSON for a JSON column (key order as given: cheaper than canonical)."""
+    if v is None:
+        return None
+    return orjson.dumps(v, default=_json_default).decode()
 
 
 def _duckdb_raw(conn: sa.Connection):
@@ -83,7 +91,7 @@ def append_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
         names = [c.name for c in cols]
         with raw.cursor() as cur, cur.copy(stmt) as cp:
             for r in rows:
-                cp.write_row([dumps(r.get(n)) if n in json_cols else r.get(n) for n in names])
+                cp.write_row([_store_json(r.get(n)) if n in json_cols else r.get(n) for n in names])
         return len(rows)
     raise UnsupportedBackend(f"bulk append is not implemented for the {name!r} backend")
 
@@ -152,7 +160,7 @@ def _arrow_table(table: sa.Table, rows: list[dict[str, Any]]) -> pa.Table:
     arrays = []
     for c in cols:
         if c.name in json_cols:
-            vals = [dumps(r.get(c.name)) for r in rows]
+            vals = [_store_json(r.get(c.name)) for r in rows]
         else:
             vals = [r.get(c.name) for r in rows]
         arrays.append(pa.array(vals, type=_arrow_type(c)))

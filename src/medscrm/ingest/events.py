@@ -41,12 +41,23 @@ DEDUP_WINDOW = dt.timedelta(hours=24)
 _ID_TRAITS = {"user_id": "user_id", "anonymous_id": "anonymous_id"}
 
 
-def _iso(v: dt.datetime | None) -> str | None:
-    return v.isoformat() if v else None
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _ts(v: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(v) if v else None
+def _us(v: dt.datetime | None) -> int | None:
+    """Spool form of a time: integer microseconds since the epoch (cheaper than ISO text both ways)."""
+    if v is None:
+        return None
+    d = v - _EPOCH
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+
+
+def _ts(v: int | str | None) -> dt.datetime | None:
+    if v is None:
+        return None
+    if isinstance(v, str):  # spool records written before the integer form
+        return dt.datetime.fromisoformat(v)
+    return _EPOCH + dt.timedelta(microseconds=v)
 
 
 def message_record(tenant_id: str, source_id: str, m: Message, links: list[tuple] | None = None) -> dict:
@@ -63,10 +74,10 @@ def message_record(tenant_id: str, source_id: str, m: Message, links: list[tuple
         "pid": m.previous_id,
         "gid": m.group_id,
         "name": m.name,
-        "ts": _iso(m.timestamp),
-        "ots": _iso(m.original_timestamp),
-        "sat": _iso(m.sent_at),
-        "rat": _iso(m.received_at),
+        "ts": _us(m.timestamp),
+        "ots": _us(m.original_timestamp),
+        "sat": _us(m.sent_at),
+        "rat": _us(m.received_at),
         "props": m.properties,
         "traits": m.traits,
         "ctx": m.context,
@@ -117,6 +128,8 @@ class Ingestor:
 
     # -- consumer side -------------------------------------------------------------------------
     def start(self) -> None:
+        import pandas  # noqa: F401  (pyarrow loads it on the first flush; do it before traffic arrives)
+
         self._thread = threading.Thread(target=self._run, name="medscrm-flusher", daemon=True)
         self._thread.start()
 
@@ -225,6 +238,25 @@ def store_records(conn: sa.Connection, recs: list[dict], *, dedup_window: dt.tim
 _CALLBACK_ID_TYPES = ("wecom_external_userid", "wechat_openid", "wechat_unionid")
 
 
+_has_identities: dict[str, tuple[float, bool]] = {}
+
+
+def _tenant_has_identities(conn: sa.Connection, tenant_id: str) -> bool:
+    """Cached for a few seconds: before the first identity run there is nothing to attach."""
+    now = time.monotonic()
+    hit = _has_identities.get(tenant_id)
+    if hit and hit[0] > now:
+        return hit[1]
+    has = conn.execute(sa.select(identities.c.id).where(identities.c.tenant_id == tenant_id).limit(1)).first()
+    _has_identities[tenant_id] = (now + 5.0, has is not None)
+    return has is not None
+
+
+def forget_identity_cache(tenant_id: str) -> None:
+    """Identities changed in this process (an identity run): look again at the next flush."""
+    _has_identities.pop(tenant_id, None)
+
+
 def _attach_persons(conn: sa.Connection, rows: list[dict]) -> None:
     """Tag each event with the person its identifiers already resolve to (one query per batch).
     Events of people not yet known keep person_id empty; reads also match them by user id."""
@@ -239,6 +271,8 @@ def _attach_persons(conn: sa.Connection, rows: list[dict]) -> None:
         return
     idn = identities
     for tenant_id in {k[0] for k in wanted}:
+        if not _tenant_has_identities(conn, tenant_id):
+            continue
         pairs = [(t, v) for (tn, t, v) in wanted if tn == tenant_id]
         for i in range(0, len(pairs), 500):
             chunk = pairs[i : i + 500]
@@ -270,6 +304,9 @@ def _append_new_events(conn: sa.Connection, rows: list[dict], window: dt.timedel
     return len(fresh)
 
 
+_recent_links: dict[tuple, None] = {}  # insertion-ordered: a bounded memory of links already stored
+
+
 def _identity_side_effects(conn: sa.Connection, rows: list[dict]) -> None:
     """identify → source record; alias and callback hints → identity links."""
     from medscrm.ingest.importer import build_record
@@ -277,6 +314,12 @@ def _identity_side_effects(conn: sa.Connection, rows: list[dict]) -> None:
     recs, links = [], []
     for r in rows:
         for rel, ta, va, tb, vb in r["_links"]:
+            key = (r["tenant_id"], rel, ta, str(va), tb, str(vb))
+            if key in _recent_links:
+                continue
+            _recent_links[key] = None
+            if len(_recent_links) > 200_000:
+                _recent_links.pop(next(iter(_recent_links)))
             links.append(
                 {
                     "id": new_id("il"),

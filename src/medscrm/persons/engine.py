@@ -19,9 +19,16 @@ def _clean(v: Any) -> Any:
 
 
 def resolve_with_engine(
-    records: list[dict[str, Any]], *, settings_path: Path | str | None = None, engine: str = "duckdb"
+    records: list[dict[str, Any]],
+    *,
+    settings_path: Path | str | None = None,
+    engine: str = "duckdb",
+    model_file: Path | None = None,
 ) -> EngineResult:
-    """Score and cluster the tenant's source records with the OneID engine."""
+    """Score and cluster the tenant's source records with the OneID engine.
+
+    ``model_file``: where to save the trained match models (for ``medscrm identity explain``).
+    """
     from medscrm.identity.resolve import resolve_records
 
     if not records:
@@ -31,6 +38,10 @@ def resolve_with_engine(
         for r in records
     ]
     res = resolve_records(table, settings=str(settings_path) if settings_path else None, engine=engine)
+    if model_file is not None and res.models:
+        from medscrm.identity.cli import save_models
+
+        save_models(Path(model_file), res.models)
     clusters: dict[str, list[str]] = {}
     confidence: dict[str, tuple[float, str]] = {}
     for rid, pid, conf, size in res.clusters[

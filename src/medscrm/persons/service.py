@@ -211,6 +211,9 @@ def rebuild_identities(conn: sa.Connection, *, tenant_id: str, person_recs: dict
     """identities = every identifier value of every record → its person; event user ids too
     (identify calls are source records keyed by userId), and aliases through identity links."""
     conn.execute(identities.delete().where(identities.c.tenant_id == tenant_id))
+    from medscrm.ingest.events import forget_identity_cache
+
+    forget_identity_cache(tenant_id)
     now = utcnow()
     rows: dict[tuple[str, str, str], dict] = {}
     user_person: dict[str, str] = {}

@@ -8,7 +8,10 @@ person) and ``all_records.csv`` (every row in the identity resolver's standard s
 Generation streams: persons are made in chunks, their rows are shuffled within the chunk, given
 their source keys and written out, so memory does not grow with ``hcps`` (except for a set of
 e-mail addresses, kept to make addresses unique). Everything is drawn from one
-``random.Random(seed)``; the same seed gives byte-identical files.
+``random.Random(seed)``, except whether a row captured a WeChat unionid (webinar and event
+sign-ups through WeChat login, WeCom contacts who also follow the official account), which is
+drawn from a second stream derived from the seed (``World.rng_id``) so that adding it left every
+other value unchanged. The same seed gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -275,7 +278,7 @@ class Person:
     __slots__ = (
         "key", "idx", "ptype", "surname", "given", "name", "gender", "hosp", "prev_hosp", "dept",
         "title", "admin_role", "phone", "phone2", "email", "email2", "license", "unionid", "unionid2",
-        "nickname", "nickname2", "ext_id", "city", "birth_year", "dtype", "in_crm",
+        "nickname", "nickname2", "ext_id", "city", "birth_year", "dtype", "in_crm", "follows",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -288,6 +291,9 @@ class World:
 
     def __init__(self, seed: int, hcps: int, bad_row_rate: float):
         self.rng = Random(seed)
+        # a second stream for WeChat-login capture (see the module docstring): draws from it never
+        # shift the main stream, so the values drawn from ``rng`` stay as they were without it
+        self.rng_id = Random(f"medscrm.synth.id-capture:{seed}")
         rng = self.rng
         self.bad_rate = bad_row_rate
         self.hcps = hcps
@@ -816,7 +822,17 @@ class Builder:
     def __init__(self, world: World):
         self.w = world
         self.rng = world.rng
+        self.rng_id = world.rng_id
         self.r = Render(world)
+
+    def login_unionid(self, p: Person, source: str) -> str | None:
+        """The unionid a WeChat-login sign-up captured, or None (drawn from ``rng_id`` only)."""
+        rng = self.rng_id
+        if rng.random() >= UNIONID_CAPTURE[source]:
+            return None
+        if p.unionid2 and rng.random() < SECOND_ACCOUNT_LOGIN:
+            return p.unionid2
+        return p.unionid
 
     def _finish(self, spec: SourceSpec, p: Person, row: dict) -> Row:
         if self.rng.random() < self.w.bad_rate:
@@ -885,6 +901,9 @@ class Builder:
             "attended": "Y" if attended else "N",
             "watch_minutes": rng.randrange(3, 95) if attended else 0,
         }
+        uid = self.login_unionid(p, "webinar")
+        if uid is not None:
+            row["wx_unionid"] = uid
         return self._finish(WEBINAR, p, row)
 
     def _wechat_geo(self, p: Person) -> tuple[str, str, str]:
@@ -925,6 +944,7 @@ class Builder:
             "subscribe_scene": self.w.w_scene.pick(rng),
         }
         unionid = p.unionid2 if second else p.unionid
+        p.follows = (p.follows or frozenset()) | {unionid}
         if rng.random() < 0.88:
             row = {"openid": row.pop("openid"), "unionid": unionid, **row}
         return self._finish(WECHAT, p, row)
@@ -975,7 +995,12 @@ class Builder:
             "rep_userid": rep.userid if rng.random() < 0.9 else rng.choice(self.w.reps).userid,
             "add_time": _rand_ts(rng),
         }
-        if rng.random() < 0.5:
+        has_unionid = rng.random() < 0.5
+        if not has_unionid and p.follows and unionid in p.follows:
+            # WeCom's external-contact API returns the unionid of contacts who also follow the
+            # (same-subject) official account
+            has_unionid = self.rng_id.random() < UNIONID_CAPTURE["wecom_follower"]
+        if has_unionid:
             row["unionid"] = unionid
         if rng.random() < 0.3:
             row["mobile"] = r.phone(p, "wecom", alt=0.2, typo=0.005)
@@ -1001,6 +1026,9 @@ class Builder:
             "报名时间": _fmt_ts(_rand_ts(rng), "%Y/%m/%d %H:%M"),
             "是否签到": "是" if rng.random() < 0.8 else "否",
         }
+        uid = self.login_unionid(p, "events")
+        if uid is not None:
+            row["微信UnionID"] = uid
         return self._finish(EVENTS, p, row)
 
     def survey(self, p: Person) -> Row:
@@ -1079,6 +1107,14 @@ class Builder:
 
 
 _W_EXTRA_SIGNUPS = Weighted(((0, 60), (1, 25), (2, 10), (3, 3), (4, 2)))
+
+# Share of rows that captured the WeChat unionid (docs/identity.md, "How realistic is synth"):
+# the webinar platform requires WeChat login (the rest registered by SMS / a link forwarded by
+# the rep); event sign-ups mostly come through the WeChat mini-program (the rest are paper sheets
+# typed in); WeCom returns the unionid for contacts who also follow the official account.
+UNIONID_CAPTURE = {"webinar": 0.75, "events": 0.65, "wecom_follower": 0.95}
+#: when the person has a second WeChat account, the share of logins made with it
+SECOND_ACCOUNT_LOGIN = 0.3
 
 
 # ----------------------------------------------------------------------------------------------

@@ -137,6 +137,7 @@ WEBINAR = SourceSpec(
         "webinar_topic",
         "attended",
         "watch_minutes",
+        "wx_unionid",
     ),  # fmt: skip
     mapping={
         "full_name": "name",
@@ -145,6 +146,7 @@ WEBINAR = SourceSpec(
         "hospital_name": "hospital",
         "dept": "department",
         "job_title": "title",
+        "wx_unionid": "wechat_unionid",
     },  # fmt: skip
     custom={
         "signup_time": "signup_time",
@@ -154,7 +156,8 @@ WEBINAR = SourceSpec(
     },  # fmt: skip
     custom_types={"watch_minutes": "int"},
     description="Online webinar registrations (UTF-8 with BOM). Self-typed: short hospital names, "
-    "English names and titles, phone formats vary; one row per signup, people sign up repeatedly.",
+    "English names and titles, phone formats vary; one row per signup, people sign up repeatedly. "
+    "The platform's WeChat login captures the unionid on most rows (wx_unionid).",
 )
 
 WECHAT = SourceSpec(
@@ -222,8 +225,9 @@ WECOM = SourceSpec(
     custom={"remark": "rep_remark", "rep_userid": "rep_userid", "add_time": "add_time"},
     custom_types={"add_time": "int"},
     description="WeCom external contacts added by reps (JSON lines). name is the contact's WeChat "
-    "nickname; the rep's remark usually carries the real name, hospital and department; unionid "
-    "and mobile only sometimes (keys absent otherwise).",
+    "nickname; the rep's remark usually carries the real name, hospital and department; the unionid "
+    "is present for most contacts who also follow the official account (and for some others); mobile "
+    "only sometimes (keys absent otherwise).",
 )
 
 EVENTS = SourceSpec(
@@ -233,11 +237,30 @@ EVENTS = SourceSpec(
     encoding=None,
     person_type="hcp",
     record_key="报名编号",
-    columns=("报名编号", "姓名", "单位", "科室", "职务", "电话", "会议名称", "报名时间", "是否签到"),
-    mapping={"姓名": "name", "单位": "hospital", "科室": "department", "职务": "title", "电话": "phone"},
+    columns=(
+        "报名编号",
+        "姓名",
+        "单位",
+        "科室",
+        "职务",
+        "电话",
+        "会议名称",
+        "报名时间",
+        "是否签到",
+        "微信UnionID",
+    ),
+    mapping={
+        "姓名": "name",
+        "单位": "hospital",
+        "科室": "department",
+        "职务": "title",
+        "电话": "phone",
+        "微信UnionID": "wechat_unionid",
+    },
     custom={"会议名称": "event_name", "报名时间": "event_signup_time", "是否签到": "checked_in"},
     description="Offline meeting sign-up sheets (XLSX). Some phones are numeric cells, some are the "
-    "department landline or the rep's own mobile (rep registered the doctor).",
+    "department landline or the rep's own mobile (rep registered the doctor). Rows that came through "
+    "the WeChat sign-up mini-program carry the unionid; rows typed in from paper sheets do not.",
 )
 
 SURVEY = SourceSpec(
