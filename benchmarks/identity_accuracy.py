@@ -22,6 +22,7 @@ import pandas as pd
 
 from medscrm.identity.cluster import cluster_links
 from medscrm.identity.explain import apply_guards
+from medscrm.identity.features import STRONG_ID_COLUMNS, build_features
 from medscrm.identity.model import count_blocked_pairs, train_and_predict
 from medscrm.identity.resolve import resolve_records
 from medscrm.identity.settings import SETTINGS_DIR, load_settings
@@ -59,6 +60,93 @@ def _bcubed(m: pd.DataFrame) -> dict:
     return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4)}
 
 
+def _pair_categories(feats: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.Series:
+    """The strongest evidence each record pair carries, from the raw features (no model involved).
+
+    ``strong:<ids>`` shared strong identifier; ``full+hosp`` same full name and hospital;
+    ``full+dept+city`` same full name, department group and city; then weaker categories that
+    the engine does not (and must not) link on alone.
+    """
+    f = feats.set_index("unique_id")
+    left = f.reindex([a for a, _ in pairs]).reset_index(drop=True)
+    right = f.reindex([b for _, b in pairs]).reset_index(drop=True)
+
+    def same(c: str) -> pd.Series:
+        return left[c].notna() & right[c].notna() & (left[c] == right[c])
+
+    strong = pd.Series("", index=left.index)
+    for c in STRONG_ID_COLUMNS:
+        strong = strong.where(~same(c), strong + "+" + c)
+    full_l = (left["name_partial"] == 0) & left["name_py"].notna()
+    full_r = (right["name_partial"] == 0) & right["name_py"].notna()
+    name = same("name_py") & full_l & full_r
+    part = ((left["name_partial"] == 1) | (right["name_partial"] == 1)) & same("surname_py")
+    cat = pd.Series("other", index=left.index)
+    cat = cat.mask(left["surname_py"].isna() | right["surname_py"].isna(), "no name one side")
+    cat = cat.mask(part & ~same("city") & ~same("hospital_id"), "partial+none")
+    cat = cat.mask(part & same("city"), "partial+city")
+    cat = cat.mask(part & same("hospital_id"), "partial+hosp")
+    cat = cat.mask(full_l & full_r, "full names differ")
+    cat = cat.mask(name, "full only")
+    cat = cat.mask(name & same("province"), "full+prov")
+    cat = cat.mask(name & same("city"), "full+city")
+    cat = cat.mask(name & same("city") & same("dept_group"), "full+dept+city")
+    cat = cat.mask(name & same("hospital_id"), "full+hosp")
+    cat = cat.mask(strong != "", "strong:" + strong.str[1:])
+    return cat
+
+
+_LINKABLE = ("full+hosp", "full+dept+city")
+
+
+def linkable_analysis(df: pd.DataFrame, truth: pd.DataFrame, pred: set, true_pairs: set) -> dict:
+    """Upper bound for the engine on this data: a true pair is *linkable* when its two records are
+    joined by a chain of same-person record pairs that each carry linkable evidence (a shared
+    strong identifier, or full name + hospital, or full name + department + city). The rest
+    cannot be found without merging on a name alone (which the engine must never do)."""
+    raw, _ = build_features(df.astype(object).where(df.notna(), None))
+    tp = sorted(true_pairs)
+    cats = _pair_categories(raw, tp)
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
+            x = parent[x]
+        return x
+
+    is_link = cats.str.startswith("strong") | cats.isin(_LINKABLE)
+    for (a, b), ok in zip(tp, is_link, strict=True):
+        if ok:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[ra] = rb
+    linkable = {p for p in tp if find(p[0]) == find(p[1])}
+    cat_of = dict(zip(tp, cats, strict=True))
+    missed = true_pairs - pred
+    by_cat: dict[str, dict[str, int]] = {}
+    for p, c in cat_of.items():
+        key = "strong" if c.startswith("strong") else c
+        d = by_cat.setdefault(key, {"pairs": 0, "missed": 0, "missed_linkable": 0})
+        d["pairs"] += 1
+        if p in missed:
+            d["missed"] += 1
+            d["missed_linkable"] += p in linkable
+    src = truth.set_index("record_id")["source"].to_dict() if "source" in truth else {}
+    unl_src: dict[str, int] = {}
+    for a, b in missed - linkable:
+        k = "+".join(sorted((src.get(a, "?"), src.get(b, "?"))))
+        unl_src[k] = unl_src.get(k, 0) + 1
+    n = max(1, len(true_pairs))
+    return {
+        "linkable_pair_share": round(len(linkable) / n, 4),
+        "linkable_direct_share": round(float(is_link.mean()) if len(tp) else 1.0, 4),
+        "recall_of_linkable": round(len(linkable & pred) / max(1, len(linkable)), 4),
+        "true_pairs_by_category": dict(sorted(by_cat.items(), key=lambda kv: -kv[1]["pairs"])),
+        "missed_unlinkable_by_sources": dict(sorted(unl_src.items(), key=lambda kv: -kv[1])[:12]),
+    }
+
+
 def synth_run(hcps: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         subprocess.run(
@@ -67,13 +155,14 @@ def synth_run(hcps: int) -> dict:
             capture_output=True,
         )
         df = pd.read_csv(Path(d) / "all_records.csv", dtype=str, keep_default_na=False, na_values=[""])
-        truth = pd.read_csv(Path(d) / "ground_truth.csv", dtype=str)[["record_id", "person_key"]]
+        truth = pd.read_csv(Path(d) / "ground_truth.csv", dtype=str)[["record_id", "source", "person_key"]]
     t = time.perf_counter()
     res = resolve_records(df)
     secs = time.perf_counter() - t
-    m = res.clusters.merge(truth, on="record_id")
+    m = res.clusters.merge(truth[["record_id", "person_key"]], on="record_id")
     true_pairs = _pairs_of(m, "person_key")
-    pair = _prf(_pairs_of(m, "person_id"), true_pairs)
+    pred_pairs = _pairs_of(m, "person_id")
+    pair = _prf(pred_pairs, true_pairs)
     exact = m.groupby("person_key")["person_id"].agg(lambda s: s.nunique() == 1)
     pid_sizes = m.groupby("person_id")["person_key"].nunique()
     exact_clusters = float((exact & m.groupby("person_key")["person_id"].first().map(pid_sizes).eq(1)).mean())
@@ -88,7 +177,9 @@ def synth_run(hcps: int) -> dict:
     det = res.pairs[res.pairs["source"].str.startswith("deterministic")]
     blocked.update(zip(det["record_id_l"], det["record_id_r"], strict=True))
     blocked = {tuple(sorted(p)) for p in blocked}
-    # linkable: true pairs where both records have a full name or share an identifier path (upper bound)
+    t = time.perf_counter()
+    link = linkable_analysis(df, truth, pred_pairs, true_pairs)
+    link["analysis_seconds"] = round(time.perf_counter() - t, 1)
     return {
         "hcps": hcps,
         "records": len(df),
@@ -100,6 +191,9 @@ def synth_run(hcps: int) -> dict:
         "seconds": round(secs, 2),
         "records_per_s": round(len(df) / secs, 1),
         "review_pairs": int((res.pairs["decision"] == "review").sum()),
+        "linkable_pair_share": link.pop("linkable_pair_share"),
+        "recall_of_linkable": link.pop("recall_of_linkable"),
+        "linkable": link,
     }
 
 

@@ -669,6 +669,8 @@ def finish_pyspy(proc: subprocess.Popen, path: Path, top: int = 25) -> dict:
         return {"error": "py-spy timed out"}
     if not path.exists():
         return {"error": (err or b"").decode(errors="replace")[-800:]}
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, RESULTS_DIR / f"ingest_events.{path.stem}.collapsed.txt")
     return summarize_collapsed(path.read_text(), top)
 
 
@@ -685,8 +687,9 @@ def summarize_collapsed(text: str, top: int = 25) -> dict:
         c = int(n)
         total += c
         frames = stack.split(";")
-        threads[frames[0].split(" ")[0] if frames[0].startswith("thread") else frames[0]] += c
-        funcs = [_short(f) for f in frames[1:]] or [frames[0]]
+        thread = frames[0].split(": ", 1)[-1]  # "thread (0x..): MainThread" → "MainThread"
+        threads[thread] += c
+        funcs = [f"{thread}: {_short(f)}" for f in frames[1:]] or [thread]
         self_c[funcs[-1]] += c
         for f in set(funcs):
             incl[f] += c

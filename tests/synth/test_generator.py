@@ -292,3 +292,39 @@ def test_reference_hospitals():
     assert len({h["city"] for h in by_alias["人民医院"]}) >= 10
     assert "PUMCH" in next(h for h in hs if h["name"] == "中国医学科学院北京协和医院")["aliases"]
     assert {h["grade"] for h in hs} >= {"三级甲等", "二级甲等", "一级"}
+
+
+def test_wechat_login_captures_unionid(run1, gt, records):
+    """Webinar and event sign-ups go through WeChat login, so most rows carry the person's unionid;
+    WeCom returns the unionid of contacts who also follow the official account."""
+    with open(run1[0] / "persons.csv", encoding="utf-8", newline="") as f:
+        persons = {p["person_key"]: p for p in csv.DictReader(f)}
+    key = {g["record_id"]: g["person_key"] for g in gt}
+    bad = {g["record_id"] for g in gt if g["is_bad"] == "1"}
+    good = [r for r in records if r["record_id"] not in bad]
+    follower_uids: dict[str, set[str]] = collections.defaultdict(set)
+    for r in good:
+        if r["source"] == "wechat" and r["wechat_unionid"]:
+            follower_uids[key[r["record_id"]]].add(r["wechat_unionid"])
+    matched = checked = 0
+    for src in ("webinar", "events"):
+        rows = [r for r in good if r["source"] == src]
+        with_uid = [r for r in rows if r["wechat_unionid"]]
+        assert len(with_uid) >= 0.5 * len(rows), src
+        assert len(with_uid) < len(rows), src  # some sign-ups still came without WeChat login
+        for r in with_uid:
+            p = persons[key[r["record_id"]]]
+            assert r["wechat_unionid"] in (p["wechat_unionid"], p["wechat_unionid2"])
+            if follower_uids.get(p["person_key"]):
+                checked += 1
+                matched += r["wechat_unionid"] in follower_uids[p["person_key"]]
+    assert checked > 20 and matched >= 0.9 * checked
+    # WeCom contacts who follow the official account (their follower row shows the unionid) mostly
+    # carry it; those who do not follow carry it only sometimes
+    followers = [r for r in good if r["source"] == "wecom" and follower_uids.get(key[r["record_id"]])]
+    others = [r for r in good if r["source"] == "wecom" and not follower_uids.get(key[r["record_id"]])]
+    assert followers and sum(bool(r["wechat_unionid"]) for r in followers) >= 0.85 * len(followers)
+    assert others and sum(bool(r["wechat_unionid"]) for r in others) < 0.8 * len(others)
+    # the hard cases remain: followers with nothing but a nickname, seen in no other source
+    by_person = collections.Counter(key[r["record_id"]] for r in good)
+    assert any(r["source"] == "wechat" and by_person[key[r["record_id"]]] == 1 for r in good)
