@@ -53,6 +53,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.sources = collect.SourceCache(engine)
+    app.state.max_backlog = get_settings().spool_max_backlog_mb * 1024 * 1024
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -650,14 +650,17 @@ def identity_run(
         cfg = load_survivorship(survivorship)
     except MedscrmError as exc:
         _fail(exc)
+    from medscrm.identity.cli import model_path
+
     ws = _ws(tenant)
+    model_file = model_path(ws.engine, ws.tenant_slug)
     with console.status("resolving identities…"), ws.engine.begin() as conn:
         rep, result, queued = run_identity(
             conn,
             tenant_id=ws.tenant_id,
             survivorship=cfg,
             actor="cli",
-            resolve=lambda recs: resolve_with_engine(recs, settings_path=settings),
+            resolve=lambda recs: resolve_with_engine(recs, settings_path=settings, model_file=model_file),
         )
     t = Table.grid(padding=(0, 2))
     for k, v in (

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = "1GB"
     #: Where the event API keeps its durable spool (default: beside the DuckDB file, or ./medscrm-spool).
     spool_dir: str = ""
+    #: Spooled-but-unstored bytes above which the event API answers 503 + Retry-After (back-pressure
+    #: while the database is slow or down: acknowledged events stay bounded by disk, never lost).
+    spool_max_backlog_mb: int = 1024
 
     @field_validator("database_url", mode="before")
     @classmethod

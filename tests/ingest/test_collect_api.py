@@ -338,3 +338,21 @@ def test_events_of_known_people_are_tagged_with_the_person(api):
     assert ev["person_id"] and ev["person_id"].startswith("per_")
     r = api.get("/api/v1/events", params={"person_id": ev["person_id"]}, headers=api.auth_headers).json()
     assert {e["message_id"] for e in r["events"]} == {"i1", "t1"}  # i1 matched through the user id
+
+
+def test_back_pressure_when_the_spool_backlog_is_too_big(api):
+    h = basic(api.write_key)
+    api.app_.state.max_backlog = 0  # any unstored byte counts as too much
+    ingestor = api.app_.state.ingestor
+    ingestor._stop.set()  # the flusher stops storing: a slow database
+    ingestor._thread.join(timeout=10)
+    assert (
+        api.post("/v1/track", json={"userId": "u", "event": "E", "messageId": "bp1"}, headers=h).status_code
+        == 200
+    )
+    ingestor._backlog_at = 0.0
+    r = api.post("/v1/track", json={"userId": "u", "event": "E", "messageId": "bp2"}, headers=h)
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    assert [e["message_id"] for e in stored(api)] == [
+        "bp1"
+    ]  # the acknowledged one is stored once it catches up

@@ -170,6 +170,17 @@ async def collect(kind: str, request: Request) -> Response:
     if src is None:
         return _error(401, "writeKey", "unknown or disabled write key", "invalid_write_key")
     ingestor: Ingestor = app.state.ingestor
+    if ingestor.backlog_bytes() > app.state.max_backlog:
+        return JSONResponse(
+            status_code=503,
+            headers={"Retry-After": "2"},
+            content={
+                "success": False,
+                "error": "backlog",
+                "field": "body",
+                "reason": "the server is behind storing events; retry shortly",
+            },
+        )
     try:
         if is_batch:
             good, bad = segment.parse_batch(body, received_at=received)

@@ -121,8 +121,24 @@ class Ingestor:
         self._flush_lock = threading.Lock()
         self.last_error: str | None = None
         self.stored_events = 0
+        self._backlog, self._backlog_at = 0, 0.0
 
     # -- producer side -------------------------------------------------------------------------
+    def backlog_bytes(self) -> int:
+        """Spooled bytes not yet stored (cached for 0.5 s): the API pushes back when it is too big."""
+        now = time.monotonic()
+        if now - self._backlog_at < 0.5:
+            return self._backlog
+        total = 0
+        for seg in self.spool.segments():
+            if seg >= self._pos.segment:
+                try:
+                    total += (self.spool.dir / f"spool-{seg:012d}.log").stat().st_size
+                except FileNotFoundError:
+                    continue
+        self._backlog, self._backlog_at = max(0, total - self._pos.offset), now
+        return self._backlog
+
     def submit(self, records: list[dict]) -> Future:
         return self.spool.append([orjson.dumps(r, default=_json_default) for r in records])
 
