@@ -98,6 +98,7 @@ def test_demo_runs_end_to_end_in_an_empty_directory(tmp_path):
     p = cli(tmp_path, "demo", "--hcps", "300")
     out = p.stdout
     assert "What was loaded" in out and "Quarantined, and why" in out and "OneID" in out
+    assert "Segments on the golden records" in out and "senior_cardiology" in out
     assert "crm_export.csv" in out and "gb18030" in out and "event_signups.xlsx" in out
     assert "Admin API token (Bearer): msk_" in out
     assert (tmp_path / "medscrm.duckdb").exists() and (tmp_path / "demo-data" / "ground_truth.csv").exists()

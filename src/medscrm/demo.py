@@ -32,12 +32,12 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
     t0 = time.perf_counter()
     console.rule("[bold]medscrm demo · 演示")
-    console.print(f"1/4 generating synthetic sources for {hcps:,} HCPs (seed {seed}) → {data_dir}/")
+    console.print(f"1/5 generating synthetic sources for {hcps:,} HCPs (seed {seed}) → {data_dir}/")
     manifest = generate(data_dir, hcps=hcps, seed=seed, progress=True)
 
     ws = open_workspace(tenant)
     console.print(
-        f"2/4 importing into tenant [bold]{tenant}[/] on {ws.engine.dialect.name} "
+        f"2/5 importing into tenant [bold]{tenant}[/] on {ws.engine.dialect.name} "
         f"({ws.engine.url.render_as_string(hide_password=True)})"
     )
     results = []
@@ -63,7 +63,7 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
             )
             results.append((src, rep))
 
-    console.print("3/4 OneID: resolving every record into persons · 统一身份识别")
+    console.print("3/5 OneID: resolving every record into persons · 统一身份识别")
     from medscrm.persons.engine import resolve_with_engine
     from medscrm.persons.run import run_identity
 
@@ -73,7 +73,10 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
         )
         example = _example_person(conn, ws.tenant_id)
 
-    console.print("4/4 accounts for the console and API")
+    console.print("4/5 tags and segments · 标签与分群")
+    seg_rows = _tags_and_segments(ws)
+
+    console.print("5/5 accounts for the console and API")
     with ws.engine.begin() as conn:
         for username, role in DEMO_USERS:
             if not accounts.get_user(conn=conn, tenant_id=ws.tenant_id, username=username):
@@ -155,6 +158,12 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
                     ", ".join(lin.get("conflicts", []))[:50],
                 )
         console.print(et)
+    st = Table(
+        "segment · 分群", "rule · 规则", "members · 人数", title="Segments on the golden records · 分群"
+    )
+    for key, desc, n in seg_rows:
+        st.add_row(key, desc, f"{n:,}")
+    console.print(st)
     console.print(
         Panel(
             f"source records in tenant: {total_records:,}\n"
@@ -194,3 +203,75 @@ def _example_person(conn, tenant_id: str):
         .first()
     )
     return dict(row) if row else None
+
+
+DEMO_TAGS = {
+    "senior_physician": (
+        "高年资医生 · senior physician",
+        {"attr": "title", "op": "in", "value": ["主任医师", "副主任医师"]},
+    ),
+    "tier3a_hospital": (
+        "三甲医院 · tier-3A hospital",
+        {"attr": "hospital_grade", "op": "eq", "value": "三级甲等"},
+    ),
+}
+DEMO_SEGMENTS = {
+    "senior_cardiology": (
+        "senior cardiologists · 心内科高年资",
+        {
+            "and": [
+                {"tag": "senior_physician", "op": "exists"},
+                {"attr": "department", "op": "eq", "value": "心血管内科"},
+            ]
+        },
+    ),
+    "tier3a_beijing_shanghai": (
+        "tier-3A hospitals in Beijing/Shanghai · 京沪三甲",
+        {
+            "and": [
+                {"tag": "tier3a_hospital", "op": "exists"},
+                {"attr": "city", "op": "in", "value": ["北京", "上海"]},
+            ]
+        },
+    ),
+    "patients": ("patients in the programme · 患者", {"person_type": "patient"}),
+}
+
+
+def _tags_and_segments(ws) -> list[tuple[str, str, int]]:
+    """Rule tags and dynamic segments over the golden records (re-runs refresh them)."""
+    from medscrm.segments import service as segments
+    from medscrm.tags import service as tags
+
+    fields = {"hospital_grade": "string"}
+    with ws.engine.begin() as conn:
+        for key, (name, rule) in DEMO_TAGS.items():
+            tags.define(
+                conn,
+                tenant_id=ws.tenant_id,
+                key=key,
+                name_zh=name,
+                rule=rule,
+                fields=fields,
+                category="business_rule",
+                owner="demo",
+            )
+        tags.evaluate(conn, tenant_id=ws.tenant_id)
+    out = []
+    with ws.engine.begin() as conn:
+        for key, (name, rule) in DEMO_SEGMENTS.items():
+            existing = {s["key"] for s in segments.list_segments(conn, tenant_id=ws.tenant_id)}
+            if key in existing:
+                seg = segments.refresh(conn, tenant_id=ws.tenant_id, key=key, fields=fields)
+            else:
+                seg = segments.create(
+                    conn,
+                    tenant_id=ws.tenant_id,
+                    key=key,
+                    rule=rule,
+                    name=name,
+                    created_by="demo",
+                    fields=fields,
+                )
+            out.append((key, name, int(seg.get("member_count") or 0)))
+    return out
