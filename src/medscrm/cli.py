@@ -795,6 +795,40 @@ def identity_unmerge(
     console.print(f"split off into {', '.join(new)}")
 
 
+@persons_app.command("search")
+def persons_search(
+    q: Annotated[str | None, typer.Argument(help="Part of the name.")] = None,
+    hospital: Annotated[str | None, typer.Option(help="Part of the hospital name.")] = None,
+    department: Annotated[str | None, typer.Option(help="Part of the department.")] = None,
+    role: Annotated[
+        str, typer.Option(help="Show as this role (PII masked for roles without PII rights).")
+    ] = "analyst",
+    limit: int = 20,
+    tenant: TenantOpt = None,
+) -> None:
+    """Search golden records by name, hospital or department."""
+    from medscrm.profiles import service as profiles
+
+    ws = _ws(tenant)
+    with ws.engine.connect() as conn:
+        rows = profiles.search(
+            conn,
+            tenant_id=ws.tenant_id,
+            q=q,
+            hospital=hospital,
+            department=department,
+            role=role,
+            limit=limit,
+        )
+    t = Table("person", "name", "hospital", "department", "title", "city", "phone")
+    for r in rows:
+        t.add_row(
+            r["person_id"],
+            *[str(r.get(k) or "") for k in ("name", "hospital", "department", "title", "city", "phone")],
+        )
+    console.print(t)
+
+
 @persons_app.command("show")
 def persons_show(person_id: str, tenant: TenantOpt = None) -> None:
     """A person's golden record: each attribute with the source record and rule it came from."""
