@@ -147,6 +147,21 @@ def linkable_analysis(df: pd.DataFrame, truth: pd.DataFrame, pred: set, true_pai
     }
 
 
+def _with_wecom_remarks(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """all_records.csv has no remark column: join the reps' remarks from the WeCom export by
+    record id (``wecom:<external_userid>``), as the workspace imports them (custom attribute
+    ``rep_remark``, passed to the engine as ``remark``)."""
+    if "remark" in df.columns or not path.exists():
+        return df
+    rows = pd.read_json(path, lines=True, dtype=False)
+    if "remark" not in rows.columns:
+        return df
+    remark = dict(zip("wecom:" + rows["external_userid"].astype(str), rows["remark"], strict=True))
+    df = df.copy()
+    df["remark"] = [remark.get(r) or None for r in df["record_id"]]
+    return df
+
+
 def synth_run(hcps: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         subprocess.run(
@@ -156,6 +171,7 @@ def synth_run(hcps: int) -> dict:
         )
         df = pd.read_csv(Path(d) / "all_records.csv", dtype=str, keep_default_na=False, na_values=[""])
         truth = pd.read_csv(Path(d) / "ground_truth.csv", dtype=str)[["record_id", "source", "person_key"]]
+        df = _with_wecom_remarks(df, Path(d) / "wecom_contacts.jsonl")
     t = time.perf_counter()
     res = resolve_records(df)
     secs = time.perf_counter() - t

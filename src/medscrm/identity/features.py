@@ -11,6 +11,9 @@ Python cost scales with the number of distinct values rather than records.
 
 from __future__ import annotations
 
+import contextlib
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +25,18 @@ import yaml
 
 from medscrm.schema import person as P
 
-from .hospitals import HospitalIndex
-from .names import parse_name
+from .hospitals import HospitalIndex, HospitalMatch
+from .names import ParsedName, name_in_remark, parse_name
 
-__all__ = ["FEATURE_COLUMNS", "FeatureReport", "build_features", "title_rank", "STRONG_ID_COLUMNS"]
+__all__ = [
+    "FEATURE_COLUMNS",
+    "FeatureReport",
+    "RemarkInfo",
+    "STRONG_ID_COLUMNS",
+    "build_features",
+    "parse_remark",
+    "title_rank",
+]
 
 #: Identifier columns used for deterministic links (feature column names).
 STRONG_ID_COLUMNS: tuple[str, ...] = ("license_no", "unionid", "wecom_id", "phone", "email")
@@ -39,6 +50,8 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "name_partial",  # 1 when the name is a nickname pattern (surname only)
     "name_given",  # CJK given name of a full name (for nickname compatibility)
     "name_nick",  # given-name diminutive of a nickname (小梅, 伟伟 → 梅 / 伟)
+    "name_from_remark",  # 1 when the name came from the rep's remark (the record's own was a nickname)
+    "hospital_from_remark",  # 1 when the hospital came from the rep's remark
     "gender",
     "hospital_id",
     "city",
@@ -64,6 +77,8 @@ class FeatureReport:
     partial_names: int = 0
     hospitals_resolved: int = 0
     hospitals_unresolved: int = 0
+    names_from_remark: int = 0
+    hospitals_from_remark: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -74,6 +89,8 @@ class FeatureReport:
             "partial_names": self.partial_names,
             "hospitals_resolved": self.hospitals_resolved,
             "hospitals_unresolved": self.hospitals_unresolved,
+            "names_from_remark": self.names_from_remark,
+            "hospitals_from_remark": self.hospitals_from_remark,
         }
 
 
@@ -130,6 +147,109 @@ def _dept(v: object) -> tuple[str | None, str | None]:
     return name, group
 
 
+#: Columns holding a rep's free-text remark about the person (WeCom 备注).
+REMARK_COLUMNS: tuple[str, ...] = ("remark", "rep_remark")
+
+_REMARK_SPLIT_RE = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f·]+")
+_HOSPITAL_LIKE_RE = re.compile("[\u4e00-\u9fff]{0,8}?(?:医院|附院|[一二三四五六七八九十]院|医大)(?!长)")
+
+
+@dataclass(frozen=True)
+class RemarkInfo:
+    """What a rep's remark says about the person (every part optional)."""
+
+    name: ParsedName | None = None  # full name, or a surname-only nickname (王主任)
+    hospital: HospitalMatch | None = None  # resolved through the alias dictionary only
+    department: str | None = None  # a department alias as written (心内, 呼吸科)
+
+
+_NO_REMARK = RemarkInfo()
+
+
+def _spans(seg: str, found: Callable[[str], bool], min_len: int, max_len: int) -> list[tuple[int, int]]:
+    """Greedy leftmost-longest substrings of ``seg`` accepted by ``found``."""
+    out, i, n = [], 0, len(seg)
+    while i < n:
+        for j in range(min(n, i + max_len), i + min_len - 1, -1):
+            if found(seg[i:j]):
+                out.append((i, j))
+                i = j
+                break
+        else:
+            i += 1
+    return out
+
+
+def _cut(pieces: list[str], find: Callable[[str], list[tuple[int, int]]]) -> tuple[list[str], list[str]]:
+    """Split every piece by the spans ``find`` returns: (matched texts, remaining pieces)."""
+    hits, rest = [], []
+    for p in pieces:
+        last = 0
+        for a, b in find(p):
+            hits.append(p[a:b])
+            if a > last:
+                rest.append(p[last:a])
+            last = b
+        if last < len(p):
+            rest.append(p[last:])
+    return hits, rest
+
+
+def _is_department(text: str) -> bool:
+    info = P.department_info(text)
+    return info is not None and bool(info.code)
+
+
+def parse_remark(text: object, hospitals: HospitalIndex, city: str | None = None) -> RemarkInfo:
+    """Parse a rep's remark ("协和 心内 张伟主任", "华西医院呼吸科李娜", "瑞金 内分泌 王主任").
+
+    The text is cut into CJK pieces (spaces, punctuation, brackets, digits and Latin letters
+    separate them; Latin text is ignored); hospital names are found through the alias dictionary
+    (an ambiguous alias such as 协和 needs ``city``; a short form without 医院 such as 瑞金 is tried
+    as 瑞金医院), departments through the department dictionary, and the name in what is left
+    (:func:`medscrm.identity.names.name_in_remark`). Two different full names → no name. Never raises.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return _NO_REMARK
+    try:
+        return _parse_remark(unicodedata.normalize("NFKC", text), hospitals, city)
+    except Exception:  # noqa: BLE001 - a remark that cannot be parsed says nothing
+        return _NO_REMARK
+
+
+def _parse_remark(text: str, hospitals: HospitalIndex, city: str | None) -> RemarkInfo:
+    pieces = [p for p in _REMARK_SPLIT_RE.split(P.to_simplified(text)) if p]
+    if not pieces:
+        return _NO_REMARK
+    hosp_txt, pieces = _cut(pieces, lambda p: _spans(p, hospitals.is_alias, 2, 14))
+    more, pieces = _cut(pieces, lambda p: [m.span() for m in _HOSPITAL_LIKE_RE.finditer(p)])
+    hosp_txt += more
+    dept_txt, pieces = _cut(pieces, lambda p: _spans(p, _is_department, 2, 7))
+    names: list[ParsedName] = []
+    for p in pieces:
+        if len(p) >= 2 and hospitals.resolve_strict(p + "医院", city).hospital_id:
+            hosp_txt.append(p + "医院")  # 瑞金 → 瑞金医院
+            continue
+        pn = name_in_remark(p)
+        if pn.surname_py:
+            names.append(pn)
+    full = {n.py_key: n for n in names if n.full}
+    name = None
+    if len(full) == 1:
+        name = next(iter(full.values()))
+    elif not full and len({n.surname_py for n in names}) == 1:
+        name = names[0]
+    hosp = None
+    for h in hosp_txt:
+        m = hospitals.resolve_strict(h, city)
+        if m.hospital_id:
+            if hosp is not None and hosp.hospital_id != m.hospital_id:
+                hosp = None  # two different hospitals: say nothing
+                break
+            hosp = m
+    return RemarkInfo(name=name, hospital=hosp, department=dept_txt[0] if dept_txt else None)
+
+
 def build_features(
     df: pd.DataFrame, hospitals: HospitalIndex | None = None, *, default_person_type: str = "hcp"
 ) -> tuple[pd.DataFrame, FeatureReport]:
@@ -169,9 +289,40 @@ def build_features(
     unionid = apply("wechat_unionid", P.normalize_unionid)
     wecom = apply("wecom_external_userid", P.normalize_wecom_external_userid)
 
+    # the rep's remark fills what the record lacks (never overrides a present full name,
+    # hospital or department)
+    name_from_remark = [0] * n
+    hosp_from_remark = [0] * n
+    remark_hosp: list[HospitalMatch | None] = [None] * n
+    rcol = next((c for c in REMARK_COLUMNS if c in df.columns), None)
+    if rcol is not None:
+        rcache: dict[tuple[str, str | None], RemarkInfo] = {}
+        for i, raw in enumerate(_col(df, rcol)):
+            if not isinstance(raw, str) or not raw.strip():
+                continue
+            info = rcache.get((raw, city[i]))
+            if info is None:
+                info = rcache[(raw, city[i])] = parse_remark(raw, hospitals, city[i])
+            own = names[i]
+            if (
+                info.name is not None
+                and own.full is None
+                and (info.name.full or (own.surname_py is None and own.nick is None))
+            ):
+                names[i] = info.name
+                name_from_remark[i] = 1
+            if info.hospital is not None and hosp_text[i] is None:
+                remark_hosp[i] = info.hospital
+                hosp_from_remark[i] = 1
+            if info.department and dept[i] is None:
+                with contextlib.suppress(P.FieldValueError, ValueError, TypeError):
+                    dept[i] = _dept(info.department)
+    report.names_from_remark = sum(name_from_remark)
+    report.hospitals_from_remark = sum(hosp_from_remark)
+
     hosp_id: list[str | None] = []
     for i in range(n):
-        m = hospitals.resolve(hosp_text[i], city[i])
+        m = remark_hosp[i] or hospitals.resolve(hosp_text[i], city[i])
         hosp_id.append(m.hospital_id)
         if m.hospital_id:
             if m.hospital_id.startswith("x:"):
@@ -194,6 +345,8 @@ def build_features(
         "name_partial": [1 if p.partial else 0 for p in names],
         "name_given": [p.given if p.full else None for p in names],
         "name_nick": [p.nick for p in names],
+        "name_from_remark": name_from_remark,
+        "hospital_from_remark": hosp_from_remark,
         "gender": gender,
         "hospital_id": hosp_id,
         "city": city,

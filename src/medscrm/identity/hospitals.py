@@ -177,6 +177,22 @@ class HospitalIndex:
                 self._cache[ck] = hit
         return hit
 
+    #: Index keys too generic to mark a hospital inside free text (variants of 医院 / 省立医院 ...).
+    _GENERIC_KEYS = frozenset({"医院", "立医院", "一医院", "总医院", "人医"})
+
+    def is_alias(self, text: str) -> bool:
+        """True when ``text`` is a known hospital name/alias (possibly ambiguous without a city)."""
+        k = hospital_key(text)
+        return len(k) >= 2 and k in self.index and k not in self._GENERIC_KEYS
+
+    def resolve_strict(self, text: str | None, city: str | None = None) -> HospitalMatch:
+        """Like :meth:`resolve` but only dictionary hits (no fuzzy match, no text id): for hospitals
+        found in free text, where a wrong guess costs more than no hospital."""
+        m = self.resolve(text, city)
+        if m.method in ("exact", "city", "prefix"):
+            return m
+        return HospitalMatch(None, None, "none")
+
     def _found(self, hid: str, method: str) -> HospitalMatch:
         return HospitalMatch(
             hid, self.hospitals[hid]["city"] or None, method, self.hospitals[hid].get("province") or None

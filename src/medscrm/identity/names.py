@@ -25,6 +25,7 @@ from functools import lru_cache
 from medscrm.schema.person import normalize_name
 
 __all__ = [
+    "name_in_remark",
     "COMPOUND_SURNAMES",
     "NICKNAME_WORDS",
     "SURNAME_READINGS",
@@ -534,3 +535,43 @@ def parse_name(raw: object) -> ParsedName:
         return _parse_latin(text)
     except Exception:  # noqa: BLE001 - a name that cannot be parsed is simply not a name
         return _EMPTY
+
+
+#: Professional titles written after a name in remarks (beside the honorifics of :data:`_NICK_SUFFIXES`).
+_REMARK_TITLE_RE = re.compile(
+    "(?:副?主任(?:医生|护师|药师)|主管(?:护师|药师)|主治医生|住院医生|护师|药师|讲师|研究员|医学博士)$"
+)
+
+
+def _is_surname(s: str) -> bool:
+    return s in COMPOUND_SURNAMES or (len(s) == 1 and s in _COMMON_SURNAMES)
+
+
+@lru_cache(maxsize=65536)
+def name_in_remark(piece: str) -> ParsedName:
+    """A person's name in one CJK piece of a rep's free-text remark (hospital / department words
+    already removed): stricter than :func:`parse_name` — the surname must be in the surname tables
+    and the given name 1–2 characters. "张伟主任" / "李娜" → full; "王主任" → surname only
+    (``partial``); a longer run ending in an honorific ("某某院韩军主治医师") gives the name just
+    before it when the surname position is unambiguous. Anything else → empty."""
+    if not piece or piece in NICKNAME_WORDS:
+        return _EMPTY
+    stem = _strip_honorifics(_REMARK_TITLE_RE.sub("", piece) or piece)
+    titled = stem != piece
+    if not stem or stem in NICKNAME_WORDS:
+        return _EMPTY
+    if _is_surname(stem):
+        # a surname alone is a name only with an honorific (王主任); 王 alone is not
+        return ParsedName(surname=stem, surname_py=surname_pinyin(stem), partial=True) if titled else _EMPTY
+    if stem[:2] in COMPOUND_SURNAMES and len(stem) in (3, 4):
+        return _parse_cjk_full(stem)
+    if 2 <= len(stem) <= 3 and stem[0] in _COMMON_SURNAMES:
+        return _parse_cjk_full(stem)
+    if titled and len(stem) > 3:
+        # the name is the tail before the honorific: surname + 1-2 given characters; take it only
+        # when exactly one of the two readings starts with a known surname
+        three = stem[-3] in _COMMON_SURNAMES
+        two = stem[-2] in _COMMON_SURNAMES
+        if three != two:
+            return _parse_cjk_full(stem[-3:] if three else stem[-2:])
+    return _EMPTY

@@ -34,7 +34,14 @@ def resolve_with_engine(
     if not records:
         return EngineResult(clusters={}, links=[], review=[], summary={"records": 0})
     table = [
-        {"record_id": r["id"], "source": r.get("source"), **{f: r.get(f) for f in PERSON_FIELDS}}
+        {
+            "record_id": r["id"],
+            "source": r.get("source"),
+            **{f: r.get(f) for f in PERSON_FIELDS},
+            # a rep's free-text remark (WeCom 备注): fills a nickname's name / hospital / department
+            "remark": (r.get("attributes") or {}).get("rep_remark")
+            or (r.get("attributes") or {}).get("remark"),
+        }
         for r in records
     ]
     res = resolve_records(table, settings=str(settings_path) if settings_path else None, engine=engine)
