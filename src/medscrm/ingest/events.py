@@ -106,7 +106,7 @@ class Ingestor:
         engine: sa.Engine,
         spool_dir: Path | str,
         *,
-        batch_size: int = 5000,
+        batch_size: int = 20000,
         fsync: bool = True,
         dedup_window: dt.timedelta = DEDUP_WINDOW,
     ):
