@@ -60,6 +60,16 @@ def _fail(exc: Exception, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _transact(tenant: str | None, fn, *, errors: tuple[type[Exception], ...] = (MedscrmError,)):
+    """Run ``fn(conn, ws)`` in one transaction on the workspace; a user-facing error exits with 2."""
+    ws = _ws(tenant)
+    try:
+        with ws.engine.begin() as conn:
+            return fn(conn, ws)
+    except errors as exc:
+        _fail(exc)
+
+
 # --- db ----------------------------------------------------------------------------------------
 @db_app.command("upgrade")
 def db_upgrade() -> None:
@@ -87,12 +97,10 @@ def sources_create(
     """Create a source. Prints its write key (HTTP Basic user for /v1/*) as the last line."""
     from medscrm.accounts import service as accounts
 
-    ws = _ws(tenant)
-    try:
-        with ws.engine.begin() as conn:
-            created = accounts.create_source(conn=conn, tenant_id=ws.tenant_id, name=name, kind=kind)
-    except MedscrmError as exc:
-        _fail(exc)
+    created = _transact(
+        tenant,
+        lambda conn, ws: accounts.create_source(conn=conn, tenant_id=ws.tenant_id, name=name, kind=kind),
+    )
     console.print(f"source [bold]{created.name}[/] created ({created.id}). Its write key is shown once:")
     print(created.write_key)
 
@@ -202,12 +210,9 @@ def tokens_revoke(token_id: str, tenant: TenantOpt = None) -> None:
     """Revoke a token by id; it stops working at once."""
     from medscrm.accounts import service as accounts
 
-    ws = _ws(tenant)
-    try:
-        with ws.engine.begin() as conn:
-            accounts.revoke_token(conn=conn, tenant_id=ws.tenant_id, token_id=token_id)
-    except MedscrmError as exc:
-        _fail(exc)
+    _transact(
+        tenant, lambda conn, ws: accounts.revoke_token(conn=conn, tenant_id=ws.tenant_id, token_id=token_id)
+    )
     console.print(f"revoked {token_id}")
 
 
@@ -223,19 +228,18 @@ def users_create(
     """Create a user with a role."""
     from medscrm.accounts import service as accounts
 
-    ws = _ws(tenant)
-    try:
-        with ws.engine.begin() as conn:
-            u = accounts.create_user(
-                conn=conn,
-                tenant_id=ws.tenant_id,
-                username=username,
-                role=role,
-                password=password,
-                display_name=display_name,
-            )
-    except (MedscrmError, ValueError) as exc:
-        _fail(exc)
+    u = _transact(
+        tenant,
+        lambda conn, ws: accounts.create_user(
+            conn=conn,
+            tenant_id=ws.tenant_id,
+            username=username,
+            role=role,
+            password=password,
+            display_name=display_name,
+        ),
+        errors=(MedscrmError, ValueError),
+    )
     console.print(f"user {u['username']} ({u['role']}) created: {u['id']}")
 
 
@@ -451,12 +455,9 @@ def quarantine_fix(
             _fail(MedscrmError(f"--set {kv!r}: use COLUMN=VALUE"))
         k, v = kv.split("=", 1)
         changes[k] = v
-    ws = _ws(tenant)
-    try:
-        with ws.engine.begin() as conn:
-            fixed = qs.fix(conn=conn, tenant_id=ws.tenant_id, entry_id=entry_id, changes=changes)
-    except MedscrmError as exc:
-        _fail(exc)
+    fixed = _transact(
+        tenant, lambda conn, ws: qs.fix(conn=conn, tenant_id=ws.tenant_id, entry_id=entry_id, changes=changes)
+    )
     console.print_json(json.dumps(fixed, ensure_ascii=False, default=str))
 
 
@@ -471,14 +472,12 @@ def quarantine_replay(
 
     if not entry_ids and not all_:
         _fail(MedscrmError("give entry ids or --all"))
-    ws = _ws(tenant)
-    try:
-        with ws.engine.begin() as conn:
-            res = qs.replay(
-                conn=conn, tenant_id=ws.tenant_id, entry_ids=None if all_ else list(entry_ids or [])
-            )
-    except MedscrmError as exc:
-        _fail(exc)
+    res = _transact(
+        tenant,
+        lambda conn, ws: qs.replay(
+            conn=conn, tenant_id=ws.tenant_id, entry_ids=None if all_ else list(entry_ids or [])
+        ),
+    )
     console.print(f"replayed {len(res['replayed'])}; still failing {len(res['still_bad'])}")
     for s in res["still_bad"][:20]:
         console.print(f"  {s['id']}: " + "; ".join(f"{i['field']}: {i['reason']}" for i in s["issues"]))
@@ -492,12 +491,10 @@ def quarantine_discard(
     """Mark an entry discarded (kept for the record, never imported)."""
     from medscrm.ingest import quarantine as qs
 
-    ws = _ws(tenant)
-    try:
-        with ws.engine.begin() as conn:
-            qs.discard(conn=conn, tenant_id=ws.tenant_id, entry_id=entry_id, reason=reason)
-    except MedscrmError as exc:
-        _fail(exc)
+    _transact(
+        tenant,
+        lambda conn, ws: qs.discard(conn=conn, tenant_id=ws.tenant_id, entry_id=entry_id, reason=reason),
+    )
     console.print(f"discarded {entry_id}")
 
 
@@ -731,19 +728,17 @@ def review_decide(
     """Decide a pair: merge (same person) or reject (never merge these two)."""
     from medscrm.persons import review
 
-    ws = _ws(tenant)
-    try:
-        with ws.engine.begin() as conn:
-            res = review.decide(
-                conn,
-                tenant_id=ws.tenant_id,
-                review_id=review_id,
-                decision=decision,
-                actor="cli",
-                reason=reason,
-            )
-    except MedscrmError as exc:
-        _fail(exc)
+    res = _transact(
+        tenant,
+        lambda conn, ws: review.decide(
+            conn,
+            tenant_id=ws.tenant_id,
+            review_id=review_id,
+            decision=decision,
+            actor="cli",
+            reason=reason,
+        ),
+    )
     console.print(res)
 
 
@@ -757,14 +752,12 @@ def identity_merge(
     """Merge person B into person A (kept together by later runs)."""
     from medscrm.persons import review
 
-    ws = _ws(tenant)
-    try:
-        with ws.engine.begin() as conn:
-            rep = review.merge_persons(
-                conn, tenant_id=ws.tenant_id, person_a=person_a, person_b=person_b, actor="cli", reason=reason
-            )
-    except MedscrmError as exc:
-        _fail(exc)
+    rep = _transact(
+        tenant,
+        lambda conn, ws: review.merge_persons(
+            conn, tenant_id=ws.tenant_id, person_a=person_a, person_b=person_b, actor="cli", reason=reason
+        ),
+    )
     console.print(f"merged into {rep.person_of.get(person_a, person_a)}")
 
 
@@ -778,19 +771,17 @@ def identity_unmerge(
     """Split records off a person into a new one (kept apart by later runs)."""
     from medscrm.persons import review
 
-    ws = _ws(tenant)
-    try:
-        with ws.engine.begin() as conn:
-            rep = review.unmerge(
-                conn,
-                tenant_id=ws.tenant_id,
-                person_id=person_id,
-                record_ids=records,
-                actor="cli",
-                reason=reason,
-            )
-    except MedscrmError as exc:
-        _fail(exc)
+    rep = _transact(
+        tenant,
+        lambda conn, ws: review.unmerge(
+            conn,
+            tenant_id=ws.tenant_id,
+            person_id=person_id,
+            record_ids=records,
+            actor="cli",
+            reason=reason,
+        ),
+    )
     new = [p for k, p in rep.person_of.items() if k.startswith("split:")]
     console.print(f"split off into {', '.join(new)}")
 
