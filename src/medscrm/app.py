@@ -77,4 +77,5 @@ def create_app(
     app.include_router(segments_api.router)
     app.include_router(collect.router)
     app.include_router(collect.callbacks)
+    # --- routers of later modules (one line each): scores, outreach/content, journeys, web console ---
     return app

@@ -941,6 +941,9 @@ from medscrm.segments.cli import register as register_segments  # noqa: E402
 
 register_segments(app)
 
+# --- CLI registrations of later modules (one line each): scores (issue 5), content/outreach,
+# journeys/worker (issue 6), web console (issue 7) ---
+
 
 def main() -> None:  # pragma: no cover
     try:

@@ -390,3 +390,9 @@ segment_history = sa.Table(
     sa.Column("changed_at", TS, nullable=False),
     sa.Index(None, "tenant_id", "segment_id", "changed_at"),
 )
+
+# --- HCP360 scores, stages, behaviour, micro-segments (issue 5; migration 0004) ---
+
+# --- outreach: content library, channels, sends, consents, guardrails (issue 6; migration 0005) ---
+
+# --- journeys: definitions, versions, enrollments, steps (issue 6; migration 0006) ---

@@ -1,0 +1,23 @@
+"""content library, channels, sends, guardrails
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-24 12:30:00
+"""
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+from sqlalchemy.dialects import postgresql  # noqa: F401
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
