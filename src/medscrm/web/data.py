@@ -1,0 +1,612 @@
+"""Read models for the console pages: dashboard figures, search, the readable timeline.
+
+Everything here is computed from stored data; a figure whose data does not exist yet (no events,
+no behaviour-model tags, no journeys module) is reported as missing, never invented.
+Optional modules built by other issues (scores C1, consents C2, sends C3, journeys C4, content C5)
+are used when their tables / services are present in this installation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import importlib.util
+import json
+import logging
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from medscrm.accounts.roles import can, mask_email, mask_phone
+from medscrm.common import utcnow
+from medscrm.db.schema import (
+    events,
+    identities,
+    identity_review,
+    metadata,
+    person_changes,
+    person_tags,
+    persons,
+    quarantine,
+    segment_history,
+    segments,
+    sources,
+    tag_history,
+)
+from medscrm.profiles.service import _visible
+
+log = logging.getLogger("medscrm.web")
+
+CHANNEL_IDENTITIES = ("wecom_external_userid", "wechat_unionid", "phone", "email")
+AIPL_ORDER = ("aware", "interest", "purchase", "loyal")
+LIFECYCLE_ORDER = ("registered", "adopted", "active", "advocate", "converted", "dormant", "churned")
+#: extra golden-record keys masked for roles without PII rights (beyond profiles._visible)
+EXTRA_PII = ("office_phone", "wechat_openid", "rep_remark")
+
+
+def optional_module(name: str):
+    """``medscrm.<name>`` if this installation has it (built by another issue), else None."""
+    full = f"medscrm.{name}"
+    try:
+        if importlib.util.find_spec(full) is None:
+            return None
+    except ModuleNotFoundError:
+        return None
+    return importlib.import_module(full)
+
+
+_present: dict[tuple[str, str], float] = {}
+
+
+def table(conn: sa.Connection, name: str) -> sa.Table | None:
+    """The table if this installation defines it and the database has it (migrated), else None."""
+    t = metadata.tables.get(name)
+    if t is None:
+        return None
+    key = (str(conn.engine.url), name)
+    seen = _present.get(key)
+    if seen is None or (seen < 0 and time.monotonic() + seen > 30):
+        _present[key] = seen = 1.0 if sa.inspect(conn).has_table(name) else -time.monotonic()
+    return t if seen > 0 else None
+
+
+def _scoped(col: sa.ColumnElement, scope: sa.Select | None) -> sa.ColumnElement[bool]:
+    return col.in_(scope) if scope is not None else sa.true()
+
+
+def visible(attrs: dict[str, Any], role: str) -> dict[str, Any]:
+    out = _visible(attrs, role)
+    if not can(role, "pii.read"):
+        for k in EXTRA_PII:
+            if out.get(k):
+                out[k] = "***"
+    return out
+
+
+# --- dashboard ---------------------------------------------------------------------------------------
+def dashboard(conn: sa.Connection, *, tenant_id: str, scope: sa.Select | None, now=None) -> dict[str, Any]:
+    now = now or utcnow()
+    p = persons
+    active = sa.and_(p.c.tenant_id == tenant_id, p.c.status == "active", _scoped(p.c.id, scope))
+    by_type = dict(
+        conn.execute(
+            sa.select(p.c.person_type, sa.func.count()).where(active).group_by(p.c.person_type)
+        ).all()
+    )
+    idn = identities
+    hcp_ids = sa.select(p.c.id).where(active, p.c.person_type == "hcp")
+    reach_rows = conn.execute(
+        sa.select(idn.c.type, sa.func.count(sa.distinct(idn.c.person_id)))
+        .where(
+            idn.c.tenant_id == tenant_id,
+            idn.c.type.in_(CHANNEL_IDENTITIES),
+            idn.c.person_id.in_(hcp_ids),
+        )
+        .group_by(idn.c.type)
+    ).all()
+    reach = conn.execute(
+        sa.select(sa.func.count(sa.distinct(idn.c.person_id))).where(
+            idn.c.tenant_id == tenant_id,
+            idn.c.type.in_(CHANNEL_IDENTITIES),
+            idn.c.person_id.in_(hcp_ids),
+        )
+    ).scalar_one()
+    e = events
+    ev_scope = sa.and_(e.c.tenant_id == tenant_id, e.c.person_id.is_not(None), _scoped(e.c.person_id, scope))
+    active30 = conn.execute(
+        sa.select(sa.func.count(sa.distinct(e.c.person_id))).where(
+            ev_scope, e.c.timestamp >= now - dt.timedelta(days=30), e.c.person_id.in_(hcp_ids)
+        )
+    ).scalar_one()
+    week = sa.func.date_trunc("week", e.c.timestamp)
+    trend = conn.execute(
+        sa.select(week.label("w"), sa.func.count(), sa.func.count(sa.distinct(e.c.person_id)))
+        .where(ev_scope, e.c.timestamp >= now - dt.timedelta(weeks=12))
+        .group_by(week)
+        .order_by(week)
+    ).all()
+    out: dict[str, Any] = {
+        "hcps": by_type.get("hcp", 0),
+        "patients": by_type.get("patient", 0),
+        "reach": reach,
+        "reach_by_channel": {t: n for t, n in reach_rows},
+        "active30": active30,
+        "trend": [(w.date().isoformat() if hasattr(w, "date") else str(w), n, d) for w, n, d in trend],
+        "aipl": _tag_counts(conn, tenant_id, "aipl", scope, AIPL_ORDER),
+        "lifecycle": _tag_counts(conn, tenant_id, "lifecycle", scope, LIFECYCLE_ORDER),
+        "tier": _tag_counts(conn, tenant_id, "potential_tier", scope, ("A", "B", "C")),
+        "top_content": _top_content(conn, tenant_id, scope, now),
+        "journeys": _journeys_glance(conn, tenant_id),
+    }
+    if not out["tier"]:
+        crm_tier = sa.cast(p.c.attributes["crm_tier"].as_string(), sa.String)
+        rows = conn.execute(
+            sa.select(crm_tier, sa.func.count())
+            .where(active, p.c.person_type == "hcp", crm_tier.is_not(None))
+            .group_by(crm_tier)
+            .order_by(crm_tier)
+        ).all()
+        out["tier_crm"] = [(v, n) for v, n in rows]
+    if scope is None:
+        out["open_reviews"] = conn.execute(
+            sa.select(sa.func.count()).where(
+                identity_review.c.tenant_id == tenant_id, identity_review.c.status == "open"
+            )
+        ).scalar_one()
+        out["quarantine"] = conn.execute(
+            sa.select(sa.func.count()).where(
+                quarantine.c.tenant_id == tenant_id, quarantine.c.status == "open"
+            )
+        ).scalar_one()
+    return out
+
+
+def _tag_counts(
+    conn: sa.Connection, tenant_id: str, key: str, scope: sa.Select | None, order: tuple[str, ...]
+) -> list[tuple[str, int]]:
+    pt = person_tags
+    rows = dict(
+        conn.execute(
+            sa.select(pt.c.value, sa.func.count())
+            .join(persons, sa.and_(persons.c.tenant_id == pt.c.tenant_id, persons.c.id == pt.c.person_id))
+            .where(
+                pt.c.tenant_id == tenant_id,
+                pt.c.tag_key == key,
+                persons.c.status == "active",
+                _scoped(pt.c.person_id, scope),
+            )
+            .group_by(pt.c.value)
+        ).all()
+    )
+    ordered = [(v, rows.pop(v)) for v in order if v in rows]
+    return ordered + sorted(rows.items())
+
+
+def _top_content(conn: sa.Connection, tenant_id: str, scope, now) -> list[dict[str, Any]]:
+    """Events that name a piece of content (``properties.content_id`` or ``title``), last 90 days."""
+    e = events
+    cid = sa.func.coalesce(
+        sa.cast(e.c.properties["content_id"].as_string(), sa.String),
+        sa.cast(e.c.properties["title"].as_string(), sa.String),
+    )
+    rows = conn.execute(
+        sa.select(cid.label("c"), sa.func.count(), sa.func.count(sa.distinct(e.c.person_id)))
+        .where(
+            e.c.tenant_id == tenant_id,
+            e.c.timestamp >= now - dt.timedelta(days=90),
+            cid.is_not(None),
+            _scoped(e.c.person_id, scope) if scope is not None else sa.true(),
+        )
+        .group_by(cid)
+        .order_by(sa.func.count().desc(), cid)
+        .limit(10)
+    ).all()
+    titles: dict[str, str] = {}
+    content = optional_module("content.service")
+    if content and rows:
+        try:
+            with conn.engine.connect() as own:
+                for item in content.list_items(own, tenant_id=tenant_id):
+                    titles[item["id"]] = item.get("title") or item.get("key") or item["id"]
+        except sa.exc.DBAPIError:
+            titles = {}
+    return [{"content": titles.get(c, c), "events": n, "persons": d} for c, n, d in rows]
+
+
+def _journeys_glance(conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]] | None:
+    """The journeys (C4) with how many entered, or None where the module is absent or not migrated.
+
+    Runs on its own connection so a missing table cannot abort the caller's transaction."""
+    svc = optional_module("journeys.service")
+    if svc is None:
+        return None
+    out = []
+    try:
+        with conn.engine.connect() as own:
+            for j in svc.list_journeys(own, tenant_id=tenant_id)[:8]:
+                stats = svc.step_stats(own, tenant_id=tenant_id, key=j["key"])
+                entered = max((int(s.get("entered") or 0) for s in stats), default=0)
+                out.append(
+                    {
+                        "key": j["key"],
+                        "name": j.get("name") or j["key"],
+                        "status": j.get("status"),
+                        "entered": entered,
+                    }
+                )
+    except sa.exc.DBAPIError:
+        log.warning("journeys module present but its tables are not (run `medscrm db upgrade`)")
+        return None
+    return out
+
+
+def chart_options(d: dict[str, Any], t) -> dict[str, dict[str, Any]]:
+    """ECharts options for the dashboard (built here so the page and the tests see the same data)."""
+    charts: dict[str, dict[str, Any]] = {}
+    ch_names = {
+        "wecom_external_userid": "企业微信 WeCom",
+        "wechat_unionid": "微信 WeChat",
+        "phone": t("field.phone"),
+        "email": t("field.email"),
+    }
+    charts["reach"] = {
+        "tooltip": {},
+        "grid": {"left": 110, "right": 40, "top": 10, "bottom": 30},
+        "xAxis": {"type": "value"},
+        "yAxis": {"type": "category", "data": [ch_names[c] for c in CHANNEL_IDENTITIES]},
+        "series": [
+            {
+                "type": "bar",
+                "name": t("dash.persons"),
+                "data": [d["reach_by_channel"].get(c, 0) for c in CHANNEL_IDENTITIES],
+                "label": {"show": True, "position": "right"},
+            }
+        ],
+    }
+    if d["trend"]:
+        charts["trend"] = {
+            "tooltip": {"trigger": "axis"},
+            "legend": {"data": [t("dash.events"), t("dash.persons")]},
+            "grid": {"left": 50, "right": 20, "top": 30, "bottom": 30},
+            "xAxis": {"type": "category", "data": [w for w, _, _ in d["trend"]]},
+            "yAxis": {"type": "value"},
+            "series": [
+                {
+                    "type": "line",
+                    "name": t("dash.events"),
+                    "smooth": True,
+                    "data": [n for _, n, _ in d["trend"]],
+                },
+                {
+                    "type": "line",
+                    "name": t("dash.persons"),
+                    "smooth": True,
+                    "data": [p for _, _, p in d["trend"]],
+                },
+            ],
+        }
+    if d["aipl"]:
+        charts["aipl"] = {
+            "tooltip": {},
+            "series": [
+                {
+                    "type": "funnel",
+                    "sort": "none",
+                    "left": "10%",
+                    "width": "80%",
+                    "label": {"formatter": "{b}: {c}"},
+                    "data": [{"name": v, "value": n} for v, n in d["aipl"]],
+                }
+            ],
+        }
+    if d["lifecycle"]:
+        charts["lifecycle"] = {
+            "tooltip": {},
+            "series": [
+                {
+                    "type": "pie",
+                    "radius": ["40%", "70%"],
+                    "data": [{"name": v, "value": n} for v, n in d["lifecycle"]],
+                }
+            ],
+        }
+    tier = d["tier"] or d.get("tier_crm") or []
+    if tier:
+        charts["tier"] = {
+            "tooltip": {},
+            "grid": {"left": 40, "right": 20, "top": 10, "bottom": 30},
+            "xAxis": {"type": "category", "data": [v for v, _ in tier]},
+            "yAxis": {"type": "value"},
+            "series": [
+                {"type": "bar", "data": [n for _, n in tier], "label": {"show": True, "position": "top"}}
+            ],
+        }
+    if d["top_content"]:
+        top = list(reversed(d["top_content"]))
+        charts["top_content"] = {
+            "tooltip": {},
+            "grid": {"left": 160, "right": 30, "top": 10, "bottom": 30},
+            "xAxis": {"type": "value"},
+            "yAxis": {"type": "category", "data": [str(x["content"])[:24] for x in top]},
+            "series": [{"type": "bar", "name": t("dash.events"), "data": [x["events"] for x in top]}],
+        }
+    return charts
+
+
+# --- search -------------------------------------------------------------------------------------------
+def search(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    role: str,
+    scope: sa.Select | None,
+    q: str = "",
+    hospital: str = "",
+    department: str = "",
+    person_type: str = "",
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Golden records by name / hospital / department (substring), or an exact phone, e-mail or id."""
+    from medscrm.common import NotFound
+    from medscrm.profiles.service import lookup
+
+    p = persons
+    attr = p.c.attributes
+    name_col = sa.cast(attr["name"].as_string(), sa.String)
+    stmt = sa.select(p.c.id, p.c.person_type, p.c.attributes).where(
+        p.c.tenant_id == tenant_id, p.c.status == "active", _scoped(p.c.id, scope)
+    )
+    q = (q or "").strip()
+    if q:
+        exact: str | None = None
+        if q.startswith("per_"):
+            exact = q
+        elif "@" in q or sum(ch.isdigit() for ch in q) >= 7:
+            try:
+                exact = lookup(conn, tenant_id=tenant_id, type_="email" if "@" in q else "phone", value=q)
+            except (NotFound, ValueError):
+                exact = "-"
+        stmt = stmt.where(p.c.id == exact) if exact else stmt.where(name_col.ilike(f"%{q}%"))
+    if hospital:
+        stmt = stmt.where(sa.cast(attr["hospital"].as_string(), sa.String).ilike(f"%{hospital.strip()}%"))
+    if department:
+        stmt = stmt.where(sa.cast(attr["department"].as_string(), sa.String).ilike(f"%{department.strip()}%"))
+    if person_type in ("hcp", "patient"):
+        stmt = stmt.where(p.c.person_type == person_type)
+    rows = conn.execute(stmt.order_by(name_col, p.c.id).limit(limit).offset(offset)).all()
+    out = []
+    for pid, ptype, attrs in rows:
+        v = visible(attrs or {}, role)
+        out.append(
+            {
+                "person_id": pid,
+                "person_type": ptype,
+                **{
+                    k: v.get(k) for k in ("name", "hospital", "department", "title", "city", "phone", "email")
+                },
+                "tier": v.get("crm_tier"),
+            }
+        )
+    return out
+
+
+# --- profile extras -------------------------------------------------------------------------------------
+CATEGORY_ORDER = {"behaviour_model": 0, "business_rule": 1, "basic": 2, "third_party": 3}
+
+
+def tag_views(tags: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+    """The profile's tags (``profiles.get_profile``: reasons already stripped of prescription detail
+    for roles that may not read it) with a display name and a readable why."""
+    out = []
+    for tg in tags:
+        name = (
+            (tg.get("name_zh") if lang == "zh" else tg.get("name_en"))
+            or tg.get("name_zh")
+            or tg.get("name_en")
+        )
+        out.append(
+            {
+                **tg,
+                "tag_key": tg["key"],
+                "name": name or tg["key"],
+                "why": explain_reason(tg.get("reason"), lang),
+            }
+        )
+    return sorted(out, key=lambda x: (CATEGORY_ORDER.get(x.get("category") or "", 9), x["tag_key"]))
+
+
+def score_views(scores: dict[str, dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "score_key": k,
+            "value": v.get("value"),
+            "computed_at": v.get("computed_at"),
+            "why": explain_reason(v.get("reason"), lang),
+        }
+        for k, v in sorted(scores.items())
+        if v.get("value") is not None
+    ]
+
+
+def explain_reason(reason: Any, lang: str = "zh") -> str:
+    """A tag/score reason as one readable line (the model's own text in the user's language)."""
+    if reason is None:
+        return ""
+    if isinstance(reason, str):
+        try:
+            reason = json.loads(reason)
+        except ValueError:
+            return reason
+    if isinstance(reason, dict):
+        text = reason.get(f"text_{lang}") or reason.get("text_en") or reason.get("text_zh")
+        if text:
+            return str(text)[:400]
+        if isinstance(reason.get("rule"), dict | list):
+            return "rule " + json.dumps(reason["rule"], ensure_ascii=False, separators=(",", ":"))
+        skip = {"evaluated_at", "kind", "at", "refresh", "model"}
+        parts = [
+            f"{k}: {v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)}"
+            for k, v in reason.items()
+            if k not in skip
+        ]
+        return "; ".join(parts)[:400]
+    return json.dumps(reason, ensure_ascii=False, default=str)[:400]
+
+
+RECORD_FIELDS = ("name", "hospital", "department", "title", "phone", "email")
+
+
+def records_of(conn: sa.Connection, *, tenant_id: str, person_id: str, role: str) -> list[dict[str, Any]]:
+    """The person's source records, newest first, masked by role; ``attributes`` kept for ownership
+    (one query: what ``profiles.records_of`` returns plus the custom attributes)."""
+    from medscrm.db.schema import person_records, source_records
+
+    sr, pr = source_records, person_records
+    rows = conn.execute(
+        sa.select(
+            sr.c.id,
+            sources.c.name.label("source"),
+            sr.c.received_at,
+            sr.c.record_key,
+            sr.c.attributes,
+            *[sr.c[f] for f in RECORD_FIELDS],
+        )
+        .join(sources, sources.c.id == sr.c.source_id)
+        .where(
+            sr.c.tenant_id == tenant_id,
+            sr.c.id.in_(
+                sa.select(pr.c.source_record_id).where(
+                    pr.c.tenant_id == tenant_id, pr.c.person_id == person_id
+                )
+            ),
+        )
+        .order_by(sr.c.received_at.desc(), sr.c.id)
+    ).mappings()
+    return [visible(dict(r), role) for r in rows]
+
+
+def consents_of(conn: sa.Connection, *, tenant_id: str, person_id: str) -> list[dict[str, Any]] | None:
+    mod = optional_module("outreach.consent")
+    if mod is None or table(conn, "consents") is None:
+        return None
+    return mod.list_consents(conn, tenant_id=tenant_id, person_id=person_id)
+
+
+def readable_timeline(
+    conn: sa.Connection, *, tenant_id: str, person_id: str, records: list[dict[str, Any]], t, limit: int = 60
+) -> list[dict[str, Any]]:
+    """Events, records received, tag and segment changes, identity changes and sends, newest first."""
+    from medscrm.api.events import query_events
+
+    items: list[dict[str, Any]] = []
+    for ev in query_events(conn, tenant_id=tenant_id, person_id=person_id, limit=limit):
+        props = ev.get("properties") or {}
+        extra = ", ".join(
+            f"{k}={props[k]}" for k in ("title", "content_id", "channel", "url") if props.get(k)
+        )
+        what = ev.get("event") or ev.get("name") or ev["type"]
+        items.append(
+            {
+                "at": ev["timestamp"],
+                "kind": "event",
+                "label": t("tl.event"),
+                "text": f"{what} {extra}".strip(),
+            }
+        )
+    for r in records[:limit]:
+        items.append(
+            {
+                "at": r["received_at"],
+                "kind": "record",
+                "label": t("tl.record"),
+                "text": f"{r['source']} · {r.get('record_key') or ''}",
+            }
+        )
+    # tag, segment, identity changes and sends: one UNION ALL query (each part newest first, capped)
+    s_ = lambda v: sa.cast(v, sa.String(300))  # noqa: E731
+    th, sh, sg, pc = tag_history, segment_history, segments, person_changes
+    parts = [
+        sa.select(
+            th.c.changed_at.label("at"),
+            sa.literal("tag").label("kind"),
+            s_(th.c.tag_key).label("a"),
+            s_(th.c.old_value).label("b"),
+            s_(th.c.new_value).label("c"),
+        ).where(th.c.tenant_id == tenant_id, th.c.person_id == person_id),
+        sa.select(sh.c.changed_at, sa.literal("segment"), s_(sh.c.change), s_(sg.c.name), s_(sg.c.key))
+        .join(sg, sa.and_(sg.c.tenant_id == sh.c.tenant_id, sg.c.id == sh.c.segment_id))
+        .where(sh.c.tenant_id == tenant_id, sh.c.person_id == person_id),
+        sa.select(
+            pc.c.occurred_at, sa.literal("identity"), s_(pc.c.kind), s_(pc.c.actor), s_(sa.null())
+        ).where(pc.c.tenant_id == tenant_id, pc.c.person_id == person_id),
+    ]
+    sends = table(conn, "sends")
+    if sends is not None and all(
+        c in sends.c for c in ("person_id", "channel", "status", "reason", "created_at")
+    ):
+        parts.append(
+            sa.select(
+                sends.c.created_at,
+                sa.literal("send"),
+                s_(sends.c.channel),
+                s_(sends.c.status),
+                s_(sends.c.reason),
+            ).where(sends.c.tenant_id == tenant_id, sends.c.person_id == person_id)
+        )
+    union = sa.union_all(*parts).subquery()
+    for at, kind, a, b, c in conn.execute(sa.select(union).order_by(union.c.at.desc()).limit(limit)):
+        if kind == "tag":
+            item = {"label": t("tl.tag"), "text": f"{a}: {b or '∅'} → {c or '∅'}"}
+        elif kind == "segment":
+            item = {
+                "label": t("tl.segment"),
+                "text": f"{t('tl.entered') if a == 'entered' else t('tl.exited')} {b}",
+            }
+        elif kind == "identity":
+            item = {"label": t("tl.identity"), "text": f"{a} ({b})"}
+        else:
+            item = {"label": a or "send", "text": " · ".join(str(x) for x in (a, b, c) if x)}
+        items.append({"at": at, "kind": kind, **item})
+
+    def key(x: dict[str, Any]):
+        at = x["at"]
+        if at is None:
+            return dt.datetime.min.replace(tzinfo=dt.UTC)
+        return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+    return sorted(items, key=key, reverse=True)[:limit]
+
+
+def content_performance(conn: sa.Connection, *, tenant_id: str) -> dict[str, dict[str, int]]:
+    """Sends (C3) per content item and status (queued, sent, blocked, failed …); {} without sends."""
+    sends = table(conn, "sends")
+    if sends is None or "content_id" not in sends.c:
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    for cid, status, n in conn.execute(
+        sa.select(sends.c.content_id, sends.c.status, sa.func.count())
+        .where(sends.c.tenant_id == tenant_id, sends.c.content_id.is_not(None))
+        .group_by(sends.c.content_id, sends.c.status)
+    ):
+        out.setdefault(cid, {})[status] = int(n)
+    return out
+
+
+def source_names(conn: sa.Connection, *, tenant_id: str) -> list[str]:
+    return list(
+        conn.execute(
+            sa.select(sources.c.name).where(sources.c.tenant_id == tenant_id).order_by(sources.c.name)
+        ).scalars()
+    )
+
+
+def mask_identity(kind: str, value: str, role: str) -> str:
+    if can(role, "pii.read"):
+        return value
+    if kind == "phone":
+        return mask_phone(value) or ""
+    if kind == "email":
+        return mask_email(value) or ""
+    return value
