@@ -1,0 +1,488 @@
+"""Outreach API: the content library (MLR review), consents and do-not-contact, channels and the
+sending policy, sends (list, rep-sent messages), and the public feedback endpoints: tracked links
+``GET /r/{token}``, view beacons ``GET|POST /b/{token}``, SMS delivery receipts
+``POST /callbacks/sms/aliyun|tencent``. Errors: ``{"error", "errors": [{"field", "reason"}]}``."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from medscrm.api.deps import EngineDep, Principal, require
+from medscrm.common import InvalidInput, MedscrmError, NotFound
+from medscrm.content import service as content
+from medscrm.db.schema import users
+from medscrm.outreach import consent, feedback
+from medscrm.outreach import send as sending
+from medscrm.outreach import settings as osettings
+
+router = APIRouter()
+api = APIRouter(prefix="/api/v1", tags=["outreach"])
+public = APIRouter(tags=["outreach feedback"])
+Reader = Annotated[Principal, require("data.read")]
+Writer = Annotated[Principal, require("data.import")]
+Admin = Annotated[Principal, require("accounts.manage")]
+_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+def _err(exc: MedscrmError) -> JSONResponse:
+    status = 404 if isinstance(exc, NotFound) else (422 if isinstance(exc, InvalidInput) else 409)
+    field = getattr(exc, "field", None) or str(exc).split(":", 1)[0]
+    kind = "not_found" if status == 404 else ("invalid_request" if status == 422 else "refused")
+    return JSONResponse(
+        status_code=status, content={"error": kind, "errors": [{"field": field, "reason": str(exc)}]}
+    )
+
+
+def _actor(conn: sa.Connection, p: Principal) -> str:
+    if p.user_id:
+        name = conn.execute(sa.select(users.c.username).where(users.c.id == p.user_id)).scalar()
+        if name:
+            return name
+    return p.actor
+
+
+# --- content ---------------------------------------------------------------------------------
+class ContentIn(BaseModel):
+    key: str
+    title: str
+    kind: Literal[content.KINDS] = "article"  # type: ignore[valid-type]
+    audience: Literal["hcp_only", "patient", "public"]
+    therapy_area: str | None = None
+    product: str | None = None
+    prescription: bool = False
+    topics: list[str] = Field(default_factory=list)
+    subject: str | None = None
+    body: str | None = None
+    url: str | None = None
+    template: dict[str, Any] | None = Field(
+        None, description='provider templates, e.g. {"aliyun_template_code": "SMS_1", "params": ["name"]}'
+    )
+    valid_from: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+
+
+class ApproveIn(BaseModel):
+    approval_code: str = Field(description="The MLR approval code (审批编号)")
+    expires_at: dt.datetime | None = None
+
+
+class ReasonIn(BaseModel):
+    reason: str | None = None
+
+
+@api.get("/content", summary="Content library items (expired items show as expired)")
+def list_content(engine: EngineDep, p: Reader, status: str | None = None) -> Any:
+    try:
+        with engine.begin() as conn:
+            return {"items": content.list_items(conn, tenant_id=p.tenant_id, status=status)}
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+@api.post("/content", status_code=201, summary="Create a draft content item")
+def create_content(body: ContentIn, engine: EngineDep, p: Writer) -> Any:
+    try:
+        with engine.begin() as conn:
+            return content.create_item(
+                conn, tenant_id=p.tenant_id, actor=_actor(conn, p), **body.model_dump()
+            )
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+@api.get("/content/{item_id}", summary="One content item (by id or key)")
+def get_content(item_id: str, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.connect() as conn:
+            return content.get_item(conn, tenant_id=p.tenant_id, item_id=item_id)
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+@api.post("/content/{item_id}/submit", summary="Send a draft to MLR review")
+def submit_content(item_id: str, engine: EngineDep, p: Writer) -> Any:
+    try:
+        with engine.begin() as conn:
+            return content.submit_for_review(
+                conn, tenant_id=p.tenant_id, item_id=item_id, actor=_actor(conn, p)
+            )
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+@api.post("/content/{item_id}/approve", summary="Approve (compliance role; not the author)")
+def approve_content(item_id: str, body: ApproveIn, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.begin() as conn:
+            return content.approve(
+                conn,
+                tenant_id=p.tenant_id,
+                item_id=item_id,
+                approval_code=body.approval_code,
+                expires_at=body.expires_at,
+                actor=_actor(conn, p),
+                actor_role=p.role,
+            )
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+@api.post("/content/{item_id}/reject", summary="Send back to draft with a reason (compliance role)")
+def reject_content(item_id: str, body: ReasonIn, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.begin() as conn:
+            return content.reject(
+                conn,
+                tenant_id=p.tenant_id,
+                item_id=item_id,
+                reason=body.reason or "",
+                actor=_actor(conn, p),
+                actor_role=p.role,
+            )
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+@api.post("/content/{item_id}/withdraw", summary="Withdraw; cancels every queued send of it")
+def withdraw_content(item_id: str, engine: EngineDep, p: Reader, body: ReasonIn | None = None) -> Any:
+    if p.role not in ("compliance", "admin", "marketer"):
+        return JSONResponse(
+            status_code=403,
+            content={"error": "forbidden", "errors": [{"field": "role", "reason": "may not withdraw"}]},
+        )
+    try:
+        with engine.begin() as conn:
+            return content.withdraw(
+                conn,
+                tenant_id=p.tenant_id,
+                item_id=item_id,
+                actor=_actor(conn, p),
+                reason=(body.reason if body else None),
+            )
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+# --- consents and do-not-contact ----------------------------------------------------------------
+class ConsentIn(BaseModel):
+    channel: Literal[consent.CHANNELS]  # type: ignore[valid-type]
+    purpose: Literal[consent.PURPOSES]  # type: ignore[valid-type]
+    status: Literal["granted", "withdrawn"]
+    source: str = Field(description="where it came from, e.g. webinar_form, wecom_chat, hotline")
+    evidence: dict[str, Any] | None = None
+
+
+@api.get("/persons/{person_id}/consents", summary="A person's consents, their history and do-not-contact")
+def get_consents(person_id: str, engine: EngineDep, p: Reader) -> Any:
+    with engine.connect() as conn:
+        return {
+            "consents": consent.list_consents(conn, tenant_id=p.tenant_id, person_id=person_id),
+            "history": consent.consent_log(conn, tenant_id=p.tenant_id, person_id=person_id),
+            "do_not_contact": consent.get_dnc(conn, tenant_id=p.tenant_id, person_id=person_id),
+        }
+
+
+@api.put("/persons/{person_id}/consents", summary="Grant or withdraw one consent (channel × purpose)")
+def put_consent(person_id: str, body: ConsentIn, engine: EngineDep, p: Reader) -> Any:
+    if p.role == "analyst":
+        return JSONResponse(
+            status_code=403,
+            content={
+                "error": "forbidden",
+                "errors": [{"field": "role", "reason": "may not change consents"}],
+            },
+        )
+    try:
+        with engine.begin() as conn:
+            consent.set_consent(
+                conn, tenant_id=p.tenant_id, person_id=person_id, actor=_actor(conn, p), **body.model_dump()
+            )
+            return {"consents": consent.list_consents(conn, tenant_id=p.tenant_id, person_id=person_id)}
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+@api.post("/persons/{person_id}/dnc", summary="Put the person on the do-not-contact list")
+def add_dnc(person_id: str, engine: EngineDep, p: Reader, body: Annotated[ReasonIn, Body()]) -> Any:
+    try:
+        with engine.begin() as conn:
+            consent.set_dnc(
+                conn,
+                tenant_id=p.tenant_id,
+                person_id=person_id,
+                reason=body.reason or "",
+                actor=_actor(conn, p),
+            )
+            return consent.get_dnc(conn, tenant_id=p.tenant_id, person_id=person_id)
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+@api.delete("/persons/{person_id}/dnc", summary="Remove the person from the do-not-contact list")
+def remove_dnc(person_id: str, engine: EngineDep, p: Writer) -> Any:
+    with engine.begin() as conn:
+        return {
+            "removed": consent.clear_dnc(
+                conn, tenant_id=p.tenant_id, person_id=person_id, actor=_actor(conn, p)
+            )
+        }
+
+
+# --- sends, channels, policy -----------------------------------------------------------------------
+class SendIn(BaseModel):
+    person_id: str
+    channel: Literal[osettings.SEND_CHANNELS]  # type: ignore[valid-type]
+    content_id: str | None = None
+    purpose: Literal["marketing", "medical_info", "survey", "service"] = "marketing"
+    idempotency_key: str = Field(description="unique per intended message; a repeat returns the first send")
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+@api.post(
+    "/sends", status_code=202, summary="Request a send (a rep's or a system's message); guardrails apply"
+)
+def create_send(body: SendIn, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.begin() as conn:
+            actor = _actor(conn, p)
+            origin = f"rep:{actor}" if p.role == "rep" else f"api:{actor}"
+            out = sending.request_send(
+                conn, sending.SendRequest(tenant_id=p.tenant_id, origin=origin, **body.model_dump())
+            )
+    except MedscrmError as exc:
+        return _err(exc)
+    return {
+        "status": out.status,
+        "send_id": out.send_id,
+        "reason": out.reason,
+        "not_before": out.not_before,
+        "detail": out.detail,
+    }
+
+
+@api.get("/sends", summary="The outbox: sends with status, reason, attempts and the provider's error")
+def list_sends(
+    engine: EngineDep,
+    p: Reader,
+    person_id: str | None = None,
+    status: str | None = None,
+    content_id: str | None = None,
+    origin: Annotated[str | None, Query(description="origin prefix, e.g. journey:jr_123")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    with engine.connect() as conn:
+        rows = sending.list_sends(
+            conn,
+            tenant_id=p.tenant_id,
+            person_id=person_id,
+            status=status,
+            content_id=content_id,
+            origin_prefix=origin,
+            limit=limit,
+        )
+        counts = sending.send_counts(conn, tenant_id=p.tenant_id, origin_prefix=origin)
+    return {"sends": rows, "count": len(rows), "totals": counts}
+
+
+@api.get("/sends/{send_id}", summary="One send")
+def get_send(send_id: str, engine: EngineDep, p: Reader) -> Any:
+    with engine.connect() as conn:
+        row = sending.get_send(conn, tenant_id=p.tenant_id, send_id=send_id)
+    if not row:
+        return _err(NotFound(f"send_id: send {send_id!r} not found"))
+    return row
+
+
+@api.get("/channels", summary="Configured channels (secrets redacted)")
+def list_channels(engine: EngineDep, p: Reader) -> Any:
+    with engine.connect() as conn:
+        return {"channels": osettings.list_channels(conn, tenant_id=p.tenant_id)}
+
+
+class ChannelIn(BaseModel):
+    provider: str
+    settings: dict[str, Any]
+
+
+@api.put("/channels/{channel}", summary="Configure a channel's provider, base URL and credentials (sealed)")
+def put_channel(channel: str, body: ChannelIn, engine: EngineDep, p: Admin) -> Any:
+    try:
+        with engine.begin() as conn:
+            return osettings.configure_channel(
+                conn,
+                tenant_id=p.tenant_id,
+                channel=channel,
+                provider=body.provider,
+                settings=body.settings,
+                actor=_actor(conn, p),
+            )
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+@api.get("/outreach/policy", summary="Frequency caps, quiet hours, retries")
+def get_policy(engine: EngineDep, p: Reader) -> Any:
+    with engine.connect() as conn:
+        return osettings.get_policy(conn, tenant_id=p.tenant_id)
+
+
+@api.put(
+    "/outreach/policy", summary="Change frequency caps, quiet hours, retries (merged into the current policy)"
+)
+def put_policy(engine: EngineDep, p: Admin, body: Annotated[dict[str, Any], Body()]) -> Any:
+    try:
+        with engine.begin() as conn:
+            return osettings.set_policy(conn, tenant_id=p.tenant_id, changes=body, actor=_actor(conn, p))
+    except MedscrmError as exc:
+        return _err(exc)
+
+
+# --- public feedback endpoints ------------------------------------------------------------------------
+@public.get(
+    "/r/{token}",
+    summary="Tracked link: records Content Clicked and redirects",
+    response_class=RedirectResponse,
+)
+def tracked_link(token: str, request: Request, engine: EngineDep) -> Any:
+    with engine.begin() as conn:
+        url = feedback.record_click(conn, token, user_agent=request.headers.get("user-agent"))
+    if not url:
+        return JSONResponse(
+            status_code=404,
+            content={"error": "not_found", "errors": [{"field": "token", "reason": "unknown link"}]},
+        )
+    return RedirectResponse(url, status_code=302)
+
+
+def _beacon(token: str, engine: sa.Engine, dwell: float | None) -> Response:
+    with engine.begin() as conn:
+        feedback.record_view(conn, token, dwell_seconds=dwell)
+    return Response(content=_GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
+
+
+@public.get("/b/{token}", summary="View beacon (1×1 GIF): records Content Viewed with dwell time")
+def beacon_get(
+    token: str,
+    engine: EngineDep,
+    dwell: Annotated[float | None, Query(ge=0, le=86400, description="seconds")] = None,
+) -> Response:
+    return _beacon(token, engine, dwell)
+
+
+@public.post("/b/{token}", summary="View beacon for navigator.sendBeacon (dwell in the query)")
+def beacon_post(
+    token: str, engine: EngineDep, dwell: Annotated[float | None, Query(ge=0, le=86400)] = None
+) -> Response:
+    return _beacon(token, engine, dwell)
+
+
+def _cn_time(v: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.strptime(v or "", "%Y-%m-%d %H:%M:%S").replace(
+            tzinfo=dt.timezone(dt.timedelta(hours=8))
+        )
+    except ValueError:
+        return None
+
+
+@public.post("/callbacks/sms/aliyun", summary="Alibaba Cloud SMS delivery reports (SmsReport push)")
+def aliyun_receipts(engine: EngineDep, body: Annotated[list[dict[str, Any]], Body()]) -> Any:
+    with engine.begin() as conn:
+        for r in body:
+            feedback.record_receipt(
+                conn,
+                send_id=r.get("out_id"),
+                provider_message_id=r.get("biz_id"),
+                delivered=bool(r.get("success")),
+                code=r.get("err_code"),
+                description=r.get("err_msg"),
+                at=_cn_time(r.get("report_time")),
+            )
+    return {"code": 0, "msg": "成功"}
+
+
+@public.post("/callbacks/sms/tencent", summary="Tencent Cloud SMS status reports (push)")
+def tencent_receipts(engine: EngineDep, body: Annotated[list[dict[str, Any]], Body()]) -> Any:
+    with engine.begin() as conn:
+        for r in body:
+            feedback.record_receipt(
+                conn,
+                send_id=r.get("ext") or r.get("session_context") or None,
+                provider_message_id=r.get("sid"),
+                delivered=r.get("report_status") == "SUCCESS",
+                code=r.get("errmsg"),
+                description=r.get("description"),
+                at=_cn_time(r.get("user_receive_time")),
+            )
+    return {"result": 0, "errmsg": "OK"}
+
+
+def _tenant_exists(engine: sa.Engine, tenant_id: str) -> bool:
+    from medscrm.db.schema import tenants
+
+    with engine.connect() as conn:
+        return conn.execute(sa.select(tenants.c.id).where(tenants.c.id == tenant_id)).first() is not None
+
+
+def _no_tenant() -> JSONResponse:
+    return JSONResponse(
+        status_code=404,
+        content={"error": "not_found", "errors": [{"field": "tenant_id", "reason": "unknown tenant"}]},
+    )
+
+
+@public.post(
+    "/callbacks/sms/aliyun/replies/{tenant_id}",
+    summary="Alibaba Cloud SMS replies (SmsUp push) for one tenant (its id in the URL); TD/退订 opts out",
+)
+def aliyun_replies(tenant_id: str, engine: EngineDep, body: Annotated[list[dict[str, Any]], Body()]) -> Any:
+    if not _tenant_exists(engine, tenant_id):
+        return _no_tenant()
+    with engine.begin() as conn:
+        for r in body:
+            feedback.record_reply(
+                conn,
+                tenant_id=tenant_id,
+                phone=str(r.get("phone_number") or ""),
+                text=str(r.get("content") or ""),
+                provider="aliyun",
+                at=_cn_time(r.get("send_time")),
+                ref=str(r.get("sequence_id") or "") or None,
+            )
+    return {"code": 0, "msg": "成功"}
+
+
+@public.post(
+    "/callbacks/sms/tencent/replies/{tenant_id}",
+    summary="Tencent Cloud SMS replies (push) for one tenant (its id in the URL); TD/退订 opts out",
+)
+def tencent_replies(
+    tenant_id: str, engine: EngineDep, body: Annotated[list[dict[str, Any]] | dict[str, Any], Body()]
+) -> Any:
+    if not _tenant_exists(engine, tenant_id):
+        return _no_tenant()
+    with engine.begin() as conn:
+        for r in body if isinstance(body, list) else [body]:
+            ts = r.get("time")
+            at = dt.datetime.fromtimestamp(int(ts), dt.UTC) if str(ts or "").isdigit() else None
+            nation = str(r.get("nationcode") or "86")
+            feedback.record_reply(
+                conn,
+                tenant_id=tenant_id,
+                phone=f"+{nation}{r.get('mobile') or ''}",
+                text=str(r.get("text") or ""),
+                provider="tencent",
+                at=at,
+            )
+    return {"result": 0, "errmsg": "OK"}
+
+
+router.include_router(api)
+router.include_router(public)
