@@ -119,3 +119,22 @@ def test_search_and_merged_ids_redirect(client):
     assert len(recs) == 3 and all("****" in x["phone"] for x in recs)
     assert client.get("/api/v1/persons/per_nope", headers=client.h["admin"]).status_code == 404
     assert client.get(f"/api/v1/persons/{a}/timeline", headers=client.h["admin"]).json()["events"] == []
+
+
+def test_profile_carries_scores_stage_and_tier_after_a_refresh(client):
+    from medscrm.scores.service import refresh_all
+
+    pid = client.get(
+        "/api/v1/persons/lookup", params={"type": "email", "value": "zw@pumch.cn"}, headers=client.h["admin"]
+    ).json()["person_id"]
+    before = client.get(f"/api/v1/persons/{pid}", headers=client.h["rep"]).json()
+    assert before["scores"] == {} and before["tier"] is None and before["stage"]["lifecycle"] is None
+    with client.tenant.engine.begin() as c:
+        refresh_all(c, tenant_id=client.tenant.id)
+    after = client.get(f"/api/v1/persons/{pid}", headers=client.h["rep"]).json()
+    # no behaviour yet: registered, no AIPL; the tier comes from the profile (协和 is 三级甲等 in 北京)
+    assert after["stage"]["lifecycle"] == "registered" and after["stage"]["aipl"] is None
+    assert after["tier"] in ("A", "B", "C") and after["scores"]["lead_score"]["value"] >= 0
+    assert after["scores"]["engagement"]["value"] == 0
+    assert {"lifecycle", "potential_tier", "activity_level"} <= {t["key"] for t in after["tags"]}
+    assert "rx_volume" not in after["attributes"]

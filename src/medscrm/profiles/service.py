@@ -99,6 +99,7 @@ def get_profile(
             object_id=p["id"],
             detail={"role": role, "pii": show_pii},
         )
+    stage = _stage_of(conn, tenant_id, p["id"])
     return {
         "person_id": p["id"],
         "requested_id": person_id,
@@ -107,19 +108,41 @@ def get_profile(
         "lineage": lineage,
         "identities": idents,
         "source_records": n_records,
-        "tags": _tags_of(conn, tenant_id, p["id"]),
+        "tags": _tags_of(conn, tenant_id, p["id"], role),
         "segments": _segments_of(conn, tenant_id, p["id"]),
-        "scores": {},
-        "stage": None,
+        "scores": _scores_of(conn, tenant_id, p["id"], role),
+        "stage": stage,
+        "tier": stage["potential_tier"],
         "created_at": p["created_at"],
         "updated_at": p["updated_at"],
     }
 
 
-def _tags_of(conn: sa.Connection, tenant_id: str, person_id: str) -> list[dict[str, Any]]:
+def _tags_of(conn: sa.Connection, tenant_id: str, person_id: str, role: str) -> list[dict[str, Any]]:
+    from medscrm.scores.model import hide_prescription_detail
     from medscrm.tags.service import tags_of
 
-    return tags_of(conn, tenant_id=tenant_id, person_id=person_id)
+    out = tags_of(conn, tenant_id=tenant_id, person_id=person_id)
+    if not can(role, "prescriptions.read"):
+        for t in out:
+            t["reason"] = hide_prescription_detail(t.get("reason"))
+    return out
+
+
+def _scores_of(conn: sa.Connection, tenant_id: str, person_id: str, role: str) -> dict[str, Any]:
+    """Scores with their reasons; per-HCP prescription detail only for roles that may read it."""
+    from medscrm.scores.service import scores_of
+
+    return scores_of(
+        conn, tenant_id=tenant_id, person_id=person_id, prescriptions=can(role, "prescriptions.read")
+    )
+
+
+def _stage_of(conn: sa.Connection, tenant_id: str, person_id: str) -> dict[str, Any]:
+    """Lifecycle and AIPL stage, potential tier and micro-segment (None where not computed)."""
+    from medscrm.scores.service import stage_of
+
+    return stage_of(conn, tenant_id=tenant_id, person_id=person_id)
 
 
 def _segments_of(conn: sa.Connection, tenant_id: str, person_id: str) -> list[dict[str, Any]]:

@@ -157,14 +157,22 @@ def _set_tags(
     source: str,
     reason: dict[str, Any],
     now: dt.datetime,
+    reasons: dict[str, Any] | None = None,
+    only: list[str] | None = None,
 ) -> dict[str, int]:
-    """Apply new values (None = remove) for one tag; history rows for every change."""
+    """Apply new values (None = remove) for one tag; history rows for every change.
+
+    ``reasons`` gives a person's own reason (else ``reason``); ``only`` limits the read of current values
+    to those persons (the caller passes values for them only: per-person refreshes stay small)."""
     pt = person_tags
-    current = dict(
-        conn.execute(
-            sa.select(pt.c.person_id, pt.c.value).where(pt.c.tenant_id == tenant_id, pt.c.tag_key == tag_key)
-        ).all()
-    )
+    base = sa.select(pt.c.person_id, pt.c.value).where(pt.c.tenant_id == tenant_id, pt.c.tag_key == tag_key)
+    if only is None:
+        current = dict(conn.execute(base).all())
+    else:
+        current = {}
+        for chunk in _chunks(list(only)):
+            current.update(conn.execute(base.where(pt.c.person_id.in_(chunk))).all())
+    reasons = reasons or {}
     added = [p for p, v in values.items() if v is not None and p not in current]
     changed = [p for p, v in values.items() if v is not None and p in current and current[p] != v]
     removed = [p for p, v in values.items() if v is None and p in current]
@@ -176,7 +184,7 @@ def _set_tags(
             "old_value": current.get(p),
             "new_value": values[p],
             "changed_at": now,
-            "reason": reason,
+            "reason": reasons.get(p, reason),
         }
         for p in (*added, *changed, *removed)
     ]
@@ -195,15 +203,93 @@ def _set_tags(
             "value": values[p],
             "since": now,
             "source": source,
-            "reason": reason,
+            "reason": reasons.get(p, reason),
         }
         for p in (*added, *changed)
     ]
-    if rows:
-        conn.execute(sa.insert(pt), rows)
-    if history:
-        conn.execute(sa.insert(tag_history), history)
+    _insert(conn, pt, rows)
+    _insert(conn, tag_history, history)
     return {"added": len(added), "changed": len(changed), "removed": len(removed)}
+
+
+def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Many rows through the bulk path (COPY / Arrow), a few through an INSERT."""
+    if len(rows) > 500:
+        from medscrm.db.bulk import append_rows
+
+        append_rows(conn, table, rows)
+    elif rows:
+        conn.execute(sa.insert(table), rows)
+
+
+def set_tags(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    tag_key: str,
+    values: dict[str, str | None],
+    source: str,
+    reason: dict[str, Any],
+    now: dt.datetime | None = None,
+    reasons: dict[str, Any] | None = None,
+    only: list[str] | None = None,
+) -> dict[str, int]:
+    """Set (value) or remove (None) one tag for the given persons, with a ``tag_history`` row and the
+    reason for every change (models and importers call this; the tag must be defined)."""
+    if source not in SOURCES:
+        raise InvalidInput("source", f"must be one of {', '.join(SOURCES)}")
+    get_definition(conn, tenant_id=tenant_id, key=tag_key)
+    return _set_tags(
+        conn,
+        tenant_id=tenant_id,
+        tag_key=tag_key,
+        values=values,
+        source=source,
+        reason=reason,
+        now=now or utcnow(),
+        reasons=reasons,
+        only=only,
+    )
+
+
+def persons_with_tag(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    tag_key: str,
+    value: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Persons holding a tag (any value, or ``value``), paginated by person id: ``{total, persons}``
+    with each person's id, value, since and reason."""
+    get_definition(conn, tenant_id=tenant_id, key=tag_key)
+    pt = person_tags
+    cond = [pt.c.tenant_id == tenant_id, pt.c.tag_key == tag_key]
+    if value is not None:
+        cond.append(pt.c.value == value)
+    total = conn.execute(sa.select(sa.func.count()).select_from(pt).where(*cond)).scalar() or 0
+    rows = conn.execute(
+        sa.select(pt.c.person_id, pt.c.value, pt.c.since, pt.c.reason)
+        .where(*cond)
+        .order_by(pt.c.person_id)
+        .limit(limit)
+        .offset(offset)
+    ).mappings()
+    return {"total": int(total), "persons": [dict(r) for r in rows]}
+
+
+def distribution(conn: sa.Connection, *, tenant_id: str, tag_key: str) -> dict[str, int]:
+    """How many persons hold each value of a tag, most common first."""
+    pt = person_tags
+    n = sa.func.count().label("n")
+    rows = conn.execute(
+        sa.select(pt.c.value, n)
+        .where(pt.c.tenant_id == tenant_id, pt.c.tag_key == tag_key)
+        .group_by(pt.c.value)
+        .order_by(n.desc(), pt.c.value)
+    ).all()
+    return {str(v): int(c) for v, c in rows}
 
 
 def _chunks(items: list[str], n: int = 5000):
@@ -299,7 +385,16 @@ def tags_of(conn: sa.Connection, *, tenant_id: str, person_id: str) -> list[dict
     """The person's current tags with their definitions' names and category."""
     pt, t = person_tags, tag_definitions
     q = (
-        sa.select(pt.c.tag_key, pt.c.value, pt.c.since, pt.c.source, t.c.name_zh, t.c.name_en, t.c.category)
+        sa.select(
+            pt.c.tag_key,
+            pt.c.value,
+            pt.c.since,
+            pt.c.source,
+            pt.c.reason,
+            t.c.name_zh,
+            t.c.name_en,
+            t.c.category,
+        )
         .outerjoin(t, sa.and_(t.c.tenant_id == pt.c.tenant_id, t.c.key == pt.c.tag_key))
         .where(pt.c.tenant_id == tenant_id, pt.c.person_id == person_id)
         .order_by(pt.c.tag_key)
@@ -310,6 +405,7 @@ def tags_of(conn: sa.Connection, *, tenant_id: str, person_id: str) -> list[dict
             "value": r.value,
             "since": r.since,
             "source": r.source,
+            "reason": r.reason,
             "name_zh": r.name_zh,
             "name_en": r.name_en,
             "category": r.category,

@@ -1,0 +1,149 @@
+"""Scores API (HCP360 behaviour model): distributions for the dashboard, micro-segment descriptions,
+refreshes, one person's scores and stage, and the tag query (persons holding a tag value)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from medscrm.accounts import service as accounts
+from medscrm.accounts.roles import can
+from medscrm.api.deps import EngineDep, Principal, require
+from medscrm.common import InvalidInput, NotFound
+from medscrm.db.schema import persons
+from medscrm.profiles.service import resolve_person_id
+from medscrm.scores import service as scores
+from medscrm.scores.model import hide_prescription_detail
+from medscrm.tags import service as tags
+
+router = APIRouter(prefix="/api/v1", tags=["scores, stages and behaviour tags (HCP360)"])
+Reader = Annotated[Principal, require("data.read")]
+Writer = Annotated[Principal, require("data.import")]
+
+
+class RefreshBody(BaseModel):
+    micro: bool = Field(False, description="Also re-cluster the micro-segments")
+    k: int | None = Field(None, ge=2, le=50, description="Micro-segments to make (default from the rules)")
+
+
+class MicroBody(BaseModel):
+    k: int | None = Field(None, ge=2, le=50, description="Number of micro-segments (default 6)")
+
+
+@router.get(
+    "/scores/distributions",
+    summary="Counts per tier, AIPL and lifecycle stage, preferences; score histograms",
+)
+def distributions(engine: EngineDep, p: Reader) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return scores.distributions(conn, tenant_id=p.tenant_id)
+
+
+@router.get("/scores/micro-segments", summary="Micro-segments with what distinguishes each (zh, en)")
+def micro_segments(engine: EngineDep, p: Reader) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = scores.list_micro_segments(conn, tenant_id=p.tenant_id)
+    return {"micro_segments": [{k: v for k, v in r.items() if k != "tenant_id"} for r in rows]}
+
+
+@router.post("/scores/refresh", summary="Recompute every person's behaviour tags and scores (batch)")
+def refresh(engine: EngineDep, p: Writer, body: RefreshBody | None = None) -> dict[str, Any]:
+    body = body or RefreshBody()
+    try:
+        with engine.begin() as conn:
+            res = scores.refresh_all(conn, tenant_id=p.tenant_id, micro=body.micro, k=body.k)
+            accounts.audit(
+                conn=conn,
+                tenant_id=p.tenant_id,
+                actor=p.actor,
+                action="scores.refresh",
+                object_type="tenant",
+                object_id=p.tenant_id,
+                detail={"persons": res["persons"], "changed": res["changed"], "micro": body.micro},
+            )
+    except InvalidInput as exc:
+        raise HTTPException(422, detail={"field": exc.field, "reason": exc.reason}) from exc
+    return res
+
+
+@router.post("/scores/micro-segments/refresh", summary="Re-cluster the micro-segments")
+def refresh_micro(engine: EngineDep, p: Writer, body: MicroBody | None = None) -> dict[str, Any]:
+    from medscrm.scores.micro import refresh_micro as run
+
+    body = body or MicroBody()
+    try:
+        with engine.begin() as conn:
+            rows = run(conn, tenant_id=p.tenant_id, k=body.k)
+    except InvalidInput as exc:
+        raise HTTPException(422, detail={"field": exc.field, "reason": exc.reason}) from exc
+    return {"micro_segments": rows}
+
+
+@router.get("/scores/persons/{person_id}", summary="One person's scores (with reasons), stage and tier")
+def person_scores(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
+    try:
+        with engine.connect() as conn:
+            pid = resolve_person_id(conn, p.tenant_id, person_id)["id"]
+            return {
+                "person_id": pid,
+                "scores": scores.scores_of(
+                    conn, tenant_id=p.tenant_id, person_id=pid, prescriptions=p.can("prescriptions.read")
+                ),
+                "stage": scores.stage_of(conn, tenant_id=p.tenant_id, person_id=pid),
+            }
+    except NotFound as exc:
+        raise HTTPException(404, detail={"field": "person_id", "reason": str(exc)}) from exc
+
+
+@router.get("/tags/{key}/persons", summary="Persons holding a tag (any value, or `value`), paginated")
+def tag_persons(
+    key: str,
+    engine: EngineDep,
+    p: Reader,
+    value: Annotated[str | None, Query(description="Only this value, e.g. A or 心衰")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    try:
+        with engine.begin() as conn:
+            res = tags.persons_with_tag(
+                conn, tenant_id=p.tenant_id, tag_key=key, value=value, limit=limit, offset=offset
+            )
+            ids = [r["person_id"] for r in res["persons"]]
+            attrs = {}
+            if ids:
+                name = persons.c.attributes
+                q = sa.select(
+                    persons.c.id,
+                    *[name[k].as_string().label(k) for k in ("name", "hospital", "department", "title")],
+                ).where(persons.c.tenant_id == p.tenant_id, persons.c.id.in_(ids))
+                attrs = {r["id"]: dict(r) for r in conn.execute(q).mappings()}
+            accounts.audit(  # a list of named HCPs: who read it (PIPL)
+                conn=conn,
+                tenant_id=p.tenant_id,
+                actor=p.actor,
+                action="tags.query",
+                object_type="tag",
+                object_id=key,
+                detail={"value": value, "offset": offset, "returned": len(ids), "role": p.role},
+            )
+    except NotFound as exc:
+        raise HTTPException(404, detail={"field": "key", "reason": str(exc)}) from exc
+    rx = can(p.role, "prescriptions.read")
+    out = []
+    for r in res["persons"]:
+        a = attrs.get(r["person_id"], {})
+        out.append(
+            {
+                "person_id": r["person_id"],
+                "value": r["value"],
+                "since": r["since"],
+                "reason": r["reason"] if rx else hide_prescription_detail(r["reason"]),
+                **{k: a.get(k) for k in ("name", "hospital", "department", "title")},
+            }
+        )
+    nxt = offset + limit if offset + limit < res["total"] else None
+    return {"tag": key, "value": value, "total": res["total"], "persons": out, "next_offset": nxt}

@@ -1,0 +1,222 @@
+"""``medscrm scores …``: refresh, show one person, micro-segments, simulate demo behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medscrm.common import MedscrmError
+
+console = Console()
+err = Console(stderr=True)
+
+TenantOpt = Annotated[
+    str | None,
+    typer.Option("--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default')."),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="The tenant's rules YAML overriding the shipped rules (default: $MEDSCRM_SCORES_CONFIG).",
+    ),
+]
+NowOpt = Annotated[
+    dt.datetime | None,
+    typer.Option("--now", help="Compute as of this time (ISO, UTC), e.g. to replay a past day."),
+]
+
+
+def _ws(tenant: str | None):
+    from medscrm.workspace import open_workspace
+
+    return open_workspace(tenant)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+def _utc(now: dt.datetime | None) -> dt.datetime | None:
+    if now is None:
+        return None
+    return now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now
+
+
+def print_distributions(dist: dict, out: Console = console) -> None:
+    """Tier / AIPL / lifecycle / activity counts, bilingual."""
+    from medscrm.scores.model import STAGE_ZH
+
+    t = Table("tag · 标签", "value · 取值", "persons · 人数", title="Behaviour model · 行为模型")
+    for key, label in (
+        ("potential_tier", "potential tier · 潜力分级"),
+        ("lifecycle", "lifecycle · 生命周期"),
+        ("aipl", "AIPL"),
+        ("activity_level", "activity · 活跃度"),
+        ("content_preference", "content · 内容偏好"),
+        ("channel_preference", "channel · 渠道偏好"),
+    ):
+        for i, (v, n) in enumerate(dist["tags"].get(key, {}).items()):
+            name = f"{v} · {STAGE_ZH[v]}" if v in STAGE_ZH else v
+            t.add_row(label if i == 0 else "", name, f"{n:,}")
+    out.print(t)
+    s = dist["scores"]
+    out.print(
+        f"lead score · 线索评分: mean {s['lead_score']['mean']} over {s['lead_score']['count']:,} persons; "
+        f"engagement · 互动评分: mean {s['engagement']['mean']}"
+    )
+
+
+def print_micro(rows: list[dict], out: Console = console) -> None:
+    t = Table("segment · 微分群", "size · 人数", "what sets it apart · 特征", title="Micro-segments · 微分群")
+    for r in rows:
+        t.add_row(r["label"], f"{r['size']:,}", f"{r['description_zh']}\n{r['description_en']}")
+    out.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``medscrm scores …`` to the ``medscrm`` app."""
+    scores_app = typer.Typer(
+        help="HCP360 behaviour model (行为模型): behaviour tags, tier, AIPL/lifecycle stage, lead and "
+        "engagement scores, micro-segments.",
+        no_args_is_help=True,
+    )
+    app.add_typer(scores_app, name="scores")
+
+    @scores_app.command("refresh")
+    def refresh(
+        tenant: TenantOpt = None,
+        config: ConfigOpt = None,
+        micro: Annotated[bool, typer.Option("--micro", help="Also re-cluster the micro-segments.")] = False,
+        k: Annotated[int | None, typer.Option(help="Micro-segments to make (with --micro).")] = None,
+        now: NowOpt = None,
+    ) -> None:
+        """Recompute every person's behaviour tags and scores (the scheduled batch); changes go to tag
+        history with the reason."""
+        from medscrm.scores.service import refresh_all
+
+        ws = _ws(tenant)
+        try:
+            with console.status("scoring · 计算中…"), ws.engine.begin() as conn:
+                res = refresh_all(
+                    conn, tenant_id=ws.tenant_id, now=_utc(now), config=config, micro=micro, k=k
+                )
+        except MedscrmError as exc:
+            _fail(exc)
+        console.print(
+            f"{res['persons']:,} persons scored, {res['changed']:,} changed, in {res['seconds']} s · "
+            f"已评分 {res['persons']:,} 人，变化 {res['changed']:,} 人"
+        )
+        print_distributions(res["distributions"])
+        if micro:
+            print_micro(res["micro_segments"])
+
+    @scores_app.command("show")
+    def show(
+        person_id: Annotated[str, typer.Argument(help="Person id (per_…).")],
+        tenant: TenantOpt = None,
+        history: Annotated[bool, typer.Option("--history", help="Also the model's tag history.")] = False,
+    ) -> None:
+        """One person's scores, stage, tier and behaviour tags, each with why."""
+        from medscrm.profiles.service import resolve_person_id
+        from medscrm.scores.model import TAGS
+        from medscrm.scores.service import scores_of, stage_of
+        from medscrm.tags.service import history_of, tags_of
+
+        ws = _ws(tenant)
+        try:
+            with ws.engine.connect() as conn:
+                pid = resolve_person_id(conn, ws.tenant_id, person_id)["id"]
+                sc = scores_of(conn, tenant_id=ws.tenant_id, person_id=pid)
+                st = stage_of(conn, tenant_id=ws.tenant_id, person_id=pid)
+                tg = [t for t in tags_of(conn, tenant_id=ws.tenant_id, person_id=pid) if t["key"] in TAGS]
+                hist = history_of(conn, tenant_id=ws.tenant_id, person_id=pid) if history else []
+        except MedscrmError as exc:
+            _fail(exc)
+        console.print(f"[bold]{pid}[/]  stage · 阶段: {json.dumps(st, ensure_ascii=False)}")
+        t = Table("score · 评分", "value", "computed at")
+        for k, v in sc.items():
+            t.add_row(k, f"{v['value']:.1f}", str(v["computed_at"]))
+        console.print(t)
+        t = Table("tag · 标签", "value · 取值", "why · 原因")
+        for x in tg:
+            r = x.get("reason") or {}
+            t.add_row(
+                f"{x['key']} · {x['name_zh']}",
+                str(x["value"]),
+                f"{r.get('text_zh', '')}\n{r.get('text_en', '')}",
+            )
+        console.print(t)
+        if history:
+            h = Table("at", "tag", "old → new", "why")
+            for x in hist:
+                if x["tag_key"] in TAGS:
+                    r = x.get("reason") or {}
+                    h.add_row(
+                        str(x["changed_at"]),
+                        x["tag_key"],
+                        f"{x['old_value']} → {x['new_value']}",
+                        r.get("text_en", ""),
+                    )
+            console.print(h)
+
+    @scores_app.command("micro")
+    def micro(
+        k: Annotated[int, typer.Option("--k", help="Number of micro-segments (2–50).")] = 6,
+        tenant: TenantOpt = None,
+        config: ConfigOpt = None,
+        now: NowOpt = None,
+    ) -> None:
+        """Cluster persons on behaviour (k-means on standardised features) into k micro-segments and
+        describe what distinguishes each; sets the tag micro_segment (usable in segment rules)."""
+        from medscrm.scores.micro import refresh_micro
+
+        ws = _ws(tenant)
+        try:
+            with console.status("clustering · 聚类中…"), ws.engine.begin() as conn:
+                rows = refresh_micro(conn, tenant_id=ws.tenant_id, k=k, now=_utc(now), config=config)
+        except MedscrmError as exc:
+            _fail(exc)
+        print_micro(rows)
+        console.print(
+            'use in a segment rule · 在分群规则中使用: {"tag": "micro_segment", "op": "eq", "value": "ms1"}'
+        )
+
+    @scores_app.command("simulate")
+    def simulate(
+        tenant: TenantOpt = None,
+        seed: Annotated[int, typer.Option(help="Random seed: same seed and --now, same events.")] = 7,
+        now: NowOpt = None,
+        refresh_after: Annotated[
+            bool, typer.Option("--refresh/--no-refresh", help="Refresh scores and micro-segments afterwards.")
+        ] = True,
+    ) -> None:
+        """Generate synthetic behaviour (article views, webinars, meetings, WeCom replies, samples, …)
+        for the tenant's HCPs, then refresh scores. Demo and test data only."""
+        from medscrm.scores.micro import refresh_micro
+        from medscrm.scores.service import refresh_all
+        from medscrm.synth.events import generate_events
+
+        ws = _ws(tenant)
+        try:
+            with console.status("generating behaviour · 生成行为数据…"), ws.engine.begin() as conn:
+                res = generate_events(conn, tenant_id=ws.tenant_id, seed=seed, now=_utc(now))
+            console.print(
+                f"{res['inserted']:,} events for {res['persons']:,} persons · 生成行为 {res['inserted']:,} 条; "
+                f"personas: {res['personas']}"
+            )
+            if refresh_after:
+                with ws.engine.begin() as conn:
+                    out = refresh_all(conn, tenant_id=ws.tenant_id, now=_utc(now))
+                    rows = refresh_micro(conn, tenant_id=ws.tenant_id, now=_utc(now))
+                print_distributions(out["distributions"])
+                print_micro(rows)
+        except MedscrmError as exc:
+            _fail(exc)
