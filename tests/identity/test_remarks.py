@@ -6,6 +6,8 @@ import itertools
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from medscrm.identity.features import build_features, parse_remark
 from medscrm.identity.hospitals import HospitalIndex
@@ -134,3 +136,50 @@ def test_nickname_wecom_contact_links_through_remark():
     f = res.features.set_index("unique_id")
     assert f.at["wecom:a", "name_full"] == "张志强" and f.at["wecom:a", "name_from_remark"] == 1
     assert f.at["wecom:b", "hospital_id"] != f.at["crm:1", "hospital_id"]
+
+
+@given(
+    st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True),
+    st.sampled_from(["{}", "{0}-{1}-{2}", "{0} {1} {2}", "+86 {}", "86-{}"]),
+    st.text(alphabet="张伟李娜协和心内主任医生 ，（）", max_size=8),
+)
+@settings(deadline=None, max_examples=60)
+def test_remark_mobile_fills_a_missing_phone(mobile, fmt, around):
+    text = fmt.format(mobile[:3], mobile[3:7], mobile[7:]) if "{0}" in fmt else fmt.format(mobile)
+    df = pd.DataFrame([{"record_id": "r1", "name": "小鱼", "remark": f"{around}{text}{around}"}])
+    feats, rep = build_features(df.astype(object))
+    assert feats["phone"].iat[0] == "+86" + mobile
+    assert rep.phones_from_remark == 1
+
+
+def test_remark_mobile_never_overrides_and_needs_one_number():
+    df = pd.DataFrame(
+        [
+            {"record_id": "a", "phone": "13700137000", "remark": "李娜 13800138000"},
+            {"record_id": "b", "remark": "张伟 13800138000 / 13900139000"},
+            {"record_id": "c", "remark": "工号 213800138000"},
+        ]
+    )
+    feats, rep = build_features(df.astype(object))
+    assert feats["phone"].tolist() == ["+8613700137000", None, None]
+    assert rep.phones_from_remark == 0
+
+
+def test_display_name_with_hospital_and_department_fills_what_is_missing():
+    df = pd.DataFrame(
+        [
+            {"record_id": "a", "name": "张伟-协和心内", "city": "北京"},
+            {"record_id": "b", "name": "李娜（华西呼吸）"},
+            {"record_id": "c", "name": "王芳-瑞金内分泌", "hospital": "仁济医院", "department": "眼科"},
+            {"record_id": "d", "name": "向日葵-阳光明媚"},
+        ]
+    )
+    feats, rep = build_features(df.astype(object))
+    f = feats.set_index("unique_id")
+    assert f.loc["a", "name_full"] == "张伟" and f.loc["a", "hospital_id"] == "H0001"
+    assert f.loc["a", "department"] == "心血管内科"
+    assert f.loc["b", "hospital_id"] == "H0062" and f.loc["b", "city"] == "成都"
+    # the record's own hospital and department are never overridden
+    assert f.loc["c", "department"] == "眼科" and f.loc["c", "hospital_id"] != "H0025"
+    assert f.loc["d", "hospital_id"] is None
+    assert rep.hospitals_from_remark == 2

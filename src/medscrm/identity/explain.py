@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from .model import MatchModel
-from .settings import MatchSettings, level_of
+from .settings import MatchSettings, compile_levels
 
 __all__ = ["Scorer", "PairExplanation", "FieldResult", "guard_flags", "apply_guards"]
 
@@ -72,8 +72,10 @@ def _gamma_sets(settings: MatchSettings) -> dict[str, dict[str, set[int]]]:
     return out
 
 
-def guard_flags(settings: MatchSettings, gammas: dict[str, int]) -> dict[str, bool]:
-    sets = _gamma_sets(settings)
+def guard_flags(
+    settings: MatchSettings, gammas: dict[str, int], sets: dict[str, dict[str, set[int]]] | None = None
+) -> dict[str, bool]:
+    sets = sets if sets is not None else _gamma_sets(settings)
     name = next((c["name"] for c in settings["comparisons"] if c.get("is_name")), None)
     corroborated = any(gammas.get(c) in s["agree"] for c, s in sets.items() if c != name)
     strong = any(gammas.get(c) in s["strong"] for c, s in sets.items() if c != name)
@@ -150,6 +152,7 @@ class Scorer:
         self.settings = model.settings
         self.prior_weight = math.log2(model.prior / (1 - model.prior))
         self._levels = []
+        self._sets = _gamma_sets(self.settings)
         tf_min = float(model.splink_model.get("tf_minimum_u_value") or 0.0)
         for comp in self.settings["comparisons"]:
             params = model.level_params(comp["name"])
@@ -172,14 +175,68 @@ class Scorer:
                     float(lv.get("tf_weight", 1.0)),
                     u,
                 )
-            self._levels.append((comp, by_gamma, exact_u, tf_min))
+            self._levels.append((comp, by_gamma, exact_u, tf_min, compile_levels(comp)))
+
+        self._bound_order, self._rest_max = self._bounds()
+
+    def _bounds(self) -> tuple[list[int], list[float]]:
+        """Evaluation order for :meth:`probability` (name, then strong identifiers, then the rest)
+        and, per position, the largest weight the comparisons after it can still add."""
+        best: list[float] = []
+        for _comp, by_gamma, exact_u, tf_min, _level in self._levels:
+            w_max = 0.0  # the null level adds nothing
+            for g, (_label, w, tf_col, tf_w, u) in by_gamma.items():
+                if tf_col and g != 0:
+                    vals = [v for v in self.model.tf.get(tf_col, {}).values() if v]
+                    lo = max(min(vals), tf_min) if vals else max(u, 1e-12)
+                    w += max(0.0, tf_w * (math.log2(exact_u.get(tf_col, u)) - math.log2(max(lo, 1e-12))))
+                w_max = max(w_max, w)
+            best.append(w_max)
+        sets = self._sets
+        order = sorted(
+            range(len(self._levels)),
+            key=lambda k: (
+                0
+                if self._levels[k][0].get("is_name")
+                else 1
+                if sets[self._levels[k][0]["name"]]["strong"]
+                else 2,
+                k,
+            ),
+        )
+        rest = [sum(best[k] for k in order[i + 1 :]) for i in range(len(order))]
+        return order, rest
+
+    def probability(self, left: dict, right: dict, floor: float | None = None) -> float:
+        """The match probability alone (no explanation built): a fast pre-filter. With ``floor``,
+        evaluation stops (returning 0.0) as soon as the comparisons still to come cannot lift the
+        weight to ``floor`` — exact: a pair that would reach ``floor`` is never cut."""
+        total = self.prior_weight
+        tf_all = self.model.tf
+        stop = math.log2(floor / (1 - floor)) if floor is not None and 0 < floor < 1 else None
+        rest = self._rest_max
+        for pos, k in enumerate(self._bound_order):
+            _comp, by_gamma, exact_u, tf_min, level = self._levels[k]
+            g = level(left, right)
+            if g != -1:
+                _label, w, tf_col, tf_w, _u = by_gamma[g]
+                total += w
+                if tf_col and g != 0:
+                    tfs = tf_all.get(tf_col, {})
+                    tl, tr = tfs.get(left.get(tf_col)), tfs.get(right.get(tf_col))
+                    if tl is not None or tr is not None:
+                        tfv = max(tl if tl is not None else tr, tr if tr is not None else tl, tf_min)
+                        total += tf_w * (math.log2(exact_u.get(tf_col, _u)) - math.log2(tfv))
+            if stop is not None and total + rest[pos] < stop:
+                return 0.0
+        return _prob(total)
 
     def score(self, left: dict, right: dict) -> PairExplanation:
         fields: list[FieldResult] = []
         total = self.prior_weight
         gammas: dict[str, int] = {}
-        for comp, by_gamma, exact_u, tf_min in self._levels:
-            g = level_of(comp, left, right)
+        for comp, by_gamma, exact_u, tf_min, level in self._levels:
+            g = level(left, right)
             gammas[comp["name"]] = g
             if g == -1:
                 fields.append(FieldResult(comp["name"], -1, comp["levels"][0]["label"], 0.0))
@@ -195,7 +252,7 @@ class Scorer:
             fields.append(FieldResult(comp["name"], g, label, w + adj, adj))
             total += w + adj
         prob = _prob(total)
-        flags = guard_flags(self.settings, gammas)
+        flags = guard_flags(self.settings, gammas, self._sets)
         decision, reason = _decide(self.settings, prob, flags)
         top = sorted((f for f in fields if f.level != -1), key=lambda f: -abs(f.weight))[:4]
         detail = ", ".join(f"{f.comparison}: {f.label} ({f.weight:+.1f})" for f in top)

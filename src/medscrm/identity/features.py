@@ -79,6 +79,7 @@ class FeatureReport:
     hospitals_unresolved: int = 0
     names_from_remark: int = 0
     hospitals_from_remark: int = 0
+    phones_from_remark: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -91,6 +92,7 @@ class FeatureReport:
             "hospitals_unresolved": self.hospitals_unresolved,
             "names_from_remark": self.names_from_remark,
             "hospitals_from_remark": self.hospitals_from_remark,
+            "phones_from_remark": self.phones_from_remark,
         }
 
 
@@ -151,6 +153,10 @@ def _dept(v: object) -> tuple[str | None, str | None]:
 REMARK_COLUMNS: tuple[str, ...] = ("remark", "rep_remark")
 
 _REMARK_SPLIT_RE = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0003134f·]+")
+#: a mainland mobile number written in free text ("张伟 13800138000", "138-0013-8000", "+86 138…")
+_MOBILE_IN_TEXT_RE = re.compile(r"(?<![0-9])(?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])")
+#: a display name with more after the name: "张伟-协和心内", "李娜（华西呼吸）", "王芳 瑞金内分泌"
+_NAME_WITH_ORG_RE = re.compile(r"[\u4e00-\u9fff]{2,4}\s*[-_—~|/·（(\s]\s*[\u4e00-\u9fff]{2,}")
 _HOSPITAL_LIKE_RE = re.compile("[\u4e00-\u9fff]{0,8}?(?:医院|附院|[一二三四五六七八九十]院|医大)(?!长)")
 
 
@@ -317,6 +323,33 @@ def build_features(
             if info.department and dept[i] is None:
                 with contextlib.suppress(P.FieldValueError, ValueError, TypeError):
                     dept[i] = _dept(info.department)
+            if phone[i] is None:
+                # reps often keep the mobile in the remark ("张伟 13800138000"); exactly one number
+                found = {m.group(0) for m in _MOBILE_IN_TEXT_RE.finditer(unicodedata.normalize("NFKC", raw))}
+                if len(found) == 1:
+                    with contextlib.suppress(P.FieldValueError, ValueError, TypeError):
+                        phone[i] = P.normalize_phone(found.pop())
+                        report.phones_from_remark += 1
+    # WeChat display names written as "实名-单位科室" (张伟-协和心内, 李娜（华西呼吸）) carry the
+    # hospital and department: read them like a remark, only where the record lacks them and only
+    # when the name found there is the record's own name
+    ncache: dict[tuple[str, str | None], RemarkInfo] = {}
+    for i, raw in enumerate(_col(df, "name")):
+        if not isinstance(raw, str) or not _NAME_WITH_ORG_RE.search(raw):
+            continue
+        if hosp_text[i] is not None and dept[i] is not None:
+            continue
+        info = ncache.get((raw, city[i]))
+        if info is None:
+            info = ncache[(raw, city[i])] = parse_remark(raw, hospitals, city[i])
+        if info.name is None or not info.name.full or info.name.py_key != names[i].py_key:
+            continue
+        if info.hospital is not None and hosp_text[i] is None and remark_hosp[i] is None:
+            remark_hosp[i] = info.hospital
+            hosp_from_remark[i] = 1
+        if info.department and dept[i] is None:
+            with contextlib.suppress(P.FieldValueError, ValueError, TypeError):
+                dept[i] = _dept(info.department)
     report.names_from_remark = sum(name_from_remark)
     report.hospitals_from_remark = sum(hosp_from_remark)
 

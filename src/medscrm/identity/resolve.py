@@ -40,6 +40,7 @@ class ResolveResult:
     report: dict[str, Any] = field(default_factory=dict)
     models: dict[str, MatchModel] = field(default_factory=dict)
     features: pd.DataFrame | None = None  # the feature rows as scored (shared identifier values nulled)
+    shared: list[dict] = field(default_factory=list)  # every identifier value that is not an identity
 
     def __iter__(self):
         yield self.clusters
@@ -212,6 +213,7 @@ def resolve_records(
         report=report,
         models=models,
         features=pd.concat(scored_all, ignore_index=True) if scored_all else feats,
+        shared=shared_all,
     )
 
 

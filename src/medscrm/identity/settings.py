@@ -242,3 +242,87 @@ def level_of(comp: dict, left: dict, right: dict) -> int:
                 return -1
             return n - i
     return 0
+
+
+def _within_one(a: str, b: str) -> bool:
+    """Levenshtein distance <= 1, in linear time."""
+    la, lb = len(a), len(b)
+    if la < lb:
+        a, b, la, lb = b, a, lb, la
+    if la - lb > 1:
+        return False
+    i = 0
+    while i < lb and a[i] == b[i]:
+        i += 1
+    if la == lb:
+        return a[i + 1 :] == b[i + 1 :]
+    return a[i + 1 :] == b[i:]
+
+
+def compile_levels(comp: dict):
+    """``level_of`` for one comparison, compiled once to Python code: ``fn(left, right) -> gamma``."""
+    levels = comp["levels"]
+    n = len(levels) - 1
+    cols: list[str] = []
+    for lv in levels:
+        for cond in lv.get("when") or []:
+            arg = next(iter(cond.values()))
+            c = arg if isinstance(arg, str) else arg[0]
+            if c not in cols:
+                cols.append(c)
+    var = {c: i for i, c in enumerate(cols)}
+    lines = ["def gamma(left, right):"]
+    for c, i in var.items():
+        for side, v in (("left", "l"), ("right", "r")):
+            lines.append(f"    {v}{i} = {side}.get({c!r})")
+            lines.append(f"    if {v}{i} is not None and {v}{i}.__class__ is not str and _isnull({v}{i}):")
+            lines.append(f"        {v}{i} = None")
+    consts: dict[str, Any] = {}
+    for k, lv in enumerate(levels):
+        g = -1 if lv.get("null_level") else n - k
+        exprs = []
+        for cond in lv.get("when") or []:
+            kind, arg = next(iter(cond.items()))
+            i = var[arg if isinstance(arg, str) else arg[0]]
+            a, b = f"l{i}", f"r{i}"
+            both = f"({a} is not None and {b} is not None"
+            if kind == "missing":
+                exprs.append(f"({a} is None or {b} is None)")
+            elif kind == "either":
+                exprs.append(f"(({a} is not None and int({a}) == 1) or ({b} is not None and int({b}) == 1))")
+            elif kind == "exact":
+                exprs.append(f"{both} and {a} == {b})")
+            elif kind == "jw":
+                name = f"_c{len(consts)}"
+                consts[name] = float(arg[1])
+                exprs.append(f"{both} and jaro_winkler(str({a}), str({b})) >= {name})")
+            elif kind == "lev":
+                name = f"_c{len(consts)}"
+                consts[name] = int(arg[1])
+                if int(arg[1]) == 1:
+                    exprs.append(f"{both} and _within_one(str({a}), str({b})))")
+                else:
+                    exprs.append(f"{both} and levenshtein(str({a}), str({b})) <= {name})")
+            elif kind == "absdiff":
+                name = f"_c{len(consts)}"
+                consts[name] = int(arg[1])
+                exprs.append(f"{both} and abs(int({a}) - int({b})) <= {name})")
+            else:  # pragma: no cover - validated when loading
+                raise ValueError(kind)
+        if exprs:
+            lines.append(f"    if {' and '.join(exprs)}:")
+            lines.append(f"        return {g}")
+        else:
+            lines.append(f"    return {g}")
+            break
+    else:
+        lines.append("    return 0")
+    ns: dict[str, Any] = {
+        "_isnull": _isnull,
+        "jaro_winkler": jaro_winkler,
+        "levenshtein": levenshtein,
+        "_within_one": _within_one,
+        **consts,
+    }
+    exec(compile("\n".join(lines), f"<comparison {comp.get('name')}>", "exec"), ns)  # noqa: S102
+    return ns["gamma"]

@@ -18,22 +18,9 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def resolve_with_engine(
-    records: list[dict[str, Any]],
-    *,
-    settings_path: Path | str | None = None,
-    engine: str = "duckdb",
-    model_file: Path | None = None,
-) -> EngineResult:
-    """Score and cluster the tenant's source records with the OneID engine.
-
-    ``model_file``: where to save the trained match models (for ``medscrm identity explain``).
-    """
-    from medscrm.identity.resolve import resolve_records
-
-    if not records:
-        return EngineResult(clusters={}, links=[], review=[], summary={"records": 0})
-    table = [
+def engine_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Workspace source records → the engine's input rows (record_id, source, standard fields, remark)."""
+    return [
         {
             "record_id": r["id"],
             "source": r.get("source"),
@@ -44,11 +31,35 @@ def resolve_with_engine(
         }
         for r in records
     ]
+
+
+def resolve_with_engine(
+    records: list[dict[str, Any]],
+    *,
+    settings_path: Path | str | None = None,
+    engine: str = "duckdb",
+    model_file: Path | None = None,
+    index_dir: Path | None = None,
+) -> EngineResult:
+    """Score and cluster the tenant's source records with the OneID engine.
+
+    ``model_file``: where to save the trained match models (for ``medscrm identity explain`` and
+    incremental linking); the feature index for incremental linking is saved beside it
+    (``index_dir``, default :func:`medscrm.persons.incremental.index_dir_for` of the model file).
+    """
+    from medscrm.identity.resolve import resolve_records
+
+    if not records:
+        return EngineResult(clusters={}, links=[], review=[], summary={"records": 0})
+    table = engine_table(records)
     res = resolve_records(table, settings=str(settings_path) if settings_path else None, engine=engine)
     if model_file is not None and res.models:
         from medscrm.identity.cli import save_models
 
         save_models(Path(model_file), res.models)
+        from medscrm.persons.incremental import FeatureStore, index_dir_for
+
+        FeatureStore(index_dir or index_dir_for(Path(model_file))).write(res.features, res.shared)
     clusters: dict[str, list[str]] = {}
     confidence: dict[str, tuple[float, str]] = {}
     for rid, pid, conf, size in res.clusters[

@@ -130,28 +130,7 @@ def apply_clusters(
     append_rows(conn, person_records, members)
 
     # golden records
-    existing = set(conn.execute(sa.select(persons.c.id).where(persons.c.tenant_id == tenant_id)).scalars())
-    new_rows, updates = [], []
-    for pid, recs in person_recs.items():
-        g = golden_record(recs, cfg)
-        rep.conflicts += bool(g.conflicts)
-        row = {
-            "person_type": g.person_type,
-            "attributes": g.attributes,
-            "lineage": g.lineage,
-            "updated_at": now,
-            "status": "active",
-            "merged_into": None,
-        }
-        if pid in existing:
-            updates.append((pid, row))
-        else:
-            new_rows.append({"id": pid, "tenant_id": tenant_id, "created_at": now, **row})
-    append_rows(conn, persons, new_rows)
-    for pid, row in updates:
-        conn.execute(
-            persons.update().where(persons.c.tenant_id == tenant_id, persons.c.id == pid).values(**row)
-        )
+    rep.conflicts = write_golden(conn, tenant_id=tenant_id, person_recs=person_recs, cfg=cfg, now=now)
     absorbed_by = {old: survivor for survivor, olds in assignment.merged.items() for old in olds}
     for old in assignment.retired:
         conn.execute(
@@ -207,10 +186,71 @@ def apply_clusters(
     return rep
 
 
-def rebuild_identities(conn: sa.Connection, *, tenant_id: str, person_recs: dict[str, list[dict]]) -> int:
+def write_golden(
+    conn: sa.Connection, *, tenant_id: str, person_recs: dict[str, list[dict]], cfg: Survivorship, now: Any
+) -> int:
+    """Golden records of ``person_recs`` (person id -> its records): new persons inserted, existing
+    ones updated (and active again). Returns the number of persons with conflicting values."""
+    ids = sorted(person_recs)
+    created: dict[str, Any] = {}
+    for k in range(0, len(ids), 1000):
+        created.update(
+            conn.execute(
+                sa.select(persons.c.id, persons.c.created_at).where(
+                    persons.c.tenant_id == tenant_id, persons.c.id.in_(ids[k : k + 1000])
+                )
+            ).all()
+        )
+    conflicts = 0
+    rows = []
+    for pid, recs in person_recs.items():
+        g = golden_record(recs, cfg)
+        conflicts += bool(g.conflicts)
+        rows.append(
+            {
+                "id": pid,
+                "tenant_id": tenant_id,
+                "person_type": g.person_type,
+                "status": "active",
+                "merged_into": None,
+                "attributes": g.attributes,
+                "lineage": g.lineage,
+                "created_at": created.get(pid, now),
+                "updated_at": now,
+            }
+        )
+    # existing persons are rewritten in bulk (delete + append keeps their id and created_at): one
+    # UPDATE per person is far slower on both engines
+    old = sorted(created)
+    for k in range(0, len(old), 1000):
+        conn.execute(
+            persons.delete().where(persons.c.tenant_id == tenant_id, persons.c.id.in_(old[k : k + 1000]))
+        )
+    append_rows(conn, persons, rows)
+    return conflicts
+
+
+def rebuild_identities(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    person_recs: dict[str, list[dict]],
+    only: set[str] | None = None,
+) -> int:
     """identities = every identifier value of every record → its person; event user ids too
-    (identify calls are source records keyed by userId), and aliases through identity links."""
-    conn.execute(identities.delete().where(identities.c.tenant_id == tenant_id))
+    (identify calls are source records keyed by userId), and aliases through identity links.
+
+    ``only``: rebuild just these persons' identities (incremental runs); the others are kept."""
+    if only is None:
+        conn.execute(identities.delete().where(identities.c.tenant_id == tenant_id))
+    else:
+        ids = sorted(only)
+        for k in range(0, len(ids), 1000):
+            conn.execute(
+                identities.delete().where(
+                    identities.c.tenant_id == tenant_id, identities.c.person_id.in_(ids[k : k + 1000])
+                )
+            )
     from medscrm.ingest.events import forget_identity_cache
 
     forget_identity_cache(tenant_id)
@@ -233,15 +273,32 @@ def rebuild_identities(conn: sa.Connection, *, tenant_id: str, person_recs: dict
                     user_person[val] = pid
     # aliases and WeCom/WeChat links extend known identities to the other side of the link
     known = {(t, v): p for (t, v, p) in rows}
-    links = conn.execute(
-        sa.select(
-            identity_links.c.type_a,
-            identity_links.c.value_a,
-            identity_links.c.type_b,
-            identity_links.c.value_b,
-            identity_links.c.relation,
-        ).where(identity_links.c.tenant_id == tenant_id)
-    ).all()
+    lk = identity_links
+    cols = (lk.c.type_a, lk.c.value_a, lk.c.type_b, lk.c.value_b, lk.c.relation)
+    if only is None:
+        links = conn.execute(sa.select(*cols).where(lk.c.tenant_id == tenant_id)).all()
+    else:
+        # only the links touching these persons' values; values other persons already hold stay theirs
+        vals = sorted({v for (_t, v) in known})
+        links = []
+        for k in range(0, len(vals), 500):
+            chunk = vals[k : k + 500]
+            links.extend(
+                conn.execute(
+                    sa.select(*cols).where(
+                        lk.c.tenant_id == tenant_id, sa.or_(lk.c.value_a.in_(chunk), lk.c.value_b.in_(chunk))
+                    )
+                ).all()
+            )
+        others = {v for _ta, va, _tb, vb, _r in links for v in (va, vb)} - set(vals)
+        for k in range(0, len(sorted(others)), 500):
+            chunk = sorted(others)[k : k + 500]
+            for t, v in conn.execute(
+                sa.select(identities.c.type, identities.c.value).where(
+                    identities.c.tenant_id == tenant_id, identities.c.value.in_(chunk)
+                )
+            ):
+                known.setdefault((t, v), "")
     for ta, va, tb, vb, rel in links:
         if rel == "wecom_contact_of":
             continue  # a rep is not the contact

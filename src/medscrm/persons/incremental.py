@@ -1,0 +1,331 @@
+"""Incremental ``identity run``: link the source records that belong to no person yet (new imports,
+identify calls) into the tenant's persons without a full recompute.
+
+What a full run leaves behind makes this possible: the trained match models (the model file of
+:func:`medscrm.identity.cli.model_path`) and the **feature index** beside it — the feature rows of
+every resolved record as the engine scored them plus the identifier values found shared
+(:class:`FeatureStore`, Parquet parts in ``<model file>.index/``). The index is a cache: records
+resolved by a run whose features are missing are recomputed and added; rows of records that no
+longer belong to a person are ignored; without it (or without a model) the caller runs a full
+resolution.
+
+Only the touched persons change: person_records of the new records (and of persons absorbed when a
+new record joins two persons), golden records and identities of the touched persons, person_changes
+rows, the review queue. People's constraints are respected (see
+:class:`medscrm.identity.incremental.IncrementalLinker`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from medscrm.accounts import service as accounts
+from medscrm.common import new_id, utcnow
+from medscrm.db.bulk import append_rows
+from medscrm.db.schema import PERSON_FIELDS, person_changes, person_records, persons, source_records, sources
+from medscrm.persons import review
+from medscrm.persons.service import ApplyReport, rebuild_identities, write_golden
+from medscrm.persons.survivorship import Survivorship, load_survivorship
+
+__all__ = ["FeatureStore", "IncrementalReport", "index_dir_for", "run_incremental"]
+
+_CHUNK = 1000
+
+
+def index_dir_for(model_file: Path) -> Path:
+    """``<db>.identity-model.<tenant>.json`` → ``<db>.identity-model.<tenant>.index/``."""
+    s = str(model_file)
+    return Path((s[:-5] if s.endswith(".json") else s) + ".index")
+
+
+class FeatureStore:
+    """Feature rows of resolved records (Parquet parts) and the shared identifier values."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def exists(self) -> bool:
+        return (self.path / "shared.json").exists()
+
+    def write(self, features: pd.DataFrame | None, shared: list[dict]) -> None:
+        """Replace the store with a full run's features."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for p in self.path.glob("part-*.parquet"):
+            p.unlink()
+        (self.path / "shared.json").unlink(missing_ok=True)
+        if features is not None and len(features):
+            self._part(features, 0)
+        self._write_shared(shared)
+
+    def append(self, features: pd.DataFrame | None, shared: list[dict]) -> None:
+        parts = sorted(self.path.glob("part-*.parquet"))
+        if features is not None and len(features):
+            n = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
+            self._part(features, n)
+        if shared:
+            self._write_shared(self.shared() + shared)
+
+    def _part(self, df: pd.DataFrame, n: int) -> None:
+        df = df.astype(object).where(df.notna(), None)
+        tmp = self.path / f".part-{n:05d}.tmp"
+        df.to_parquet(tmp, index=False)
+        tmp.rename(self.path / f"part-{n:05d}.parquet")
+
+    def _write_shared(self, shared: list[dict]) -> None:
+        tmp = self.path / ".shared.tmp"
+        tmp.write_text(json.dumps(shared, ensure_ascii=False, default=str), encoding="utf-8")
+        tmp.rename(self.path / "shared.json")
+
+    def shared(self) -> list[dict]:
+        try:
+            return json.loads((self.path / "shared.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+
+    def read(self) -> pd.DataFrame:
+        parts = sorted(self.path.glob("part-*.parquet"))
+        if not parts:
+            return pd.DataFrame()
+        df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        df = df.drop_duplicates("unique_id", keep="last").reset_index(drop=True)
+        return df.astype(object).where(df.notna(), None)
+
+
+@dataclass
+class IncrementalReport(ApplyReport):
+    new_records: int = 0
+    attached: int = 0  # new records that joined an existing person
+    catch_up_features: int = 0  # resolved records whose features were recomputed for the index
+    review_pairs: int = 0
+    refused_links: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _records_query(tenant_id: str):
+    sr = source_records
+    return (
+        sa.select(
+            sr.c.id,
+            sr.c.source_id,
+            sources.c.name.label("source"),
+            sr.c.record_key,
+            sr.c.import_id,
+            sr.c.received_at,
+            sr.c.attributes,
+            *[sr.c[f] for f in PERSON_FIELDS],
+        )
+        .join(sources, sources.c.id == sr.c.source_id)
+        .where(sr.c.tenant_id == tenant_id)
+    )
+
+
+def new_records(conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
+    """Source records of the tenant that belong to no person yet."""
+    pr = person_records
+    linked = sa.exists().where(pr.c.tenant_id == tenant_id, pr.c.source_record_id == source_records.c.id)
+    q = _records_query(tenant_id).where(~linked).order_by(source_records.c.id)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def records_by_ids(conn: sa.Connection, tenant_id: str, ids: list[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    ids = sorted(set(ids))
+    for k in range(0, len(ids), _CHUNK):
+        q = _records_query(tenant_id).where(source_records.c.id.in_(ids[k : k + _CHUNK]))
+        out.extend(dict(r) for r in conn.execute(q).mappings())
+    return out
+
+
+def _load_models(model_file: Path) -> dict:
+    from medscrm.identity.model import MatchModel
+
+    try:
+        data = json.loads(Path(model_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    models = data.get("models") if isinstance(data, dict) and "models" in data else None
+    if not isinstance(models, dict):
+        return {}
+    return {k: MatchModel.from_json(v) for k, v in models.items()}
+
+
+def run_incremental(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    model_file: Path,
+    index_dir: Path | None = None,
+    survivorship: Survivorship | None = None,
+    actor: str = "identity",
+) -> IncrementalReport | None:
+    """Link the tenant's unlinked source records into its persons. Returns None when there is no
+    previous run to build on (no persons, no saved model or no feature index): run in full."""
+    from medscrm.identity.features import build_features
+    from medscrm.identity.hospitals import HospitalIndex, load_extra_aliases
+    from medscrm.identity.incremental import IncrementalLinker
+    from medscrm.persons.engine import engine_table
+    from medscrm.persons.service import previous_assignment
+
+    t0 = time.perf_counter()
+    secs: dict[str, float] = {}
+    store = FeatureStore(index_dir or index_dir_for(Path(model_file)))
+    models = _load_models(model_file)
+    if not models or not store.exists():
+        return None
+    assignment, age = previous_assignment(conn, tenant_id)
+    if not assignment:
+        return None
+    fresh = new_records(conn, tenant_id)
+    secs["load"] = round(time.perf_counter() - t0, 3)
+    rep = IncrementalReport(new_records=len(fresh))
+    if not fresh:
+        rep.seconds = secs
+        return rep
+
+    # the index of resolved records (features from the store; missing ones recomputed)
+    t = time.perf_counter()
+    settings = next(iter(models.values())).settings
+    extra = load_extra_aliases(settings["hospital_aliases"]) if settings.get("hospital_aliases") else []
+    hidx = HospitalIndex(extra)
+    feats = store.read()
+    if len(feats):
+        feats = feats[feats["unique_id"].isin(assignment.keys())]
+    have = set(feats["unique_id"]) if len(feats) else set()
+    missing = [r for r in assignment if r not in have]
+    if missing:
+        recs = records_by_ids(conn, tenant_id, missing)
+        extra_feats, _ = build_features(pd.DataFrame(engine_table(recs)), hidx)
+        store.append(extra_feats, [])
+        feats = pd.concat([feats, extra_feats], ignore_index=True) if len(feats) else extra_feats
+        rep.catch_up_features = len(extra_feats)
+    linker = IncrementalLinker(models, hospitals=hidx)
+    linker.load(feats, assignment, store.shared())
+    secs["index"] = round(time.perf_counter() - t, 3)
+
+    # link
+    t = time.perf_counter()
+    must, cannot = review.constraints(conn, tenant_id)
+    lr = linker.link(
+        pd.DataFrame(engine_table(fresh)), cannot=cannot, must=must, mint=lambda _u: new_id("per"), age=age
+    )
+    secs["link"] = round(time.perf_counter() - t, 3)
+
+    # apply to the touched persons only
+    t = time.perf_counter()
+    now = utcnow()
+    append_rows(
+        conn,
+        person_records,
+        [
+            {
+                "id": new_id("pr"),
+                "tenant_id": tenant_id,
+                "person_id": pid,
+                "source_record_id": rid,
+                "confidence": float(lr.confidence.get(rid, (1.0, "incremental"))[0]),
+                "rule": lr.confidence.get(rid, (1.0, "incremental"))[1],
+                "assigned_at": now,
+            }
+            for rid, pid in lr.person_of.items()
+        ],
+    )
+    absorbed = {old: surv for surv, olds in lr.merged.items() for old in olds}
+    # absorbed persons: their records move to the survivor, they are marked merged (one statement
+    # per chunk, a CASE maps each absorbed id to its survivor)
+    olds = sorted(absorbed)
+    for k in range(0, len(olds), 500):
+        chunk = olds[k : k + 500]
+        to = sa.case({o: absorbed[o] for o in chunk}, value=person_records.c.person_id)
+        conn.execute(
+            person_records.update()
+            .where(person_records.c.tenant_id == tenant_id, person_records.c.person_id.in_(chunk))
+            .values(person_id=to)
+        )
+        conn.execute(
+            persons.update()
+            .where(persons.c.tenant_id == tenant_id, persons.c.id.in_(chunk))
+            .values(
+                status="merged",
+                merged_into=sa.case({o: absorbed[o] for o in chunk}, value=persons.c.id),
+                updated_at=now,
+            )
+        )
+    touched = sorted(lr.touched)
+    member_rows: list[tuple[str, str]] = []
+    for k in range(0, len(touched), _CHUNK):
+        member_rows.extend(
+            conn.execute(
+                sa.select(person_records.c.source_record_id, person_records.c.person_id).where(
+                    person_records.c.tenant_id == tenant_id,
+                    person_records.c.person_id.in_(touched[k : k + _CHUNK]),
+                )
+            ).all()
+        )
+    by_id = {r["id"]: r for r in fresh}
+    need = [rid for rid, _ in member_rows if rid not in by_id]
+    by_id.update({r["id"]: r for r in records_by_ids(conn, tenant_id, need)})
+    person_recs: dict[str, list[dict]] = defaultdict(list)
+    for rid, pid in member_rows:
+        if rid in by_id:
+            person_recs[pid].append(by_id[rid])
+    cfg = survivorship or load_survivorship()
+    rep.conflicts = write_golden(conn, tenant_id=tenant_id, person_recs=person_recs, cfg=cfg, now=now)
+    rebuild_identities(conn, tenant_id=tenant_id, person_recs=person_recs, only=set(touched) | set(absorbed))
+    changes = [
+        ("created", p, [], {"records": len(person_recs.get(p, [])), "incremental": True}) for p in lr.created
+    ]
+    changes += [("grown", p, [], {"records_added": n, "incremental": True}) for p, n in lr.grown.items()]
+    changes += [("merged", p, olds, {"absorbed": olds, "incremental": True}) for p, olds in lr.merged.items()]
+    append_rows(
+        conn,
+        person_changes,
+        [
+            {
+                "id": new_id("pc"),
+                "tenant_id": tenant_id,
+                "occurred_at": now,
+                "kind": k,
+                "person_id": p,
+                "related": rel,
+                "detail": d,
+                "actor": actor,
+            }
+            for k, p, rel, d in changes
+        ],
+    )
+    rep.review_pairs = review.queue_pairs(conn, tenant_id=tenant_id, pairs=lr.review)
+    rep.records = len(assignment) + len(fresh)
+    rep.persons = len(set(assignment.values()) - set(absorbed)) + len(lr.created)
+    rep.created, rep.grown, rep.merged = len(lr.created), len(lr.grown), len(lr.merged)
+    rep.retired = len(absorbed)
+    rep.attached = sum(lr.grown.values())
+    rep.refused_links = len(lr.refused)
+    rep.person_of = dict(lr.person_of)
+    accounts.audit(
+        conn=conn,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="identity.incremental",
+        object_type="tenant",
+        object_id=tenant_id,
+        detail={
+            "new_records": rep.new_records,
+            "attached": rep.attached,
+            "created": rep.created,
+            "merged": rep.merged,
+            "review_pairs": rep.review_pairs,
+        },
+    )
+    store.append(lr.features, lr.shared)
+    secs["apply"] = round(time.perf_counter() - t, 3)
+    secs["total"] = round(time.perf_counter() - t0, 3)
+    rep.seconds = secs
+    return rep
