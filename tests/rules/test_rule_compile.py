@@ -27,9 +27,13 @@ def data(tenant):
     names = {v: k for k, v in ids.items()}
 
     def run(rule) -> set[str]:
-        q = compile_rule(rule, tenant_id=tenant.id, now=NOW, ctx=make_ctx())
-        with tenant.engine.connect() as conn:
-            return {names[i] for i in conn.execute(q).scalars()}
+        out = []
+        for shared in (True, False):  # one events pass for all aggregates, or one sub-query per leaf
+            q = compile_rule(rule, tenant_id=tenant.id, now=NOW, ctx=make_ctx(), share_aggregates=shared)
+            with tenant.engine.connect() as conn:
+                out.append({names[i] for i in conn.execute(q).scalars()})
+        assert out[0] == out[1]
+        return out[0]
 
     return run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -50,12 +50,26 @@ class SegmentIn(BaseModel):
     kind: Literal["static", "dynamic"] = "dynamic"
     rule: Any
     fields: FieldTypes = None
+    refresh_every_minutes: int | None = Field(
+        None,
+        ge=0,
+        le=43_200,
+        description="Dynamic segments: full recompute every N minutes (default 60; 0 = never, "
+        "incremental updates as events arrive only)",
+    )
 
 
 class SegmentUpdate(BaseModel):
     name: str | None = None
     rule: Any = None
     fields: FieldTypes = None
+    refresh_every_minutes: int | None = Field(
+        None,
+        ge=0,
+        le=43_200,
+        description="Dynamic segments: full recompute every N minutes (default 60; 0 = never, "
+        "incremental updates as events arrive only)",
+    )
 
 
 class TagIn(BaseModel):
@@ -99,6 +113,7 @@ def create_segment(body: SegmentIn, engine: EngineDep, p: Writer) -> Any:
                 kind=body.kind,
                 created_by=p.actor,
                 fields=body.fields,
+                refresh_every_minutes=body.refresh_every_minutes,
             )
     except RuleError as exc:
         return _422(exc)
@@ -109,6 +124,12 @@ def list_segments(engine: EngineDep, p: Reader) -> dict[str, Any]:
     with engine.connect() as conn:
         rows = segs.list_segments(conn, tenant_id=p.tenant_id)
     return {"segments": rows, "count": len(rows)}
+
+
+@router.get("/segments/refresher", summary="State of the background segment refresher (lag, counters)")
+def refresher_status(request: Request, p: Reader) -> dict[str, Any]:
+    r = getattr(request.app.state, "refresher", None)
+    return {"enabled": r is not None, **(r.status() if r is not None else {})}
 
 
 @router.get("/segments/{key}", summary="One segment")
@@ -125,7 +146,13 @@ def update_segment(key: str, body: SegmentUpdate, engine: EngineDep, p: Writer) 
     try:
         with engine.begin() as conn:
             return segs.update(
-                conn, tenant_id=p.tenant_id, key=key, rule=body.rule, name=body.name, fields=body.fields
+                conn,
+                tenant_id=p.tenant_id,
+                key=key,
+                rule=body.rule,
+                name=body.name,
+                fields=body.fields,
+                refresh_every_minutes=body.refresh_every_minutes,
             )
     except NotFound as exc:
         return _404(exc, "key")

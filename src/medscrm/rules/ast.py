@@ -118,3 +118,23 @@ class SegmentRef(Node):
 @dataclass(frozen=True)
 class PersonType(Node):
     person_type: str
+
+
+@dataclass(frozen=True)
+class Score(Node):
+    """A person's score (``person_scores``, contract C1) compared with a number."""
+
+    score: str
+    cmp: Compare
+
+
+@dataclass(frozen=True)
+class Consent(Node):
+    """The person's consent (``consents``, contract C2) for a channel and purpose is ``status``.
+
+    ``granted`` for a channel also holds through a granted ``any``-channel consent of the same purpose,
+    unless that channel's own row says otherwise (an explicit withdrawal wins)."""
+
+    channel: str
+    purpose: str
+    status: str = "granted"

@@ -41,7 +41,27 @@ OPS: dict[str, tuple[str, ...]] = {
 }
 #: Standard golden-record fields usable as attributes (person_type has its own leaf).
 STANDARD_ATTRIBUTES = {f: "string" for f in STANDARD_FIELDS if f != "person_type"}
-LEAF_KEYS = ("and", "or", "not", "attr", "tag", "event", "did", "did_not", "segment", "person_type")
+LEAF_KEYS = (
+    "and",
+    "or",
+    "not",
+    "attr",
+    "tag",
+    "score",
+    "consent",
+    "event",
+    "did",
+    "did_not",
+    "segment",
+    "person_type",
+)
+#: Score keys every tenant has (contract C1); a tenant's other keys come from its ``person_scores``.
+DEFAULT_SCORES = ("lead_score", "engagement")
+SCORE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "between", "exists", "not_exists")
+#: Consent channels and purposes (contract C2).
+CONSENT_CHANNELS = ("email", "sms", "wecom", "wechat", "phone", "any")
+CONSENT_PURPOSES = ("marketing", "medical_info", "survey", "service")
+CONSENT_STATUSES = ("granted", "withdrawn")
 
 
 @dataclass(frozen=True)
@@ -53,10 +73,11 @@ class SegmentInfo:
 
 @dataclass
 class RuleContext:
-    """What a rule may refer to: attribute types, tag types, segments (by key)."""
+    """What a rule may refer to: attribute types, tag types, score keys, segments (by key)."""
 
     fields: dict[str, str] = field(default_factory=lambda: dict(STANDARD_ATTRIBUTES))
     tags: dict[str, str] = field(default_factory=dict)
+    scores: set[str] = field(default_factory=lambda: set(DEFAULT_SCORES))
     segments: dict[str, SegmentInfo] = field(default_factory=dict)
     #: the key of the segment being defined (a rule may not refer to it, directly or through others)
     defining_segment: str | None = None
@@ -360,6 +381,36 @@ class _Validator:
             return None
         cmp = self.compare(obj, typ if typ in TAG_TYPES else "string", path)
         return None if cmp is None else ast.Tag(path=path, tag=name, type=typ, cmp=cmp)
+
+    def _score(self, obj, path, depth):
+        self._unknown_keys(obj, ("score", "op", "value"), path)
+        name = self.key(obj["score"], _join(path, "score"), "score")
+        if name is None:
+            return None
+        if name not in self.ctx.scores:
+            self.add(_join(path, "score"), f"unknown score {name!r}{_suggest(name, self.ctx.scores)}")
+            return None
+        cmp = self.compare(obj, "number", path, SCORE_OPS)
+        return None if cmp is None else ast.Score(path=path, score=name, cmp=cmp)
+
+    def _consent(self, obj, path, depth):
+        self._unknown_keys(obj, ("consent", "purpose", "status"), path)
+        values = []
+        ok = True
+        for k, what, choices, default in (
+            ("consent", "channel", CONSENT_CHANNELS, None),
+            ("purpose", "purpose", CONSENT_PURPOSES, None),
+            ("status", "status", CONSENT_STATUSES, "granted"),
+        ):
+            v = obj.get(k, default)
+            if not isinstance(v, str) or v not in choices:
+                shown = "missing" if v is None else f"{v!r}"[:40] + " is not valid"
+                self.add(_join(path, k), f"consent {what} {shown} (use one of: {', '.join(choices)})")
+                ok = False
+            values.append(v)
+        if not ok:
+            return None
+        return ast.Consent(path=path, channel=values[0], purpose=values[1], status=values[2])
 
     def _where(self, w: Any, path: str) -> tuple[ast.PropFilter, ...] | None:
         items = w if isinstance(w, list) else [w]

@@ -78,6 +78,10 @@ def register(app: typer.Typer) -> None:
         static: Annotated[
             bool, typer.Option("--static", help="Snapshot the members now (never refreshed).")
         ] = False,
+        every: Annotated[
+            int | None,
+            typer.Option("--every", help="Full recompute every N minutes (default 60; 0 = never)."),
+        ] = None,
         tenant: TenantOpt = None,
     ) -> None:
         """Create a segment (dynamic unless --static) and compute its members."""
@@ -95,6 +99,7 @@ def register(app: typer.Typer) -> None:
                     name=name,
                     kind="static" if static else "dynamic",
                     created_by="cli",
+                    refresh_every_minutes=every,
                 )
         except MedscrmError as exc:
             _fail(exc)
@@ -121,17 +126,76 @@ def register(app: typer.Typer) -> None:
         console.print(t)
 
     @seg_app.command("refresh")
-    def refresh(key: str, tenant: TenantOpt = None) -> None:
-        """Recompute a dynamic segment (entered/exited go to the membership history)."""
+    def refresh(
+        key: Annotated[str | None, typer.Argument(help="Segment key (or --all).")] = None,
+        all_: Annotated[
+            bool, typer.Option("--all", help="Recompute every dynamic segment of the tenant.")
+        ] = False,
+        due: Annotated[
+            bool, typer.Option("--due", help="With --all: only those whose scheduled recompute is due.")
+        ] = False,
+        tenant: TenantOpt = None,
+    ) -> None:
+        """Recompute a dynamic segment, or all of them (entered/exited go to the membership history).
+
+        `medscrm serve` does this by itself: incrementally as events arrive, and fully every
+        refresh_every_minutes (see `segments schedule`)."""
+        from rich.progress import Progress
+
+        from medscrm.segments import fresh, service
+
+        if bool(key) == all_:
+            _fail(MedscrmError("give a segment KEY or --all (not both)"))
+        ws = _ws(tenant)
+        if key:
+            try:
+                with ws.engine.begin() as conn:
+                    res = service.refresh(conn, tenant_id=ws.tenant_id, key=key)
+            except MedscrmError as exc:
+                _fail(exc)
+            console.print(f"{key}: {res['member_count']} member(s); +{res['entered']} −{res['exited']}")
+            return
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("recomputing segments", total=None)
+            results = fresh.refresh_all(
+                ws.engine,
+                tenant_id=ws.tenant_id,
+                due_only=due,
+                on_done=lambda _t, k, _r: progress.update(task, advance=1, description=k),
+            )
+        failed = 0
+        for r in results:
+            if "error" in r:
+                failed += 1
+                err.print(f"[red]{r['key']}: {r['error']}[/]")
+            else:
+                console.print(f"{r['key']}: {r['member_count']} member(s); +{r['entered']} −{r['exited']}")
+        console.print(
+            f"{len(results) - failed} segment(s) recomputed" + (f", {failed} failed" if failed else "")
+        )
+        if failed:
+            raise typer.Exit(1)
+
+    @seg_app.command("schedule")
+    def schedule(
+        key: str,
+        every: Annotated[
+            int, typer.Option("--every", help="Full recompute every N minutes (0 = never; incremental only).")
+        ],
+        tenant: TenantOpt = None,
+    ) -> None:
+        """Set how often `medscrm serve` fully recomputes a dynamic segment."""
         from medscrm.segments import service
 
         ws = _ws(tenant)
         try:
             with ws.engine.begin() as conn:
-                res = service.refresh(conn, tenant_id=ws.tenant_id, key=key)
+                service.update(conn, tenant_id=ws.tenant_id, key=key, refresh_every_minutes=every)
         except MedscrmError as exc:
             _fail(exc)
-        console.print(f"{key}: {res['member_count']} member(s); +{res['entered']} −{res['exited']}")
+        console.print(
+            f"{key}: full recompute every {every} minute(s)" if every else f"{key}: incremental only"
+        )
 
     @seg_app.command("export")
     def export(

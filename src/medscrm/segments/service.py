@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from medscrm.accounts.roles import can
 from medscrm.common import NotFound, new_id, utcnow
-from medscrm.db.schema import persons, segment_history, segment_members, segments
+from medscrm.db.schema import person_scores, persons, segment_history, segment_members, segments
 from medscrm.profiles.service import _visible
 from medscrm.rules import RuleError, compile_rule, parse
 from medscrm.rules.errors import Problem
@@ -23,6 +23,51 @@ from medscrm.rules.validate import KEY_RE
 from medscrm.tags.service import rule_context
 
 KINDS = ("static", "dynamic")
+#: Full recompute of a dynamic segment every N minutes unless its ``refresh_every_minutes`` says
+#: otherwise (0 = never: incremental updates only).
+DEFAULT_REFRESH_MINUTES = 60
+MAX_REFRESH_MINUTES = 43_200  # 30 days
+
+
+def score_keys(conn: sa.Connection, *, tenant_id: str) -> set[str]:
+    """The score keys the scores module declares (contract C1) and those present in the tenant's
+    ``person_scores`` (e.g. imported ones)."""
+    try:
+        from medscrm.scores.model import SCORES
+
+        declared = set(SCORES)
+    except ImportError:  # the scores module is optional for the DSL
+        declared = set()
+    t = person_scores
+    present = conn.execute(sa.select(t.c.score_key).where(t.c.tenant_id == tenant_id).distinct()).scalars()
+    return declared | set(present)
+
+
+def context(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    fields: dict[str, str] | None = None,
+    defining: str | None = None,
+):
+    """The rule context of a tenant: tags' context plus the score keys in use."""
+    ctx = rule_context(conn, tenant_id=tenant_id, fields=fields, defining_segment=defining)
+    ctx.scores |= score_keys(conn, tenant_id=tenant_id)
+    return ctx
+
+
+def _check_every(problems: list[Problem], every: Any) -> None:
+    if every is not None and (
+        not isinstance(every, int) or isinstance(every, bool) or not 0 <= every <= MAX_REFRESH_MINUTES
+    ):
+        problems.append(
+            Problem(
+                "refresh_every_minutes",
+                f"must be an integer from 0 (never) to {MAX_REFRESH_MINUTES:,} minutes",
+            )
+        )
+
+
 EXPORT_FIELDS = ("name", "hospital", "department", "title")
 PII_EXPORT_FIELDS = ("phone", "email")
 
@@ -37,7 +82,7 @@ def _compiled(
     fields: dict[str, str] | None = None,
     prefix: str = "",
 ) -> sa.Select:
-    ctx = rule_context(conn, tenant_id=tenant_id, fields=fields, defining_segment=defining)
+    ctx = context(conn, tenant_id=tenant_id, fields=fields, defining=defining)
     try:
         return compile_rule(parse(rule, ctx), tenant_id=tenant_id, now=now, ctx=ctx)
     except RuleError as exc:
@@ -91,8 +136,12 @@ def create(
     created_by: str = "system",
     now: dt.datetime | None = None,
     fields: dict[str, str] | None = None,
+    refresh_every_minutes: int | None = None,
 ) -> dict[str, Any]:
-    """Create a segment and compute its members now (a static one keeps that snapshot)."""
+    """Create a segment and compute its members now (a static one keeps that snapshot).
+
+    A dynamic segment is then kept fresh as events arrive (:mod:`medscrm.segments.fresh`) and fully
+    recomputed every ``refresh_every_minutes`` (None: the default, 0: never)."""
     now = now or utcnow()
     problems = []
     if not isinstance(key, str) or not KEY_RE.match(key) or len(key) > 64:
@@ -103,6 +152,7 @@ def create(
         problems.append(Problem("key", f"segment {key!r} already exists (edit it with PUT)"))
     if kind not in KINDS:
         problems.append(Problem("kind", f"must be one of {', '.join(KINDS)}"))
+    _check_every(problems, refresh_every_minutes)
     try:
         _compiled(conn, tenant_id=tenant_id, rule=rule, now=now, defining=key, fields=fields, prefix="rule")
     except RuleError as exc:
@@ -122,6 +172,7 @@ def create(
             created_at=now,
             updated_at=now,
             member_count=0,
+            refresh_every_minutes=refresh_every_minutes,
         )
     )
     refresh(conn, tenant_id=tenant_id, key=key, now=now, fields=fields, _force=True)
@@ -137,13 +188,21 @@ def update(
     name: str | None = None,
     now: dt.datetime | None = None,
     fields: dict[str, str] | None = None,
+    refresh_every_minutes: int | None = None,
 ) -> dict[str, Any]:
-    """Edit the name and/or the rule; a changed rule bumps ``version`` and refreshes the members."""
+    """Edit the name, the refresh interval and/or the rule; a changed rule bumps ``version`` and
+    refreshes the members."""
     now = now or utcnow()
     seg = get(conn, tenant_id=tenant_id, key=key)
     values: dict[str, Any] = {"updated_at": now}
     if name:
         values["name"] = name
+    if refresh_every_minutes is not None:
+        problems: list[Problem] = []
+        _check_every(problems, refresh_every_minutes)
+        if problems:
+            raise RuleError(problems)
+        values["refresh_every_minutes"] = refresh_every_minutes
     rule_changed = rule is not None and rule != seg["rule"]
     if rule_changed:
         _compiled(conn, tenant_id=tenant_id, rule=rule, now=now, defining=key, fields=fields, prefix="rule")
