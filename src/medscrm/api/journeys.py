@@ -1,0 +1,156 @@
+"""Journeys API (营销旅程): validate, create, edit (versions), lifecycle, per-step statistics, enrol.
+
+Invalid definitions are 422 ``{"error": "invalid_journey", "errors": [{"path", "reason"}]}`` where the
+path names the node (``steps[remind].duration``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from medscrm.api.deps import EngineDep, Principal, require
+from medscrm.common import InvalidInput, NotFound
+from medscrm.journeys import service
+from medscrm.journeys.model import JourneyError
+from medscrm.rules import RuleError
+
+router = APIRouter(prefix="/api/v1/journeys", tags=["journeys"])
+Reader = Annotated[Principal, require("data.read")]
+Writer = Annotated[Principal, require("data.import")]
+
+
+def _error(exc: Exception) -> JSONResponse:
+    if isinstance(exc, JourneyError | RuleError):
+        return JSONResponse(status_code=422, content={"error": "invalid_journey", "errors": exc.as_list()})
+    if isinstance(exc, NotFound):
+        return JSONResponse(
+            status_code=404, content={"error": "not_found", "errors": [{"path": "key", "reason": str(exc)}]}
+        )
+    if isinstance(exc, InvalidInput):
+        return JSONResponse(
+            status_code=409,
+            content={"error": "conflict", "errors": [{"path": exc.field, "reason": exc.reason}]},
+        )
+    raise exc
+
+
+class DefinitionIn(BaseModel):
+    definition: dict[str, Any] = Field(description="The journey definition (see docs/journeys.md)")
+
+
+class UpdateIn(DefinitionIn):
+    migrate: bool = Field(False, description="Move people to the new version (else they stay on theirs)")
+    step_map: dict[str, str] = Field(default_factory=dict, description="old step id → new step id")
+
+
+class EnrollIn(BaseModel):
+    person_ids: list[str] = Field(min_length=1, max_length=100_000)
+    context: dict[str, Any] = Field(default_factory=dict, description="Variables for the journey's sends")
+    ref: str | None = Field(None, max_length=100, description="Idempotency reference (same ref enrols once)")
+
+
+@router.post("/validate", summary="Validate a definition against this tenant's data (nothing saved)")
+def validate(body: DefinitionIn, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.connect() as conn:
+            j = service.validate(conn, tenant_id=p.tenant_id, definition=body.definition)
+    except (JourneyError, RuleError) as exc:
+        return _error(exc)
+    return {"valid": True, "key": j.key, "steps": len(j.steps), "triggers": len(j.triggers)}
+
+
+@router.post("", status_code=201, summary="Create a journey (draft, version 1)")
+def create(body: DefinitionIn, engine: EngineDep, p: Writer) -> Any:
+    try:
+        with engine.begin() as conn:
+            return service.create(conn, tenant_id=p.tenant_id, definition=body.definition, actor=p.actor)
+    except (JourneyError, RuleError, NotFound, InvalidInput) as exc:
+        return _error(exc)
+
+
+@router.get("", summary="All journeys with status, version and enrolment counts")
+def list_journeys(engine: EngineDep, p: Reader) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = service.list_journeys(conn, tenant_id=p.tenant_id)
+    return {"journeys": rows, "count": len(rows)}
+
+
+@router.get("/{key}", summary="One journey: current definition, status, versions")
+def get_journey(key: str, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.connect() as conn:
+            return service.get_journey(conn, tenant_id=p.tenant_id, key=key)
+    except NotFound as exc:
+        return _error(exc)
+
+
+@router.put("/{key}", summary="Save an edited definition as a new version; migrate or keep enrollments")
+def update(key: str, body: UpdateIn, engine: EngineDep, p: Writer) -> Any:
+    try:
+        with engine.begin() as conn:
+            return service.update(
+                conn,
+                tenant_id=p.tenant_id,
+                key=key,
+                definition=body.definition,
+                actor=p.actor,
+                migrate=body.migrate,
+                step_map=body.step_map,
+            )
+    except (JourneyError, RuleError, NotFound, InvalidInput) as exc:
+        return _error(exc)
+
+
+def _lifecycle(action: str):
+    def endpoint(key: str, engine: EngineDep, p: Writer) -> Any:
+        try:
+            with engine.begin() as conn:
+                return getattr(service, action)(conn, tenant_id=p.tenant_id, key=key, actor=p.actor)
+        except (JourneyError, RuleError, NotFound, InvalidInput) as exc:
+            return _error(exc)
+
+    endpoint.__name__ = f"{action}_journey"
+    return endpoint
+
+
+for _action, _summary in (
+    ("start", "Start a draft journey (content approval and channels are checked)"),
+    ("pause", "Pause: nobody moves on until resume"),
+    ("resume", "Resume a paused journey"),
+    ("stop", "Stop for good: everyone still in the journey leaves"),
+):
+    router.add_api_route(f"/{{key}}/{_action}", _lifecycle(_action), methods=["POST"], summary=_summary)
+
+
+@router.get(
+    "/{key}/stats", summary="Per-step statistics: entered, waiting, sent, blocked by reason, converted"
+)
+def stats(key: str, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.connect() as conn:
+            return {
+                "steps": service.step_stats(conn, tenant_id=p.tenant_id, key=key),
+                "enrollments": service.enrollment_counts(conn, tenant_id=p.tenant_id, key=key),
+            }
+    except NotFound as exc:
+        return _error(exc)
+
+
+@router.post("/{key}/enroll", summary="Enrol persons through the journey's api trigger")
+def enroll(key: str, body: EnrollIn, engine: EngineDep, p: Writer) -> Any:
+    try:
+        with engine.begin() as conn:
+            return service.enroll(
+                conn,
+                tenant_id=p.tenant_id,
+                key=key,
+                person_ids=body.person_ids,
+                actor=p.actor,
+                context=body.context,
+                ref=body.ref,
+            )
+    except (JourneyError, RuleError, NotFound, InvalidInput) as exc:
+        return _error(exc)
