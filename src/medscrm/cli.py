@@ -632,14 +632,25 @@ def identity_run(
     settings: Annotated[
         Path | None, typer.Option(help="Match settings YAML (default: the HCP settings).")
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Resolve every record again and retrain the model (default: link only the new "
+            "records when a previous run exists). 全量重算。",
+        ),
+    ] = False,
     tenant: TenantOpt = None,
 ) -> None:
-    """Resolve every source record into persons (OneID) and rebuild golden records.
+    """Resolve source records into persons (OneID) and rebuild golden records.
 
-    People's decisions (merges, unmerges, rejections) are respected; uncertain pairs go to the review
-    queue; person ids stay stable across runs.
+    After a first full run, new records (imports, identify calls) are linked incrementally into
+    the existing persons with the saved model; `--full` resolves everything again. People's
+    decisions (merges, unmerges, rejections) are respected; uncertain pairs go to the review
+    queue; person ids stay stable across runs. 增量关联新记录；--full 全量重算。
     """
     from medscrm.persons.engine import resolve_with_engine
+    from medscrm.persons.incremental import run_incremental
     from medscrm.persons.run import run_identity
     from medscrm.persons.survivorship import load_survivorship
 
@@ -651,15 +662,36 @@ def identity_run(
 
     ws = _ws(tenant)
     model_file = model_path(ws.engine, ws.tenant_slug)
-    with console.status("resolving identities…"), ws.engine.begin() as conn:
-        rep, result, queued = run_identity(
-            conn,
-            tenant_id=ws.tenant_id,
-            survivorship=cfg,
-            actor="cli",
-            resolve=lambda recs: resolve_with_engine(recs, settings_path=settings, model_file=model_file),
-        )
     t = Table.grid(padding=(0, 2))
+    inc = None
+    with console.status("resolving identities…"), ws.engine.begin() as conn:
+        if not full and settings is None:
+            inc = run_incremental(
+                conn, tenant_id=ws.tenant_id, model_file=model_file, survivorship=cfg, actor="cli"
+            )
+        if inc is None:
+            rep, result, queued = run_identity(
+                conn,
+                tenant_id=ws.tenant_id,
+                survivorship=cfg,
+                actor="cli",
+                resolve=lambda recs: resolve_with_engine(recs, settings_path=settings, model_file=model_file),
+            )
+    if inc is not None:
+        for k, v in (
+            ("mode", "incremental (new records only; --full to resolve everything)"),
+            ("new source records", f"{inc.new_records:,}"),
+            ("joined an existing person", f"{inc.attached:,}"),
+            ("new persons", f"{inc.created:,}"),
+            ("persons that grew", f"{inc.grown:,}"),
+            ("merges", f"{inc.merged:,}"),
+            ("pairs queued for review", f"{inc.review_pairs:,}"),
+            ("persons", f"{inc.persons:,}"),
+            ("seconds", ", ".join(f"{k} {v}" for k, v in inc.seconds.items())),
+        ):
+            t.add_row(k, v)
+        console.print(t)
+        return
     for k, v in (
         ("source records", rep.records),
         ("persons", rep.persons),
@@ -943,6 +975,13 @@ register_segments(app)
 
 # --- CLI registrations of later modules (one line each): scores (issue 5), content/outreach,
 # journeys/worker (issue 6), web console (issue 7) ---
+from medscrm.journeys.cli import register as _register_journeys  # noqa: E402
+from medscrm.outreach.cli import register as _register_outreach  # noqa: E402
+from medscrm.scores.cli import register as _register_scores  # noqa: E402
+
+_register_scores(app)  # scores, behaviour tags, micro-segments (issue 5)
+_register_journeys(app)  # journeys + worker (issue 6)
+_register_outreach(app)  # content, consents, sends (issue 6)
 
 
 def main() -> None:  # pragma: no cover

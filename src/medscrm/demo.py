@@ -75,6 +75,9 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
     console.print("4/5 tags and segments · 标签与分群")
     seg_rows = _tags_and_segments(ws)
+    from medscrm.scores.demo import behaviour_step  # behaviour, scores, stages, micro-segments (issue 5)
+
+    behaviour_step(ws, console=console, seed=seed)
 
     console.print("5/5 accounts for the console and API")
     with ws.engine.begin() as conn:
@@ -164,6 +167,10 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
     for key, desc, n in seg_rows:
         st.add_row(key, desc, f"{n:,}")
     console.print(st)
+    console.print("journeys · 营销旅程: the heart-failure webinar journey over a simulated week")  # issue 6
+    from medscrm.journeys.demo import journey_step
+
+    journey_step(ws, console=console)
     console.print(
         Panel(
             f"source records in tenant: {total_records:,}\n"

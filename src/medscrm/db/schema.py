@@ -365,6 +365,8 @@ segments = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("last_refreshed_at", TS),
     sa.Column("member_count", sa.Integer, nullable=False, server_default="0"),
+    # full recompute every N minutes (dynamic segments; NULL = the default, 0 = never); migration 0007
+    sa.Column("refresh_every_minutes", sa.Integer),
     sa.UniqueConstraint("tenant_id", "key"),
 )
 
@@ -393,6 +395,306 @@ segment_history = sa.Table(
 
 # --- HCP360 scores, stages, behaviour, micro-segments (issue 5; migration 0004) ---
 
+#: Scores per person (contract C1): lead_score, engagement (0–100), … with why (the inputs).
+person_scores = sa.Table(
+    "person_scores",
+    metadata,
+    _tenant(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("score_key", sa.String(64), nullable=False),
+    sa.Column("value", sa.Double, nullable=False),  # DOUBLE on DuckDB too (its FLOAT is 4 bytes)
+    sa.Column("computed_at", TS, nullable=False),
+    sa.Column("reason", JSON),
+    sa.PrimaryKeyConstraint("tenant_id", "person_id", "score_key"),
+    sa.Index(None, "tenant_id", "score_key", "value"),
+)
+
+#: The micro-segments of the last clustering: label (ms1…), size, what distinguishes each (zh/en).
+micro_segments = sa.Table(
+    "micro_segments",
+    metadata,
+    _tenant(),
+    sa.Column("label", sa.String(16), nullable=False),
+    sa.Column("k", sa.Integer, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("description_zh", sa.Text, nullable=False),
+    sa.Column("description_en", sa.Text, nullable=False),
+    sa.Column("top_features", JSON),  # [{feature, name_zh, name_en, z, mean, population_mean}]
+    sa.Column("centroid", JSON),  # feature -> mean value in the segment
+    sa.Column("computed_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "label"),
+)
+
 # --- outreach: content library, channels, sends, consents, guardrails (issue 6; migration 0005) ---
 
+#: The approved-content library (MLR): what may be sent, to whom, until when (contract C5).
+content_items = sa.Table(
+    "content_items",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(300), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),  # article, video, pdf, webinar, survey, *_template
+    sa.Column("therapy_area", sa.String(100)),
+    sa.Column("product", sa.String(100)),
+    sa.Column("audience", sa.String(16), nullable=False),  # hcp_only, patient, public
+    sa.Column("prescription", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("topics", JSON),
+    sa.Column("subject", sa.String(300)),
+    sa.Column("body", sa.Text),
+    sa.Column("url", sa.String(1000)),
+    sa.Column("template", JSON),  # provider template ids: sms template code, WeChat template id, ...
+    sa.Column("approval_code", sa.String(100)),
+    sa.Column("valid_from", TS),
+    sa.Column("expires_at", TS),
+    sa.Column("status", sa.String(16), nullable=False),  # draft, in_review, approved, expired, withdrawn
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("submitted_at", TS),
+    sa.Column("approved_by", sa.String(100)),
+    sa.Column("approved_at", TS),
+    sa.Column("review_note", sa.Text),
+    sa.Column("withdrawn_at", TS),
+    sa.Column("withdrawn_by", sa.String(100)),
+    sa.UniqueConstraint("tenant_id", "key"),
+    sa.Index(None, "tenant_id", "status"),
+)
+
+#: Current consent per person, channel and purpose (contract C2; PIPL Art. 14/15).
+consents = sa.Table(
+    "consents",
+    metadata,
+    _tenant(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("channel", sa.String(24), nullable=False),  # email, sms, wecom, wechat, phone, any
+    sa.Column("purpose", sa.String(32), nullable=False),  # marketing, medical_info, survey, service
+    sa.Column("status", sa.String(16), nullable=False),  # granted, withdrawn
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("evidence", JSON),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "person_id", "channel", "purpose"),
+)
+
+#: Every consent change, who made it and on what evidence.
+consent_history = sa.Table(
+    "consent_history",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("channel", sa.String(24), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("old_status", sa.String(16)),
+    sa.Column("new_status", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("evidence", JSON),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("changed_at", TS, nullable=False),
+    sa.Index(None, "tenant_id", "person_id"),
+)
+
+#: Do-not-contact: nothing is sent to these persons on any channel.
+persons_dnc = sa.Table(
+    "persons_dnc",
+    metadata,
+    _tenant(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "person_id"),
+)
+
+#: Per-tenant channel settings: provider base URL and sealed credentials (never logged).
+channel_configs = sa.Table(
+    "channel_configs",
+    metadata,
+    _tenant(),
+    sa.Column("channel", sa.String(24), nullable=False),  # email, sms, wecom, wechat_template, webhook
+    sa.Column("provider", sa.String(24), nullable=False),  # smtp, aliyun, tencent, wecom, wechat, hmac
+    sa.Column("settings", JSON),  # non-secret: base_url, host, port, sign_name, from, region, ...
+    sa.Column("secrets", sa.Text),  # Fernet-sealed JSON (accounts.secrets)
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("updated_by", sa.String(100), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "channel"),
+)
+
+#: Per-tenant sending policy: frequency caps, quiet hours, retries.
+outreach_policies = sa.Table(
+    "outreach_policies",
+    metadata,
+    _tenant(),
+    sa.Column("policy", JSON, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("updated_by", sa.String(100), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id"),
+)
+
+#: The outbox (contract C3): one row per send request, queued in the caller's transaction.
+sends = sa.Table(
+    "sends",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("channel", sa.String(24), nullable=False),
+    sa.Column("content_id", sa.String(40)),
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("origin", sa.String(200), nullable=False),
+    # queued, sending, sent, delivered, failed, blocked, cancelled, unknown
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(64)),
+    sa.Column("detail", JSON),
+    sa.Column("variables", JSON),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("not_before", TS),
+    sa.Column("lease_until", TS),
+    sa.Column("worker_id", sa.String(100)),
+    sa.Column("handed_off_at", TS),  # set (committed) just before the provider call of an attempt
+    sa.Column("provider_message_id", sa.String(200)),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("sent_at", TS),
+    sa.Column("delivered_at", TS),
+    sa.UniqueConstraint("tenant_id", "idempotency_key"),
+    sa.Index(None, "status", "not_before"),
+    sa.Index(None, "tenant_id", "person_id", "channel", "created_at"),
+    sa.Index(None, "tenant_id", "content_id", "status"),
+)
+
+#: Tracked links and view beacons: token -> the send, person, content and target URL.
+tracked_links = sa.Table(
+    "tracked_links",
+    metadata,
+    sa.Column("token", sa.String(64), primary_key=True),
+    _tenant(),
+    sa.Column("kind", sa.String(8), nullable=False),  # link, beacon
+    sa.Column("send_id", sa.String(40), nullable=False),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("content_id", sa.String(40)),
+    sa.Column("url", sa.String(2000)),
+    sa.Column("created_at", TS, nullable=False),
+)
+
 # --- journeys: definitions, versions, enrollments, steps (issue 6; migration 0006) ---
+
+#: Journeys (旅程): the current status and version of each journey; definitions live in versions.
+journeys = sa.Table(
+    "journeys",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # draft, running, paused, stopped
+    sa.Column("current_version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("started_at", TS),
+    sa.Column("stopped_at", TS),
+    sa.UniqueConstraint("tenant_id", "key"),
+)
+
+#: Immutable journey definitions (JSON, validated), one row per version.
+journey_versions = sa.Table(
+    "journey_versions",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("journey_id", sa.String(40), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("definition", JSON, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.UniqueConstraint("journey_id", "version"),
+)
+
+#: One person's way through one journey: where they are, when the engine looks at them next.
+journey_enrollments = sa.Table(
+    "journey_enrollments",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("journey_id", sa.String(40), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # active, completed, converted, exited, stopped, failed
+    sa.Column("current_step", sa.String(64)),
+    sa.Column("step_state", sa.String(16), nullable=False, server_default="enter"),  # enter, waiting
+    sa.Column("next_run_at", TS),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("visits", JSON),  # step id -> times entered (part of each step's idempotency key)
+    sa.Column("trigger_ref", sa.String(300)),  # what enrolled the person (unique per journey)
+    sa.Column("context", JSON),  # trigger payload (event properties, API variables)
+    sa.Column("last_error", sa.Text),
+    sa.Column("entered_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+    sa.Index(None, "status", "next_run_at"),
+    sa.Index(None, "tenant_id", "journey_id", "person_id"),
+    sa.UniqueConstraint("tenant_id", "journey_id", "trigger_ref"),
+)
+
+#: Every step execution (history), unique by idempotency key = enrollment + step + visit.
+journey_step_runs = sa.Table(
+    "journey_step_runs",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("journey_id", sa.String(40), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("enrollment_id", sa.String(40), nullable=False),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("step_id", sa.String(64), nullable=False),
+    sa.Column("step_type", sa.String(24), nullable=False),
+    sa.Column("visit", sa.Integer, nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=False),
+    sa.Column("outcome", sa.String(24), nullable=False),  # done, waiting, sent, blocked, duplicate, ...
+    sa.Column("reason", sa.String(64)),
+    sa.Column("send_id", sa.String(40)),
+    sa.Column("detail", JSON),
+    sa.Column("worker_id", sa.String(100)),
+    sa.Column("executed_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "idempotency_key"),
+    sa.Index(None, "tenant_id", "journey_id", "step_id"),
+)
+
+#: Trigger cursors: the watermark of events / segment history already seen, the next schedule time.
+journey_triggers = sa.Table(
+    "journey_triggers",
+    metadata,
+    _tenant(),
+    sa.Column("journey_id", sa.String(40), nullable=False),
+    sa.Column("trigger_key", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("watermark", TS),
+    sa.Column("next_fire_at", TS),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "journey_id", "trigger_key"),
+)
+
+#: Tasks for reps (from journey steps and, later, people): follow up with an HCP.
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("assignee", sa.String(100)),  # the rep's WeCom user id / username; NULL = unassigned
+    sa.Column("title", sa.String(300), nullable=False),
+    sa.Column("detail", JSON),
+    sa.Column("status", sa.String(16), nullable=False),  # open, done, cancelled
+    sa.Column("due_at", TS),
+    sa.Column("origin", sa.String(200), nullable=False),  # journey:<id>:<step>
+    sa.Column("idempotency_key", sa.String(200)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("closed_at", TS),
+    sa.UniqueConstraint("tenant_id", "idempotency_key"),
+    sa.Index(None, "tenant_id", "assignee", "status"),
+)
