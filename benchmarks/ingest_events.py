@@ -225,7 +225,18 @@ def basic_auth(write_key: str) -> str:
 # --- load generator (runs in a separate process) -------------------------------------------------------
 
 
+PLACEHOLDER = b"@@@@"
+
+
+def batch_templates(count: int = 64) -> list[bytes]:
+    """Request bodies made once; each request swaps the placeholder in every messageId for a unique
+    ``{tag}.{seq}``, so the client spends its (shared) CPU on sending, not on building messages."""
+    return [orjson.dumps(make_batch(PLACEHOLDER.decode(), k)) for k in range(count)]
+
+
 def _batch_load(port: int, write_key: str, tag: str, conns: int, seconds: float, out: Any) -> None:
+    templates = batch_templates()
+
     async def main() -> dict:
         auth = basic_auth(write_key)
         seq = iter(range(10**9))
@@ -240,7 +251,8 @@ def _batch_load(port: int, write_key: str, tag: str, conns: int, seconds: float,
             nonlocal acked, last_ok
             c = HttpConn("127.0.0.1", port, auth)
             while time.time() < stop:
-                body = orjson.dumps(make_batch(tag, next(seq)))
+                n = next(seq)
+                body = templates[n % len(templates)].replace(PLACEHOLDER, f"{tag}.{n}".encode())
                 t = time.perf_counter()
                 try:
                     st = await c.post("/v1/batch", body)
@@ -381,13 +393,26 @@ class Database:
             return Path(self.url.removeprefix("duckdb:///") + ".spool")
         return self.workdir / f"{self.name}.spool"
 
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "MEDSCRM_DATABASE_URL": self.url, "MEDSCRM_SPOOL_DIR": str(self.spool_dir)}
+    refresher = True  # the segment refresher thread of `medscrm serve` (issue 5); --refresher off stops it
+    server_src = ""  # --server-src: run the server from another source tree (an A/B against a baseline)
+
+    def env(self, server: bool = False) -> dict[str, str]:
+        env = {**os.environ, "MEDSCRM_DATABASE_URL": self.url, "MEDSCRM_SPOOL_DIR": str(self.spool_dir)}
+        if not self.refresher:
+            env["MEDSCRM_SEGMENT_REFRESHER"] = "0"
+        if server and self.server_src:
+            env["PYTHONPATH"] = self.server_src
+        return env
 
     def cli(self, *args: str) -> str:
         """Run ``medscrm ARGS`` against this database; returns the last line of stdout."""
         res = subprocess.run(
-            [MEDSCRM, *args], env=self.env(), cwd=self.workdir, capture_output=True, text=True, check=True
+            [MEDSCRM, *args],
+            env=self.env(server=True),
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return res.stdout.strip().splitlines()[-1].strip()
 
@@ -432,7 +457,7 @@ class Server:
         logf = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [MEDSCRM, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.db.env(),
+            env=self.db.env(server=True),
             cwd=self.db.workdir,
             stdout=logf,
             stderr=subprocess.STDOUT,
@@ -558,83 +583,55 @@ def measure_track(db: Database, write_key: str, clients: int, seconds: float, ta
     return res
 
 
-def _event_row(m: Any, tenant_id: str, source_id: str) -> dict:
-    from medscrm.common import new_id
-
-    return {
-        "id": new_id("ev"),
-        "tenant_id": tenant_id,
-        "source_id": source_id,
-        "message_id": m.message_id,
-        "type": m.type,
-        "event": m.event,
-        "user_id": m.user_id,
-        "anonymous_id": m.anonymous_id,
-        "previous_id": m.previous_id,
-        "group_id": m.group_id,
-        "name": m.name,
-        "person_id": None,
-        "timestamp": m.timestamp,
-        "original_timestamp": m.original_timestamp,
-        "sent_at": m.sent_at,
-        "received_at": m.received_at,
-        "properties": m.properties,
-        "traits": m.traits,
-        "context": m.context,
-    }
-
-
-def measure_reference(db: Database, tag: str, batches: int, chunk: int = 5000) -> dict:
-    """orjson + parse_batch + insert_new into a fresh events table, in this process."""
+def measure_reference(db: Database, tag: str, batches: int, flush_bytes: int = 16 * 2**20) -> dict:
+    """The same pipeline as the server, in this process, without HTTP or spool: the fast decoder
+    (msgspec + per-message rules → spool lines) and the flusher's set-based store (``store_lines``:
+    the database parses the lines, de-duplicates against the window, appends), in batches of the
+    flusher's size."""
     from medscrm.db import make_engine, upgrade_to_head
-    from medscrm.db.bulk import insert_new
-    from medscrm.db.schema import events
-    from medscrm.ingest.events import message_record
-    from medscrm.ingest.protocol.segment import parse_batch
+    from medscrm.ingest.events import LINES, store_lines, tune_for_ingest
+    from medscrm.ingest.protocol.segment import decode_fast, encode_lines
 
     engine = make_engine(db.url)
     upgrade_to_head(engine)
+    tune_for_ingest(engine)  # as the server's Ingestor does
+
+    def parse(body: bytes) -> bytes:
+        d = decode_fast(body, is_batch=True)
+        assert d is not None
+        lines, n, bad = encode_lines(d, received_at=dt.datetime.now(dt.UTC), tags=("t_bench", "src_bench"))
+        assert n == BATCH_SIZE and not bad, bad[:1]
+        return LINES + lines
+
     # warm up (imports, the first connection, the first insert) outside the timing
-    good, _ = parse_batch(
-        orjson.loads(orjson.dumps(make_batch("warmup", 0))), received_at=dt.datetime.now(dt.UTC)
-    )
     with engine.begin() as conn:
-        insert_new(conn, events, [_event_row(m, "t_warm", "src_warm") for m in good], match=["message_id"])
+        store_lines(conn, [parse(orjson.dumps(make_batch("warmup", 0)))], workdir=db.workdir)
     bodies = [orjson.dumps(make_batch(tag, s)) for s in range(batches)]
-    spool_bytes = 0
     t0 = time.perf_counter()
     parse_s = 0.0
-    rows: list[dict] = []
-    stored = 0
+    chunks: list[bytes] = []
+    size = stored = 0
 
     def flush() -> int:
-        since = min(r["received_at"] for r in rows) - dt.timedelta(hours=24)
         with engine.begin() as conn:
-            n = insert_new(
-                conn,
-                events,
-                rows,
-                match=["tenant_id", "source_id", "message_id"],
-                where=[events.c.received_at >= since],
-            )
-        rows.clear()
+            n = store_lines(conn, chunks, workdir=db.workdir)
+        chunks.clear()
         return n
 
     for body in bodies:
         tp = time.perf_counter()
-        good, bad = parse_batch(orjson.loads(body), received_at=dt.datetime.now(dt.UTC))
-        assert not bad, bad[:1]
-        rows.extend(_event_row(m, "t_bench", "src_bench") for m in good)
+        rec = parse(body)
+        chunks.append(rec)
+        size += len(rec)
         parse_s += time.perf_counter() - tp
-        if len(rows) >= chunk:
+        if size >= flush_bytes:
             stored += flush()
-    if rows:
+            size = 0
+    if chunks:
         stored += flush()
     total = time.perf_counter() - t0
     engine.dispose()
-    # the size of one spool record, to turn the spool backlog (bytes) into events
-    good, _ = parse_batch(orjson.loads(bodies[0]), received_at=dt.datetime.now(dt.UTC))
-    spool_bytes = sum(len(orjson.dumps(message_record("t", "s", m))) + 8 for m in good) / len(good)
+    spool_bytes = (len(parse(bodies[0])) + 8) / BATCH_SIZE
     n = batches * BATCH_SIZE
     return {
         "events": n,
@@ -772,6 +769,17 @@ def main() -> None:
     ap.add_argument("--reference-batches", type=int, default=None)
     ap.add_argument("--profile", action="store_true", help="an extra batch run under py-spy (via uvx)")
     ap.add_argument("--profile-seconds", type=float, default=10.0)
+    ap.add_argument(
+        "--refresher",
+        choices=("on", "off"),
+        default="on",
+        help="the segment refresher thread in the server (on: as `medscrm serve` runs by default)",
+    )
+    ap.add_argument(
+        "--server-src",
+        default="",
+        help="run the server from this source tree (e.g. an exported baseline: git archive HEAD src)",
+    )
     ap.add_argument("--floor", type=float, default=20_000.0, help="events/s the embedded engine must reach")
     args = ap.parse_args()
     mode = "quick" if args.quick else "full"
@@ -780,6 +788,8 @@ def main() -> None:
     if args.reference_batches is None:
         args.reference_batches = 500 if args.quick else 2000
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    Database.refresher = args.refresher == "on"
+    Database.server_src = args.server_src
     result: dict[str, Any] = {
         "benchmark": "ingest_events",
         "mode": mode,
@@ -789,6 +799,8 @@ def main() -> None:
             "platform": platform.platform(),
         },
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "segment_refresher": args.refresher,
+        "server_src": args.server_src or None,
         "engines": {},
     }
     with tempfile.TemporaryDirectory(prefix="medscrm-ingest-bench-") as tmp:
@@ -807,7 +819,7 @@ def main() -> None:
     text = json.dumps(result, ensure_ascii=False, indent=2)
     (RESULTS_DIR / "ingest_events.json").write_text(text + "\n")
     (RESULTS_DIR / f"ingest_events.{mode}.json").write_text(text + "\n")
-    summary = {"mode": mode}
+    summary: dict[str, Any] = {"mode": mode, "refresher": args.refresher}
     for kind, r in result["engines"].items():
         if "error" in r:
             summary[kind] = {"error": r["error"]}

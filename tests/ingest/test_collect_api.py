@@ -356,3 +356,36 @@ def test_back_pressure_when_the_spool_backlog_is_too_big(api):
     assert [e["message_id"] for e in stored(api)] == [
         "bp1"
     ]  # the acknowledged one is stored once it catches up
+
+
+def test_identifiers_longer_than_the_columns_are_refused_not_stored(api):
+    """A 201-character userId would fail the PostgreSQL column at flush time and stall the
+    flusher: it is refused at the door instead, naming the field, and quarantined."""
+    h = basic(api.write_key)
+    r = api.post("/v1/track", json={"userId": "u" * 201, "event": "E", "messageId": "long1"}, headers=h)
+    assert r.status_code == 400 and r.json()["field"] == "userId" and r.json()["error"] == "too_long"
+    r = api.post(
+        "/v1/batch",
+        json={
+            "batch": [
+                {"type": "track", "userId": "u", "event": "E", "messageId": "m" * 300},
+                {"type": "track", "userId": "u", "event": "E", "messageId": "ok1"},
+            ]
+        },
+        headers=h,
+    )
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "batch[0].messageId"
+    assert [e["message_id"] for e in stored(api)] == ["ok1"]
+    assert {q["field"] for q in stored(api, quarantine)} == {"userId", "batch[0].messageId"}
+
+
+def test_streamed_bodies_are_limited_and_joined(api):
+    """Bodies sent in pieces (chunked, no Content-Length) are joined, and cut off at the limit."""
+    h = basic(api.write_key)
+    r = api.post("/v1/track", content=iter([b" " * 1000] * 40), headers=h)  # 40 KB > 32 KB
+    assert r.status_code == 400 and r.json()["error"] == "too_large" and r.json()["field"] == "body"
+    body = json.dumps({"userId": "u", "event": "E", "messageId": "s1"}).encode()
+    r = api.post("/v1/track", content=iter([body[:7], body[7:20], body[20:]]), headers=h)
+    assert r.status_code == 200 and r.json() == {"success": True}
+    assert [e["message_id"] for e in stored(api)] == ["s1"]
+    assert api.post("/v1/nope", json={}, headers=h).json()["error"] == "unknown_call"

@@ -67,3 +67,32 @@ def test_checkpoint_is_atomic(tmp_path):
     cp.save(Position(3, 1234))
     assert Checkpoint(tmp_path).load() == Position(3, 1234)
     assert not (tmp_path / "checkpoint.tmp").exists()
+
+
+def test_append_async_completes_on_the_event_loop(tmp_path):
+    import asyncio
+
+    s = Spool(tmp_path)
+
+    async def main() -> list:
+        # many concurrent requests: group commits wake the loop once per group
+        return await asyncio.gather(*[s.append_async([f"r{i}".encode()]) for i in range(200)])
+
+    ends = asyncio.run(main())
+    assert max(ends) == s.end and len(s.read(Position(1, 0), limit=1000)[0]) == 200
+    s.close()
+
+    async def after_close() -> None:
+        await s.append_async([b"late"])
+
+    with pytest.raises(SpoolFull):
+        asyncio.run(after_close())
+
+
+def test_read_stops_at_max_bytes(tmp_path):
+    s = Spool(tmp_path)
+    s.append([b"a" * 100, b"b" * 100, b"c" * 100]).result(5)
+    recs, pos = s.read(Position(1, 0), max_bytes=150)
+    assert recs == [b"a" * 100, b"b" * 100]  # stops once the budget is reached
+    assert s.read(pos, max_bytes=1)[0] == [b"c" * 100]  # at least one record each time
+    s.close()

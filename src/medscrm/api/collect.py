@@ -6,7 +6,6 @@ cache, messages are validated in memory, and the answer waits only for the spool
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -117,10 +116,10 @@ def _error(status: int, field: str, reason: str, code: str, **extra: Any) -> JSO
     )
 
 
-async def _persist(ingestor: Ingestor, records: list[dict]) -> JSONResponse | None:
+async def _persist(ingestor: Ingestor, records: list[dict], lines: bytes = b"") -> JSONResponse | None:
     """Wait until the records are on disk; a 503 (retry) if they cannot be persisted."""
     try:
-        await asyncio.wrap_future(ingestor.submit(records))
+        await ingestor.submit_async(records, lines)
     except SpoolFull as exc:
         log.error("spool write failed: %s", exc)
         return JSONResponse(
@@ -135,30 +134,101 @@ async def _persist(ingestor: Ingestor, records: list[dict]) -> JSONResponse | No
     return None
 
 
+_CALLS = frozenset((*segment.TYPES, "batch", "import"))
+
+
 @router.post(
     "/v1/{kind}", summary="Segment-spec collection: track, identify, page, screen, group, alias, batch"
 )
 async def collect(kind: str, request: Request) -> Response:
-    if kind not in (*segment.TYPES, "batch", "import"):
+    if kind not in _CALLS:
         return _error(
             404,
             "path",
             f"unknown call /v1/{kind}; use track, identify, page, screen, group, alias or batch",
             "unknown_call",
         )
-    is_batch = kind in ("batch", "import")
-    limit = MAX_BATCH_BYTES if is_batch else MAX_EVENT_BYTES
+    limit = MAX_BATCH_BYTES if kind in ("batch", "import") else MAX_EVENT_BYTES
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        return _error(400, "body", f"request body is {declared} bytes; the limit is {limit}", "too_large")
-    raw = await request.body()
+        return _too_large(declared, limit)
+    return await handle_collect(
+        request.app.state,
+        kind,
+        await request.body(),
+        request.headers.get("authorization"),
+        request.headers.get("content-encoding"),
+    )
+
+
+def _too_large(declared: str, limit: int) -> JSONResponse:
+    return _error(400, "body", f"request body is {declared} bytes; the limit is {limit}", "too_large")
+
+
+class FastLane:
+    """ASGI middleware: ``POST /v1/<call>`` is answered here, before FastAPI's routing, exit
+    stacks and dependency solving (most of the cost of a one-event ``/v1/track``). The same
+    :func:`handle_collect` serves the FastAPI route above (and the OpenAPI schema documents it);
+    every other request passes through untouched."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/v1/"):
+            return await self.app(scope, receive, send)
+        kind = scope["path"][4:]
+        if kind not in _CALLS:
+            return await self.app(scope, receive, send)
+        auth = encoding = declared = None
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                auth = v.decode("latin-1")
+            elif k == b"content-encoding":
+                encoding = v.decode("latin-1")
+            elif k == b"content-length":
+                declared = v.decode("latin-1")
+        limit = MAX_BATCH_BYTES if kind in ("batch", "import") else MAX_EVENT_BYTES
+        if declared and declared.isdigit() and int(declared) > limit:
+            response: Response = _too_large(declared, limit)
+        else:
+            chunks = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size <= limit + 1:  # past the limit: keep draining, stop keeping
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            if size > limit:
+                response = _error(400, "body", f"is {size} bytes; the limit is {limit}", "too_large")
+            else:
+                raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                response = await handle_collect(scope["app"].state, kind, raw, auth, encoding)
+        await response(scope, receive, send)
+        return None
+
+
+async def handle_collect(
+    state: Any, kind: str, raw: bytes, authorization: str | None, content_encoding: str | None
+) -> Response:
+    """One collection call: decode, authenticate, validate, spool (fsync), answer."""
+    is_batch = kind in ("batch", "import")
+    limit = MAX_BATCH_BYTES if is_batch else MAX_EVENT_BYTES
     received = utcnow()
     try:
-        body = segment.decode_body(raw, request.headers.get("content-encoding"), limit=limit)
+        raw = segment.read_body(raw, content_encoding, limit=limit)
+        fast = segment.decode_fast(raw, is_batch=is_batch)
+        body = segment.load_json(raw) if fast is None else None
     except MessageError as exc:
         return _error(400, exc.field, exc.reason, exc.code)
-    app = request.app
-    key = segment.write_key_from(request.headers.get("authorization"), body)
+    key = segment.write_key_from(authorization, body)
+    if not key and fast is not None:
+        key = fast.write_key
     if not key:
         return _error(
             401,
@@ -166,11 +236,11 @@ async def collect(kind: str, request: Request) -> Response:
             "no write key: send it as the HTTP Basic user or as writeKey in the body",
             "missing_write_key",
         )
-    src = app.state.sources.by_write_key(key)
+    src = state.sources.by_write_key(key)
     if src is None:
         return _error(401, "writeKey", "unknown or disabled write key", "invalid_write_key")
-    ingestor: Ingestor = app.state.ingestor
-    if ingestor.backlog_bytes() > app.state.max_backlog:
+    ingestor: Ingestor = state.ingestor
+    if ingestor.backlog_bytes() > state.max_backlog:
         return JSONResponse(
             status_code=503,
             headers={"Retry-After": "2"},
@@ -181,18 +251,26 @@ async def collect(kind: str, request: Request) -> Response:
                 "reason": "the server is behind storing events; retry shortly",
             },
         )
+    tags = (src.tenant_id, src.id)
     try:
-        if is_batch:
-            good, bad = segment.parse_batch(body, received_at=received)
+        if fast is not None:
+            lines, accepted, bad = segment.encode_lines(
+                fast, received_at=received, tags=tags, type_hint=None if is_batch else kind
+            )
         else:
-            good, bad = [segment.parse_message(body, received_at=received, type_hint=kind)], []
+            if is_batch:
+                good, bad = segment.parse_batch(body, received_at=received)
+            else:
+                good, bad = [segment.parse_message(body, received_at=received, type_hint=kind)], []
+            lines, accepted = segment.encode_messages(good, tags), len(good)
     except MessageError as exc:
+        payload = body if fast is None else segment.load_json(raw)
         rec = quarantine_record(
-            src.tenant_id, src.id, field=exc.field, code=exc.code, reason=exc.reason, payload=body
+            src.tenant_id, src.id, field=exc.field, code=exc.code, reason=exc.reason, payload=payload
         )
         failed = await _persist(ingestor, [rec])
         return failed or _error(400, exc.field, exc.reason, exc.code)
-    wait = src.bucket.take(max(1, len(good) + len(bad)))
+    wait = src.bucket.take(max(1, accepted + len(bad)))
     if wait:
         return JSONResponse(
             status_code=429,
@@ -204,12 +282,11 @@ async def collect(kind: str, request: Request) -> Response:
                 "reason": f"source {src.name!r} is over its rate limit",
             },
         )
-    records = [message_record(src.tenant_id, src.id, m, _links(m)) for m in good]
-    records += [
+    records = [
         quarantine_record(src.tenant_id, src.id, field=e.field, code=e.code, reason=e.reason, payload=item)
         for _i, e, item in bad
     ]
-    failed = await _persist(ingestor, records)
+    failed = await _persist(ingestor, records, lines)
     if failed:
         return failed
     if bad:
@@ -219,22 +296,17 @@ async def collect(kind: str, request: Request) -> Response:
             content={
                 "success": False,
                 "error": "invalid_events",
-                "accepted": len(good),
+                "accepted": accepted,
                 "rejected": len(bad),
                 "errors": errors[:100],
                 "field": errors[0]["field"],
                 "reason": errors[0]["reason"],
             },
         )
-    return JSONResponse({"success": True})
+    return Response(_OK, media_type="application/json")
 
 
-def _links(m: Message) -> list[tuple]:
-    """Identity hints carried by a message beyond userId/anonymousId."""
-    out = []
-    if m.user_id and m.anonymous_id:
-        out.append(("identified_as", "anonymous_id", m.anonymous_id, "user_id", m.user_id))
-    return out
+_OK = b'{"success":true}'
 
 
 # --- WeCom / WeChat ------------------------------------------------------------------------------
