@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,11 +14,17 @@ from fastapi.responses import JSONResponse
 from medscrm import __version__
 from medscrm.api import collect, core
 from medscrm.api import events as events_api
+from medscrm.api import journeys as journeys_api
+from medscrm.api import outreach as outreach_api
 from medscrm.api import persons as persons_api
+from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
 from medscrm.config import get_settings
 from medscrm.db import get_engine
 from medscrm.ingest.events import Ingestor
+from medscrm.journeys import engine as _journeys
+from medscrm.segments.fresh import Refresher
+from medscrm.web import routes as web_routes
 
 
 def default_spool_dir(engine: sa.Engine) -> Path:
@@ -30,23 +37,44 @@ def default_spool_dir(engine: sa.Engine) -> Path:
 
 
 def create_app(
-    engine: sa.Engine | None = None, *, spool_dir: Path | None = None, fsync: bool = True
+    engine: sa.Engine | None = None,
+    *,
+    spool_dir: Path | None = None,
+    fsync: bool = True,
+    refresher: bool | None = None,
 ) -> FastAPI:
+    # segment refresher (issue 5): on by default when the app owns its engine (`medscrm serve`;
+    # MEDSCRM_SEGMENT_REFRESHER=0 turns it off); apps built on a given engine (tests) opt in
+    if refresher is None:
+        refresher = engine is None and os.environ.get("MEDSCRM_SEGMENT_REFRESHER", "1") != "0"
     engine = engine or get_engine()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.ingestor = Ingestor(engine, spool_dir or default_spool_dir(engine), fsync=fsync)
         app.state.ingestor.start()
+        app.state.refresher = (
+            Refresher(engine, wake=lambda: app.state.ingestor.stored_events) if refresher else None
+        )
+        if app.state.refresher:
+            app.state.refresher.start()
+        # journeys (issue 6): in-process runner when serving the configured DuckDB (PostgreSQL: `medscrm worker`)
+        app.state.journeys = _journeys.start_background(engine) if engine is get_engine() else None
         try:
             yield
         finally:
+            if app.state.journeys:
+                app.state.journeys.stop()
+            if app.state.refresher:
+                app.state.refresher.stop()
             app.state.ingestor.stop()
 
     app = FastAPI(
         title="medscrm API",
         version=__version__,
         lifespan=lifespan,
+        # no OpenTelemetry: FastAPI otherwise re-reads its settings on every request (~8% of a /v1/track)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         description="SCRM + HCP360 for pharma and medtech in China. `/api/v1/*` needs "
         "`Authorization: Bearer <token>` (create one with `medscrm tokens create --role ROLE`). "
         "`/v1/*` is the Segment-spec collection API (write key as the HTTP Basic user).",
@@ -77,5 +105,10 @@ def create_app(
     app.include_router(segments_api.router)
     app.include_router(collect.router)
     app.include_router(collect.callbacks)
+    app.add_middleware(collect.FastLane)  # /v1/* collection answered before routing (issue 3)
     # --- routers of later modules (one line each): scores, outreach/content, journeys, web console ---
+    app.include_router(scores_api.router)  # scores, behaviour tags, micro-segments (issue 5)
+    app.include_router(journeys_api.router)  # journeys (issue 6)
+    app.include_router(outreach_api.router)  # content, consents, sends, tracked links (issue 6)
+    app.include_router(web_routes.router)  # the web console at / (issue 7)
     return app

@@ -266,3 +266,65 @@ def test_webhook_step_is_signed_and_delivered_once(tenant):
     people = {json.dumps(p, ensure_ascii=False, default=str) for p, _, _ in got}
     assert all("create_lead" in x and "hook" in x for x in people)
     assert {pid for pid in pids if any(pid in x for x in people)} == set(pids)
+
+
+def test_stop_cancels_the_journeys_queued_sends(tenant):
+    """Stopping a journey cancels the sends it queued that no provider has seen yet, each with a
+    ``Send Blocked`` (journey_stopped) event on the person's timeline; other origins are untouched."""
+    from medscrm.db.schema import events
+    from medscrm.outreach.send import SendRequest, request_send
+
+    with tenant.engine.begin() as c:
+        pids = make_persons(c, tenant.id, 3, _emails)
+        approved_content(c, tenant.id, "hf_invite")
+        email_channel(c, tenant.id, "127.0.0.1", 1)  # never dispatched in this test
+        open_policy(c, tenant.id)
+        grant(c, tenant.id, pids)
+        d = linear(
+            "stoppable",
+            [
+                {"id": "invite", "type": "send", "channel": "email", "content": "hf_invite"},
+                {"id": "done", "type": "exit"},
+            ],
+        )
+        js.create(c, tenant_id=tenant.id, definition=d, actor="test", now=NOW)
+        js.start(c, tenant_id=tenant.id, key="stoppable", actor="test", now=NOW)
+        js.enroll(c, tenant_id=tenant.id, key="stoppable", person_ids=pids[:2], actor="test", now=NOW)
+        content_id = c.execute(sa.select(sends.c.content_id).limit(1)).scalar()  # none yet
+        assert content_id is None
+    je.run_due(tenant.engine, worker_id="t", limit=100, now=utcnow())
+    with tenant.engine.begin() as c:
+        cid = c.execute(
+            sa.select(sends.c.content_id).where(sends.c.tenant_id == tenant.id).limit(1)
+        ).scalar_one()
+        rep = request_send(
+            c,
+            SendRequest(
+                tenant_id=tenant.id,
+                person_id=pids[2],
+                channel="email",
+                content_id=cid,
+                idempotency_key="rep-send-1",
+                origin="rep:alice",
+            ),
+        )
+        assert rep.status == "queued"
+        js.stop(c, tenant_id=tenant.id, key="stoppable", actor="test")
+    with tenant.engine.connect() as c:
+        rows = c.execute(
+            sa.select(sends.c.origin, sends.c.status, sends.c.reason).where(sends.c.tenant_id == tenant.id)
+        ).all()
+        blocked = (
+            c.execute(
+                sa.select(events.c.person_id).where(
+                    events.c.tenant_id == tenant.id, events.c.event == "Send Blocked"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    journey_rows = [r for r in rows if r.origin.startswith("journey:")]
+    assert len(journey_rows) == 2
+    assert {(r.status, r.reason) for r in journey_rows} == {("cancelled", "journey_stopped")}
+    assert [(r.status, r.reason) for r in rows if r.origin == "rep:alice"] == [("queued", None)]
+    assert sorted(blocked) == sorted(pids[:2])

@@ -344,16 +344,26 @@ def withdraw(
     return item
 
 
-def cancel_pending_sends(conn: sa.Connection, *, tenant_id: str, content_id: str, reason: str) -> int:
-    """Queued sends, and claimed ones not yet handed to a provider, become ``cancelled``; each gets
-    a ``Send Blocked`` event (with the reason) on its person's timeline."""
+def cancel_pending_sends(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    reason: str,
+    content_id: str | None = None,
+    origin_prefix: str | None = None,
+) -> int:
+    """Queued sends of one content item (``content_id``) or one origin (``origin_prefix``, e.g.
+    ``journey:<id>:``), and claimed ones not yet handed to a provider, become ``cancelled``; each
+    gets a ``Send Blocked`` event (with the reason) on its person's timeline."""
+    if (content_id is None) == (origin_prefix is None):
+        raise ValueError("cancel_pending_sends: give exactly one of content_id, origin_prefix")
     from medscrm.db.bulk import append_rows
     from medscrm.outreach import feedback
 
     s = sends
     pending = sa.and_(
         s.c.tenant_id == tenant_id,
-        s.c.content_id == content_id,
+        s.c.content_id == content_id if content_id is not None else s.c.origin.startswith(origin_prefix),
         sa.or_(s.c.status == "queued", sa.and_(s.c.status == "sending", s.c.handed_off_at.is_(None))),
     )
     rows = [dict(r) for r in conn.execute(sa.select(s).where(pending)).mappings()]
@@ -365,7 +375,7 @@ def cancel_pending_sends(conn: sa.Connection, *, tenant_id: str, content_id: str
         .where(pending, s.c.id.in_([r["id"] for r in rows]))
         .values(status="cancelled", reason=reason, updated_at=now, lease_until=None)
     )
-    item = feedback.load_content(conn, tenant_id, content_id)
+    items = {c: feedback.load_content(conn, tenant_id, c) for c in {r["content_id"] for r in rows}}
     source_id = feedback.outreach_source_id(conn, tenant_id)
     append_rows(
         conn,
@@ -381,7 +391,7 @@ def cancel_pending_sends(conn: sa.Connection, *, tenant_id: str, content_id: str
                 "person_id": r["person_id"],
                 "timestamp": now,
                 "received_at": now,
-                "properties": {**feedback.send_properties(r, item), "reason": reason},
+                "properties": {**feedback.send_properties(r, items[r["content_id"]]), "reason": reason},
                 "context": {"library": {"name": "medscrm.outreach"}},
             }
             for r in rows

@@ -450,6 +450,12 @@ def stop(
         .where(journeys.c.id == row["id"])
         .values(status="stopped", stopped_at=now, updated_at=now)
     )
+    # sends this journey queued and no provider has seen yet are cancelled (Send Blocked on the timeline)
+    from medscrm.content.service import cancel_pending_sends
+
+    cancelled = cancel_pending_sends(
+        conn, tenant_id=tenant_id, origin_prefix=f"journey:{row['id']}:", reason="journey_stopped"
+    )
     accounts.audit(
         conn=conn,
         tenant_id=tenant_id,
@@ -457,7 +463,7 @@ def stop(
         action="journey.stop",
         object_type="journey",
         object_id=key,
-        detail={"stopped_enrollments": n},
+        detail={"stopped_enrollments": n, "cancelled_sends": cancelled},
     )
     return get_journey(conn, tenant_id=tenant_id, key=key)
 
