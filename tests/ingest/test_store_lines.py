@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import orjson
+import pytest
 import sqlalchemy as sa
 
 from medscrm.db.schema import events, identity_links, source_records
@@ -98,3 +99,34 @@ def test_old_spool_records_and_lines_in_one_flush(tenant, tmp_path):
     finally:
         ing.stop()
     assert sorted(r["message_id"] for r in rows(tenant)) == ["new-1", "old-1"]
+
+
+def test_a_request_the_database_refuses_is_quarantined_and_the_rest_stored(tenant, tmp_path):
+    """One poison request (a NUL character, which PostgreSQL's jsonb cannot hold) must not stall the
+    flusher: after a few failed tries the batch is stored request by request, the refused request's
+    messages go to quarantine with the database's error, and everything else is stored."""
+    from medscrm.db.schema import quarantine
+
+    ing = Ingestor(tenant.engine, tmp_path / "spool")
+    try:
+        ing.submit([], lines_of(tenant, [track("ok-1"), track("ok-2")], T0)[1:]).result(5)
+        poison = track("bad-1", properties={"title": "心衰\x00指南"})
+        ing.submit([], lines_of(tenant, [poison], T0 + dt.timedelta(seconds=1))[1:]).result(5)
+        ing.submit([], lines_of(tenant, [track("ok-3")], T0 + dt.timedelta(seconds=2))[1:]).result(5)
+        refused = tenant.engine.dialect.name == "postgresql"
+        for _ in range(ing.isolate_after - 1 if refused else 0):
+            with pytest.raises(Exception, match="Unicode escape"):
+                ing.flush_once()
+        ing.flush_pending()
+    finally:
+        ing.stop()
+    stored = sorted(r["message_id"] for r in rows(tenant))
+    q = rows(tenant, quarantine)
+    if refused:
+        assert stored == ["ok-1", "ok-2", "ok-3"] and ing.quarantined_refused == 1
+        (row,) = q
+        assert row["code"] == "storage_refused" and "database refused" in row["reason"]
+        assert row["payload"]["message"]["mid"] == "bad-1"
+        assert "\\u0000" in row["payload"]["message"]["props"]["title"]  # kept, visibly
+    else:  # DuckDB stores the NUL as it is
+        assert stored == ["bad-1", "ok-1", "ok-2", "ok-3"] and not q

@@ -135,6 +135,10 @@ class Ingestor:
         self.last_error: str | None = None
         self.stored_events = 0
         self._backlog, self._backlog_at = 0, 0.0
+        self._failures = 0
+        #: consecutive failures of one batch before its spool records are stored one by one
+        self.isolate_after = 3
+        self.quarantined_refused = 0
 
     # -- producer side -------------------------------------------------------------------------
     def backlog_bytes(self) -> int:
@@ -208,6 +212,35 @@ class Ingestor:
             if n == 0 and self._pos >= self.spool.end:
                 return total
 
+    def _store(self, payloads: list[bytes]) -> int:
+        recs, chunks = [], []
+        for p in payloads:
+            if p[:1] == LINES:
+                chunks.append(p)
+            else:
+                recs.append(orjson.loads(p))
+        stored = 0
+        with self.engine.begin() as conn:
+            if recs:
+                stored += store_records(conn, recs, dedup_window=self.dedup_window)
+            if chunks:
+                stored += store_lines(conn, chunks, dedup_window=self.dedup_window, workdir=self.spool.dir)
+        return stored
+
+    def _store_isolating(self, payloads: list[bytes]) -> int:
+        stored = 0
+        for p in payloads:
+            try:
+                stored += self._store([p])
+            except Exception as exc:
+                if _is_outage(exc):
+                    raise
+                log.error("the database refused a spooled request; quarantined: %s", exc)
+                with self.engine.begin() as conn:
+                    append_rows(conn, quarantine, refused_rows(p, f"{type(exc).__name__}: {exc}"))
+                self.quarantined_refused += 1
+        return stored
+
     def flush_once(self) -> int:
         with self._flush_lock:
             payloads, pos = self.spool.read(self._pos, self.batch_size, max_bytes=self.batch_bytes)
@@ -216,19 +249,20 @@ class Ingestor:
                     self._pos = pos
                     self.checkpoint.save(pos)
                 return 0
-            recs, chunks = [], []
-            for p in payloads:
-                if p[:1] == LINES:
-                    chunks.append(p)
-                else:
-                    recs.append(orjson.loads(p))
-            with self.engine.begin() as conn:
-                if recs:
-                    self.stored_events += store_records(conn, recs, dedup_window=self.dedup_window)
-                if chunks:
-                    self.stored_events += store_lines(
-                        conn, chunks, dedup_window=self.dedup_window, workdir=self.spool.dir
-                    )
+            try:
+                self.stored_events += self._store(payloads)
+                self._failures = 0
+            except Exception as exc:
+                if _is_outage(exc):
+                    raise  # the database is down, unreachable or out of space: keep the spool, retry
+                # the database refused the batch (a value it cannot store): after a few tries, store
+                # the spool records one by one and quarantine those it refuses, so one poison request
+                # never stalls the flusher — nothing is dropped
+                self._failures += 1
+                if self._failures < self.isolate_after:
+                    raise
+                self.stored_events += self._store_isolating(payloads)
+                self._failures = 0
             self.checkpoint.save(pos)
             if pos.segment != self._pos.segment:
                 self.spool.drop_before(pos)
@@ -485,6 +519,58 @@ def _identify_plan(values: dict[str, Any]) -> Plan:
             _plans.clear()
         _plans[key] = plan
     return plan
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """A failure of the database itself (connection, I/O, disk) rather than of the data."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        exc = exc.orig or exc
+    try:
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    import duckdb
+
+    outage = duckdb.IOException | duckdb.ConnectionException | duckdb.OutOfMemoryException | OSError
+    return isinstance(exc, outage)
+
+
+def refused_rows(payload: bytes, error: str) -> list[dict]:
+    """Quarantine rows for a spool record the database refused to store: one per message, with the
+    message as sent (text that the database may not take as JSON, e.g. ``\\u0000``, is kept as
+    escaped text) and the database's error as the reason."""
+    if payload[:1] == LINES:
+        msgs = [orjson.loads(x) for x in payload[1:].splitlines() if x.strip()]
+    else:
+        rec = orjson.loads(payload)
+        msgs = [rec] if rec.get("k") != "quarantine" else [rec.get("payload") or {}]
+    out = []
+    for m in msgs:
+        q = {
+            "t": m.get("t"),
+            "s": m.get("s"),
+            "field": "message",
+            "code": "storage_refused",
+            "reason": f"the database refused to store this message: {error[:500]}",
+            "payload": {"message": _visible_nul(m)},
+            "at": None,
+        }
+        out.append(_quarantine_row(q))
+    return out
+
+
+def _visible_nul(v: Any) -> Any:
+    """NUL characters as the visible text ``\\u0000`` (PostgreSQL's jsonb cannot hold them)."""
+    if isinstance(v, str):
+        return v.replace("\x00", "\\u0000")
+    if isinstance(v, dict):
+        return {_visible_nul(k): _visible_nul(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_visible_nul(x) for x in v]
+    return v
 
 
 def _quarantine_row(q: dict, issues: list[dict] | None = None) -> dict:
