@@ -22,7 +22,6 @@ DEMO_USERS = (
     ("admin", "admin"),
     ("marketer", "marketer"),
     ("analyst", "analyst"),
-    ("rep01", "rep"),
     ("compliance", "compliance"),
 )
 
@@ -81,7 +80,18 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
     console.print("5/5 accounts for the console and API")
     with ws.engine.begin() as conn:
-        for username, role in DEMO_USERS:
+        # the rep user is the WeCom userid of the rep with the most HCPs, so the console's rep view
+        # (own HCPs only, masked contacts) shows real data
+        rep_uid = sa.func.coalesce(source_records.c.attributes["rep_userid"].as_string(), "")
+        top_rep = conn.execute(
+            sa.select(rep_uid)
+            .where(source_records.c.tenant_id == ws.tenant_id, rep_uid != "")
+            .group_by(rep_uid)
+            .order_by(sa.func.count().desc(), rep_uid)
+            .limit(1)
+        ).scalar()
+        users = [*DEMO_USERS, *([(top_rep, "rep")] if top_rep else [])]
+        for username, role in users:
             if not accounts.get_user(conn=conn, tenant_id=ws.tenant_id, username=username):
                 accounts.create_user(
                     conn=conn,
@@ -171,6 +181,7 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
     from medscrm.journeys.demo import journey_step
 
     journey_step(ws, console=console)
+    user_list = ", ".join(u if r != "rep" else f"{u} (rep · 代表)" for u, r in users)
     console.print(
         Panel(
             f"source records in tenant: {total_records:,}\n"
@@ -183,7 +194,7 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
             f"  medscrm identity review list --tenant {tenant}   uncertain pairs · 待复核的疑似重复\n"
             f"  medscrm persons show PERSON_ID --tenant {tenant} a golden record with lineage · 黄金记录\n"
             "  medscrm serve                                    REST API, OpenAPI at /docs\n\n"
-            f"Demo users (password = <username>-demo): {', '.join(u for u, _ in DEMO_USERS)}\n"
+            f"Demo users (password = <username>-demo): {user_list}\n"
             f"Admin API token (Bearer): {token.token}",
             title=f"done in {time.perf_counter() - t0:.1f}s · 完成",
         )

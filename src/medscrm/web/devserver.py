@@ -90,6 +90,10 @@ def _try_scores(engine: sa.Engine, tenant_id: str) -> None:
     svc = optional_module("scores.service")
     if svc is None or not hasattr(svc, "refresh_all"):
         return
+    from medscrm.synth.events import generate_events
+
+    with engine.begin() as conn:  # behaviour first, as `medscrm demo` does, so the charts have data
+        generate_events(conn, tenant_id=tenant_id, seed=7)
     with engine.begin() as conn:
         svc.refresh_all(conn, tenant_id=tenant_id)
 
