@@ -138,3 +138,52 @@ def test_profile_carries_scores_stage_and_tier_after_a_refresh(client):
     assert after["scores"]["engagement"]["value"] == 0
     assert {"lifecycle", "potential_tier", "activity_level"} <= {t["key"] for t in after["tags"]}
     assert "rx_volume" not in after["attributes"]
+
+
+def test_rep_timeline_has_no_prescription_events(client):
+    """Rep-filing rules: a rep sees the HCP's engagement but not prescription events or properties."""
+    import datetime as dt
+
+    from medscrm.db.bulk import append_rows
+    from medscrm.db.schema import events, sources
+
+    pid = client.get(
+        "/api/v1/persons/lookup", params={"type": "email", "value": "zw@pumch.cn"}, headers=client.h["admin"]
+    ).json()["person_id"]
+    now = dt.datetime(2026, 11, 1, 2, 0, tzinfo=dt.UTC)
+    with client.tenant.engine.begin() as c:
+        src = c.execute(sa.select(sources.c.id).where(sources.c.tenant_id == client.tenant.id)).scalar()
+        append_rows(
+            c,
+            events,
+            [
+                {
+                    "id": f"ev_rx_{i}",
+                    "tenant_id": client.tenant.id,
+                    "source_id": src,
+                    "message_id": f"rx-{i}",
+                    "type": "track",
+                    "event": name,
+                    "person_id": pid,
+                    "timestamp": now + dt.timedelta(minutes=i),
+                    "received_at": now + dt.timedelta(minutes=i),
+                    "properties": props,
+                }
+                for i, (name, props) in enumerate(
+                    [
+                        ("Article Viewed", {"therapy_area": "心衰", "rx_volume": 40}),
+                        ("Prescription Intent", {"product": "X", "rx_volume": 40}),
+                    ]
+                )
+            ],
+        )
+
+    def names(role):
+        r = client.get(f"/api/v1/persons/{pid}/timeline", headers=client.h[role]).json()["events"]
+        return [(e["event"], sorted(e["properties"])) for e in r]
+
+    assert names("admin") == [
+        ("Prescription Intent", ["product", "rx_volume"]),
+        ("Article Viewed", ["rx_volume", "therapy_area"]),
+    ]
+    assert names("rep") == [("Article Viewed", ["therapy_area"])]

@@ -25,6 +25,7 @@ def query_events(
     since: dt.datetime | None = None,
     before: dt.datetime | None = None,
     limit: int = 100,
+    exclude_events: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     e = events
     q = sa.select(e).where(e.c.tenant_id == tenant_id)
@@ -42,6 +43,8 @@ def query_events(
         q = q.where(e.c.type == type_)
     if event:
         q = q.where(e.c.event == event)
+    if exclude_events:
+        q = q.where(sa.or_(e.c.event.is_(None), e.c.event.not_in(exclude_events)))
     if since:
         q = q.where(e.c.timestamp >= since)
     if before:

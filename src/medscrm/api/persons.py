@@ -86,7 +86,7 @@ def timeline(
     try:
         with engine.connect() as conn:
             rows = profiles.timeline(
-                conn, tenant_id=p.tenant_id, person_id=person_id, limit=limit, before=before
+                conn, tenant_id=p.tenant_id, person_id=person_id, limit=limit, before=before, role=p.role
             )
     except NotFound as exc:
         raise _404(exc) from exc

@@ -232,8 +232,35 @@ def records_of(conn: sa.Connection, *, tenant_id: str, person_id: str, role: str
     return [_visible(dict(r), role) for r in conn.execute(q).mappings()]
 
 
+#: events that reveal an HCP's prescribing: hidden from roles without ``prescriptions.read`` (reps)
+PRESCRIPTION_EVENTS = ("Prescription Intent",)
+
+
 def timeline(
-    conn: sa.Connection, *, tenant_id: str, person_id: str, limit: int = 50, before=None
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    person_id: str,
+    limit: int = 50,
+    before=None,
+    role: str | None = None,
 ) -> list[dict]:
+    """The person's events, newest first. For a role without ``prescriptions.read`` (the rep-filing
+    rules), prescription events are left out and prescription properties removed."""
     p = resolve_person_id(conn, tenant_id, person_id)
-    return query_events(conn, tenant_id=tenant_id, person_id=p["id"], limit=limit, before=before)
+    hide = role is not None and not can(role, "prescriptions.read")
+    rows = query_events(
+        conn,
+        tenant_id=tenant_id,
+        person_id=p["id"],
+        limit=limit,
+        before=before,
+        exclude_events=PRESCRIPTION_EVENTS if hide else (),
+    )
+    if hide:
+        for r in rows:
+            if isinstance(r.get("properties"), dict):
+                r["properties"] = {
+                    k: v for k, v in r["properties"].items() if k not in PRESCRIPTION_ATTRIBUTES
+                }
+    return rows

@@ -495,13 +495,21 @@ def consents_of(conn: sa.Connection, *, tenant_id: str, person_id: str) -> list[
 
 
 def readable_timeline(
-    conn: sa.Connection, *, tenant_id: str, person_id: str, records: list[dict[str, Any]], t, limit: int = 60
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    person_id: str,
+    records: list[dict[str, Any]],
+    t,
+    limit: int = 60,
+    role: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Events, records received, tag and segment changes, identity changes and sends, newest first."""
-    from medscrm.api.events import query_events
+    """Events, records received, tag and segment changes, identity changes and sends, newest first
+    (prescription events hidden from roles without ``prescriptions.read``)."""
+    from medscrm.profiles.service import timeline
 
     items: list[dict[str, Any]] = []
-    for ev in query_events(conn, tenant_id=tenant_id, person_id=person_id, limit=limit):
+    for ev in timeline(conn, tenant_id=tenant_id, person_id=person_id, limit=limit, role=role):
         props = ev.get("properties") or {}
         extra = ", ".join(
             f"{k}={props[k]}" for k in ("title", "content_id", "channel", "url") if props.get(k)

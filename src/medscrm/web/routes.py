@@ -382,7 +382,7 @@ def profile(ctx: Page, person_id: str) -> Response:
         prof["attributes"] = data.visible(prof["attributes"], ctx.role)
         consents = data.consents_of(conn, tenant_id=ctx.tenant_id, person_id=person["id"])
         timeline = data.readable_timeline(
-            conn, tenant_id=ctx.tenant_id, person_id=person["id"], records=records, t=ctx.t
+            conn, tenant_id=ctx.tenant_id, person_id=person["id"], records=records, t=ctx.t, role=ctx.role
         )
     tags = data.tag_views(prof.get("tags") or [], ctx.lang)
     scores = data.score_views(prof.get("scores") or {}, ctx.lang)
