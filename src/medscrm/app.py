@@ -41,7 +41,7 @@ def create_app(
     *,
     spool_dir: Path | None = None,
     fsync: bool = True,
-    refresher: bool | None = None,
+    refresher: bool | dict | None = None,
 ) -> FastAPI:
     # segment refresher (issue 5): on by default when the app owns its engine (`medscrm serve`;
     # MEDSCRM_SEGMENT_REFRESHER=0 turns it off); apps built on a given engine (tests) opt in
@@ -53,8 +53,12 @@ def create_app(
     async def lifespan(app: FastAPI):
         app.state.ingestor = Ingestor(engine, spool_dir or default_spool_dir(engine), fsync=fsync)
         app.state.ingestor.start()
+        # a dict: the Refresher's options (e.g. {"tenant_id": …} to follow one tenant only)
+        options = refresher if isinstance(refresher, dict) else {}
         app.state.refresher = (
-            Refresher(engine, wake=lambda: app.state.ingestor.stored_events) if refresher else None
+            Refresher(engine, wake=lambda: app.state.ingestor.stored_events, **options)
+            if refresher is not False and refresher is not None
+            else None
         )
         if app.state.refresher:
             app.state.refresher.start()

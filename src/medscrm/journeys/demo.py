@@ -136,8 +136,9 @@ def journey_step(ws, *, console: Console, max_persons: int = 30) -> dict[str, An
     definition = yaml.safe_load(
         resources.files("medscrm.journeys").joinpath("examples/webinar.yaml").read_text("utf-8")
     )
-    # the simulated clock starts tomorrow 10:00 China time (02:00 UTC)
-    start = (utcnow() + dt.timedelta(days=1)).replace(hour=2, minute=0, second=0, microsecond=0)
+    # the simulated week ends before now (events it writes must not lie in the future, where they would
+    # hold the refresher's and triggers' watermarks): it starts 9 days ago at 10:00 China time (02:00 UTC)
+    start = (utcnow() - dt.timedelta(days=9)).replace(hour=2, minute=0, second=0, microsecond=0)
     tid = ws.tenant_id
     with ws.engine.begin() as conn:
         _content(conn, tid)

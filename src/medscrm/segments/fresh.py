@@ -531,7 +531,8 @@ class Refresher:
         with self.engine.connect() as conn:
             if self.watermark is None:
                 top = conn.execute(sa.select(sa.func.max(e.c.received_at)).where(*self._scope())).scalar()
-                self.watermark = _aware(top) if top is not None else _EPOCH
+                # never in the future: a row written with a future received_at must not hide new events
+                self.watermark = min(_aware(top), utcnow()) if top is not None else _EPOCH
                 if self.full_on_start:
                     # what is stored now is covered by the start-up full recompute: late detection
                     # only looks after it
@@ -555,7 +556,7 @@ class Refresher:
         for r in fresh:
             self._remember(r.id, _us(r.received_at))
         if rows:
-            self.watermark = max(w, _aware(rows[-1].received_at))
+            self.watermark = min(max(w, _aware(rows[-1].received_at)), max(w, utcnow()))
         self._forget_before(_us(self.watermark - self.overlap))
         self.stats["events"] += len(fresh)
         return self._persons(fresh)
