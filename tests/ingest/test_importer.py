@@ -137,6 +137,29 @@ def test_jsonl_bad_line_is_quarantined(tenant, tmp_path):
     assert raw_lines == {"{not json", "[1, 2]"}
 
 
+def test_several_columns_feed_one_field_first_non_empty_wins(tenant, tmp_path):
+    """A follower export joined with the HCP-verification form: the real name when the follower
+    verified, the nickname otherwise (null and blank both count as empty)."""
+    f = tmp_path / "wechat.jsonl"
+    rows = [
+        {
+            "openid": "o1",
+            "unionid": "oUnion_0001",
+            "real_name": "张伟",
+            "nickname": "张医生",
+            "tel": "13800138000",
+        },
+        {"openid": "o2", "unionid": "oUnion_0002", "real_name": None, "nickname": "李主任", "tel": None},
+        {"openid": "o3", "unionid": "oUnion_0003", "real_name": " ", "nickname": "王芳", "tel": ""},
+    ]
+    f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    m = Mapping(record_key="openid", columns={"real_name": "name", "nickname": "name", "tel": "phone"})
+    rep = run(tenant, f, source="wechat", mapping=m)
+    assert (rep.rows_accepted, rep.rows_rejected) == (3, 0)
+    got = {x["record_key"]: (x["name"], x["phone"]) for x in records(tenant)}
+    assert got == {"o1": ("张伟", "+8613800138000"), "o2": ("李主任", None), "o3": ("王芳", None)}
+
+
 def test_parquet_with_custom_types(tenant, tmp_path):
     f = tmp_path / "survey.parquet"
     pq.write_table(

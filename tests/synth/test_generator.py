@@ -185,8 +185,14 @@ def test_all_records_are_raw(run1, records):
     wx = {f"wechat:{r['openid']}": r for r in wechat}
     for rec in records:
         if rec["source"] == "wechat":
-            assert rec["name"] == wx[rec["record_id"]]["nickname"]
-            assert rec["gender"] == str(wx[rec["record_id"]]["sex"])
+            raw = wx[rec["record_id"]]
+            # the HCP-verification name wins over the nickname (first non-empty mapped column)
+            assert rec["name"] == (raw.get("real_name") or raw["nickname"])
+            assert rec["phone"] == (raw.get("verified_mobile") or "")
+            assert rec["gender"] == str(raw["sex"])
+    verified = [r for r in wechat if r.get("real_name")]
+    assert 0.3 < len(verified) / len(wechat) < 0.6  # HCP_VERIFICATION of the followers
+    assert all(r.get("verified_mobile") for r in verified)
 
 
 def test_mappings_reference_real_columns(run1):
@@ -205,7 +211,8 @@ def test_mappings_reference_real_columns(run1):
             assert attr in doc["custom"].values()
             assert typ in ("string", "int", "float", "bool", "date")
     wechat = yaml.safe_load((out / "mappings/wechat.yaml").read_text(encoding="utf-8"))
-    assert [c for c, f in wechat["columns"].items() if f == "name"] == ["nickname"]
+    # the verification name first, then the nickname (the first non-empty wins)
+    assert [c for c, f in wechat["columns"].items() if f == "name"] == ["real_name", "nickname"]
     wecom = yaml.safe_load((out / "mappings/wecom.yaml").read_text(encoding="utf-8"))
     assert wecom["custom"]["remark"] == "rep_remark" and wecom["custom"]["rep_userid"] == "rep_userid"
 

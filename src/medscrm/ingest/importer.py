@@ -87,7 +87,11 @@ def build_record(
 ) -> Built:
     """Turn one raw row into a normalised source record, or the list of reasons it cannot be one."""
     issues = list(problems or [])
-    mapped = {f: values.get(col) for col, f in plan.fields.items()}
+    mapped: dict[str, Any] = {}
+    for col, f in plan.fields.items():  # several columns may feed one field: first non-empty wins
+        v = values.get(col)
+        if f not in mapped or (_blank(mapped[f]) and not _blank(v)):
+            mapped[f] = v
     custom = {attr: values.get(col) for col, attr in plan.custom.items() if not _blank(values.get(col))}
     res = normalize_record(
         mapped, custom=custom, custom_types=plan.custom_types, default_person_type=plan.person_type

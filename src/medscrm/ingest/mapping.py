@@ -119,10 +119,8 @@ class Mapping(BaseModel):
                     f"column {col!r} maps to {target!r}, which is not a standard field "
                     f"({', '.join(PERSON_FIELDS)}); put it under `custom:` instead"
                 )
-        targets = list(v.values())
-        dup = {t for t in targets if targets.count(t) > 1}
-        if dup:
-            raise ValueError(f"several columns map to {sorted(dup)}; a standard field takes one column")
+        # several columns may feed one field (``{真实姓名: name, 昵称: name}``): in the order listed,
+        # the first non-empty value wins (see docs/import.md)
         return v
 
     @field_validator("custom_types")

@@ -294,6 +294,8 @@ class World:
         # a second stream for WeChat-login capture (see the module docstring): draws from it never
         # shift the main stream, so the values drawn from ``rng`` stay as they were without it
         self.rng_id = Random(f"medscrm.synth.id-capture:{seed}")
+        # a third stream for the official account's HCP verification form (医生认证), same reason
+        self.rng_verify = Random(f"medscrm.synth.hcp-verification:{seed}")
         rng = self.rng
         self.bad_rate = bad_row_rate
         self.hcps = hcps
@@ -779,7 +781,7 @@ def corrupt(rng: Random, spec: SourceSpec, row: dict, mobile: str) -> str:
     """Make ``row`` a row the importer must quarantine; return the kind of damage."""
     kinds = []
     phone_col, email_col, lic_col = spec.col_for("phone"), spec.col_for("email"), spec.col_for("license_no")
-    if phone_col:
+    if phone_col and (spec is not WECHAT or row.get(phone_col)):  # only verified followers have one
         kinds += ["phone", "phone"]
     if email_col:
         kinds.append("email")
@@ -824,6 +826,8 @@ class Builder:
         self.rng = world.rng
         self.rng_id = world.rng_id
         self.r = Render(world)
+        self.rv = Render(world)  # renders the verification form from its own stream
+        self.rv.rng = world.rng_verify
 
     def login_unionid(self, p: Person, source: str) -> str | None:
         """The unionid a WeChat-login sign-up captured, or None (drawn from ``rng_id`` only)."""
@@ -947,7 +951,25 @@ class Builder:
         p.follows = (p.follows or frozenset()) | {unionid}
         if rng.random() < 0.88:
             row = {"openid": row.pop("openid"), "unionid": unionid, **row}
+        row.update(self.verification(p))
         return self._finish(WECHAT, p, row)
+
+    def verification(self, p: Person) -> dict:
+        """The official account's HCP verification form (医生认证), for the followers who completed
+        it (``HCP_VERIFICATION``; drawn from its own stream): real name, self-typed hospital,
+        department and title, and the SMS-checked mobile."""
+        rng, rv = self.w.rng_verify, self.rv
+        if p.ptype != "hcp" or p.hosp is None or rng.random() >= HCP_VERIFICATION:
+            return dict.fromkeys(_VERIFICATION_KEYS)  # the export's LEFT JOIN: nulls, keys present
+        name = p.name if rng.random() < 0.98 else rv.homophone(p.name)
+        return {
+            "real_name": name,
+            "verified_hospital": rv.hospital(p, "survey", current_only=True),
+            "verified_department": rv.department(p, generic_rate=0.05),
+            "verified_title": rv.title(p, stale_rate=0.1, role_rate=0.05) if rng.random() < 0.8 else "",
+            "verified_mobile": rv.phone(p, "webinar", alt=0.15),
+            "hcp_verified_at": _fmt_ts(_rand_ts(rng, 700, 0)),
+        }
 
     def remark(self, p: Person) -> str:
         rng, r = self.rng, self.r
@@ -1113,6 +1135,15 @@ _W_EXTRA_SIGNUPS = Weighted(((0, 60), (1, 25), (2, 10), (3, 3), (4, 2)))
 # the rep); event sign-ups mostly come through the WeChat mini-program (the rest are paper sheets
 # typed in); WeCom returns the unionid for contacts who also follow the official account.
 UNIONID_CAPTURE = {"webinar": 0.75, "events": 0.65, "wecom_follower": 0.95}
+_VERIFICATION_KEYS = (
+    "real_name", "verified_hospital", "verified_department", "verified_title", "verified_mobile",
+    "hcp_verified_at",
+)  # fmt: skip
+#: Share of HCP followers of the official account who completed its HCP verification (医生认证):
+#: pharma accounts gate prescription-drug content behind it (《药品广告审查办法》: prescription
+#: information only to healthcare professionals), so engaged followers verify; the rest follow
+#: anonymously (docs/identity.md, "How realistic is synth").
+HCP_VERIFICATION = 0.45
 #: when the person has a second WeChat account, the share of logins made with it
 SECOND_ACCOUNT_LOGIN = 0.3
 
@@ -1293,7 +1324,14 @@ def generate(
     ar_w.writerow(RESOLVE_COLUMNS)
     ps_w.writerow(_PERSON_COLUMNS)
     resolve_fields = RESOLVE_COLUMNS[3:]
-    field_cols = {s.name: [s.col_for(f) for f in resolve_fields] for s in specs}
+    field_cols = {s.name: [s.cols_for(f) for f in resolve_fields] for s in specs}
+
+    def _first(row: dict, cols: tuple[str, ...]) -> str:
+        for c in cols:  # several columns may feed one field: the first non-empty wins
+            v = row.get(c)
+            if v is not None and str(v).strip():
+                return str(v)
+        return ""
 
     def flush(bufs: dict[str, list[Row]]) -> None:
         for spec in specs:
@@ -1313,10 +1351,7 @@ def generate(
                 skey = str(row[spec.record_key])
                 rid = f"{spec.name}:{skey}"
                 gt_rows.append((rid, spec.name, skey, pkey, ptype, bad))
-                ar_rows.append(
-                    [rid, spec.name, ptype]
-                    + ["" if c is None or row.get(c) is None else str(row.get(c)) for c in cols]
-                )
+                ar_rows.append([rid, spec.name, ptype] + [_first(row, c) for c in cols])
                 counts.bad += bad
             sinks[spec.name].write([b[2] for b in buf])
             gt_w.writerows(gt_rows)

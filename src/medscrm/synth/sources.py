@@ -53,6 +53,10 @@ class SourceSpec:
                 return col
         return None
 
+    def cols_for(self, std_field: str) -> tuple[str, ...]:
+        """Every column feeding ``std_field``, in order of preference (the first non-empty wins)."""
+        return tuple(col for col, f in self.mapping.items() if f == std_field)
+
     def mapping_doc(self) -> dict:
         doc: dict = {
             "source": self.name,
@@ -177,11 +181,22 @@ WECHAT = SourceSpec(
         "country",
         "subscribe_time",
         "subscribe_scene",
+        "real_name",
+        "verified_hospital",
+        "verified_department",
+        "verified_title",
+        "verified_mobile",
+        "hcp_verified_at",
     ),  # fmt: skip
     mapping={
+        "real_name": "name",  # the HCP-verification name first; the nickname otherwise
         "nickname": "name",
         "unionid": "wechat_unionid",
         "sex": "gender",
+        "verified_hospital": "hospital",
+        "verified_department": "department",
+        "verified_title": "title",
+        "verified_mobile": "phone",
         "city": "city",
         "province": "province",
     },  # fmt: skip
@@ -190,10 +205,14 @@ WECHAT = SourceSpec(
         "country": "country",
         "subscribe_time": "subscribe_time",
         "subscribe_scene": "subscribe_scene",
+        "hcp_verified_at": "hcp_verified_at",
     },  # fmt: skip
     custom_types={"subscribe_time": "int"},
-    description="Official-account followers (user/info API dump, JSON lines). Nickname is the only "
-    "name (often not the real name); sex 1=male 2=female 0=unknown; no phone; unionid usually present.",
+    description="Official-account followers (user/info API dump joined with the account's HCP "
+    "verification form, JSON lines). Without verification the nickname is the only name (often not "
+    "the real name) and there is no phone; a follower who completed 医生认证 (name, hospital, "
+    "department, title, SMS-checked mobile) also has real_name and verified_* keys. sex 1=male "
+    "2=female 0=unknown; unionid usually present.",
 )
 
 WECOM = SourceSpec(
