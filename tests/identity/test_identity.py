@@ -91,6 +91,22 @@ def test_hospital_alias_keyed_by_city():
     assert h.resolve("广州 孙逸仙纪念医院").hospital_id == h.resolve("中山大学孙逸仙纪念医院").hospital_id
 
 
+def test_hospital_campus_is_the_hospital():
+    h = HospitalIndex()
+    pumch = h.resolve("北京协和医院").hospital_id
+    assert h.resolve("北京协和医院(西单院区)").hospital_id == pumch
+    assert h.resolve("协和医院东院", "北京").hospital_id == pumch
+    wc = h.resolve("四川大学华西医院").hospital_id
+    assert h.resolve("华西医院 温江院区", "成都").hospital_id == wc
+    assert h.resolve("瑞金医院分院", "上海").method == "exact"
+    # "中山大学…" does not start with the city 中山 once the campus is dropped
+    assert h.resolve("中山大学附属第一医院东院").city == "广州"
+    # an unknown hospital's campus still agrees with the hospital itself
+    assert h.resolve("某某医院东院", "成都").hospital_id == h.resolve("某某医院", "成都").hospital_id
+    # a campus of 协和 in 武汉 stays in 武汉
+    assert h.resolve("协和医院西院", "武汉").hospital_id == h.resolve("协和医院", "武汉").hospital_id != pumch
+
+
 def test_tenant_aliases(tmp_path):
     f = tmp_path / "aliases.csv"
     f.write_text("hospital_id,alias\nH0001,老协和\n", encoding="utf-8")

@@ -3,7 +3,8 @@
 An alias only identifies a hospital together with its city: 协和医院 is 北京协和医院 in 北京,
 武汉协和医院 in 武汉 and 福建医科大学附属协和医院 in 福州. Resolution order:
 
-1. exact key (NFKC, simplified, lower-case, no whitespace/punctuation) in the alias index; an
+1. exact key (NFKC, simplified, lower-case, no whitespace/punctuation) in the alias index; a
+   campus or branch suffix (…院区, …分院, 东院, 本部) is dropped when the full name is not an alias; an
    ambiguous alias is settled by the record's city (or a city/province written in front of the
    name: "广州 孙逸仙纪念医院", "太原山医大一院"); still ambiguous → unresolved;
 2. the same after dropping 省/市 and a leading city/province prefix;
@@ -35,6 +36,12 @@ from .names import pinyin_of
 __all__ = ["HospitalIndex", "HospitalMatch", "hospital_key", "load_extra_aliases"]
 
 _KEY_DROP_RE = re.compile(r"[\s\-_·.,，。()（）\[\]【】'\"/&]+")
+#: A campus or branch written after the hospital's name (in key form: no spaces or brackets):
+#: 北京协和医院(西单院区), 华西医院温江院区, 瑞金医院北部院区, 中山一院东院, …医院分院/本部/总院.
+#: Doctors rotate between the campuses of one hospital, so a campus is the hospital itself.
+_CAMPUS_RE = re.compile(
+    r"^(.{2,}?(?:医院|院))(?:[\u4e00-\u9fff]{0,6}?(?:院区|分院|院部|院本部)|[东西南北新老]院|本部|总院)$"
+)
 
 
 def hospital_key(text: str) -> str:
@@ -207,6 +214,9 @@ class HospitalIndex:
             return self._found(hid, "exact")
         if known:  # an ambiguous alias: only the record's own city can settle it
             return HospitalMatch(f"x:{city or ''}:{key}", city, "text")
+        campus = _CAMPUS_RE.match(key)
+        if campus:  # a campus / branch of a hospital is that hospital (resolved without the suffix)
+            return self._resolve(campus.group(1), city)
         # a city / province written in front of the name
         stripped, prefix_city = key, None
         for c in self.cities:
