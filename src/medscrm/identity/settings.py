@@ -11,7 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
+from jellyfish import jaro_winkler_similarity as _jw
+from jellyfish import levenshtein_distance as _lev
 
 __all__ = [
     "MatchSettings",
@@ -147,64 +150,27 @@ def splink_settings(settings: MatchSettings, dialect: str = "duckdb", model: dic
 
 
 @lru_cache(maxsize=200_000)
-def jaro_winkler(a: str, b: str, prefix_weight: float = 0.1) -> float:
-    """Jaro-Winkler similarity (the standard definition, as DuckDB/rapidfuzz compute it)."""
+def jaro_winkler(a: str, b: str) -> float:
+    """Jaro-Winkler similarity (the standard definition, prefix weight 0.1 over at most 4
+    characters, boost above 0.7: as DuckDB and rapidfuzz compute it, so Splink agrees), through
+    jellyfish's native implementation; equal strings (two empty ones included) are 1.0."""
     if a == b:
         return 1.0
-    la, lb = len(a), len(b)
-    if not la or not lb:
-        return 0.0
-    window = max(la, lb) // 2 - 1
-    window = max(window, 0)
-    ma = [False] * la
-    mb = [False] * lb
-    matches = 0
-    for i, ca in enumerate(a):
-        lo, hi = max(0, i - window), min(lb, i + window + 1)
-        for j in range(lo, hi):
-            if not mb[j] and b[j] == ca:
-                ma[i] = mb[j] = True
-                matches += 1
-                break
-    if not matches:
-        return 0.0
-    t = 0
-    j = 0
-    for i in range(la):
-        if ma[i]:
-            while not mb[j]:
-                j += 1
-            if a[i] != b[j]:
-                t += 1
-            j += 1
-    t //= 2
-    jaro = (matches / la + matches / lb + (matches - t) / matches) / 3
-    prefix = 0
-    for ca, cb in zip(a[:4], b[:4], strict=False):
-        if ca != cb:
-            break
-        prefix += 1
-    if jaro > 0.7:
-        return jaro + prefix * prefix_weight * (1 - jaro)
-    return jaro
+    return _jw(a, b)
 
 
 def levenshtein(a: str, b: str) -> int:
+    """Edit distance (jellyfish's native implementation)."""
     if a == b:
         return 0
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    return _lev(a, b)
+
+
+_PD_NA = pd.NA
 
 
 def _isnull(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v) or v is getattr(__import__("pandas"), "NA", None)
+    return v is None or (isinstance(v, float) and v != v) or v is _PD_NA
 
 
 def _cond_py(cond: dict, left: dict, right: dict) -> bool:
