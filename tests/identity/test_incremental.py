@@ -18,14 +18,30 @@ from medscrm.synth import generate
 COL = st.from_regex(r"[a-z][a-z_]{0,12}", fullmatch=True)
 
 
-@given(st.lists(COL, min_size=1, max_size=4), st.sampled_from([" and ", " AND ", "  and  "]))
-def test_blocking_rule_parser_round_trip(cols, sep):
-    rule = sep.join(f"l.{c} = r.{c}" for c in cols)
-    assert parse_blocking_rule(rule) == tuple(cols)
+@given(
+    st.lists(COL, min_size=1, max_size=4),
+    st.sampled_from([" and ", " AND ", "  and  "]),
+    st.one_of(st.none(), COL),
+    st.integers(0, 4),
+)
+def test_blocking_rule_parser_round_trip(cols, sep, flag, at):
+    parts = [f"l.{c} = r.{c}" for c in cols]
+    if flag is not None:  # "(l.f = 1 or r.f = 1)": a 0/1 flag set on either side, anywhere in the rule
+        parts.insert(min(at, len(parts)), f"(l.{flag} = 1 or r.{flag} = 1)")
+    assert parse_blocking_rule(sep.join(parts)) == (tuple(cols), flag)
 
 
 @pytest.mark.parametrize(
-    "rule", ["l.phone = r.email", "levenshtein(l.name, r.name) < 2", "l.a = r.a or l.b = r.b", ""]
+    "rule",
+    [
+        "l.phone = r.email",
+        "levenshtein(l.name, r.name) < 2",
+        "l.a = r.a or l.b = r.b",
+        "",
+        "(l.f = 1 or r.f = 1)",  # a flag alone blocks nothing
+        "l.a = r.a and (l.f = 1 or r.g = 1)",
+        "l.a = r.a and (l.f = 1 or r.f = 1) and (l.g = 1 or r.g = 1)",
+    ],
 )
 def test_blocking_rule_parser_refuses_other_shapes(rule):
     with pytest.raises(ValueError, match="blocking rule"):

@@ -50,18 +50,32 @@ _PART_RE = re.compile(r"\(?\s*l\.(\w+)\s*=\s*r\.(\w+)\s*\)?")
 _COLUMNS = (*FEATURE_COLUMNS, "usable")
 
 
-def parse_blocking_rule(rule: str) -> tuple[str, ...]:
-    """``"l.a = r.a and l.b = r.b"`` → ``("a", "b")``. Other rule shapes are refused with the rule named."""
+_EITHER_RE = re.compile(r"\(\s*l\.(\w+)\s*=\s*1\s+or\s+r\.(\w+)\s*=\s*1\s*\)", re.IGNORECASE)
+
+
+def parse_blocking_rule(rule: str) -> tuple[tuple[str, ...], str | None]:
+    """``"l.a = r.a and l.b = r.b"`` → ``(("a", "b"), None)``; one more part ``(l.f = 1 or r.f = 1)``
+    (a 0/1 flag set on either side) → ``(("a", "b"), "f")``. Other rule shapes are refused with the
+    rule named."""
     cols: list[str] = []
+    either: str | None = None
     for part in re.split(r"\s+and\s+", rule.strip(), flags=re.IGNORECASE):
         m = _PART_RE.fullmatch(part.strip())
-        if not m or m.group(1) != m.group(2):
-            raise ValueError(
-                f"blocking rule {rule!r}: incremental linking needs equality conjunctions "
-                "'l.col = r.col and ...' (same column on both sides)"
-            )
-        cols.append(m.group(1))
-    return tuple(cols)
+        if m and m.group(1) == m.group(2):
+            cols.append(m.group(1))
+            continue
+        e = _EITHER_RE.fullmatch(part.strip())
+        if e and e.group(1) == e.group(2) and either is None:
+            either = e.group(1)
+            continue
+        raise ValueError(
+            f"blocking rule {rule!r}: incremental linking needs equality conjunctions "
+            "'l.col = r.col and ...' (same column on both sides), optionally with one "
+            "'(l.flag = 1 or r.flag = 1)'"
+        )
+    if not cols:
+        raise ValueError(f"blocking rule {rule!r}: needs at least one 'l.col = r.col'")
+    return tuple(cols), either
 
 
 def _none(v: Any) -> Any:
@@ -108,7 +122,14 @@ class _TypeIndex:
         self.jw = float(g.get("name_compatible_jw", 0.9))
         self.conflict_cols = [c for c in g.get("conflict_columns") or [] if c in _COLUMNS]
         self.rules = [parse_blocking_rule(r) for r in settings["blocking_rules"]]
-        keys = set(self.rules) | {(c,) for c in self.det_cols} | {("surname_py", "hospital_id")}
+        # a rule with an either-flag also indexes (cols + flag): a record without the flag looks up
+        # only the flagged records of its block
+        keys = (
+            {cols for cols, _f in self.rules}
+            | {(*cols, f) for cols, f in self.rules if f}
+            | {(c,) for c in self.det_cols}
+            | {("surname_py", "hospital_id")}
+        )
         self.index: dict[tuple[str, ...], dict[Any, list[int]]] = {k: {} for k in keys}
         self.cols: dict[str, list] = {c: [] for c in _COLUMNS}
         self.uid: list[str] = self.cols["unique_id"]
@@ -461,11 +482,14 @@ class IncrementalLinker:
                 if not usable[i]:
                     continue
                 cand: set[int] = set()
-                for rule in ti.rules:
+                for rule, flag in ti.rules:
                     k = ti.key_of(rule, i)
                     if k is None:
                         continue
-                    lst = ti.index[rule].get(k)
+                    if flag is not None and ti.cols[flag][i] != 1:
+                        lst = ti.index[(*rule, flag)].get((*k, 1))  # only the flagged records
+                    else:
+                        lst = ti.index[rule].get(k)
                     if not lst:
                         continue
                     if len(lst) > self.max_block:
