@@ -258,6 +258,12 @@ def test_random_valid_rules_compile_and_run_on_duckdb(duck, rule):
     q = compile_rule(rule, tenant_id="ten_hypothesis", now=NOW, ctx=make_ctx())
     with duck.connect() as conn:
         n = conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar()
+        got = set(conn.execute(q).scalars())
+        # one shared events pass (inner or outer join) = one sub-query per aggregate leaf
+        per_leaf = compile_rule(
+            rule, tenant_id="ten_hypothesis", now=NOW, ctx=make_ctx(), share_aggregates=False
+        )
+        assert got == set(conn.execute(per_leaf).scalars())
     assert 0 <= n <= 5
     with duck.connect() as conn:  # NOT of a rule is its complement among active persons
         m = conn.execute(

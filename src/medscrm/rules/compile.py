@@ -303,7 +303,7 @@ class _Compiler:
 
     def share_aggregates(self, node: ast.Node) -> sa.Subquery | None:
         """One pass over the events for every aggregate leaf of the rule: a per-person sub-query with a
-        ``FILTER``-ed aggregate per leaf (``m0``, ``m1``, …), LEFT JOINed to ``persons`` by
+        ``FILTER``-ed aggregate per leaf (``m0``, ``m1``, …), joined to ``persons`` (inner or LEFT) by
         :func:`compile_rule`. Leaves inside referenced segments keep their own sub-queries."""
         leaves = [n for n in _walk(node) if isinstance(n, ast.EventAgg)]
         if not leaves:
@@ -321,7 +321,9 @@ class _Compiler:
         for k, (n, c) in enumerate(zip(leaves, conds, strict=True)):
             cols.append(c.label(f"f{k}"))
             if n.property:
-                cols.append(json_text(e.c.properties, n.property).label(f"v{k}"))
+                v = json_text(e.c.properties, n.property)
+                # a sum reads a number: cast once here, not after carrying the text through the union
+                cols.append((to_number(v) if n.agg == "sum" else v).label(f"v{k}"))
         u = self.attributed(pre, tuple(cols))
         measures = []
         for k, n in enumerate(leaves):
@@ -331,7 +333,7 @@ class _Compiler:
             elif n.agg == "distinct":
                 m = sa.func.count(sa.distinct(u.c[f"v{k}"])).filter(flag)
             elif n.agg == "sum":
-                m = sa.func.sum(to_number(u.c[f"v{k}"])).filter(flag)
+                m = sa.func.sum(u.c[f"v{k}"]).filter(flag)
             elif n.agg == "first":
                 m = sa.func.min(u.c.ts).filter(flag)
             elif n.agg == "last":
@@ -447,13 +449,30 @@ def compile_rule(
     agg = c.share_aggregates(node) if share_aggregates else None
     q = sa.select(persons.c.id)
     if agg is not None:
-        q = q.select_from(persons.outerjoin(agg, agg.c.pid == persons.c.id))
+        # an inner join when the rule needs at least one such event anyway (the engine can then start
+        # from the aggregated events instead of keeping every person); else LEFT JOIN + coalesce
+        inner = _needs_an_event(node)
+        q = q.select_from(
+            persons.join(agg, agg.c.pid == persons.c.id)
+            if inner
+            else persons.outerjoin(agg, agg.c.pid == persons.c.id)
+        )
     return q.where(
         persons.c.tenant_id == tenant_id,
         persons.c.status == "active",
         *([] if person_ids is None else [in_ids(persons.c.id, person_ids)]),
         c.cond(node),
     )
+
+
+def _needs_an_event(node: ast.Node) -> bool:
+    """True when no person without any of the rule's aggregated events can match: the rule is a
+    count/sum/distinct leaf false at 0, or an AND with such a leaf among its children."""
+    if isinstance(node, ast.EventAgg):
+        return node.agg in ("count", "sum", "distinct") and not _holds_for_zero(node.cmp)
+    if isinstance(node, ast.And):
+        return any(_needs_an_event(c) for c in node.children)
+    return False
 
 
 def _walk(node: ast.Node):
