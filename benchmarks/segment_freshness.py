@@ -16,7 +16,9 @@ For each engine (a DuckDB file, a fresh PostgreSQL database), in the same run:
   ``GET /api/v1/segments/probe/members`` every 20 ms and notes when each probed person appears.
   ``latency`` = appearance − send (p50/p95/max; target p95 < 1 s). When the scores module of contract
   C1 exists, the server's refresher also runs its real-time tags for the same persons (inside the
-  measured path); ``c1_realtime`` says whether it did;
+  measured path); ``c1_realtime`` says whether it did. ``c1_latency`` = for every 4th probed person,
+  the time from the probe's send until ``GET /api/v1/scores/persons/{id}`` shows a score computed
+  after that send (C1's real-time tags and scores are written in the same transaction);
 * ``reference`` (after the server stopped, same database, in this process): the same membership
   update done directly — insert the probe event and call
   :func:`medscrm.segments.fresh.refresh_persons` for that person — timed per probe. ``ratio`` =
@@ -115,6 +117,14 @@ def prepare(db: Database, persons: int, events: int) -> tuple[str, str, str]:
         )
         for key, rule in (("probe", PROBE_RULE), ("eval5", EVAL_RULE), ("contactable", CONTACTABLE_RULE)):
             segs.create(c, tenant_id=tenant_id, key=key, rule=rule, created_by="bench")
+    if engine.dialect.name == "postgresql":
+        # statistics for the rows bulk-loaded above, as ``generate`` does for its own (and autovacuum
+        # would on a live database): without them the planner takes the freshly filled consents and
+        # person_scores for empty and nested-loops the refresher's per-person queries (seconds each)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(sa.text("ANALYZE consents"))
+            c.execute(sa.text("ANALYZE person_scores"))
+            c.execute(sa.text("ANALYZE person_tags"))
     engine.dispose()
     return write_key, token, tenant_id
 
@@ -205,12 +215,13 @@ def measure_server(db: Database, write_key: str, token: str, args, persons: int)
 
         def poll_c1() -> None:
             """C1's real-time scores of a sample of the probed persons (every 4th): seen when a score of
-            the person was computed after the probe was sent."""
+            the person was computed after the probe was sent. Read through C1's own endpoint (scores and
+            stage), not the whole profile: the poller must not load the server it measures."""
             while not stop.is_set() or (len(c1_seen) < len(c1_sent) and time.time() - t_end < args.c1_grace):
                 with lock:
                     todo = [(p, t) for p, t in c1_sent.items() if p not in c1_seen]
                 for p, t in todo:
-                    r = api.get(f"/api/v1/persons/{p}")
+                    r = api.get(f"/api/v1/scores/persons/{p}")
                     if r.status_code != 200:
                         continue
                     at = [
@@ -361,7 +372,11 @@ def main() -> None:
     ap.add_argument("--reference-updates", type=int, default=50)
     ap.add_argument("--no-c1", action="store_true", help="server without C1's real-time scores (diagnosis)")
     ap.add_argument("--c1-grace", type=float, default=30.0, help="seconds to wait for C1 after the load")
+    ap.add_argument(
+        "--server-src", default="", help="run the server from another source tree (A/B against a baseline)"
+    )
     args = ap.parse_args()
+    Database.server_src = args.server_src
     mode = "quick" if args.quick else "full"
     if args.no_c1:
         os.environ["MEDSCRM_REALTIME_SCORES"] = "0"
@@ -379,6 +394,8 @@ def main() -> None:
         "benchmark": "segment_freshness",
         "mode": mode,
         "rate_events_per_s": args.rate,
+        "server_src": args.server_src or None,
+        "load_avg_before": list(os.getloadavg()),
         "c1_realtime": importlib.util.find_spec("medscrm.scores.realtime") is not None,
         "target_p95_s": 1.0,
         "machine": {
@@ -396,11 +413,18 @@ def main() -> None:
             except Exception as exc:  # report the engine as failed, keep the others
                 log(f"{kind}: FAILED {type(exc).__name__}: {exc}")
                 result["engines"][kind] = {"error": f"{type(exc).__name__}: {exc}"}
+    result["load_avg_after"] = list(os.getloadavg())
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, ensure_ascii=False, indent=2)
     (RESULTS_DIR / "segment_freshness.json").write_text(text + "\n")
     (RESULTS_DIR / f"segment_freshness.{mode}.json").write_text(text + "\n")
-    summary: dict[str, Any] = {"mode": mode, "c1_realtime": result["c1_realtime"]}
+    summary: dict[str, Any] = {
+        "mode": mode,
+        "c1_realtime": result["c1_realtime"],
+        "load_avg_1m": [round(result["load_avg_before"][0], 2), round(result["load_avg_after"][0], 2)],
+    }
+    if args.server_src:
+        summary["server_src"] = args.server_src
     for kind, r in result["engines"].items():
         if "error" in r:
             summary[kind] = {"error": r["error"]}

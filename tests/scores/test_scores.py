@@ -4,6 +4,7 @@ real time = batch, tiers, configuration overrides, micro-segments usable in rule
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 
 import pytest
@@ -338,6 +339,65 @@ def test_realtime_refresh_equals_batch(tenant):
         whole = _snapshot(c, tenant.id, pids[:-1])
         refresh_all(c, tenant_id=tenant.id, now=later)  # one range: the same result
         assert _snapshot(c, tenant.id, pids[:-1]) == whole
+
+
+def _full_rows(conn, tenant_id: str, pids: list[str]) -> tuple[dict, dict, list]:
+    """Tags and scores with every stored column (reasons, times), and the tag history, per person."""
+    pt, ps, th = person_tags, person_scores, tag_history
+    t = (
+        conn.execute(sa.select(pt).where(pt.c.tenant_id == tenant_id, pt.c.person_id.in_(pids)))
+        .mappings()
+        .all()
+    )
+    s = (
+        conn.execute(sa.select(ps).where(ps.c.tenant_id == tenant_id, ps.c.person_id.in_(pids)))
+        .mappings()
+        .all()
+    )
+    h = (
+        conn.execute(sa.select(th).where(th.c.tenant_id == tenant_id, th.c.person_id.in_(pids)))
+        .mappings()
+        .all()
+    )
+    tags_ = {(r["person_id"], r["tag_key"]): (r["value"], r["source"], r["reason"], r["since"]) for r in t}
+    scores = {(r["person_id"], r["score_key"]): (r["value"], r["reason"], r["computed_at"]) for r in s}
+    hist = sorted(
+        (
+            r["person_id"],
+            r["tag_key"],
+            r["old_value"],
+            r["new_value"],
+            r["changed_at"],
+            json.dumps(r["reason"], sort_keys=True),
+        )
+        for r in h
+    )
+    return tags_, scores, hist
+
+
+def test_realtime_refresh_of_many_persons_writes_what_one_by_one_writes(tenant):
+    """A real-time refresh of many persons at once (tags, history and scores written through the bulk
+    path on DuckDB) stores exactly what refreshing them one at a time (plain INSERTs) stores, and the
+    batch then finds nothing to change."""
+    assert tags.BULK_MIN_DUCKDB < 60
+    with tenant.engine.begin() as c:
+        pids = [
+            add_person(c, tenant.id, {"department": d, "title": t, "hospital_grade": g})
+            for d in ("心血管内科", "内分泌科", "肿瘤科", "呼吸内科", "眼科")
+            for t in ("主任医师", "主治医师", "住院医师", "副主任医师")
+            for g in ("三级甲等", "二级甲等", "一级")
+        ]
+        generate_events(c, tenant_id=tenant.id, seed=5, now=NOW)
+        assert realtime.refresh_persons(c, tenant_id=tenant.id, person_ids=pids, now=NOW) == len(pids)
+        together = _full_rows(c, tenant.id, pids)
+        assert len(together[1]) == 4 * len(pids)
+        for tbl in (person_tags, person_scores, tag_history):
+            c.execute(sa.delete(tbl).where(tbl.c.tenant_id == tenant.id))
+        for p in pids:
+            assert realtime.refresh_persons(c, tenant_id=tenant.id, person_ids=[p], now=NOW) == 1
+        assert _full_rows(c, tenant.id, pids) == together
+        res = refresh_all(c, tenant_id=tenant.id, now=NOW)
+        assert res["persons"] == len(pids) and res["changed"] == 0
 
 
 def test_synthetic_events_are_deterministic_and_idempotent(tenant):

@@ -624,7 +624,9 @@ journey_enrollments = sa.Table(
     sa.Column("journey_id", sa.String(40), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("person_id", sa.String(40), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # active, completed, converted, exited, stopped, failed
+    sa.Column(
+        "status", sa.String(16), nullable=False
+    ),  # active, completed, converted, exited, stopped, failed
     sa.Column("current_step", sa.String(64)),
     sa.Column("step_state", sa.String(16), nullable=False, server_default="enter"),  # enter, waiting
     sa.Column("next_run_at", TS),

@@ -172,7 +172,7 @@ def apply(
                     ps.c.tenant_id == tenant_id, ps.c.score_key == key, ps.c.person_id.in_(chunk)
                 )
             )
-    if len(new_rows) > 500:
+    if len(new_rows) > (tags.BULK_MIN_DUCKDB if conn.dialect.name == "duckdb" else 500):
         append_rows(conn, ps, new_rows)
     elif new_rows:
         conn.execute(sa.insert(ps), new_rows)

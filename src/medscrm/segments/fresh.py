@@ -397,6 +397,10 @@ class Refresher:
             "last_cycle_s": 0.0,
             "poll_s": 0.0,
             "segments_s": 0.0,
+            "c1_persons": 0,  # slow lane: persons given to C1's real-time refresh, in how many batches
+            "c1_batches": 0,
+            "c1_s": 0.0,  # … the time C1 took, and the re-evaluation of the segments reading its output
+            "c1_segments_s": 0.0,
             "visible_lag_max_s": None,
             "visible_lag_mean_s": None,
         }
@@ -487,8 +491,15 @@ class Refresher:
             ordered = sorted(pids)
             for k in range(0, len(ordered), LOCK_CHUNK):  # C1 then the segments reading tags/scores
                 part = ordered[k : k + LOCK_CHUNK]
-                if fn is not None and self._scores(fn, tenant_id, part, None):
+                t0 = time.perf_counter()
+                n = self._scores(fn, tenant_id, part, None) if fn is not None else 0
+                t1 = time.perf_counter()
+                if n:
                     self.refresh_tenant(tenant_id, part, scores=False, models_only=True, count=False)
+                self.stats["c1_persons"] += len(part)
+                self.stats["c1_batches"] += 1
+                self.stats["c1_s"] += t1 - t0
+                self.stats["c1_segments_s"] += time.perf_counter() - t1
         self.run_schedule()
         return bool(queued)
 
