@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import yaml
 
 from medscrm.common import InvalidInput, new_id
-from medscrm.db.bulk import append_rows
+from medscrm.db.bulk import BULK_MIN_ROWS, append_rows
 from medscrm.db.schema import events, micro_segments, person_scores, person_tags, persons, tag_history
 from medscrm.scores import realtime
 from medscrm.scores.config import load_config
@@ -379,7 +379,7 @@ def test_realtime_refresh_of_many_persons_writes_what_one_by_one_writes(tenant):
     """A real-time refresh of many persons at once (tags, history and scores written through the bulk
     path on DuckDB) stores exactly what refreshing them one at a time (plain INSERTs) stores, and the
     batch then finds nothing to change."""
-    assert tags.BULK_MIN_DUCKDB < 60
+    assert BULK_MIN_ROWS["duckdb"] < 60  # 60 persons below: the bulk path is taken on DuckDB
     with tenant.engine.begin() as c:
         pids = [
             add_person(c, tenant.id, {"department": d, "title": t, "hospital_grade": g})

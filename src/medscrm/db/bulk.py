@@ -63,6 +63,16 @@ def _duckdb_raw(conn: sa.Connection):
     return raw
 
 
+#: from how many rows the bulk path (Arrow / COPY) beats an INSERT: DuckDB runs a multi-row INSERT
+#: row by row, so its Arrow path pays off from a few dozen rows; PostgreSQL's COPY from a few hundred
+BULK_MIN_ROWS = {"duckdb": 32, "postgresql": 500}
+
+
+def worth_bulk(conn: sa.Connection, n: int) -> bool:
+    """Should ``n`` rows go through :func:`append_rows` rather than an INSERT on this connection?"""
+    return n > BULK_MIN_ROWS.get(conn.dialect.name, 500)
+
+
 def append_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
     """Append ``rows`` (dicts keyed by column name; JSON columns as Python objects) to ``table``."""
     if not rows:

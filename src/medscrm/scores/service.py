@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm.common import utcnow
-from medscrm.db.bulk import append_rows
+from medscrm.db.bulk import append_rows, worth_bulk
 from medscrm.db.schema import micro_segments, person_scores, person_tags
 from medscrm.scores import features
 from medscrm.scores.config import get_config
@@ -172,7 +172,7 @@ def apply(
                     ps.c.tenant_id == tenant_id, ps.c.score_key == key, ps.c.person_id.in_(chunk)
                 )
             )
-    if len(new_rows) > (tags.BULK_MIN_DUCKDB if conn.dialect.name == "duckdb" else 500):
+    if worth_bulk(conn, len(new_rows)):
         append_rows(conn, ps, new_rows)
     elif new_rows:
         conn.execute(sa.insert(ps), new_rows)

@@ -212,15 +212,11 @@ def _set_tags(
     return {"added": len(added), "changed": len(changed), "removed": len(removed)}
 
 
-BULK_MIN_DUCKDB = 32
-
-
 def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Many rows through the bulk path (COPY / Arrow), a few through an INSERT (DuckDB runs a
-    multi-row INSERT row by row: its Arrow path pays off from a few dozen rows)."""
-    if len(rows) > (BULK_MIN_DUCKDB if conn.dialect.name == "duckdb" else 500):
-        from medscrm.db.bulk import append_rows
+    """Many rows through the bulk path (COPY / Arrow), a few through an INSERT."""
+    from medscrm.db.bulk import append_rows, worth_bulk
 
+    if worth_bulk(conn, len(rows)):
         append_rows(conn, table, rows)
     elif rows:
         conn.execute(sa.insert(table), rows)
