@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,6 +276,7 @@ def revoke_token(*, conn: sa.Connection, tenant_id: str, token_id: str, actor: s
     )
     if not res.rowcount:
         raise NotFound(f"token {token_id!r} not found in this tenant")
+    forget_cached_tokens()
     audit(
         conn=conn,
         tenant_id=tenant_id,
@@ -318,6 +321,44 @@ def token_principal(*, conn: sa.Connection, token: str) -> dict[str, Any] | None
         .first()
     )
     return dict(row) if row else None
+
+
+#: seconds a server trusts a looked-up token before asking the database again; a revocation from
+#: another process (``medscrm tokens revoke``) takes effect within this time, in this one at once
+TOKEN_CACHE_SECONDS = 5.0
+_token_cache: dict[tuple[int, str], tuple[float, dict[str, Any] | None]] = {}
+_token_cache_lock = threading.Lock()
+
+
+NOT_CACHED: Any = object()
+
+
+def token_from_cache(engine: sa.Engine, token: str) -> dict[str, Any] | None:
+    """The cached principal of ``token`` (None: unknown or revoked), or :data:`NOT_CACHED`."""
+    hit = _token_cache.get((id(engine), sha256_hex(token)))
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    return NOT_CACHED
+
+
+def cached_token_principal(engine: sa.Engine, token: str) -> dict[str, Any] | None:
+    """:func:`token_principal` with a short per-process cache (the API checks a token on every request)."""
+    hit = token_from_cache(engine, token)
+    if hit is not NOT_CACHED:
+        return hit
+    key, now = (id(engine), sha256_hex(token)), time.monotonic()
+    with engine.connect() as conn:
+        p = token_principal(conn=conn, token=token)
+    with _token_cache_lock:
+        if len(_token_cache) > 10_000:  # bounded: unknown tokens are cached too
+            _token_cache.clear()
+        _token_cache[key] = (now + TOKEN_CACHE_SECONDS, p)
+    return p
+
+
+def forget_cached_tokens() -> None:
+    with _token_cache_lock:
+        _token_cache.clear()
 
 
 # --- audit -----------------------------------------------------------------------------------

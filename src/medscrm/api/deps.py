@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,7 +16,11 @@ from medscrm.accounts.roles import can
 bearer = HTTPBearer(auto_error=False, description="An API token from `medscrm tokens create --role ROLE`.")
 
 
-def get_engine_dep(request: Request) -> sa.Engine:
+# The dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, one
+# hop per dependency per request; these do no blocking work except a token cache miss (sent to a thread).
+
+
+async def get_engine_dep(request: Request) -> sa.Engine:
     return request.app.state.engine
 
 
@@ -38,7 +43,7 @@ class Principal:
         return can(self.role, permission)
 
 
-def current_principal(
+async def current_principal(
     engine: EngineDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     if creds is None or creds.scheme.lower() != "bearer":
@@ -47,8 +52,9 @@ def current_principal(
             detail={"field": "Authorization", "reason": "a Bearer token is required"},
             headers={"WWW-Authenticate": "Bearer"},
         )
-    with engine.connect() as conn:
-        p = accounts.token_principal(conn=conn, token=creds.credentials)
+    p = accounts.token_from_cache(engine, creds.credentials)
+    if p is accounts.NOT_CACHED:
+        p = await anyio.to_thread.run_sync(accounts.cached_token_principal, engine, creds.credentials)
     if not p:
         raise HTTPException(
             401,
@@ -68,7 +74,7 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def require(permission: str):
-    def check(p: CurrentPrincipal) -> Principal:
+    async def check(p: CurrentPrincipal) -> Principal:
         if not p.can(permission):
             raise HTTPException(
                 403, detail={"field": "role", "reason": f"role {p.role!r} may not {permission}"}

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 
+from medscrm.accounts.audit_writer import AuditFailed, audit_committed
 from medscrm.api.deps import EngineDep, Principal, require
 from medscrm.common import NotFound
 from medscrm.profiles import service as profiles
@@ -28,14 +31,41 @@ def lookup(
     ],
     value: str,
 ) -> dict[str, Any]:
-    with engine.begin() as conn:
+    def find(conn: sa.Connection) -> str:
         try:
-            pid = profiles.lookup(conn, tenant_id=p.tenant_id, type_=type, value=value)
+            return profiles.lookup(conn, tenant_id=p.tenant_id, type_=type, value=value)
         except ValueError as exc:
             raise HTTPException(422, detail={"field": "type", "reason": str(exc)}) from exc
         except NotFound as exc:
             raise _404(exc, "value") from exc
-        return profiles.get_profile(conn, tenant_id=p.tenant_id, person_id=pid, role=p.role, actor=p.actor)
+
+    return _audited_profile(engine, p, find)
+
+
+def _read_conn(engine: sa.Engine) -> sa.Connection:
+    """A connection for a read-only request: autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips;
+    each statement sees committed data, which a profile view tolerates)."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
+
+
+def _audited_profile(engine: sa.Engine, p: Principal, find: Callable[[sa.Connection], str]) -> dict[str, Any]:
+    """Read the profile of the person ``find`` names (one connection), then answer once its audit row
+    is committed (group commit, see :mod:`medscrm.accounts.audit_writer`): a read that cannot be
+    audited is not answered."""
+    with _read_conn(engine) as conn:
+        prof = profiles.get_profile(
+            conn, tenant_id=p.tenant_id, person_id=find(conn), role=p.role, actor=p.actor, audit=False
+        )
+    try:
+        audit_committed(
+            engine, tenant_id=p.tenant_id, actor=p.actor, **profiles.read_audit(prof["person_id"], p.role)
+        )
+    except AuditFailed as exc:
+        raise HTTPException(503, detail={"field": "audit", "reason": str(exc)}) from exc
+    return prof
 
 
 @router.get("", summary="Search persons by name, hospital, department")
@@ -67,10 +97,7 @@ def search(
 @router.get("/{person_id}", summary="The 360° profile of one person")
 def get_person(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     try:
-        with engine.begin() as conn:
-            return profiles.get_profile(
-                conn, tenant_id=p.tenant_id, person_id=person_id, role=p.role, actor=p.actor
-            )
+        return _audited_profile(engine, p, lambda _: person_id)
     except NotFound as exc:
         raise _404(exc) from exc
 

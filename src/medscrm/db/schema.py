@@ -152,6 +152,7 @@ identities = sa.Table(
     sa.Column("source_record_id", sa.String(40)),
     sa.Column("created_at", TS, nullable=False),
     sa.Index(None, "tenant_id", "type", "value"),
+    sa.Index(None, "tenant_id", "person_id"),
 )
 
 #: Which person each source record belongs to now (rewritten by identity runs, manual merges).

@@ -11,6 +11,7 @@ from medscrm.accounts.roles import can, mask_email, mask_phone
 from medscrm.api.events import query_events
 from medscrm.common import NotFound
 from medscrm.db.schema import identities, person_records, persons, source_records, sources
+from medscrm.scores.model import stage_from_tags
 
 LOOKUP_TYPES = {
     "phone": "phone",
@@ -66,6 +67,16 @@ def resolve_person_id(conn: sa.Connection, tenant_id: str, person_id: str) -> di
     raise NotFound(f"person {person_id!r}: merge chain too long")
 
 
+def read_audit(person_id: str, role: str, **extra: Any) -> dict[str, Any]:
+    """The audit row of a profile read (``accounts.audit`` / ``audit_committed`` keywords)."""
+    return {
+        "action": "profile.read",
+        "object_type": "person",
+        "object_id": person_id,
+        "detail": {"role": role, "pii": can(role, "pii.read"), **extra},
+    }
+
+
 def get_profile(
     conn: sa.Connection, *, tenant_id: str, person_id: str, role: str, actor: str, audit: bool = True
 ) -> dict[str, Any]:
@@ -90,16 +101,9 @@ def get_profile(
         for lin in lineage.values():
             lin["conflicts"] = ["***"] * len(lin.get("conflicts", []))
     if audit:
-        accounts.audit(
-            conn=conn,
-            tenant_id=tenant_id,
-            actor=actor,
-            action="profile.read",
-            object_type="person",
-            object_id=p["id"],
-            detail={"role": role, "pii": show_pii},
-        )
-    stage = _stage_of(conn, tenant_id, p["id"])
+        accounts.audit(conn=conn, tenant_id=tenant_id, actor=actor, **read_audit(p["id"], role))
+    tags = _tags_of(conn, tenant_id, p["id"], role)
+    stage = stage_from_tags({t["key"]: t["value"] for t in tags})
     return {
         "person_id": p["id"],
         "requested_id": person_id,
@@ -108,7 +112,7 @@ def get_profile(
         "lineage": lineage,
         "identities": idents,
         "source_records": n_records,
-        "tags": _tags_of(conn, tenant_id, p["id"], role),
+        "tags": tags,
         "segments": _segments_of(conn, tenant_id, p["id"]),
         "scores": _scores_of(conn, tenant_id, p["id"], role),
         "stage": stage,
@@ -136,13 +140,6 @@ def _scores_of(conn: sa.Connection, tenant_id: str, person_id: str, role: str) -
     return scores_of(
         conn, tenant_id=tenant_id, person_id=person_id, prescriptions=can(role, "prescriptions.read")
     )
-
-
-def _stage_of(conn: sa.Connection, tenant_id: str, person_id: str) -> dict[str, Any]:
-    """Lifecycle and AIPL stage, potential tier and micro-segment (None where not computed)."""
-    from medscrm.scores.service import stage_of
-
-    return stage_of(conn, tenant_id=tenant_id, person_id=person_id)
 
 
 def _segments_of(conn: sa.Connection, tenant_id: str, person_id: str) -> list[dict[str, Any]]:

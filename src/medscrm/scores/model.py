@@ -100,6 +100,15 @@ CHANNEL_ZH = {
     "webinar": "线上会",
     "web": "网站",
 }
+#: the tags that make up a person's stage (``stage_of``, the profile's ``stage``)
+STAGE_TAGS = ("lifecycle", "aipl", "potential_tier", "micro_segment")
+
+
+def stage_from_tags(tags: dict[str, Any]) -> dict[str, Any]:
+    """``{lifecycle, aipl, potential_tier, micro_segment}`` from ``{tag_key: value}`` (None where absent)."""
+    return {k: tags.get(k) for k in STAGE_TAGS}
+
+
 STAGE_ZH = {
     "registered": "已注册",
     "adopted": "已接纳",

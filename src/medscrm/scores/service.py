@@ -18,7 +18,16 @@ from medscrm.db.bulk import append_rows, worth_bulk
 from medscrm.db.schema import micro_segments, person_scores, person_tags
 from medscrm.scores import features
 from medscrm.scores.config import get_config
-from medscrm.scores.model import REALTIME_TAGS, SCORES, TAGS, Outcome, derive, hide_prescription_detail
+from medscrm.scores.model import (
+    REALTIME_TAGS,
+    SCORES,
+    STAGE_TAGS,
+    TAGS,
+    Outcome,
+    derive,
+    hide_prescription_detail,
+    stage_from_tags,
+)
 from medscrm.tags import service as tags
 
 OWNER = "medscrm.scores"
@@ -305,15 +314,14 @@ def scores_of(
 def stage_of(conn: sa.Connection, *, tenant_id: str, person_id: str) -> dict[str, Any]:
     """``{lifecycle, aipl, potential_tier, micro_segment}`` from the person's tags (None where absent)."""
     pt = person_tags
-    keys = ("lifecycle", "aipl", "potential_tier", "micro_segment")
     got = dict(
         conn.execute(
             sa.select(pt.c.tag_key, pt.c.value).where(
-                pt.c.tenant_id == tenant_id, pt.c.person_id == person_id, pt.c.tag_key.in_(keys)
+                pt.c.tenant_id == tenant_id, pt.c.person_id == person_id, pt.c.tag_key.in_(STAGE_TAGS)
             )
         ).all()
     )
-    return {k: got.get(k) for k in keys}
+    return stage_from_tags(got)
 
 
 def list_micro_segments(conn: sa.Connection, *, tenant_id: str) -> list[dict[str, Any]]:
