@@ -446,8 +446,9 @@ def free_port() -> int:
 class Server:
     """``medscrm serve`` as a subprocess (its log goes to a file: a pipe nobody reads would block it)."""
 
-    def __init__(self, db: Database, log_name: str = "server.log"):
+    def __init__(self, db: Database, log_name: str = "server.log", extra_args: tuple[str, ...] = ()):
         self.db = db
+        self.extra_args = extra_args  # e.g. ("--workers", "2")
         self.port = free_port()
         self.log_path = db.workdir / log_name
         self.proc: subprocess.Popen | None = None
@@ -456,7 +457,7 @@ class Server:
         t0 = time.time()
         logf = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [MEDSCRM, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [MEDSCRM, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.extra_args],
             env=self.db.env(server=True),
             cwd=self.db.workdir,
             stdout=logf,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -21,10 +23,14 @@ from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
 from medscrm.config import get_settings
 from medscrm.db import get_engine
+from medscrm.db.engine import POOL_OVERFLOW, POOL_SIZE
 from medscrm.ingest.events import Ingestor
 from medscrm.journeys import engine as _journeys
 from medscrm.segments.fresh import Refresher
 from medscrm.web import routes as web_routes
+from medscrm.workers import WORKERS_ENV, orphan_spools, take_slot, take_slot_dir
+
+log = logging.getLogger(__name__)
 
 
 def default_spool_dir(engine: sa.Engine) -> Path:
@@ -36,13 +42,36 @@ def default_spool_dir(engine: sa.Engine) -> Path:
     return Path.cwd() / "medscrm-spool"
 
 
+def drain_orphan_spools(engine: sa.Engine, root: Path, workers: int, *, fsync: bool = True) -> None:
+    """Store the events left in the spools of worker slots that this run does not have."""
+    for d in orphan_spools(root, workers):
+        held = take_slot_dir(d)
+        if held is None:
+            continue
+        try:
+            ing = Ingestor(engine, d, fsync=fsync)
+            n = ing.flush_pending()
+            ing.spool.close()
+            log.info("stored %d events left in %s by a run with more workers", n, d)
+        finally:
+            held.close()
+
+
+def create_served_app() -> FastAPI:
+    """The app of one ``medscrm serve --workers N`` process (uvicorn's factory)."""
+    return create_app(workers=int(os.environ.get(WORKERS_ENV, "1")))
+
+
 def create_app(
     engine: sa.Engine | None = None,
     *,
     spool_dir: Path | None = None,
     fsync: bool = True,
     refresher: bool | dict | None = None,
+    workers: int = 1,
 ) -> FastAPI:
+    """The app. ``workers`` > 1: this is one of ``medscrm serve --workers N`` processes (see
+    :mod:`medscrm.workers`: its own spool; the segment refresher only in the leader)."""
     # segment refresher (issue 5): on by default when the app owns its engine (`medscrm serve`;
     # MEDSCRM_SEGMENT_REFRESHER=0 turns it off); apps built on a given engine (tests) opt in
     if refresher is None:
@@ -51,13 +80,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.ingestor = Ingestor(engine, spool_dir or default_spool_dir(engine), fsync=fsync)
+        # sync endpoints run in AnyIO's thread pool (40 threads by default): no more threads than
+        # database connections, so a request never waits for a connection while holding a thread
+        to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE + POOL_OVERFLOW
+        root = spool_dir or default_spool_dir(engine)
+        slot = take_slot(root, workers) if workers > 1 else None
+        if slot and slot.leader:
+            drain_orphan_spools(engine, root, workers, fsync=fsync)
+        app.state.ingestor = Ingestor(engine, slot.spool_dir if slot else root, fsync=fsync)
         app.state.ingestor.start()
         # a dict: the Refresher's options (e.g. {"tenant_id": …} to follow one tenant only)
         options = refresher if isinstance(refresher, dict) else {}
         app.state.refresher = (
             Refresher(engine, wake=lambda: app.state.ingestor.stored_events, **options)
-            if refresher is not False and refresher is not None
+            if refresher is not False and refresher is not None and (slot is None or slot.leader)
             else None
         )
         if app.state.refresher:
@@ -72,6 +108,8 @@ def create_app(
             if app.state.refresher:
                 app.state.refresher.stop()
             app.state.ingestor.stop()
+            if slot:
+                slot.release()
 
     app = FastAPI(
         title="medscrm API",

@@ -953,14 +953,47 @@ def demo(
 def serve(
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes (PostgreSQL only; DuckDB allows one process). One Python process "
+            "uses one core: on a machine with C cores, C workers serve up to C times the requests. "
+            "Each keeps its own event spool; the segment refresher runs in one of them.",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve the REST API (/api/v1, OpenAPI at /openapi.json)."""
+    """Serve the REST API (/api/v1, OpenAPI at /openapi.json) and the web console (/)."""
+    import os
+
     import uvicorn
 
     from medscrm.app import create_app
     from medscrm.db import get_engine, upgrade_to_head
+    from medscrm.workers import WORKERS_ENV
 
-    upgrade_to_head(get_engine())
+    engine = get_engine()
+    upgrade_to_head(engine)
+    if workers > 1:
+        if engine.dialect.name != "postgresql":
+            _fail(
+                MedscrmError(
+                    f"--workers: {workers} processes need PostgreSQL; the embedded DuckDB database "
+                    "can be opened by one process only (use --workers 1)"
+                )
+            )
+        engine.dispose()
+        os.environ[WORKERS_ENV] = str(workers)
+        uvicorn.run(
+            "medscrm.app:create_served_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+        )
+        return
     uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
 
 
