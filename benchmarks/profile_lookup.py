@@ -8,13 +8,14 @@ For each engine (a DuckDB file, a fresh PostgreSQL database):
 * the database is filled in place with set-based SQL (``segment_eval.generate``: persons with golden
   records, ``potential_tier`` tags, ``user_id`` identities for 30 %, events), plus consents, scores
   and two dynamic segments, so a profile has tags, segments and scores to show;
-* a real ``medscrm serve`` process is started; a load process (asyncio, one keep-alive connection per
+* a real ``medscrm serve`` process is started (PostgreSQL: ``--workers`` = ``--pg-workers``, default the
+  number of cores; DuckDB allows one process); a load process (asyncio, one keep-alive connection per
   client, no extra dependency) runs ``--clients`` (200) concurrent clients, each looking up a random
   person by ``type=user_id`` for ``--seconds``: p50/p95/p99/max latency, requests/s, statuses (the
   route resolves the identifier, reads the profile and writes the PIPL audit row, as in production);
 * ``reference`` (after the server stopped, same database, in this process): the same work the route
-  does — :func:`medscrm.profiles.service.lookup` then ``get_profile`` (with its audit row) in one
-  transaction — sequentially for ``--reference-lookups`` random persons: p50/p99.
+  does — :func:`medscrm.profiles.service.lookup` and ``get_profile`` on one connection, then the
+  committed audit row — sequentially for ``--reference-lookups`` random persons: p50/p99.
   ``ratio_p50`` = API p50 ÷ in-process p50 (what HTTP + concurrency add); p99 is reported beside it.
 
 Figures go to ``benchmarks/results/profile_lookup.json``; the last stdout line is ``RESULT {json}``.
@@ -186,6 +187,7 @@ def prepare(db: Database, persons: int, events: int) -> tuple[str, str]:
 
 
 def measure_reference(db: Database, tenant_id: str, persons: int, n: int) -> dict[str, Any]:
+    from medscrm.accounts.audit_writer import audit_committed
     from medscrm.db import make_engine
     from medscrm.profiles import service as profiles
 
@@ -196,9 +198,12 @@ def measure_reference(db: Database, tenant_id: str, persons: int, n: int) -> dic
     for _ in range(n):
         value = f"u{rnd.choice(pool)}"
         t = time.perf_counter()
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             pid = profiles.lookup(conn, tenant_id=tenant_id, type_="user_id", value=value)
-            profiles.get_profile(conn, tenant_id=tenant_id, person_id=pid, role="admin", actor="bench")
+            profiles.get_profile(
+                conn, tenant_id=tenant_id, person_id=pid, role="admin", actor="bench", audit=False
+            )
+        audit_committed(engine, tenant_id=tenant_id, actor="bench", **profiles.read_audit(pid, "admin"))
         lat.append(time.perf_counter() - t)
     engine.dispose()
     return {"lookups": n, **percentiles(lat)}
@@ -210,10 +215,14 @@ def run_engine(kind: str, args, workdir: Path) -> dict[str, Any]:
     with Database(kind, workdir, args.pg_url, "lookup") as db:
         log(f"{kind}: preparing {persons:,} persons / {events:,} events ...")
         token, tenant_id = prepare(db, persons, events)
-        server = Server(db, "lookup-server.log")
+        workers = args.pg_workers if kind == "postgresql" else 1
+        server = Server(db, "lookup-server.log", ("--workers", str(workers)))
         try:
             started = server.start(timeout=300)
-            log(f"{kind}: server up in {started:.1f}s; {args.clients} clients × {args.seconds}s ...")
+            log(
+                f"{kind}: server ({workers} process(es)) up in {started:.1f}s; "
+                f"{args.clients} clients × {args.seconds}s ..."
+            )
             time.sleep(2)  # let the refresher's start-up recompute finish
             load = run_in_child(
                 _lookup_load,
@@ -233,7 +242,7 @@ def run_engine(kind: str, args, workdir: Path) -> dict[str, Any]:
         )
         ref = measure_reference(db, tenant_id, persons, args.reference_lookups)
         log(f"{kind}: in-process p50 {ref.get('p50_ms')} p99 {ref.get('p99_ms')} ms")
-    out = {"persons": persons, "events": events, "api": load, "reference": ref}
+    out = {"persons": persons, "events": events, "workers": workers, "api": load, "reference": ref}
     if load.get("p50_ms") and ref.get("p50_ms"):
         out["ratio_p50"] = round(load["p50_ms"] / ref["p50_ms"], 2)
         out["ratio_p99"] = round(load["p99_ms"] / ref["p99_ms"], 2)
@@ -250,6 +259,12 @@ def main() -> None:
         "--pg-persons", type=int, default=None, help="PostgreSQL size cap (default 100k quick, 200k)"
     )
     ap.add_argument("--clients", type=int, default=200)
+    ap.add_argument(
+        "--pg-workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="`medscrm serve --workers` on PostgreSQL (default: the number of cores)",
+    )
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--reference-lookups", type=int, default=300)
     args = ap.parse_args()
@@ -288,6 +303,7 @@ def main() -> None:
         a, ref = r["api"], r["reference"]
         summary[kind] = {
             "persons": r["persons"],
+            "workers": r.get("workers"),
             "rps": a.get("requests_per_s"),
             "p50_ms": a.get("p50_ms"),
             "p99_ms": a.get("p99_ms"),
