@@ -121,8 +121,9 @@ def apply(
             cur_tags.update(((p, k), v) for p, k, v in conn.execute(tq.where(pt.c.person_id.in_(chunk))))
             cur_scores.update(((p, k), v) for p, k, v in conn.execute(sq.where(ps.c.person_id.in_(chunk))))
     changed: set[str] = set()
-    tag_stats: dict[str, dict[str, int]] = {}
     base_reason = {"model": "behaviour", "refresh": mode, "at": now.isoformat()}
+    tag_values: dict[str, dict[str, str | None]] = {}
+    tag_reasons: dict[str, dict[str, Any]] = {}
     for key in REALTIME_TAGS:
         values: dict[str, str | None] = {}
         reasons: dict[str, Any] = {}
@@ -138,17 +139,18 @@ def apply(
                     reasons[pid] = {**base_reason, "text_en": "no longer scored", "text_zh": "不再参与评分"}
         if values:
             changed.update(values)
-            tag_stats[key] = tags.set_tags(
-                conn,
-                tenant_id=tenant_id,
-                tag_key=key,
-                values=values,
-                source="model",
-                reason=base_reason,
-                reasons=reasons,
-                now=now,
-                only=list(values),
-            )
+            tag_values[key], tag_reasons[key] = values, reasons
+    # every tag in one go (the definitions exist: ensure_definitions above)
+    tag_stats = tags.write_tag_changes(
+        conn,
+        tenant_id=tenant_id,
+        changes=tag_values,
+        current=cur_tags,
+        source="model",
+        reason=base_reason,
+        reasons=tag_reasons,
+        now=now,
+    )
     new_rows: list[dict[str, Any]] = []
     stale: dict[str, list[str]] = {}
     for pid, o in outcomes.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,44 +173,81 @@ def _set_tags(
         current = {}
         for chunk in _chunks(list(only)):
             current.update(conn.execute(base.where(pt.c.person_id.in_(chunk))).all())
+    return write_tag_changes(
+        conn,
+        tenant_id=tenant_id,
+        changes={tag_key: values},
+        current={(p, tag_key): v for p, v in current.items()},
+        source=source,
+        reason=reason,
+        reasons={tag_key: reasons or {}},
+        now=now,
+    )[tag_key]
+
+
+def write_tag_changes(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    changes: dict[str, dict[str, str | None]],
+    current: Mapping[tuple[str, str], str | None],
+    source: str,
+    reason: dict[str, Any],
+    now: dt.datetime,
+    reasons: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, dict[str, int]]:
+    """Write new values of several tags at once: ``changes[tag_key][person_id]`` = value (None =
+    remove), given the ``current`` value of each ``(person_id, tag_key)`` read by the caller. One
+    DELETE per tag for the rows that go, then one INSERT (bulk path) for all new rows and one for all
+    history rows, whatever the number of tags (the real-time refresh writes eight tags per person)."""
+    pt = person_tags
     reasons = reasons or {}
-    added = [p for p, v in values.items() if v is not None and p not in current]
-    changed = [p for p, v in values.items() if v is not None and p in current and current[p] != v]
-    removed = [p for p, v in values.items() if v is None and p in current]
-    history = [
-        {
-            "tenant_id": tenant_id,
-            "person_id": p,
-            "tag_key": tag_key,
-            "old_value": current.get(p),
-            "new_value": values[p],
-            "changed_at": now,
-            "reason": reasons.get(p, reason),
-        }
-        for p in (*added, *changed, *removed)
-    ]
-    if removed or changed:
+    rows: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    stats: dict[str, dict[str, int]] = {}
+    for tag_key, values in changes.items():
+        own = reasons.get(tag_key, {})
+        added = [p for p, v in values.items() if v is not None and (p, tag_key) not in current]
+        changed = [
+            p
+            for p, v in values.items()
+            if v is not None and (p, tag_key) in current and current[(p, tag_key)] != v
+        ]
+        removed = [p for p, v in values.items() if v is None and (p, tag_key) in current]
+        history.extend(
+            {
+                "tenant_id": tenant_id,
+                "person_id": p,
+                "tag_key": tag_key,
+                "old_value": current.get((p, tag_key)),
+                "new_value": values[p],
+                "changed_at": now,
+                "reason": own.get(p, reason),
+            }
+            for p in (*added, *changed, *removed)
+        )
         for chunk in _chunks([*removed, *changed]):
             conn.execute(
                 sa.delete(pt).where(
                     pt.c.tenant_id == tenant_id, pt.c.tag_key == tag_key, pt.c.person_id.in_(chunk)
                 )
             )
-    rows = [
-        {
-            "tenant_id": tenant_id,
-            "person_id": p,
-            "tag_key": tag_key,
-            "value": values[p],
-            "since": now,
-            "source": source,
-            "reason": reasons.get(p, reason),
-        }
-        for p in (*added, *changed)
-    ]
+        rows.extend(
+            {
+                "tenant_id": tenant_id,
+                "person_id": p,
+                "tag_key": tag_key,
+                "value": values[p],
+                "since": now,
+                "source": source,
+                "reason": own.get(p, reason),
+            }
+            for p in (*added, *changed)
+        )
+        stats[tag_key] = {"added": len(added), "changed": len(changed), "removed": len(removed)}
     _insert(conn, pt, rows)
     _insert(conn, tag_history, history)
-    return {"added": len(added), "changed": len(changed), "removed": len(removed)}
+    return stats
 
 
 def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
