@@ -172,7 +172,8 @@ def measure_server(db: Database, write_key: str, token: str, args, persons: int)
 
     c1 = importlib.util.find_spec("medscrm.scores.realtime") is not None and not args.no_c1
 
-    server = Server(db, "freshness-server.log")
+    workers = args.pg_workers if db.kind == "postgresql" else 1
+    server = Server(db, "freshness-server.log", ("--workers", str(workers)))
     boot = dt.datetime.now(dt.UTC)
     started = server.start(timeout=300)
     base = f"http://127.0.0.1:{server.port}"
@@ -273,6 +274,7 @@ def measure_server(db: Database, write_key: str, token: str, args, persons: int)
         server.stop()
     load_s = t_end - t_load + 2
     return {
+        "workers": workers,
         "server_start_s": round(started, 2),
         "startup_recompute_s": startup_recompute_s,
         "load_events_per_s": round(load_stats["events"] / load_s, 1),
@@ -372,6 +374,12 @@ def main() -> None:
     ap.add_argument("--reference-updates", type=int, default=50)
     ap.add_argument("--no-c1", action="store_true", help="server without C1's real-time scores (diagnosis)")
     ap.add_argument("--c1-grace", type=float, default=30.0, help="seconds to wait for C1 after the load")
+    ap.add_argument(
+        "--pg-workers",
+        type=int,
+        default=1,
+        help="`medscrm serve --workers` on PostgreSQL (the refresher runs in one of them)",
+    )
     ap.add_argument(
         "--server-src", default="", help="run the server from another source tree (A/B against a baseline)"
     )
