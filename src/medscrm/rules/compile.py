@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from medscrm.db.query import in_ids  # noqa: F401  (re-exported: segments use it from here)
 from medscrm.db.schema import (
     consents,
     events,
@@ -60,13 +60,6 @@ def _to_number_default(element, compiler, **kw):  # PostgreSQL: guard the cast w
 def _to_number_duckdb(element, compiler, **kw):
     (arg,) = list(element.clauses)
     return f"TRY_CAST({compiler.process(arg, **kw)} AS DOUBLE)"
-
-
-def in_ids(col: sa.ColumnElement, ids: Sequence[str]) -> sa.ColumnElement[bool]:
-    """``col IN (SELECT unnest(:ids))``: the whole list is ONE bound array parameter (DuckDB and
-    PostgreSQL), so a few thousand ids cost neither thousands of parameters nor a long plan."""
-    arr = sa.bindparam("person_ids", value=list(ids), type_=postgresql.ARRAY(sa.String), unique=True)
-    return col.in_(sa.select(sa.func.unnest(arr)))
 
 
 _PY_OPS = {

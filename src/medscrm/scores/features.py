@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from medscrm.db.query import in_ids
 from medscrm.db.schema import events, identities, persons
 
 CHINA_OFFSET_S = 8 * 3600
@@ -86,7 +87,7 @@ def person_filter(
     """Conditions limiting ``col`` to the given persons and/or the id range [lo, hi)."""
     out: list[sa.ColumnElement[bool]] = []
     if person_ids is not None:
-        out.append(col.in_(person_ids))
+        out.append(in_ids(col, person_ids))
     if id_range is not None:
         lo, hi = id_range
         if lo is not None:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from medscrm.common import utcnow
 from medscrm.db.bulk import append_rows, worth_bulk
+from medscrm.db.query import in_ids
 from medscrm.db.schema import micro_segments, person_scores, person_tags
 from medscrm.scores import features
 from medscrm.scores.config import get_config
@@ -118,8 +119,10 @@ def apply(
         cur_scores.update(((p, k), v) for p, k, v in conn.execute(sq))
     else:
         for chunk in _chunks(pids):
-            cur_tags.update(((p, k), v) for p, k, v in conn.execute(tq.where(pt.c.person_id.in_(chunk))))
-            cur_scores.update(((p, k), v) for p, k, v in conn.execute(sq.where(ps.c.person_id.in_(chunk))))
+            cur_tags.update(((p, k), v) for p, k, v in conn.execute(tq.where(in_ids(pt.c.person_id, chunk))))
+            cur_scores.update(
+                ((p, k), v) for p, k, v in conn.execute(sq.where(in_ids(ps.c.person_id, chunk)))
+            )
     changed: set[str] = set()
     base_reason = {"model": "behaviour", "refresh": mode, "at": now.isoformat()}
     tag_values: dict[str, dict[str, str | None]] = {}
@@ -180,7 +183,7 @@ def apply(
         for chunk in _chunks(who):
             conn.execute(
                 sa.delete(ps).where(
-                    ps.c.tenant_id == tenant_id, ps.c.score_key == key, ps.c.person_id.in_(chunk)
+                    ps.c.tenant_id == tenant_id, ps.c.score_key == key, in_ids(ps.c.person_id, chunk)
                 )
             )
     if worth_bulk(conn, len(new_rows)):

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm.common import InvalidInput, NotFound, new_id, utcnow
+from medscrm.db.query import in_ids
 from medscrm.db.schema import identities, person_tags, persons, segments, tag_definitions, tag_history
 from medscrm.rules import RuleContext, RuleError, SegmentInfo, compile_rule, parse
 from medscrm.rules.errors import Problem
@@ -172,7 +173,7 @@ def _set_tags(
     else:
         current = {}
         for chunk in _chunks(list(only)):
-            current.update(conn.execute(base.where(pt.c.person_id.in_(chunk))).all())
+            current.update(conn.execute(base.where(in_ids(pt.c.person_id, chunk))).all())
     return write_tag_changes(
         conn,
         tenant_id=tenant_id,
@@ -229,7 +230,7 @@ def write_tag_changes(
         for chunk in _chunks([*removed, *changed]):
             conn.execute(
                 sa.delete(pt).where(
-                    pt.c.tenant_id == tenant_id, pt.c.tag_key == tag_key, pt.c.person_id.in_(chunk)
+                    pt.c.tenant_id == tenant_id, pt.c.tag_key == tag_key, in_ids(pt.c.person_id, chunk)
                 )
             )
         rows.extend(
