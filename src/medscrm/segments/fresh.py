@@ -354,8 +354,11 @@ class Refresher:
         batch: int = 20_000,
         tenant_id: str | None = None,
         wake: Callable[[], int] | None = None,
+        min_cycle: float = 0.2,
     ):
         self.engine = engine
+        #: the fast lane starts a cycle at most this often while events keep coming (seconds)
+        self.min_cycle = min_cycle
         #: a cheap counter that grows when events are stored (the in-process Ingestor's): the fast lane
         #: looks at the database as soon as it moves instead of waiting for the next poll
         self.wake = wake
@@ -431,10 +434,16 @@ class Refresher:
         backoff = self.poll
         while not self._stop.is_set():
             try:
+                t0 = time.monotonic()
                 busy = fn()
                 backoff = self.poll
                 if not busy and lane == "fast":
                     self._idle()
+                elif busy and lane == "fast" and self.min_cycle > 0:
+                    # under a steady load, cycles back to back each paid their fixed queries for a few
+                    # dozen events; a floor on the period lets each cycle take more events at once
+                    # and leaves the process's one core to the slow lane (C1) meanwhile
+                    self._stop.wait(max(0.0, self.min_cycle - (time.monotonic() - t0)))
             except Exception as exc:  # database down or busy: keep the watermark, retry
                 self.last_error = f"{lane}: {type(exc).__name__}: {exc}"
                 log.warning("segment refresh (%s lane) failed, will retry: %s", lane, self.last_error)
