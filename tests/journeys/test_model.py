@@ -248,3 +248,27 @@ def test_any_input_gives_journey_error_or_a_journey(data):
         validate_definition(data)
     except JourneyError as exc:
         assert exc.problems and all(isinstance(p.path, str) and p.reason for p in exc.problems)
+
+
+def test_a_loop_around_the_wait_is_still_a_cycle_without_a_wait():
+    """Found by the oracle test: s0 and s1 form one component that holds a wait (s1), but the branch
+    s0 also loops to itself, a loop that never waits."""
+    d = {
+        "key": "g",
+        "name": "g",
+        "triggers": [{"type": "api"}],
+        "steps": [
+            {
+                "id": "s0",
+                "type": "branch",
+                "condition": {"tag": "t", "op": "exists"},
+                "then": "s0",
+                "else": "s1",
+            },
+            {"id": "s1", "type": "wait", "duration": "1h", "next": "s0"},
+        ],
+    }
+    with pytest.raises(JourneyError, match=r"steps\[s0\].*cycle without a wait"):
+        validate_definition(d)
+    d["steps"][0]["then"] = "s1"  # both ways through the wait: valid
+    validate_definition(d)

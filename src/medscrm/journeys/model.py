@@ -440,11 +440,13 @@ def graph_problems(
                 problems.append(Problem(f"steps[{s.id}].{fld}", f"unknown step {target!r}"))
             elif target in ids:
                 edges[s.id].append(target)
-    # cycles: every strongly connected component with a cycle must contain a wait
+    # cycles: every cycle must pass through a wait, i.e. the graph without the wait steps is acyclic
+    # (a component that merely contains a wait can still hold a loop around it: s0 → s0)
     waits = {s.id for s in steps if s.type in WAIT_TYPES}
-    for comp in _sccs(edges):
-        cyclic = len(comp) > 1 or comp[0] in edges.get(comp[0], [])
-        if cyclic and not waits.intersection(comp):
+    no_wait = {k: [t for t in v if t not in waits] for k, v in edges.items() if k not in waits}
+    for comp in _sccs(no_wait):
+        cyclic = len(comp) > 1 or comp[0] in no_wait.get(comp[0], [])
+        if cyclic:
             names = " → ".join(sorted(comp))
             head = sorted(comp)[0]
             problems.append(
