@@ -21,7 +21,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from medscrm.common import MedscrmError, new_id, utcnow
+from medscrm.accounts.service import audit_row
+from medscrm.common import MedscrmError
 from medscrm.db.schema import audit_log
 
 #: the writer thread exits after this many idle seconds (a later write starts a new one)
@@ -52,28 +53,10 @@ class AuditWriter:
         self.commits = 0  # transactions stored (for tests and status)
         self.rows = 0
 
-    def write(
-        self,
-        *,
-        tenant_id: str,
-        actor: str,
-        action: str,
-        object_type: str | None = None,
-        object_id: str | None = None,
-        detail: dict[str, Any] | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        """Store one audit row; returns once it is committed, raises :class:`AuditFailed` if not."""
-        row = {
-            "id": new_id("aud"),
-            "tenant_id": tenant_id,
-            "occurred_at": utcnow(),
-            "actor": actor,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "detail": detail or {},
-        }
+    def write(self, *, timeout: float = 30.0, **row: Any) -> None:
+        """Store one audit row (keywords of :func:`medscrm.accounts.service.audit_row`); returns once
+        it is committed, raises :class:`AuditFailed` if not."""
+        row = audit_row(**row)
         with self._cv:
             if not self._queue or len(self._queue[-1].rows) >= MAX_BATCH:
                 self._queue.append(_Batch())

@@ -362,28 +362,32 @@ def forget_cached_tokens() -> None:
 
 
 # --- audit -----------------------------------------------------------------------------------
-def audit(
+def audit_row(
     *,
-    conn: sa.Connection,
     tenant_id: str,
     actor: str,
     action: str,
     object_type: str | None = None,
     object_id: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> None:
-    conn.execute(
-        audit_log.insert().values(
-            id=new_id("aud"),
-            tenant_id=tenant_id,
-            occurred_at=utcnow(),
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            detail=detail or {},
-        )
-    )
+) -> dict[str, Any]:
+    """One ``audit_log`` row (``audit`` writes it in the caller's transaction; the profile API hands
+    it to the group-committing :mod:`medscrm.accounts.audit_writer`)."""
+    return {
+        "id": new_id("aud"),
+        "tenant_id": tenant_id,
+        "occurred_at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "detail": detail or {},
+    }
+
+
+def audit(*, conn: sa.Connection, **row: Any) -> None:
+    """Write an audit row (keywords of :func:`audit_row`) in the caller's transaction."""
+    conn.execute(audit_log.insert().values(**audit_row(**row)))
 
 
 def list_audit(*, conn: sa.Connection, tenant_id: str, limit: int = 100) -> list[dict[str, Any]]:
