@@ -73,6 +73,15 @@ def worth_bulk(conn: sa.Connection, n: int) -> bool:
     return n > BULK_MIN_ROWS.get(conn.dialect.name, 500)
 
 
+def analyze(conn: sa.Connection, *tables: sa.Table) -> None:
+    """Refresh PostgreSQL's planner statistics of ``tables`` after a bulk write (a fresh tenant's
+    tables otherwise look empty until autovacuum gets to them, and person-filtered rules get nested
+    loops: 0.82 s instead of 0.05 s per 500 persons in the freshness benchmark). DuckDB keeps its
+    statistics as it writes: nothing to do."""
+    if conn.dialect.name == "postgresql" and tables:
+        conn.exec_driver_sql("ANALYZE " + ", ".join(f'"{t.name}"' for t in tables))
+
+
 def append_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
     """Append ``rows`` (dicts keyed by column name; JSON columns as Python objects) to ``table``."""
     if not rows:

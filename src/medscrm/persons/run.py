@@ -12,6 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from medscrm.db.bulk import analyze, worth_bulk
+from medscrm.db.schema import identities, person_records, persons
 from medscrm.persons import review
 from medscrm.persons.constraints import constrained_clusters
 from medscrm.persons.service import ApplyReport, apply_clusters, load_records
@@ -86,4 +88,6 @@ def run_identity(
         survivorship=survivorship,
         actor=actor,
     )
+    if worth_bulk(conn, len(records)):
+        analyze(conn, persons, person_records, identities)
     return rep, result, queued

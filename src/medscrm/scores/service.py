@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm.common import utcnow
-from medscrm.db.bulk import append_rows, worth_bulk
+from medscrm.db.bulk import analyze, append_rows, worth_bulk
 from medscrm.db.query import in_ids
 from medscrm.db.schema import micro_segments, person_scores, person_tags
 from medscrm.scores import features
@@ -240,6 +240,8 @@ def refresh_all(
 
             micro_rows.update(feature_rows(feats, cfg, now))
         del feats
+    if worth_bulk(conn, out["persons"]):
+        analyze(conn, person_tags, person_scores)
     if micro:
         from medscrm.scores.micro import refresh_micro
 
