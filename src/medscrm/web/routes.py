@@ -374,10 +374,7 @@ def profile(ctx: Page, person_id: str) -> Response:
             conn=conn,
             tenant_id=ctx.tenant_id,
             actor=ctx.actor,
-            action="profile.read",
-            object_type="person",
-            object_id=person["id"],
-            detail={"role": ctx.role, "pii": ctx.can("pii.read"), "via": "console"},
+            **profiles.read_audit(person["id"], ctx.role, via="console"),
         )
         prof["attributes"] = data.visible(prof["attributes"], ctx.role)
         consents = data.consents_of(conn, tenant_id=ctx.tenant_id, person_id=person["id"])
