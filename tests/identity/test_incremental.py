@@ -23,12 +23,15 @@ COL = st.from_regex(r"[a-z][a-z_]{0,12}", fullmatch=True)
     st.sampled_from([" and ", " AND ", "  and  "]),
     st.one_of(st.none(), COL),
     st.integers(0, 4),
+    st.lists(st.tuples(COL, st.integers(0, 100)), max_size=2),
 )
-def test_blocking_rule_parser_round_trip(cols, sep, flag, at):
+def test_blocking_rule_parser_round_trip(cols, sep, flag, at, sims):
     parts = [f"l.{c} = r.{c}" for c in cols]
     if flag is not None:  # "(l.f = 1 or r.f = 1)": a 0/1 flag set on either side, anywhere in the rule
         parts.insert(min(at, len(parts)), f"(l.{flag} = 1 or r.{flag} = 1)")
-    assert parse_blocking_rule(sep.join(parts)) == (tuple(cols), flag)
+    similar = tuple((c, t / 100) for c, t in sims)
+    parts += [f"jaro_winkler(l.{c}, r.{c}) >= {t}" for c, t in similar]
+    assert parse_blocking_rule(sep.join(parts)) == (tuple(cols), flag, similar)
 
 
 @pytest.mark.parametrize(
@@ -36,6 +39,9 @@ def test_blocking_rule_parser_round_trip(cols, sep, flag, at):
     [
         "l.phone = r.email",
         "levenshtein(l.name, r.name) < 2",
+        "jaro_winkler(l.name, r.name) >= 0.9",  # a filter alone blocks nothing
+        "l.a = r.a and jaro_winkler(l.b, r.c) >= 0.9",
+        "l.a = r.a and jaro_winkler(l.b, r.b) > 0.9",
         "l.a = r.a or l.b = r.b",
         "",
         "(l.f = 1 or r.f = 1)",  # a flag alone blocks nothing

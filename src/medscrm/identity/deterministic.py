@@ -11,8 +11,10 @@ Records whose licence numbers differ are never linked deterministically.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from .cluster import same_identifier
@@ -79,9 +81,23 @@ def _name_groups(
     return out
 
 
-def _cjk_full(feats: pd.DataFrame, pos: int) -> bool:
-    g = feats["name_given"].iat[pos] if "name_given" in feats.columns else None
-    return isinstance(g, str) and bool(g)
+def _value_groups(values: np.ndarray, mask: np.ndarray) -> Iterator[tuple[object, list[int]]]:
+    """(value, ascending row positions) for every value held by the rows in ``mask``, by value."""
+    pos_all = np.flatnonzero(mask)
+    codes, uniques = pd.factorize(values[pos_all], sort=True)
+    order = np.argsort(codes, kind="stable")
+    sorted_pos = pos_all[order]
+    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+    for k, pos in enumerate(np.split(sorted_pos, cuts)):
+        yield uniques[k], pos.tolist()
+
+
+def _same_name_pair(pos: list[int], name_py: np.ndarray, account: bool, cjk_full: np.ndarray) -> bool:
+    """Two records with the same (present) name: one person, whatever the other columns say."""
+    a, b = pos
+    if account and not (cjk_full[a] and cjk_full[b]):
+        return False
+    return name_py[a] is not None and name_py[a] == name_py[b]
 
 
 def deterministic_links(features: pd.DataFrame, settings: MatchSettings) -> DeterministicResult:
@@ -99,37 +115,47 @@ def deterministic_links(features: pd.DataFrame, settings: MatchSettings) -> Dete
     nick = feats["name_nick"].to_numpy() if "name_nick" in feats.columns else None
     accounts = set(guards.get("account_columns") or [])
     lic = feats["license_no"].to_numpy() if "license_no" in feats.columns else None
+    # a full CJK name (given name present): the only kind that argues against an account id
+    cjk_full = (
+        feats["name_given"].map(lambda g: isinstance(g, str) and bool(g)).to_numpy(bool)
+        if "name_given" in feats.columns
+        else np.zeros(len(feats), bool)
+    )
     for col in cols:
         s = feats[col]
-        dup = s[s.notna() & s.duplicated(keep=False)]
-        if dup.empty:
+        mask = (s.notna() & s.duplicated(keep=False)).to_numpy(bool)
+        if not mask.any():
             continue
         limit = int(limits.get(col, 1))
         to_null: list[int] = []
-        for value, idx in dup.groupby(dup, sort=True).groups.items():
-            pos = feats.index.get_indexer(idx)
-            if col in accounts:
+        for value, pos in _value_groups(s.to_numpy(object), mask):
+            if len(pos) == 2 and _same_name_pair(pos, name_py, col in accounts, cjk_full):
+                groups: list[int | None] = [0, 0]  # the common case: two records, one name
+            elif col in accounts:
                 # an account id (unionid, WeCom id) belongs to one WeChat user whatever the display
                 # names say; only two different Chinese full names argue against it
-                names = [name_py[p] if _cjk_full(feats, p) else None for p in pos]
-                sur = [None] * len(pos)
+                groups = _name_groups(
+                    [name_py[p] if cjk_full[p] else None for p in pos],
+                    [None] * len(pos),
+                    jw,
+                    [given[p] for p in pos] if given is not None else None,
+                    [nick[p] for p in pos] if nick is not None else None,
+                )
             else:
-                names = [name_py[p] for p in pos]
-                sur = [surname[p] for p in pos]
-            groups = _name_groups(
-                names,
-                sur,
-                jw,
-                [given[p] for p in pos] if given is not None else None,
-                [nick[p] for p in pos] if nick is not None else None,
-            )
+                groups = _name_groups(
+                    [name_py[p] for p in pos],
+                    [surname[p] for p in pos],
+                    jw,
+                    [given[p] for p in pos] if given is not None else None,
+                    [nick[p] for p in pos] if nick is not None else None,
+                )
             n_persons = len({g for g in groups if g is not None} or {0})
             if n_persons > limit:
                 shared.append({"column": col, "value": value, "records": len(pos), "persons": n_persons})
-                to_null.extend(pos.tolist())
+                to_null.extend(pos)
                 continue
             by_group: dict[int, list[int]] = {}
-            for p, g in zip(pos.tolist(), groups, strict=True):
+            for p, g in zip(pos, groups, strict=True):
                 if g is not None:
                     by_group.setdefault(g, []).append(p)
             for members in by_group.values():

@@ -92,6 +92,38 @@ DISTRICT_CITY = {d: c for c, ds in _DISTRICTS.items() for d in ds.split()}
 DISTRICT_CITY.update({d + "区": c for d, c in list(DISTRICT_CITY.items()) if not d.endswith("区")})
 
 
+class _FuzzyPool:
+    """Names as bigram sets with an inverted index: Dice similarity against the names that share
+    at least one bigram with the query (the others score 0 and were never candidates)."""
+
+    def __init__(self) -> None:
+        self.hids: list[str] = []
+        self.sizes: list[int] = []
+        self.postings: dict[str, list[int]] = {}
+
+    def add(self, hid: str, grams: frozenset[str]) -> None:
+        i = len(self.hids)
+        self.hids.append(hid)
+        self.sizes.append(len(grams))
+        for g in grams:
+            self.postings.setdefault(g, []).append(i)
+
+    def best_dice(self, grams: frozenset[str]) -> dict[str, float]:
+        """hospital id → its best Dice score against ``grams`` (only ids sharing a bigram)."""
+        inter: dict[int, int] = {}
+        for g in grams:
+            for i in self.postings.get(g, ()):
+                inter[i] = inter.get(i, 0) + 1
+        best: dict[str, float] = {}
+        n = len(grams)
+        for i, k in inter.items():
+            hid = self.hids[i]
+            score = 2 * k / (n + self.sizes[i])
+            if score > best.get(hid, 0.0):
+                best[hid] = score
+        return best
+
+
 class HospitalIndex:
     def __init__(self, extra_aliases: Iterable[dict] = ()) -> None:
         self.hospitals: dict[str, dict] = {}
@@ -126,16 +158,19 @@ class HospitalIndex:
         self.provinces = sorted(
             {h["province"] for h in self.hospitals.values() if h.get("province")}, key=len, reverse=True
         )
-        self._by_city: dict[str, list[tuple[str, frozenset[str]]]] = {}
-        self._all: list[tuple[str, frozenset[str]]] = []
+        # fuzzy pools (all hospitals, and per city) as inverted bigram indexes: a fuzzy lookup
+        # only touches the names that share a bigram with the text
+        self._by_city: dict[str, _FuzzyPool] = {}
+        self._all = _FuzzyPool()
         for key, ids in self.index.items():
             if len(key) < 3:
                 continue
+            grams = _bigrams(key)
             for hid in ids:
-                entry = (hid, _bigrams(key))
-                self._all.append(entry)
-                self._by_city.setdefault(self.hospitals[hid]["city"], []).append(entry)
+                self._all.add(hid, grams)
+                self._by_city.setdefault(self.hospitals[hid]["city"], _FuzzyPool()).add(hid, grams)
         self._cache: dict[tuple[str, str], HospitalMatch] = {}
+        self._strict_cache: dict[tuple[str, str], HospitalMatch] = {}
 
     def _add(self, alias: str, hid: str) -> None:
         k = hospital_key(alias)
@@ -195,7 +230,15 @@ class HospitalIndex:
     def resolve_strict(self, text: str | None, city: str | None = None) -> HospitalMatch:
         """Like :meth:`resolve` but only dictionary hits (no fuzzy match, no text id): for hospitals
         found in free text, where a wrong guess costs more than no hospital."""
-        m = self.resolve(text, city)
+        if not text:
+            return HospitalMatch(None, None, "none")
+        city = self.canonical_city(city)
+        ck = (text, city or "")
+        m = self._cache.get(ck) or self._strict_cache.get(ck)
+        if m is None:
+            m = self._resolve(text, city, fuzzy=False)
+            if len(self._strict_cache) < 500_000:
+                self._strict_cache[ck] = m
         if m.method in ("exact", "city", "prefix"):
             return m
         return HospitalMatch(None, None, "none")
@@ -205,7 +248,7 @@ class HospitalIndex:
             hid, self.hospitals[hid]["city"] or None, method, self.hospitals[hid].get("province") or None
         )
 
-    def _resolve(self, text: str, city: str | None) -> HospitalMatch:
+    def _resolve(self, text: str, city: str | None, *, fuzzy: bool = True) -> HospitalMatch:
         key = hospital_key(text)
         if not key:
             return HospitalMatch(None, None, "none")
@@ -216,7 +259,7 @@ class HospitalIndex:
             return HospitalMatch(f"x:{city or ''}:{key}", city, "text")
         campus = _CAMPUS_RE.match(key)
         if campus:  # a campus / branch of a hospital is that hospital (resolved without the suffix)
-            return self._resolve(campus.group(1), city)
+            return self._resolve(campus.group(1), city, fuzzy=fuzzy)
         # a city / province written in front of the name
         stripped, prefix_city = key, None
         for c in self.cities:
@@ -244,18 +287,12 @@ class HospitalIndex:
                 return self._found(hid, "prefix" if k != key else "city")
         if known and not use_city:
             return HospitalMatch(f"x::{key}", None, "text")  # ambiguous alias without a city
+        if not fuzzy:
+            return HospitalMatch(f"x:{use_city or ''}:{key}", use_city, "text")
         # fuzzy, within the city when known
-        grams = _bigrams(key)
-        pool = self._by_city.get(use_city, []) if use_city else self._all
+        pool = self._by_city.get(use_city) if use_city else self._all
         threshold = 0.72 if use_city else 0.85
-        best: dict[str, float] = {}
-        for hid, g in pool:
-            inter = len(grams & g)
-            if not inter:
-                continue
-            score = 2 * inter / (len(grams) + len(g))
-            if score > best.get(hid, 0.0):
-                best[hid] = score
+        best = pool.best_dice(_bigrams(key)) if pool is not None else {}
         if best:
             ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
             top = ranked[0]

@@ -32,7 +32,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -42,23 +42,36 @@ from .explain import Scorer
 from .features import FEATURE_COLUMNS, build_features
 from .hospitals import HospitalIndex
 from .model import MatchModel
-from .settings import MatchSettings, load_settings
+from .settings import MatchSettings, jaro_winkler, load_settings
 
-__all__ = ["IncrementalLinker", "LinkResult", "parse_blocking_rule"]
+__all__ = ["BlockingRule", "IncrementalLinker", "LinkResult", "parse_blocking_rule"]
 
 _PART_RE = re.compile(r"\(?\s*l\.(\w+)\s*=\s*r\.(\w+)\s*\)?")
 _COLUMNS = (*FEATURE_COLUMNS, "usable")
 
 
 _EITHER_RE = re.compile(r"\(\s*l\.(\w+)\s*=\s*1\s+or\s+r\.(\w+)\s*=\s*1\s*\)", re.IGNORECASE)
+_SIMILAR_RE = re.compile(
+    r"jaro_winkler\(\s*l\.(\w+)\s*,\s*r\.(\w+)\s*\)\s*>=\s*([0-9]*\.?[0-9]+)", re.IGNORECASE
+)
 
 
-def parse_blocking_rule(rule: str) -> tuple[tuple[str, ...], str | None]:
-    """``"l.a = r.a and l.b = r.b"`` → ``(("a", "b"), None)``; one more part ``(l.f = 1 or r.f = 1)``
-    (a 0/1 flag set on either side) → ``(("a", "b"), "f")``. Other rule shapes are refused with the
-    rule named."""
+class BlockingRule(NamedTuple):
+    """A parsed blocking rule: equality columns (the index key), an optional either-side flag, and
+    Jaro-Winkler filters applied to the records found under the key."""
+
+    cols: tuple[str, ...]
+    either: str | None = None
+    similar: tuple[tuple[str, float], ...] = ()
+
+
+def parse_blocking_rule(rule: str) -> BlockingRule:
+    """``"l.a = r.a and l.b = r.b"`` → ``BlockingRule(("a", "b"))``; a part ``(l.f = 1 or r.f = 1)``
+    (a 0/1 flag set on either side) sets ``either="f"``; parts ``jaro_winkler(l.c, r.c) >= t`` add
+    ``("c", t)`` to ``similar``. Other rule shapes are refused with the rule named."""
     cols: list[str] = []
     either: str | None = None
+    similar: list[tuple[str, float]] = []
     for part in re.split(r"\s+and\s+", rule.strip(), flags=re.IGNORECASE):
         m = _PART_RE.fullmatch(part.strip())
         if m and m.group(1) == m.group(2):
@@ -68,14 +81,22 @@ def parse_blocking_rule(rule: str) -> tuple[tuple[str, ...], str | None]:
         if e and e.group(1) == e.group(2) and either is None:
             either = e.group(1)
             continue
+        j = _SIMILAR_RE.fullmatch(part.strip())
+        if j and j.group(1) == j.group(2):
+            similar.append((j.group(1), float(j.group(3))))
+            continue
         raise ValueError(
             f"blocking rule {rule!r}: incremental linking needs equality conjunctions "
             "'l.col = r.col and ...' (same column on both sides), optionally with one "
-            "'(l.flag = 1 or r.flag = 1)'"
+            "'(l.flag = 1 or r.flag = 1)' and filters 'jaro_winkler(l.col, r.col) >= t'"
         )
     if not cols:
         raise ValueError(f"blocking rule {rule!r}: needs at least one 'l.col = r.col'")
-    return tuple(cols), either
+    return BlockingRule(tuple(cols), either, tuple(similar))
+
+
+def _similar(a: str, b: str | None, t: float) -> bool:
+    return b is not None and (a == b or jaro_winkler(a, b) >= t)
 
 
 def _none(v: Any) -> Any:
@@ -125,8 +146,8 @@ class _TypeIndex:
         # a rule with an either-flag also indexes (cols + flag): a record without the flag looks up
         # only the flagged records of its block
         keys = (
-            {cols for cols, _f in self.rules}
-            | {(*cols, f) for cols, f in self.rules if f}
+            {r.cols for r in self.rules}
+            | {(*r.cols, r.either) for r in self.rules if r.either}
             | {(c,) for c in self.det_cols}
             | {("surname_py", "hospital_id")}
         )
@@ -482,7 +503,7 @@ class IncrementalLinker:
                 if not usable[i]:
                     continue
                 cand: set[int] = set()
-                for rule, flag in ti.rules:
+                for rule, flag, similar in ti.rules:
                     k = ti.key_of(rule, i)
                     if k is None:
                         continue
@@ -495,6 +516,9 @@ class IncrementalLinker:
                     if len(lst) > self.max_block:
                         stats["oversized_blocks"] += 1
                         continue
+                    for c, t in similar:
+                        col, v = ti.cols[c], ti.cols[c][i]
+                        lst = [] if v is None else [j for j in lst if _similar(v, col[j], t)]
                     cand.update(lst)
                 cand.discard(i)
                 stats["candidates"] += len(cand)

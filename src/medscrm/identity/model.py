@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from .settings import MatchSettings, splink_settings
+from .settings import MatchSettings, prediction_rules, rule_columns, rule_sql, splink_settings
 
 __all__ = ["MatchModel", "train_and_predict", "tf_tables"]
 
@@ -87,9 +87,7 @@ def _splink_input(features: pd.DataFrame, settings: MatchSettings) -> pd.DataFra
             if lv.get("tf"):
                 cols.add(lv["tf"])
     for br in settings["blocking_rules"]:
-        for tok in br.replace("=", " ").split():
-            if tok.startswith(("l.", "r.")):
-                cols.add(tok[2:])
+        cols |= rule_columns(br)
     keep = [c for c in features.columns if c in cols]
     return features[keep]
 
@@ -162,7 +160,7 @@ def train_and_predict(
     if (train or model is None) and (model is None or train):
         try:
             linker.training.estimate_probability_two_random_records_match(
-                list(tr["prior_rules"]), recall=float(tr.get("prior_recall", 0.7))
+                [rule_sql(r, dialect) for r in tr["prior_rules"]], recall=float(tr.get("prior_recall", 0.7))
             )
         except Exception as e:  # noqa: BLE001 - tiny inputs: keep the default prior
             _log.info("prior estimation skipped: %s", e)
@@ -172,17 +170,20 @@ def train_and_predict(
             saved = copy.deepcopy(linker._settings_obj)
             try:
                 linker.training.estimate_parameters_using_expectation_maximisation(
-                    br, estimate_without_term_frequencies=True, max_pairs=max_pairs
+                    rule_sql(br, dialect), estimate_without_term_frequencies=True, max_pairs=max_pairs
                 )
             except Exception as e:  # noqa: BLE001 - EM may find no pairs on tiny inputs
                 linker._settings_obj = saved  # a failed EM session leaves comparisons deactivated
                 _log.info("EM on %s skipped: %s", br, e)
     floor = float(settings["thresholds"].get("predict_floor", 0.3))
     pred = linker.inference.predict(threshold_match_probability=floor)
-    pairs = pred.as_pandas_dataframe()
     gamma_cols = [f"gamma_{c['name']}" for c in settings["comparisons"]]
     keep = ["unique_id_l", "unique_id_r", "match_weight", "match_probability", *gamma_cols]
-    pairs = pairs[[c for c in keep if c in pairs.columns]].copy()
+    # only the columns used (the prediction table also holds every compared value and tf column)
+    q = "`" if dialect == "spark" else '"'
+    have = {c.unquote().name for c in pred.columns}
+    cols = ", ".join(f"{q}{c}{q}" for c in keep if c in have)
+    pairs = pred.query_sql(f"select {cols} from {{this}}").as_pandas_dataframe()
     pairs["unique_id_l"] = pairs["unique_id_l"].astype(str)
     pairs["unique_id_r"] = pairs["unique_id_r"].astype(str)
     trained = linker.misc.save_model_to_json()
@@ -198,7 +199,7 @@ def count_blocked_pairs(features: pd.DataFrame, settings: MatchSettings) -> pd.D
     data = _splink_input(features, settings)
     con.register("df", data)
     parts = []
-    for br in settings["blocking_rules"]:
+    for br in prediction_rules(list(settings["blocking_rules"])):
         parts.append(
             f"select l.unique_id as unique_id_l, r.unique_id as unique_id_r from df l join df r "
             f"on ({br}) and l.unique_id < r.unique_id"

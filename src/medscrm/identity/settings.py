@@ -7,6 +7,7 @@ a pure-Python evaluator (:func:`level_of`), so Splink's gamma levels and :mod:`e
 from __future__ import annotations
 
 import copy
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,41 @@ def _cond_sql(cond: dict, dialect: str) -> str:
     raise ValueError(kind)
 
 
+_JW_CALL_RE = re.compile(r"\bjaro_winkler\s*\(", re.IGNORECASE)
+
+
+def rule_sql(rule: str, dialect: str = "duckdb") -> str:
+    """A blocking / training rule in the engine's SQL: the settings write the portable
+    ``jaro_winkler(l.c, r.c)`` (a similarity in [0, 1]); DuckDB calls it ``jaro_winkler_similarity``."""
+    if dialect == "spark":
+        return rule
+    return _JW_CALL_RE.sub("jaro_winkler_similarity(", rule)
+
+
+_EITHER_PART_RE = re.compile(r"\(\s*l\.(\w+)\s*=\s*1\s+or\s+r\.\1\s*=\s*1\s*\)", re.IGNORECASE)
+
+
+def prediction_rules(rules: list[str], dialect: str = "duckdb") -> list[str]:
+    """The blocking rules as Splink runs them: a rule with an either-side flag
+    ``(l.f = 1 or r.f = 1)`` becomes two rules, ``... and l.f = 1`` then ``... and r.f = 1`` (the
+    same pairs: Splink drops the second rule's pairs already found by the first). A one-sided
+    filter is pushed below the join; the OR form joined every pair of the block and filtered after."""
+    out = []
+    for rule in rules:
+        m = _EITHER_PART_RE.search(rule)
+        if m is None:
+            out.append(rule_sql(rule, dialect))
+            continue
+        for side in ("l", "r"):
+            out.append(rule_sql(rule[: m.start()] + f"{side}.{m.group(1)} = 1" + rule[m.end() :], dialect))
+    return out
+
+
+def rule_columns(rule: str) -> set[str]:
+    """The feature columns a blocking / training rule reads (``l.col`` / ``r.col``)."""
+    return set(re.findall(r"\b[lr]\.(\w+)", rule))
+
+
 def _level_sql(level: dict, dialect: str) -> str:
     conds = level.get("when") or []
     if not conds:
@@ -133,7 +169,7 @@ def splink_settings(settings: MatchSettings, dialect: str = "duckdb", model: dic
         "link_type": "dedupe_only",
         "unique_id_column_name": "unique_id",
         "comparisons": comparisons,
-        "blocking_rules_to_generate_predictions": list(settings["blocking_rules"]),
+        "blocking_rules_to_generate_predictions": prediction_rules(list(settings["blocking_rules"]), dialect),
         "retain_matching_columns": True,
         "retain_intermediate_calculation_columns": True,
         "additional_columns_to_retain": [],
