@@ -143,6 +143,7 @@ def cluster_links(
     csize: dict[int, int] = {}
     for r in roots:
         csize[r] = csize.get(r, 0) + 1
+    pid = {r: person_id_for(u) for r, u in smallest.items()}
     best_scores = best_scores or {}
     out_conf = []
     for i, r in enumerate(roots):
@@ -153,7 +154,7 @@ def cluster_links(
     df = pd.DataFrame(
         {
             "unique_id": ids,
-            "person_id": [person_id_for(smallest[r]) for r in roots],
+            "person_id": [pid[r] for r in roots],
             "confidence": out_conf,
             "cluster_size": [csize[r] for r in roots],
         }

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -136,6 +137,14 @@ def _safe(fn: Callable[[object], object], fname: str, report: FeatureReport) -> 
 _BAD = object()
 
 
+def _spread(values: list, codes: np.ndarray) -> list:
+    """Per-distinct ``values`` back over the rows (``codes`` from :func:`pandas.factorize`; -1 → None)."""
+    arr = np.empty(len(values) + 1, dtype=object)
+    arr[: len(values)] = values
+    arr[len(values)] = None
+    return arr[codes].tolist()
+
+
 def _col(df: pd.DataFrame, name: str) -> list:
     if name in df.columns:
         return df[name].tolist()
@@ -201,6 +210,7 @@ def _cut(pieces: list[str], find: Callable[[str], list[tuple[int, int]]]) -> tup
     return hits, rest
 
 
+@lru_cache(maxsize=262144)
 def _is_department(text: str) -> bool:
     info = P.department_info(text)
     return info is not None and bool(info.code)
@@ -265,22 +275,32 @@ def build_features(
     n = len(df)
 
     def apply(fname: str, fn: Callable[[object], object], src: str | None = None) -> list:
+        # once per distinct value (factorised), then spread back over the rows
+        col = src or fname
+        if col not in df.columns:
+            return [None] * n
         f = _safe(fn, fname, report)
-        out = []
-        for raw in _col(df, src or fname):
-            v = f(raw)
-            if v is _BAD:
-                report.malformed[fname] += 1
-                ex = report.malformed_examples.setdefault(fname, [])
+        codes, uniq = pd.factorize(df[col], use_na_sentinel=True)
+        vals = [f(raw) for raw in uniq.tolist()]
+        bad = [k for k, v in enumerate(vals) if v is _BAD]
+        if bad:
+            counts = np.bincount(codes[codes >= 0], minlength=len(vals))
+            ex = report.malformed_examples.setdefault(fname, [])
+            for k in bad:
+                report.malformed[fname] += int(counts[k])
                 if len(ex) < 5:
-                    ex.append(str(raw)[:60])
-                v = None
-            out.append(v)
-        return out
+                    ex.append(str(uniq[k])[:60])
+                vals[k] = None
+        return _spread(vals, codes)
 
     ptype = apply("person_type", P.normalize_person_type)
     ptype = [p or default_person_type for p in ptype]
-    names = [parse_name(v) if isinstance(v, str) else parse_name(None) for v in _col(df, "name")]
+    if "name" in df.columns:
+        ncodes, nuniq = pd.factorize(df["name"], use_na_sentinel=True)
+        names = _spread([parse_name(v if isinstance(v, str) else None) for v in nuniq.tolist()], ncodes)
+        names = [parse_name(None) if p is None else p for p in names]
+    else:
+        names = [parse_name(None)] * n
     gender = apply("gender", P.normalize_gender)
     gender = [None if g == "U" else g for g in gender]
     city = apply("city", P.normalize_city)

@@ -149,6 +149,8 @@ class HospitalIndex:
                 self._add(str(self.hospitals[hid]["name"]), hid)
             self._add(alias, hid)
         self.cities = sorted({h["city"] for h in self.hospitals.values() if h["city"]}, key=len, reverse=True)
+        self._city_set = frozenset(self.cities)
+        self._city_lengths = sorted({len(c) for c in self.cities}, reverse=True)
         self.city_by_pinyin = {pinyin_of(c): c for c in self.cities}
         for d, c in DISTRICT_CITY.items():
             self.city_by_pinyin.setdefault(pinyin_of(d), c)
@@ -171,6 +173,7 @@ class HospitalIndex:
                 self._by_city.setdefault(self.hospitals[hid]["city"], _FuzzyPool()).add(hid, grams)
         self._cache: dict[tuple[str, str], HospitalMatch] = {}
         self._strict_cache: dict[tuple[str, str], HospitalMatch] = {}
+        self._alias_cache: dict[str, bool] = {}
 
     def _add(self, alias: str, hid: str) -> None:
         k = hospital_key(alias)
@@ -224,8 +227,13 @@ class HospitalIndex:
 
     def is_alias(self, text: str) -> bool:
         """True when ``text`` is a known hospital name/alias (possibly ambiguous without a city)."""
-        k = hospital_key(text)
-        return len(k) >= 2 and k in self.index and k not in self._GENERIC_KEYS
+        hit = self._alias_cache.get(text)
+        if hit is None:
+            k = hospital_key(text)
+            hit = len(k) >= 2 and k in self.index and k not in self._GENERIC_KEYS
+            if len(self._alias_cache) < 1_000_000:
+                self._alias_cache[text] = hit
+        return hit
 
     def resolve_strict(self, text: str | None, city: str | None = None) -> HospitalMatch:
         """Like :meth:`resolve` but only dictionary hits (no fuzzy match, no text id): for hospitals
@@ -262,12 +270,12 @@ class HospitalIndex:
             return self._resolve(campus.group(1), city, fuzzy=fuzzy)
         # a city / province written in front of the name
         stripped, prefix_city = key, None
-        for c in self.cities:
-            if key.startswith(c) and len(key) > len(c) + 1:
-                stripped, prefix_city = key[len(c) :], c
-                break
-            if key.startswith(c + "市") and len(key) > len(c) + 2:
-                stripped, prefix_city = key[len(c) + 1 :], c
+        for n in self._city_lengths:  # the longest city name the key starts with
+            c = key[:n]
+            if c not in self._city_set:
+                continue
+            if len(key) > n + 1:
+                stripped, prefix_city = key[n:], c
                 break
         if prefix_city is None:
             for p in self.provinces:
