@@ -2,7 +2,9 @@
 
     uv run python benchmarks/identity_incremental.py --quick    # synth 50k HCPs (~145k records)
     uv run python benchmarks/identity_incremental.py            # synth 350k HCPs (~1M records)
-    uv run python benchmarks/identity_incremental.py --hcps N --batch 1000 --singles 200
+    uv run python benchmarks/identity_incremental.py --hcps N --batch 1000 --singles 200 [--out F.json]
+    uv run python benchmarks/identity_incremental.py --hcps 780000 --out identity_incremental_1m.json
+                                                                    # ~1M persons (~2.3M records)
 
 The synth data set (with ground truth) is split: ``batch + singles`` records drawn at random are
 held out, the rest is resolved in full (the existing workspace). Then
@@ -95,6 +97,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--singles", type=int, default=200)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", default=None, help="result file name under benchmarks/results/")
     args = ap.parse_args()
     hcps = args.hcps or (50_000 if args.quick else 350_000)
     out: dict = {"mode": "quick" if args.quick else "full", "hcps": hcps}
@@ -196,7 +199,7 @@ def main() -> None:
     )
     res_dir = Path(__file__).resolve().parent / "results"
     res_dir.mkdir(exist_ok=True)
-    name = "identity_incremental.json" if args.quick else "identity_incremental_full.json"
+    name = args.out or ("identity_incremental.json" if args.quick else "identity_incremental_full.json")
     (res_dir / name).write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
     print("RESULT " + json.dumps(out, ensure_ascii=False))
 
