@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from medscrm.common import utcnow
 from medscrm.db.bulk import analyze, append_rows, worth_bulk
-from medscrm.db.query import in_ids
+from medscrm.db.query import in_ids, in_pairs
 from medscrm.db.schema import micro_segments, person_scores, person_tags
 from medscrm.scores import features
 from medscrm.scores.config import get_config
@@ -65,7 +65,7 @@ def lock_tenant(conn: sa.Connection, *, tenant_id: str) -> None:
         )
 
 
-def _chunks(items: list[str], n: int = 5000):
+def _chunks(items: list, n: int = 5000):
     for i in range(0, len(items), n):
         yield items[i : i + n]
 
@@ -179,13 +179,12 @@ def apply(
             if pid not in outcomes:
                 stale.setdefault(key, []).append(pid)
                 changed.add(pid)
-    for key, who in stale.items():
-        for chunk in _chunks(who):
-            conn.execute(
-                sa.delete(ps).where(
-                    ps.c.tenant_id == tenant_id, ps.c.score_key == key, in_ids(ps.c.person_id, chunk)
-                )
-            )
+    # the replaced or dropped (person, score) rows: one DELETE, not one per score
+    gone = [(pid, key) for key, who in stale.items() for pid in who]
+    for chunk in _chunks(gone):
+        conn.execute(
+            sa.delete(ps).where(ps.c.tenant_id == tenant_id, in_pairs(ps.c.person_id, ps.c.score_key, chunk))
+        )
     if worth_bulk(conn, len(new_rows)):
         append_rows(conn, ps, new_rows)
     elif new_rows:

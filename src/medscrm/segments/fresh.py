@@ -386,6 +386,8 @@ class Refresher:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._queue: dict[str, set[str]] = {}  # tenant → persons waiting for C1 (slow lane)
+        # tenant → persons whose tags/scores C1 changed, for the fast lane's segments reading them
+        self._models_changed: dict[str, set[str]] = {}
         self._queue_cv = threading.Condition()
         self.last_error: str | None = None
         self.stats: dict[str, Any] = {
@@ -473,6 +475,14 @@ class Refresher:
             for pid, names in by_person.items():
                 affected.setdefault(tenant_id, {}).setdefault(pid, set()).update(names)
         self._pending = {}
+        if self.use_scores and self._c1 is not None and affected:
+            # C1 starts on these persons now, beside the membership updates below
+            with self._queue_cv:
+                for tenant_id, by_person in affected.items():
+                    self._queue.setdefault(tenant_id, set()).update(by_person)
+                self._queue_cv.notify_all()
+        with self._queue_cv:  # persons whose tags/scores C1 changed: segments reading those
+            models, self._models_changed = self._models_changed, {}
         t1 = time.perf_counter()
         self.stats["poll_s"] += t1 - t0
         for n, (tenant_id, by_person) in enumerate(affected.items()):
@@ -481,14 +491,20 @@ class Refresher:
             except Exception:
                 self._pending = dict(list(affected.items())[n:])  # retried next cycle
                 raise
-            if self.use_scores and self._c1 is not None:
-                with self._queue_cv:
-                    self._queue.setdefault(tenant_id, set()).update(by_person)
-                    self._queue_cv.notify_all()
-        self.stats["segments_s"] += time.perf_counter() - t1
+        t2 = time.perf_counter()
+        self.stats["segments_s"] += t2 - t1
+        for n, (tenant_id, pids) in enumerate(models.items()):
+            try:
+                self.refresh_tenant(tenant_id, pids, scores=False, models_only=True, count=False)
+            except Exception:
+                with self._queue_cv:  # retried next cycle
+                    for t, p in list(models.items())[n:]:
+                        self._models_changed.setdefault(t, set()).update(p)
+                raise
+        self.stats["c1_segments_s"] += time.perf_counter() - t2
         self.stats["cycles"] += 1
         self.stats["last_cycle_s"] = time.perf_counter() - t0
-        return bool(affected)
+        return bool(affected) or bool(models)
 
     def _slow_cycle(self) -> bool:
         with self._queue_cv:
@@ -498,17 +514,18 @@ class Refresher:
         fn = self._c1
         for tenant_id, pids in queued.items():
             ordered = sorted(pids)
-            for k in range(0, len(ordered), LOCK_CHUNK):  # C1 then the segments reading tags/scores
+            for k in range(0, len(ordered), LOCK_CHUNK):
                 part = ordered[k : k + LOCK_CHUNK]
                 t0 = time.perf_counter()
                 n = self._scores(fn, tenant_id, part, None) if fn is not None else 0
-                t1 = time.perf_counter()
                 if n:
-                    self.refresh_tenant(tenant_id, part, scores=False, models_only=True, count=False)
+                    # the segments reading tags/scores are re-evaluated by the fast lane's next cycle:
+                    # the slow lane goes on with the next C1 batch
+                    with self._queue_cv:
+                        self._models_changed.setdefault(tenant_id, set()).update(part)
                 self.stats["c1_persons"] += len(part)
                 self.stats["c1_batches"] += 1
-                self.stats["c1_s"] += t1 - t0
-                self.stats["c1_segments_s"] += time.perf_counter() - t1
+                self.stats["c1_s"] += time.perf_counter() - t0
         self.run_schedule()
         return bool(queued)
 

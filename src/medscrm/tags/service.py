@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm.common import InvalidInput, NotFound, new_id, utcnow
-from medscrm.db.query import in_ids
+from medscrm.db.query import in_ids, in_pairs
 from medscrm.db.schema import identities, person_tags, persons, segments, tag_definitions, tag_history
 from medscrm.rules import RuleContext, RuleError, SegmentInfo, compile_rule, parse
 from medscrm.rules.errors import Problem
@@ -199,13 +199,14 @@ def write_tag_changes(
 ) -> dict[str, dict[str, int]]:
     """Write new values of several tags at once: ``changes[tag_key][person_id]`` = value (None =
     remove), given the ``current`` value of each ``(person_id, tag_key)`` read by the caller. One
-    DELETE per tag for the rows that go, then one INSERT (bulk path) for all new rows and one for all
+    DELETE of the (person, tag) rows that go, then one INSERT (bulk path) for all new rows and one for all
     history rows, whatever the number of tags (the real-time refresh writes eight tags per person)."""
     pt = person_tags
     reasons = reasons or {}
     rows: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     stats: dict[str, dict[str, int]] = {}
+    gone: list[tuple[str, str]] = []  # (person, tag) rows replaced or removed
     for tag_key, values in changes.items():
         own = reasons.get(tag_key, {})
         added = [p for p, v in values.items() if v is not None and (p, tag_key) not in current]
@@ -227,12 +228,7 @@ def write_tag_changes(
             }
             for p in (*added, *changed, *removed)
         )
-        for chunk in _chunks([*removed, *changed]):
-            conn.execute(
-                sa.delete(pt).where(
-                    pt.c.tenant_id == tenant_id, pt.c.tag_key == tag_key, in_ids(pt.c.person_id, chunk)
-                )
-            )
+        gone.extend((p, tag_key) for p in (*removed, *changed))
         rows.extend(
             {
                 "tenant_id": tenant_id,
@@ -246,6 +242,10 @@ def write_tag_changes(
             for p in (*added, *changed)
         )
         stats[tag_key] = {"added": len(added), "changed": len(changed), "removed": len(removed)}
+    for chunk in _chunks(gone):
+        conn.execute(
+            sa.delete(pt).where(pt.c.tenant_id == tenant_id, in_pairs(pt.c.person_id, pt.c.tag_key, chunk))
+        )
     _insert(conn, pt, rows)
     _insert(conn, tag_history, history)
     return stats
@@ -331,7 +331,7 @@ def distribution(conn: sa.Connection, *, tenant_id: str, tag_key: str) -> dict[s
     return {str(v): int(c) for v, c in rows}
 
 
-def _chunks(items: list[str], n: int = 5000):
+def _chunks(items: list, n: int = 5000):
     for i in range(0, len(items), n):
         yield items[i : i + n]
 
