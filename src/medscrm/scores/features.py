@@ -181,6 +181,47 @@ def attributed_events(
     )
 
 
+#: the per-person aggregates (``dim = AGG_DIM`` rows of :func:`groups_query`) and their SQL types
+AGG_COLUMNS: dict[str, Any] = {
+    "n_activity": sa.BigInteger,
+    "days_activity": sa.BigInteger,
+    "n_preference": sa.BigInteger,
+    "n_history": sa.BigInteger,
+    "last_ts": sa.DateTime(timezone=True),
+    "first_ts": sa.DateTime(timezone=True),
+    "engagement_points": sa.Float,
+    "lead_points": sa.Float,
+    "academic_points": sa.Float,
+    "conversions_recent": sa.BigInteger,
+    "conversions_history": sa.BigInteger,
+    "advocacy": sa.BigInteger,
+    "interest": sa.BigInteger,
+    "weekend_w": sa.Float,
+    "preference_w": sa.Float,
+}
+AGG_DIM = "*person"
+_GROUP_COLUMNS: dict[str, Any] = {
+    "dim": sa.String,
+    "value": sa.String,
+    "n": sa.BigInteger,
+    "n_pref": sa.BigInteger,
+    "w": sa.Float,
+    "lead": sa.Float,
+    "views": sa.BigInteger,
+    "rank": sa.BigInteger,
+}
+
+
+def _padded(pid: sa.ColumnElement, given: dict[str, sa.ColumnElement]) -> list[sa.ColumnElement]:
+    """The union's columns in order: ``pid``, the group columns, the aggregate columns (NULL where a
+    part does not give them, typed so that every engine unions them)."""
+    cols = [pid.label("pid")]
+    for name, typ in (*_GROUP_COLUMNS.items(), *AGG_COLUMNS.items()):
+        v = given.get(name)
+        cols.append(sa.cast(v if v is not None else sa.null(), typ).label(name))
+    return cols
+
+
 def groups_query(
     tenant_id: str,
     cfg: dict[str, Any],
@@ -188,24 +229,50 @@ def groups_query(
     person_ids: list[str] | None,
     id_range: IdRange | None = None,
 ) -> sa.CompoundSelect:
-    """One statement, one scan of the events (a materialised CTE): per person, each event name's
-    counts and decayed lead points, and each dimension's weighted mix ranked by ``row_number()``."""
+    """One statement, one scan of the events (a materialised CTE): per person one ``AGG_DIM`` row of
+    aggregates (:data:`AGG_COLUMNS`), each event name's counts and decayed lead points, and each
+    dimension's weighted mix ranked by ``row_number()``."""
     ev = attributed_events(tenant_id, cfg, now, person_ids, id_range).cte("ev").prefix_with("MATERIALIZED")
-    in_pref = ev.c.age <= cfg["windows"]["preference"]
-    null_f = sa.cast(sa.null(), sa.Float)
-    null_i = sa.cast(sa.null(), sa.BigInteger)
+    w = cfg["windows"]
+    in_pref = ev.c.age <= w["preference"]
+    in_act = ev.c.age <= w["activity"]
+    conv = ev.c.event.in_(cfg["conversion_events"])
     parts = [
         sa.select(
-            ev.c.pid,
-            sa.literal("event").label("dim"),
-            sa.cast(ev.c.event, sa.String).label("value"),
-            sa.cast(sa.func.count(), sa.BigInteger).label("n"),
-            sa.cast(_f(in_pref, sa.func.count()), sa.BigInteger).label("n_pref"),
-            null_f.label("w"),
-            sa.cast(sa.func.sum(ev.c.pts * ev.c.w_lead), sa.Float).label("lead"),
-            null_i.label("views"),
-            null_i.label("rank"),
-        ).group_by(ev.c.pid, ev.c.event)
+            *_padded(
+                ev.c.pid,
+                {
+                    "dim": sa.literal(AGG_DIM),
+                    "n_activity": _f(in_act, sa.func.count()),
+                    "days_activity": _f(in_act, sa.func.count(sa.distinct(ev.c.day_no))),
+                    "n_preference": _f(in_pref, sa.func.count()),
+                    "n_history": sa.func.count(),
+                    "last_ts": sa.func.max(ev.c.ts),
+                    "first_ts": sa.func.min(ev.c.ts),
+                    "engagement_points": _f(in_pref, sa.func.sum(ev.c.pts * ev.c.w_pref)),
+                    "lead_points": sa.func.sum(ev.c.pts * ev.c.w_lead),
+                    "academic_points": _f(in_pref, sa.func.sum(ev.c.acad * ev.c.w_pref)),
+                    "conversions_recent": _f(sa.and_(conv, ev.c.age <= w["conversion"]), sa.func.count()),
+                    "conversions_history": _f(conv, sa.func.count()),
+                    "advocacy": _f(sa.and_(ev.c.event.in_(cfg["advocacy_events"]), in_pref), sa.func.count()),
+                    "interest": _f(sa.and_(ev.c.event.in_(cfg["interest_events"]), in_pref), sa.func.count()),
+                    "weekend_w": _f(sa.and_(in_pref, ev.c.dow >= 5), sa.func.sum(ev.c.w_pref)),
+                    "preference_w": _f(in_pref, sa.func.sum(ev.c.w_pref)),
+                },
+            )
+        ).group_by(ev.c.pid),
+        sa.select(
+            *_padded(
+                ev.c.pid,
+                {
+                    "dim": sa.literal("event"),
+                    "value": ev.c.event,
+                    "n": sa.func.count(),
+                    "n_pref": _f(in_pref, sa.func.count()),
+                    "lead": sa.func.sum(ev.c.pts * ev.c.w_lead),
+                },
+            )
+        ).group_by(ev.c.pid, ev.c.event),
     ]
     for dim in DIMENSIONS:
         col = ev.c[dim]
@@ -213,18 +280,20 @@ def groups_query(
         n = sa.func.count()
         parts.append(
             sa.select(
-                ev.c.pid,
-                sa.literal(dim).label("dim"),
-                sa.cast(col, sa.String).label("value"),
-                sa.cast(n, sa.BigInteger).label("n"),
-                sa.cast(n, sa.BigInteger).label("n_pref"),
-                sa.cast(wsum, sa.Float).label("w"),
-                null_f.label("lead"),
-                sa.cast(_f(ev.c.event == "Article Viewed", sa.func.count()), sa.BigInteger).label("views"),
-                sa.cast(
-                    sa.func.row_number().over(partition_by=ev.c.pid, order_by=(wsum.desc(), n.desc(), col)),
-                    sa.BigInteger,
-                ).label("rank"),
+                *_padded(
+                    ev.c.pid,
+                    {
+                        "dim": sa.literal(dim),
+                        "value": col,
+                        "n": n,
+                        "n_pref": n,
+                        "w": wsum,
+                        "views": _f(ev.c.event == "Article Viewed", sa.func.count()),
+                        "rank": sa.func.row_number().over(
+                            partition_by=ev.c.pid, order_by=(wsum.desc(), n.desc(), col)
+                        ),
+                    },
+                )
             )
             .where(in_pref, col.is_not(None))
             .group_by(ev.c.pid, col)
@@ -260,50 +329,24 @@ def compute(
         )
     if not out:
         return out
-    ev = attributed_events(tenant_id, cfg, now, person_ids, id_range).subquery("ev")
-    w = cfg["windows"]
-    in_pref = ev.c.age <= w["preference"]
-    in_act = ev.c.age <= w["activity"]
-    conv = ev.c.event.in_(cfg["conversion_events"])
-    agg = sa.select(
-        ev.c.pid,
-        _f(in_act, sa.func.count()).label("n_activity"),
-        _f(in_act, sa.func.count(sa.distinct(ev.c.day_no))).label("days_activity"),
-        _f(in_pref, sa.func.count()).label("n_preference"),
-        sa.func.count().label("n_history"),
-        sa.func.max(ev.c.ts).label("last_ts"),
-        sa.func.min(ev.c.ts).label("first_ts"),
-        _f(in_pref, sa.func.sum(ev.c.pts * ev.c.w_pref)).label("engagement_points"),
-        sa.func.sum(ev.c.pts * ev.c.w_lead).label("lead_points"),
-        _f(in_pref, sa.func.sum(ev.c.acad * ev.c.w_pref)).label("academic_points"),
-        _f(sa.and_(conv, ev.c.age <= w["conversion"]), sa.func.count()).label("conversions_recent"),
-        _f(conv, sa.func.count()).label("conversions_history"),
-        _f(sa.and_(ev.c.event.in_(cfg["advocacy_events"]), in_pref), sa.func.count()).label("advocacy"),
-        _f(sa.and_(ev.c.event.in_(cfg["interest_events"]), in_pref), sa.func.count()).label("interest"),
-        _f(sa.and_(in_pref, ev.c.dow >= 5), sa.func.sum(ev.c.w_pref)).label("weekend_w"),
-        _f(in_pref, sa.func.sum(ev.c.w_pref)).label("preference_w"),
-    ).group_by(ev.c.pid)
-    for r in conn.execute(agg).mappings():
-        f = out.get(r["pid"])
+    # plain tuples: this result has a row per person (the aggregates) and per event name / dimension value
+    names = ["pid", *_GROUP_COLUMNS, *AGG_COLUMNS]
+    k_agg = names.index("n_activity")
+    agg_names = list(AGG_COLUMNS)
+    for row in conn.execute(groups_query(tenant_id, cfg, now, person_ids, id_range)).all():
+        f = out.get(row[0])
         if f is None:  # an event of a person outside the scope (merged, other type)
             continue
-        for k, v in r.items():
-            if k == "pid":
-                continue
-            if k in ("last_ts", "first_ts"):
-                setattr(f, k, _utc(v))
-            elif isinstance(getattr(f, k), int):
-                setattr(f, k, int(v or 0))
-            else:
-                setattr(f, k, float(v or 0.0))
-    # plain tuples: this result has a row per person and event name / dimension value
-    for pid, dim, value, n, n_pref, w, lead, views, rank in conn.execute(
-        groups_query(tenant_id, cfg, now, person_ids, id_range)
-    ).all():
-        f = out.get(pid)
-        if f is None:
-            continue
-        if dim == "event":
+        pid, dim, value, n, n_pref, w, lead, views, rank = row[:k_agg]
+        if dim == AGG_DIM:
+            for k, v in zip(agg_names, row[k_agg:], strict=True):
+                if k in ("last_ts", "first_ts"):
+                    setattr(f, k, _utc(v))
+                elif isinstance(getattr(f, k), int):
+                    setattr(f, k, int(v or 0))
+                else:
+                    setattr(f, k, float(v or 0.0))
+        elif dim == "event":
             f.by_event[value] = {"n": int(n), "n_pref": int(n_pref or 0), "lead": float(lead or 0.0)}
         else:
             f.dims.setdefault(dim, []).append(
