@@ -321,7 +321,7 @@ def compute(
     scope = scope_persons(tenant_id, cfg, person_ids, id_range)
     out: dict[str, PersonFeatures] = {}
     q = sa.select(p.c.id, p.c.person_type, *prof_cols).where(p.c.id.in_(scope), p.c.tenant_id == tenant_id)
-    for r in conn.execute(q).mappings():
+    for r in conn.execute(q).mappings().all():  # fetchall: DuckDB's row-by-row fetch is slow
         out[r["id"]] = PersonFeatures(
             person_id=r["id"],
             person_type=r["person_type"],

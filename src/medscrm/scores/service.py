@@ -115,13 +115,15 @@ def apply(
     if whole_tenant:
         tq = tq.where(*features.person_filter(pt.c.person_id, None, id_range))
         sq = sq.where(*features.person_filter(ps.c.person_id, None, id_range))
-        cur_tags.update(((p, k), v) for p, k, v in conn.execute(tq))
-        cur_scores.update(((p, k), v) for p, k, v in conn.execute(sq))
+        cur_tags.update(((p, k), v) for p, k, v in conn.execute(tq).all())
+        cur_scores.update(((p, k), v) for p, k, v in conn.execute(sq).all())
     else:
         for chunk in _chunks(pids):
-            cur_tags.update(((p, k), v) for p, k, v in conn.execute(tq.where(in_ids(pt.c.person_id, chunk))))
+            cur_tags.update(
+                ((p, k), v) for p, k, v in conn.execute(tq.where(in_ids(pt.c.person_id, chunk))).all()
+            )
             cur_scores.update(
-                ((p, k), v) for p, k, v in conn.execute(sq.where(in_ids(ps.c.person_id, chunk)))
+                ((p, k), v) for p, k, v in conn.execute(sq.where(in_ids(ps.c.person_id, chunk))).all()
             )
     changed: set[str] = set()
     base_reason = {"model": "behaviour", "refresh": mode, "at": now.isoformat()}

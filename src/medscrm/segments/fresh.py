@@ -175,13 +175,15 @@ def refresh_persons(
             if not todo:
                 continue
             q = compile_rule(it.node, tenant_id=tenant_id, now=now, ctx=it.ctx, person_ids=todo)
-            new = set(conn.execute(q).scalars())
+            new = set(conn.execute(q).scalars().all())  # fetchall: DuckDB's row-by-row fetch is slow
             old = set(
                 conn.execute(
                     sa.select(m.c.person_id).where(
                         m.c.tenant_id == tenant_id, m.c.segment_id == it.id, in_ids(m.c.person_id, todo)
                     )
-                ).scalars()
+                )
+                .scalars()
+                .all()
             )
             changes[it.id][0].extend(sorted(new - old))
             changes[it.id][1].extend(sorted(old - new))

@@ -146,7 +146,9 @@ def list_definitions(conn: sa.Connection, *, tenant_id: str) -> list[dict[str, A
     t = tag_definitions
     return [
         dict(r)
-        for r in conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id).order_by(t.c.key)).mappings()
+        for r in conn.execute(sa.select(t).where(t.c.tenant_id == tenant_id).order_by(t.c.key))
+        .mappings()
+        .all()
     ]
 
 
