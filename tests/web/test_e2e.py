@@ -226,7 +226,19 @@ def test_rep_sees_masked_phones_and_only_own_hcps(browser, base_url, demo):
     assert shown and shown <= active_owned
     phones = [p for p in page.locator("td.phone").all_inner_texts() if p.strip()]
     assert phones and all("****" in p for p in phones)
-    pid = next(iter(shown))
+    # an owned HCP whose golden record has a phone (not any one: some have none)
+    with demo.engine.connect() as conn:
+        with_phone = sorted(
+            pid
+            for pid, attrs in conn.execute(
+                sa.select(persons.c.id, persons.c.attributes).where(
+                    persons.c.tenant_id == demo.tenant_id, persons.c.id.in_(shown)
+                )
+            ).all()
+            if (attrs or {}).get("phone")
+        )
+    assert with_phone
+    pid = with_phone[0]
     page.goto(f"{base_url}/hcps/{pid}")
     assert "****" in page.locator("tr[data-attr=phone] .val").inner_text()
     assert demo.rep_username in page.locator("body").inner_text()  # the rep owner is shown
