@@ -702,16 +702,31 @@ def store_lines(
         )
     finally:
         path.unlink(missing_ok=True)
-    # the same message twice in the batch (a client retry spooled before the first was stored):
-    # keep the first received. Checked on the keys alone, as it is rare; a window over whole rows
-    # on every flush would cost more than the rest of the statement.
-    twice = conn.execute(
-        sa.text(
-            "SELECT count(*) FROM (SELECT 1 FROM _medscrm_ev_stage GROUP BY tenant_id, source_id, "
-            "message_id HAVING count(*) > 1) x"
+    # what the batch holds, in one pass over the stage: the statements below that would find nothing
+    # to do are skipped (a flush of plain track events is then stage → events and nothing else)
+    st = (
+        conn.execute(
+            sa.text(
+                "SELECT count(*) AS n, "
+                "count(DISTINCT tenant_id || '|' || source_id || '|' || message_id) AS keys, "
+                "string_agg(DISTINCT tenant_id, ',') AS tenants, "
+                "count(*) FILTER (WHERE user_id IS NOT NULL) AS users, "
+                "count(*) FILTER (WHERE anonymous_id IS NOT NULL) AS anons, "
+                "count(*) FILTER (WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL) AS links, "
+                "count(*) FILTER (WHERE type = 'alias' AND user_id IS NOT NULL "
+                "AND previous_id IS NOT NULL) AS aliases, "
+                "count(*) FILTER (WHERE type = 'identify') AS identifies FROM _medscrm_ev_stage"
+            )
         )
-    ).scalar()
-    if twice:
+        .mappings()
+        .one()
+    )
+    if not st["n"]:
+        _drop_stage(conn)
+        return 0
+    if st["keys"] < st["n"]:
+        # the same message twice in the batch (a client retry spooled before the first was stored):
+        # keep the first received (rare: only then a window over the rows)
         conn.execute(
             sa.text(
                 "DELETE FROM _medscrm_ev_stage WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
@@ -719,9 +734,14 @@ def store_lines(
                 "FROM _medscrm_ev_stage) x WHERE rn > 1)"
             )
         )
-    tenants = conn.execute(sa.text("SELECT DISTINCT tenant_id FROM _medscrm_ev_stage")).scalars().all()
-    if any(_tenant_has_identities(conn, t) for t in tenants):
-        for col, extra in (("user_id", ""), ("anonymous_id", " AND st.person_id IS NULL")):
+    tenants = (st["tenants"] or "").split(",")
+    if any(_tenant_has_identities(conn, t) for t in tenants if t):
+        for col, extra, present in (
+            ("user_id", "", st["users"]),
+            ("anonymous_id", " AND st.person_id IS NULL", st["anons"]),
+        ):
+            if not present:
+                continue
             conn.execute(
                 sa.text(
                     "UPDATE _medscrm_ev_stage AS st SET person_id = i.person_id FROM (SELECT tenant_id, "
@@ -737,25 +757,30 @@ def store_lines(
     if stored is None or stored < 0:
         stored = conn.execute(sa.text("SELECT count(*) FROM _medscrm_ev_stage")).scalar() or 0
     link_cols = "id, tenant_id, source_id, relation, type_a, value_a, type_b, value_b, message_id, created_at"
-    conn.execute(
-        sa.text(
-            f"INSERT INTO identity_links ({link_cols}) SELECT 'il_' || replace({uuid}, '-', ''), "
-            "tenant_id, min(source_id), 'identified_as', 'anonymous_id', anonymous_id, 'user_id', "
-            "user_id, min(message_id), min(received_at) FROM _medscrm_ev_stage st "
-            "WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
-            "identity_links l WHERE l.tenant_id = st.tenant_id AND l.relation = 'identified_as' "
-            "AND l.type_a = 'anonymous_id' AND l.value_a = st.anonymous_id AND l.type_b = 'user_id' "
-            "AND l.value_b = st.user_id) GROUP BY tenant_id, anonymous_id, user_id"
+    if st["links"]:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO identity_links ({link_cols}) SELECT 'il_' || replace({uuid}, '-', ''), "
+                "tenant_id, min(source_id), 'identified_as', 'anonymous_id', anonymous_id, 'user_id', "
+                "user_id, min(message_id), min(received_at) FROM _medscrm_ev_stage st "
+                "WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                "identity_links l WHERE l.tenant_id = st.tenant_id AND l.relation = 'identified_as' "
+                "AND l.type_a = 'anonymous_id' AND l.value_a = st.anonymous_id AND l.type_b = 'user_id' "
+                "AND l.value_b = st.user_id) GROUP BY tenant_id, anonymous_id, user_id"
+            )
         )
-    )
-    conn.execute(
-        sa.text(
-            f"INSERT INTO identity_links ({link_cols}) SELECT 'il_' || replace({uuid}, '-', ''), "
-            "tenant_id, source_id, 'alias', 'user_id', user_id, 'user_id', previous_id, message_id, "
-            "received_at FROM _medscrm_ev_stage WHERE type = 'alias' AND user_id IS NOT NULL "
-            "AND previous_id IS NOT NULL"
+    if st["aliases"]:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO identity_links ({link_cols}) SELECT 'il_' || replace({uuid}, '-', ''), "
+                "tenant_id, source_id, 'alias', 'user_id', user_id, 'user_id', previous_id, message_id, "
+                "received_at FROM _medscrm_ev_stage WHERE type = 'alias' AND user_id IS NOT NULL "
+                "AND previous_id IS NOT NULL"
+            )
         )
-    )
+    if not st["identifies"]:
+        _drop_stage(conn)
+        return int(stored)
     identify = (
         conn.execute(
             sa.text(
