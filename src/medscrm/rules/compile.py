@@ -453,7 +453,7 @@ def compile_rule(
     return q.where(
         persons.c.tenant_id == tenant_id,
         persons.c.status == "active",
-        *([] if person_ids is None else [in_ids(persons.c.id, person_ids)]),
+        *([] if person_ids is None else [in_ids(persons.c.id, person_ids, row_filter=True)]),
         c.cond(node),
     )
 
