@@ -13,14 +13,15 @@ from medscrm.ingest.importer import import_file
 from medscrm.ingest.mapping import Mapping
 from medscrm.persons import review
 from medscrm.persons.service import apply_clusters, load_records
+from tests_support import rep_token
 
 
 @pytest.fixture
 def client(tenant, tmp_path):
     f = tmp_path / "crm.csv"
     f.write_text(
-        "编号,姓名,手机,邮箱,医院,科室,处方量\n1,张伟,13800138000,zw@pumch.cn,北京协和医院,心内科,120\n"
-        "2,张伟,138-0013-8000,,协和医院,心血管内科,\n3,李娜,13900139000,ln@wch.cn,华西医院,呼吸科,30\n",
+        "编号,姓名,手机,邮箱,医院,科室,处方量,负责代表\n1,张伟,13800138000,zw@pumch.cn,北京协和医院,心内科,120,刘军\n"
+        "2,张伟,138-0013-8000,,协和医院,心血管内科,,刘军\n3,李娜,13900139000,ln@wch.cn,华西医院,呼吸科,30,刘军\n",
         encoding="utf-8",
     )
     import_file(
@@ -28,7 +29,14 @@ def client(tenant, tmp_path):
         tenant_id=tenant.id,
         source="crm",
         path=f,
-        mapping=Mapping(record_key="编号", custom={"处方量": "rx_volume"}, custom_types={"rx_volume": "int"}),
+        mapping=Mapping(
+            record_key="编号",
+            custom={
+                "处方量": "rx_volume",
+                "负责代表": "owner_rep",
+            },  # the rep token's user 刘军 owns all three
+            custom_types={"rx_volume": "int"},
+        ),
     )
     with tenant.engine.begin() as c:
         recs = load_records(c, tenant.id)
@@ -38,8 +46,9 @@ def client(tenant, tmp_path):
         )
         tokens = {
             role: accounts.create_token(conn=c, tenant_id=tenant.id, role=role).token
-            for role in ("admin", "rep", "analyst")
+            for role in ("admin", "analyst")
         }
+        tokens["rep"] = rep_token(c, tenant.id)
     app = create_app(tenant.engine, spool_dir=tmp_path / "spool")
     with TestClient(app) as tc:
         tc.h = {role: {"Authorization": f"Bearer {t}"} for role, t in tokens.items()}

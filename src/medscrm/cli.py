@@ -160,7 +160,13 @@ def sources_list(tenant: TenantOpt = None) -> None:
 def tokens_create(
     role: Annotated[str, typer.Option("--role", help="admin, marketer, analyst, rep or compliance.")],
     name: Annotated[str | None, typer.Option(help="What the token is for.")] = None,
-    user: Annotated[str | None, typer.Option(help="Username the token acts as (optional).")] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="Username the token acts as (optional). A rep token sees only the HCPs this user owns "
+            "(none without a user)."
+        ),
+    ] = None,
     tenant: TenantOpt = None,
 ) -> None:
     """Create an API token. Prints the token (Authorization: Bearer …) as the last line."""

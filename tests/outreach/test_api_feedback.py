@@ -18,14 +18,18 @@ from medscrm.devtools.servers import free_port, start_sms_server, start_smtp_sin
 from medscrm.outreach.send import SendRequest, dispatch_once, request_send
 from medscrm.outreach.settings import configure_channel, set_policy
 from outreach.helpers import DAY, approved_item, grant, make_person, setup_email
+from tests_support import rep_token
 
 
-def _tokens(tenant):
+def _tokens(tenant, owned=()):
+    """A token per role; the rep's acts as a rep user who owns the persons ``owned``."""
     with tenant.engine.begin() as conn:
-        return {
+        tok = {
             role: accounts.create_token(conn=conn, tenant_id=tenant.id, role=role).token
-            for role in ("admin", "marketer", "compliance", "rep", "analyst")
+            for role in ("admin", "marketer", "compliance", "analyst")
         }
+        tok["rep"] = rep_token(conn, tenant.id, owns=owned)
+        return tok
 
 
 def _h(tok):
@@ -33,9 +37,9 @@ def _h(tok):
 
 
 def test_content_review_consents_and_sends_over_the_api(tenant, tmp_path):
-    tok = _tokens(tenant)
     with tenant.engine.begin() as conn:
         pid = make_person(conn, tenant.id, email="hcp@h.example", license_no="110101199001011234")
+    tok = _tokens(tenant, owned=[pid])
     with TestClient(create_app(tenant.engine, spool_dir=tmp_path / "spool", fsync=False)) as c:
         body = {
             "key": "dm-1",

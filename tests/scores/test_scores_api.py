@@ -13,6 +13,7 @@ from medscrm.accounts import service as accounts
 from medscrm.app import create_app
 from medscrm.db.schema import audit_log
 from medscrm.scores.service import refresh_all
+from tests_support import rep_token
 
 from .test_scores import CARDIO, add_events, add_person, beijing
 
@@ -53,8 +54,9 @@ def client(tenant, tmp_path):
         refresh_all(c, tenant_id=tenant.id, now=NOW)
         tokens = {
             role: accounts.create_token(conn=c, tenant_id=tenant.id, role=role).token
-            for role in ("admin", "rep", "analyst")
+            for role in ("admin", "analyst")
         }
+        tokens["rep"] = rep_token(c, tenant.id, owns=[rx, *others])  # a rep token sees its own HCPs only
     app = create_app(tenant.engine, spool_dir=tmp_path / "spool")
     with TestClient(app) as tc:
         tc.h = {role: {"Authorization": f"Bearer {t}"} for role, t in tokens.items()}

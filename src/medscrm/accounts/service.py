@@ -304,7 +304,10 @@ def list_tokens(*, conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
 
 
 def token_principal(*, conn: sa.Connection, token: str) -> dict[str, Any] | None:
-    """The tenant and role behind a bearer token, or None if unknown or revoked."""
+    """The tenant and role behind a bearer token, or None if unknown or revoked; with the username and
+    display name of the user the token acts as (``tokens create --user``; None when it names no
+    enabled user of its tenant): they name a rep in the sources (``web.scope.rep_keys``)."""
+    u = users
     row = (
         conn.execute(
             sa.select(
@@ -313,8 +316,18 @@ def token_principal(*, conn: sa.Connection, token: str) -> dict[str, Any] | None
                 api_tokens.c.role,
                 api_tokens.c.user_id,
                 tenants.c.slug.label("tenant_slug"),
+                u.c.username,
+                u.c.display_name.label("user_display_name"),
             )
             .join(tenants, tenants.c.id == api_tokens.c.tenant_id)
+            .outerjoin(
+                u,
+                sa.and_(
+                    u.c.id == api_tokens.c.user_id,
+                    u.c.tenant_id == api_tokens.c.tenant_id,
+                    u.c.disabled_at.is_(None),
+                ),
+            )
             .where(api_tokens.c.token_hash == sha256_hex(token), api_tokens.c.revoked_at.is_(None))
         )
         .mappings()

@@ -25,9 +25,15 @@ def health(engine: EngineDep) -> dict[str, Any]:
     return {"status": "ok", "version": __version__, "database": engine.dialect.name}
 
 
-@router.get("/me", tags=["accounts"], summary="Who the token belongs to")
+@router.get("/me", tags=["accounts"], summary="Who the token belongs to (and the user it acts as)")
 def me(p: CurrentPrincipal) -> dict[str, Any]:
-    return {"tenant": p.tenant_slug, "role": p.role, "token_id": p.token_id, "user_id": p.user_id}
+    return {
+        "tenant": p.tenant_slug,
+        "role": p.role,
+        "token_id": p.token_id,
+        "user_id": p.user_id,
+        "username": p.username,  # a rep token sees the HCPs this user owns (None: nobody)
+    }
 
 
 @router.get("/sources", tags=["accounts"], summary="Sources of the tenant")

@@ -1,4 +1,4 @@
-"""Dependencies: the engine, the bearer-token principal, role checks."""
+"""Dependencies: the engine, the bearer-token principal, role checks, which persons a principal may see."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from medscrm.accounts import service as accounts
 from medscrm.accounts.roles import can
+from medscrm.common import NotFound
+from medscrm.db.schema import persons
+from medscrm.web import scope as ownership
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `medscrm tokens create --role ROLE`.")
 
@@ -26,6 +29,9 @@ async def get_engine_dep(request: Request) -> sa.Engine:
 
 EngineDep = Annotated[sa.Engine, Depends(get_engine_dep)]
 
+#: Roles that see only the persons they own (the rep-filing rules, PIPL), as in the web console.
+SCOPED_ROLES = frozenset({"rep"})
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -34,6 +40,9 @@ class Principal:
     tenant_slug: str
     role: str
     user_id: str | None
+    #: the user the token acts as (None: no user, or a disabled one); names a rep in the sources
+    username: str | None = None
+    display_name: str | None = None
 
     @property
     def actor(self) -> str:
@@ -41,6 +50,18 @@ class Principal:
 
     def can(self, permission: str) -> bool:
         return can(self.role, permission)
+
+    def person_scope(self) -> sa.Select | None:
+        """A SELECT of the person ids this principal may see (use with ``.in_()``); None: the whole
+        tenant. A rep sees the HCPs they own (``web.scope.owned_person_ids``: CRM owner attributes,
+        WeCom contact links), matched by the username / display name of the user the token acts as;
+        a rep token with no (enabled) user behind it owns nobody."""
+        if self.role not in SCOPED_ROLES:
+            return None
+        user = {"username": self.username, "display_name": self.display_name}
+        if not ownership.rep_keys(user):
+            return sa.select(persons.c.id).where(sa.false())
+        return ownership.owned_person_ids(self.tenant_id, user)
 
 
 async def current_principal(
@@ -67,6 +88,8 @@ async def current_principal(
         tenant_slug=p["tenant_slug"],
         role=p["role"],
         user_id=p["user_id"],
+        username=p.get("username"),
+        display_name=p.get("user_display_name"),
     )
 
 
@@ -82,3 +105,29 @@ def require(permission: str):
         return p
 
     return Depends(check)
+
+
+def visible_person_id(conn: sa.Connection, p: Principal, person_id: str) -> str:
+    """The id of the person ``person_id`` names (a merged id: its survivor), if ``p`` may see them.
+
+    Raises NotFound otherwise, worded exactly as for a missing person: a rep learns nothing about
+    the HCPs they do not own, not even that they exist."""
+    # imported here: profiles.service imports api.events, which imports this module
+    from medscrm.profiles.service import resolve_person_id
+
+    pid = resolve_person_id(conn, p.tenant_id, person_id)["id"]
+    owned = p.person_scope()
+    if owned is None:
+        return pid
+    mine = sa.select(persons.c.id).where(
+        persons.c.tenant_id == p.tenant_id, persons.c.id == pid, persons.c.id.in_(owned)
+    )
+    if conn.execute(mine).first() is None:
+        raise NotFound(f"person {person_id!r} not found")
+    return pid
+
+
+def check_person_visible(conn: sa.Connection, p: Principal, person_id: str) -> None:
+    """:func:`visible_person_id` for the roles that see only their own persons; no query for the others."""
+    if p.role in SCOPED_ROLES:
+        visible_person_id(conn, p, person_id)

@@ -1,4 +1,5 @@
-"""Reading events back: newest first, filtered by person, user id, type and time."""
+"""Reading events back: newest first, filtered by person, user id, type and time. A rep token reads
+only the events of the HCPs the rep owns."""
 
 from __future__ import annotations
 
@@ -26,9 +27,15 @@ def query_events(
     before: dt.datetime | None = None,
     limit: int = 100,
     exclude_events: tuple[str, ...] = (),
+    scope: sa.Select | None = None,
 ) -> list[dict[str, Any]]:
+    """``scope``: a SELECT of the person ids whose events may be read (a rep's own HCPs); with
+    ``person_id`` that person must be among them, without it only events tagged with one of them
+    are returned (None: any)."""
     e = events
     q = sa.select(e).where(e.c.tenant_id == tenant_id)
+    if scope is not None:
+        q = q.where(sa.literal(person_id, sa.String).in_(scope) if person_id else e.c.person_id.in_(scope))
     if person_id:
         # events tagged with the person at ingestion, or carrying any user/anonymous id of the person
         ids = sa.select(identities.c.value).where(
@@ -81,6 +88,7 @@ def list_events(
             since=since,
             before=before,
             limit=limit,
+            scope=p.person_scope(),
         )
     return {
         "events": rows,

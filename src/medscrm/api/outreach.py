@@ -1,7 +1,10 @@
 """Outreach API: the content library (MLR review), consents and do-not-contact, channels and the
 sending policy, sends (list, rep-sent messages), and the public feedback endpoints: tracked links
 ``GET /r/{token}``, view beacons ``GET|POST /b/{token}``, SMS delivery receipts
-``POST /callbacks/sms/aliyun|tencent``. Errors: ``{"error", "errors": [{"field", "reason"}]}``."""
+``POST /callbacks/sms/aliyun|tencent``. Errors: ``{"error", "errors": [{"field", "reason"}]}``.
+
+A rep token reaches only the HCPs the rep owns: consents, do-not-contact and sends of any other person
+answer 404 as for a missing person, and the outbox lists sends to owned persons only."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from medscrm.api.deps import EngineDep, Principal, require
+from medscrm.api.deps import EngineDep, Principal, check_person_visible, require
 from medscrm.common import InvalidInput, MedscrmError, NotFound
 from medscrm.content import service as content
 from medscrm.db.schema import users
@@ -46,6 +49,14 @@ def _actor(conn: sa.Connection, p: Principal) -> str:
         if name:
             return name
     return p.actor
+
+
+def _check_person(conn: sa.Connection, p: Principal, person_id: str) -> None:
+    """NotFound, worded as for a missing person, unless ``p`` may see the person (a rep: their HCP)."""
+    try:
+        check_person_visible(conn, p, person_id)
+    except NotFound:
+        raise NotFound(f"person_id: person {person_id!r} not found in this tenant") from None
 
 
 # --- content ---------------------------------------------------------------------------------
@@ -182,6 +193,10 @@ class ConsentIn(BaseModel):
 @api.get("/persons/{person_id}/consents", summary="A person's consents, their history and do-not-contact")
 def get_consents(person_id: str, engine: EngineDep, p: Reader) -> Any:
     with engine.connect() as conn:
+        try:
+            _check_person(conn, p, person_id)
+        except MedscrmError as exc:
+            return _err(exc)
         return {
             "consents": consent.list_consents(conn, tenant_id=p.tenant_id, person_id=person_id),
             "history": consent.consent_log(conn, tenant_id=p.tenant_id, person_id=person_id),
@@ -201,6 +216,7 @@ def put_consent(person_id: str, body: ConsentIn, engine: EngineDep, p: Reader) -
         )
     try:
         with engine.begin() as conn:
+            _check_person(conn, p, person_id)
             consent.set_consent(
                 conn, tenant_id=p.tenant_id, person_id=person_id, actor=_actor(conn, p), **body.model_dump()
             )
@@ -213,6 +229,7 @@ def put_consent(person_id: str, body: ConsentIn, engine: EngineDep, p: Reader) -
 def add_dnc(person_id: str, engine: EngineDep, p: Reader, body: Annotated[ReasonIn, Body()]) -> Any:
     try:
         with engine.begin() as conn:
+            _check_person(conn, p, person_id)
             consent.set_dnc(
                 conn,
                 tenant_id=p.tenant_id,
@@ -228,6 +245,10 @@ def add_dnc(person_id: str, engine: EngineDep, p: Reader, body: Annotated[Reason
 @api.delete("/persons/{person_id}/dnc", summary="Remove the person from the do-not-contact list")
 def remove_dnc(person_id: str, engine: EngineDep, p: Writer) -> Any:
     with engine.begin() as conn:
+        try:
+            _check_person(conn, p, person_id)
+        except MedscrmError as exc:
+            return _err(exc)
         return {
             "removed": consent.clear_dnc(
                 conn, tenant_id=p.tenant_id, person_id=person_id, actor=_actor(conn, p)
@@ -251,6 +272,7 @@ class SendIn(BaseModel):
 def create_send(body: SendIn, engine: EngineDep, p: Reader) -> Any:
     try:
         with engine.begin() as conn:
+            _check_person(conn, p, body.person_id)  # a rep messages their own HCPs only
             actor = _actor(conn, p)
             origin = f"rep:{actor}" if p.role == "rep" else f"api:{actor}"
             out = sending.request_send(
@@ -286,8 +308,11 @@ def list_sends(
             content_id=content_id,
             origin_prefix=origin,
             limit=limit,
+            scope=p.person_scope(),
         )
-        counts = sending.send_counts(conn, tenant_id=p.tenant_id, origin_prefix=origin)
+        counts = sending.send_counts(
+            conn, tenant_id=p.tenant_id, origin_prefix=origin, scope=p.person_scope()
+        )
     return {"sends": rows, "count": len(rows), "totals": counts}
 
 
@@ -295,6 +320,11 @@ def list_sends(
 def get_send(send_id: str, engine: EngineDep, p: Reader) -> Any:
     with engine.connect() as conn:
         row = sending.get_send(conn, tenant_id=p.tenant_id, send_id=send_id)
+        try:
+            if row:
+                _check_person(conn, p, row["person_id"])
+        except NotFound:
+            row = None
     if not row:
         return _err(NotFound(f"send_id: send {send_id!r} not found"))
     return row

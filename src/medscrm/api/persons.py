@@ -1,4 +1,7 @@
-"""Profile API: one person, lookup by identifier, search, timeline, lineage, source records."""
+"""Profile API: one person, lookup by identifier, search, timeline, lineage, source records.
+
+A rep token sees only the HCPs the rep owns (``Principal.person_scope``): other persons answer 404
+exactly like missing ones and never appear in a search."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 
 from medscrm.accounts.audit_writer import AuditFailed, audit_committed
-from medscrm.api.deps import EngineDep, Principal, require
+from medscrm.api.deps import EngineDep, Principal, check_person_visible, require, visible_person_id
 from medscrm.common import NotFound
 from medscrm.profiles import service as profiles
 
@@ -33,13 +36,18 @@ def lookup(
 ) -> dict[str, Any]:
     def find(conn: sa.Connection) -> str:
         try:
-            return profiles.lookup(conn, tenant_id=p.tenant_id, type_=type, value=value)
+            return profiles.lookup(
+                conn, tenant_id=p.tenant_id, type_=type, value=value, scope=p.person_scope()
+            )
         except ValueError as exc:
             raise HTTPException(422, detail={"field": "type", "reason": str(exc)}) from exc
         except NotFound as exc:
             raise _404(exc, "value") from exc
 
-    return _audited_profile(engine, p, find)
+    try:
+        return _audited_profile(engine, p, find)
+    except NotFound as exc:  # a person the principal may not see: answered as an unknown identifier
+        raise _404(NotFound(f"no person with {type} {value!r}"), "value") from exc
 
 
 def _read_conn(engine: sa.Engine) -> sa.Connection:
@@ -56,8 +64,10 @@ def _audited_profile(engine: sa.Engine, p: Principal, find: Callable[[sa.Connect
     is committed (group commit, see :mod:`medscrm.accounts.audit_writer`): a read that cannot be
     audited is not answered."""
     with _read_conn(engine) as conn:
+        person_id = find(conn)
+        check_person_visible(conn, p, person_id)  # before anything is read (and audited)
         prof = profiles.get_profile(
-            conn, tenant_id=p.tenant_id, person_id=find(conn), role=p.role, actor=p.actor, audit=False
+            conn, tenant_id=p.tenant_id, person_id=person_id, role=p.role, actor=p.actor, audit=False
         )
     try:
         audit_committed(
@@ -90,6 +100,7 @@ def search(
             role=p.role,
             limit=limit,
             offset=offset,
+            scope=p.person_scope(),
         )
     return {"persons": rows, "count": len(rows)}
 
@@ -112,6 +123,7 @@ def timeline(
 ) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
+            check_person_visible(conn, p, person_id)
             rows = profiles.timeline(
                 conn, tenant_id=p.tenant_id, person_id=person_id, limit=limit, before=before, role=p.role
             )
@@ -124,7 +136,7 @@ def timeline(
 def records(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
-            pid = profiles.resolve_person_id(conn, p.tenant_id, person_id)["id"]
+            pid = visible_person_id(conn, p, person_id)
             return {"records": profiles.records_of(conn, tenant_id=p.tenant_id, person_id=pid, role=p.role)}
     except NotFound as exc:
         raise _404(exc) from exc

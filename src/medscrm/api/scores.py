@@ -1,5 +1,9 @@
 """Scores API (HCP360 behaviour model): distributions for the dashboard, micro-segment descriptions,
-refreshes, one person's scores and stage, and the tag query (persons holding a tag value)."""
+refreshes, one person's scores and stage, and the tag query (persons holding a tag value).
+
+A rep token sees only the HCPs the rep owns: one person's scores answer 404 for any other, the tag
+query lists (and counts) owned persons only; distributions and micro-segments stay tenant-wide
+aggregates (no person in them)."""
 
 from __future__ import annotations
 
@@ -11,10 +15,9 @@ from pydantic import BaseModel, Field
 
 from medscrm.accounts import service as accounts
 from medscrm.accounts.roles import can
-from medscrm.api.deps import EngineDep, Principal, require
+from medscrm.api.deps import EngineDep, Principal, require, visible_person_id
 from medscrm.common import InvalidInput, NotFound
 from medscrm.db.schema import persons
-from medscrm.profiles.service import resolve_person_id
 from medscrm.scores import service as scores
 from medscrm.scores.model import hide_prescription_detail
 from medscrm.tags import service as tags
@@ -86,7 +89,7 @@ def refresh_micro(engine: EngineDep, p: Writer, body: MicroBody | None = None) -
 def person_scores(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
-            pid = resolve_person_id(conn, p.tenant_id, person_id)["id"]
+            pid = visible_person_id(conn, p, person_id)
             return {
                 "person_id": pid,
                 "scores": scores.scores_of(
@@ -110,7 +113,13 @@ def tag_persons(
     try:
         with engine.begin() as conn:
             res = tags.persons_with_tag(
-                conn, tenant_id=p.tenant_id, tag_key=key, value=value, limit=limit, offset=offset
+                conn,
+                tenant_id=p.tenant_id,
+                tag_key=key,
+                value=value,
+                limit=limit,
+                offset=offset,
+                scope=p.person_scope(),
             )
             ids = [r["person_id"] for r in res["persons"]]
             attrs = {}

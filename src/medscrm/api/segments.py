@@ -1,5 +1,8 @@
 """Segments and tags API: preview, CRUD, refresh, members, CSV export; tag definitions, evaluation,
-a person's tags. Rule errors are 422 ``{"errors": [{"path", "reason"}]}``."""
+a person's tags. Rule errors are 422 ``{"errors": [{"path", "reason"}]}``.
+
+A rep token sees only the HCPs the rep owns (``Principal.person_scope``): previews, member listings
+and exports leave the others out; a segment's ``member_count`` stays the tenant-wide figure."""
 
 from __future__ import annotations
 
@@ -9,9 +12,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from medscrm.api.deps import EngineDep, Principal, require
+from medscrm.api.deps import EngineDep, Principal, require, visible_person_id
 from medscrm.common import NotFound
-from medscrm.profiles.service import resolve_person_id
 from medscrm.rules import RuleError
 from medscrm.segments import service as segs
 from medscrm.tags import service as tags
@@ -94,7 +96,12 @@ def preview(body: PreviewIn, engine: EngineDep, p: Reader) -> Any:
     try:
         with engine.connect() as conn:
             return segs.preview(
-                conn, tenant_id=p.tenant_id, rule=body.rule, sample=body.sample, fields=body.fields
+                conn,
+                tenant_id=p.tenant_id,
+                rule=body.rule,
+                sample=body.sample,
+                fields=body.fields,
+                scope=p.person_scope(),
             )
     except RuleError as exc:
         return _422(exc)
@@ -181,7 +188,15 @@ def segment_members(
 ) -> Any:
     try:
         with engine.connect() as conn:
-            rows = segs.members(conn, tenant_id=p.tenant_id, key=key, role=p.role, limit=limit, offset=offset)
+            rows = segs.members(
+                conn,
+                tenant_id=p.tenant_id,
+                key=key,
+                role=p.role,
+                limit=limit,
+                offset=offset,
+                scope=p.person_scope(),
+            )
     except NotFound as exc:
         return _404(exc, "key")
     return {"members": rows, "count": len(rows)}
@@ -191,7 +206,7 @@ def segment_members(
 def export_segment(key: str, engine: EngineDep, p: Reader) -> Response:
     try:
         with engine.connect() as conn:
-            text = segs.export_csv(conn, tenant_id=p.tenant_id, key=key, role=p.role)
+            text = segs.export_csv(conn, tenant_id=p.tenant_id, key=key, role=p.role, scope=p.person_scope())
     except NotFound as exc:
         return _404(exc, "key")
     return Response(
@@ -230,7 +245,7 @@ def evaluate_tags(engine: EngineDep, p: Writer, body: EvaluateIn | None = None) 
 def person_tags(person_id: str, engine: EngineDep, p: Reader) -> Any:
     try:
         with engine.connect() as conn:
-            pid = resolve_person_id(conn, p.tenant_id, person_id)["id"]
+            pid = visible_person_id(conn, p, person_id)
             return {
                 "person_id": pid,
                 "tags": tags.tags_of(conn, tenant_id=p.tenant_id, person_id=pid),

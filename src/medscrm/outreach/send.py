@@ -203,9 +203,13 @@ def list_sends(
     content_id: str | None = None,
     origin_prefix: str | None = None,
     limit: int = 100,
+    scope: sa.Select | None = None,
 ) -> list[dict[str, Any]]:
+    """Sends, newest first; ``scope``: to these person ids only (a SELECT: a rep's own HCPs)."""
     s = sends
     q = sa.select(s).where(s.c.tenant_id == tenant_id)
+    if scope is not None:
+        q = q.where(s.c.person_id.in_(scope))
     if person_id:
         q = q.where(s.c.person_id == person_id)
     if status:
@@ -218,10 +222,19 @@ def list_sends(
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def send_counts(conn: sa.Connection, *, tenant_id: str, origin_prefix: str | None = None) -> dict[str, Any]:
-    """``{status: n}`` and ``blocked: {reason: n}`` (for journey step statistics)."""
+def send_counts(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    origin_prefix: str | None = None,
+    scope: sa.Select | None = None,
+) -> dict[str, Any]:
+    """``{status: n}`` and ``blocked: {reason: n}`` (for journey step statistics); ``scope``: sends to
+    these person ids only."""
     s = sends
     q = sa.select(s.c.status, s.c.reason, sa.func.count()).where(s.c.tenant_id == tenant_id)
+    if scope is not None:
+        q = q.where(s.c.person_id.in_(scope))
     if origin_prefix:
         q = q.where(s.c.origin.startswith(origin_prefix, autoescape=True))
     out: dict[str, Any] = {"blocked_by_reason": {}}

@@ -25,6 +25,9 @@ LOOKUP_TYPES = {
 PII_IDENTITY_TYPES = {"phone", "email", "license_no", "wechat_unionid", "wecom_external_userid"}
 #: attributes a rep may never see: per-HCP prescription volume (医药代表备案管理办法 2020)
 PRESCRIPTION_ATTRIBUTES = ("rx_volume", "prescriptions", "prescription_volume", "处方量")
+#: custom attributes shown as ``***`` to roles without PII rights (office phone, WeChat openid, the
+#: rep's free-text remark, which often holds a mobile number); the API and the console agree
+EXTRA_PII = ("office_phone", "wechat_openid", "rep_remark")
 
 
 def _mask_value(kind: str, value: Any) -> Any:
@@ -43,6 +46,9 @@ def _visible(attrs: dict[str, Any], role: str) -> dict[str, Any]:
         for k in ("phone", "email", "license_no", "wechat_unionid", "wecom_external_userid"):
             if out.get(k):
                 out[k] = _mask_value(k, out[k])
+        for k in EXTRA_PII:
+            if out.get(k):
+                out[k] = "***"
     if not can(role, "prescriptions.read"):
         for k in PRESCRIPTION_ATTRIBUTES:
             out.pop(k, None)
@@ -148,8 +154,12 @@ def _segments_of(conn: sa.Connection, tenant_id: str, person_id: str) -> list[di
     return segments_of(conn, tenant_id=tenant_id, person_id=person_id)
 
 
-def lookup(conn: sa.Connection, *, tenant_id: str, type_: str, value: str) -> str:
-    """Person id for an identifier (phone/email are normalised the way imports normalise them)."""
+def lookup(
+    conn: sa.Connection, *, tenant_id: str, type_: str, value: str, scope: sa.Select | None = None
+) -> str:
+    """Person id for an identifier (phone/email are normalised the way imports normalise them).
+
+    ``scope``: a SELECT of the person ids the caller may see (a rep's own HCPs); None: any."""
     from medscrm.schema import person as schema
 
     kind = LOOKUP_TYPES.get(type_)
@@ -161,12 +171,12 @@ def lookup(conn: sa.Connection, *, tenant_id: str, type_: str, value: str) -> st
         "license_no": schema.normalize_license_no,
     }.get(kind)
     v = norm(value) if norm else value.strip()
-    pid = conn.execute(
-        sa.select(identities.c.person_id)
-        .where(identities.c.tenant_id == tenant_id, identities.c.type == kind, identities.c.value == v)
-        .order_by(identities.c.person_id)
-        .limit(1)
-    ).scalar()
+    q = sa.select(identities.c.person_id).where(
+        identities.c.tenant_id == tenant_id, identities.c.type == kind, identities.c.value == v
+    )
+    if scope is not None:
+        q = q.where(identities.c.person_id.in_(scope))
+    pid = conn.execute(q.order_by(identities.c.person_id).limit(1)).scalar()
     if not pid:
         raise NotFound(f"no person with {type_} {value!r}")
     return pid
@@ -183,8 +193,10 @@ def search(
     role: str = "analyst",
     limit: int = 50,
     offset: int = 0,
+    scope: sa.Select | None = None,
 ) -> list[dict[str, Any]]:
-    """Search golden records by name / hospital / department (substring, case-insensitive)."""
+    """Search golden records by name / hospital / department (substring, case-insensitive);
+    ``scope``: only these person ids (a SELECT: a rep's own HCPs)."""
     p = persons
     attr = p.c.attributes
     name_col = sa.cast(attr["name"].as_string(), sa.String)
@@ -199,6 +211,8 @@ def search(
         stmt = stmt.where(sa.cast(attr["department"].as_string(), sa.String).ilike(f"%{department}%"))
     if person_type:
         stmt = stmt.where(p.c.person_type == person_type)
+    if scope is not None:
+        stmt = stmt.where(p.c.id.in_(scope))
     rows = conn.execute(stmt.order_by(name_col, p.c.id).limit(limit).offset(offset)).mappings().all()
     keep = ("name", "hospital", "department", "title", "city", "phone", "email")
     return [

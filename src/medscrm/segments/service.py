@@ -101,9 +101,13 @@ def preview(
     sample: int = 10,
     now: dt.datetime | None = None,
     fields: dict[str, str] | None = None,
+    scope: sa.Select | None = None,
 ) -> dict[str, Any]:
-    """Count (one COUNT query) and a small sample of person ids matching ``rule``."""
+    """Count (one COUNT query) and a small sample of person ids matching ``rule``; ``scope``: among
+    these person ids only (a SELECT: a rep's own HCPs)."""
     q = _compiled(conn, tenant_id=tenant_id, rule=rule, now=now or utcnow(), fields=fields)
+    if scope is not None:
+        q = q.where(persons.c.id.in_(scope))
     count = conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
     ids = list(conn.execute(q.order_by(persons.c.id).limit(sample)).scalars()) if sample else []
     return {"count": count, "sample": ids}
@@ -269,19 +273,26 @@ def refresh(
 
 
 def members(
-    conn: sa.Connection, *, tenant_id: str, key: str, role: str, limit: int = 100, offset: int = 0
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    key: str,
+    role: str,
+    limit: int = 100,
+    offset: int = 0,
+    scope: sa.Select | None = None,
 ) -> list[dict[str, Any]]:
-    """Members with name/hospital/department/title (+ phone/e-mail, masked unless the role reads PII)."""
+    """Members with name/hospital/department/title (+ phone/e-mail, masked unless the role reads PII);
+    ``scope``: only these person ids (a SELECT: a rep's own HCPs)."""
     seg = get(conn, tenant_id=tenant_id, key=key)
     m, p = segment_members, persons
-    q = (
-        sa.select(m.c.person_id, m.c.since, p.c.attributes)
-        .join(p, sa.and_(p.c.tenant_id == m.c.tenant_id, p.c.id == m.c.person_id))
-        .where(m.c.tenant_id == tenant_id, m.c.segment_id == seg["id"])
-        .order_by(m.c.person_id)
-        .limit(limit)
-        .offset(offset)
+    q = sa.select(m.c.person_id, m.c.since, p.c.attributes).join(
+        p, sa.and_(p.c.tenant_id == m.c.tenant_id, p.c.id == m.c.person_id)
     )
+    q = q.where(m.c.tenant_id == tenant_id, m.c.segment_id == seg["id"])
+    if scope is not None:
+        q = q.where(m.c.person_id.in_(scope))
+    q = q.order_by(m.c.person_id).limit(limit).offset(offset)
     out = []
     for r in conn.execute(q):
         attrs = _visible(r.attributes or {}, role)
@@ -295,8 +306,11 @@ def members(
     return out
 
 
-def export_csv(conn: sa.Connection, *, tenant_id: str, key: str, role: str) -> str:
-    """All members as CSV text (UTF-8 with BOM for Excel); PII masked unless ``role`` may read PII."""
+def export_csv(
+    conn: sa.Connection, *, tenant_id: str, key: str, role: str, scope: sa.Select | None = None
+) -> str:
+    """All members as CSV text (UTF-8 with BOM for Excel); PII masked unless ``role`` may read PII;
+    ``scope``: only these person ids (a SELECT: a rep's own HCPs)."""
     buf = io.StringIO()
     buf.write("\ufeff")
     cols = ("person_id", *EXPORT_FIELDS, *PII_EXPORT_FIELDS)
@@ -304,7 +318,7 @@ def export_csv(conn: sa.Connection, *, tenant_id: str, key: str, role: str) -> s
     w.writeheader()
     offset = 0
     while True:
-        page = members(conn, tenant_id=tenant_id, key=key, role=role, limit=5000, offset=offset)
+        page = members(conn, tenant_id=tenant_id, key=key, role=role, limit=5000, offset=offset, scope=scope)
         w.writerows(page)
         if len(page) < 5000:
             break

@@ -301,14 +301,18 @@ def persons_with_tag(
     value: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    scope: sa.Select | None = None,
 ) -> dict[str, Any]:
     """Persons holding a tag (any value, or ``value``), paginated by person id: ``{total, persons}``
-    with each person's id, value, since and reason."""
+    with each person's id, value, since and reason; ``scope``: among these person ids only (a SELECT:
+    a rep's own HCPs; ``total`` counts them only)."""
     get_definition(conn, tenant_id=tenant_id, key=tag_key)
     pt = person_tags
     cond = [pt.c.tenant_id == tenant_id, pt.c.tag_key == tag_key]
     if value is not None:
         cond.append(pt.c.value == value)
+    if scope is not None:
+        cond.append(pt.c.person_id.in_(scope))
     total = conn.execute(sa.select(sa.func.count()).select_from(pt).where(*cond)).scalar() or 0
     rows = conn.execute(
         sa.select(pt.c.person_id, pt.c.value, pt.c.since, pt.c.reason)

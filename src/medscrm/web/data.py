@@ -34,15 +34,13 @@ from medscrm.db.schema import (
     sources,
     tag_history,
 )
-from medscrm.profiles.service import _visible
+from medscrm.profiles.service import EXTRA_PII, _visible
 
 log = logging.getLogger("medscrm.web")
 
 CHANNEL_IDENTITIES = ("wecom_external_userid", "wechat_unionid", "phone", "email")
 AIPL_ORDER = ("aware", "interest", "purchase", "loyal")
 LIFECYCLE_ORDER = ("registered", "adopted", "active", "advocate", "converted", "dormant", "churned")
-#: extra golden-record keys masked for roles without PII rights (beyond profiles._visible)
-EXTRA_PII = ("office_phone", "wechat_openid", "rep_remark")
 
 
 def optional_module(name: str):
