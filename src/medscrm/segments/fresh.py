@@ -74,6 +74,11 @@ class _Plan:
     built_at: float
     items: list[_Item] = field(default_factory=list)
 
+    def reading_models(self) -> _Plan:
+        """Only the segments whose rules read tags or scores."""
+        keep = [it for it in self.items if it.reads_models]
+        return _Plan(signature=self.signature, built_at=self.built_at, items=keep)
+
 
 def _rule_reads(rule: Any, segs: dict[str, Any], seen: frozenset[str] = frozenset()) -> tuple[set[str], bool]:
     """(event names, reads tags/scores) of a JSON rule, through the dynamic segments it refers to."""
@@ -146,7 +151,7 @@ def refresh_persons(
     now: dt.datetime | None = None,
     plan: _Plan | None = None,
     events: Mapping[str, Iterable[str]] | None = None,
-    models_changed: bool | Iterable[str] = True,
+    models_changed: bool = True,
 ) -> dict[str, dict[str, int]]:
     """Re-evaluate the tenant's dynamic segments for just ``person_ids``; write the differences
     (members and entered/exited history). Returns ``{segment_key: {"entered": n, "exited": m}}`` for
@@ -154,32 +159,19 @@ def refresh_persons(
 
     ``events`` (person → names of their new events) narrows the work to what can have changed: a
     segment is re-evaluated for a person when its rule reads one of those events, or reads tags/scores
-    and the person's tags/scores changed — ``models_changed``: True (all of ``person_ids``: C1's
-    real-time tags ran for them), False (none) or the persons whose tags/scores changed. Without
-    ``events``: every segment for every person. Each segment is evaluated once per chunk, for the
-    union of the persons that need it (new events or new tags/scores alike)."""
+    and ``models_changed`` (C1's real-time tags ran for them). Without ``events``: every segment."""
     now = now or utcnow()
     pids = sorted(set(person_ids))
     plan = plan or build_plan(conn, tenant_id=tenant_id)
     names = {p: set(v) for p, v in events.items()} if events is not None else None
-    models: set[str] | None = None  # None: every person's tags/scores may have changed
-    if models_changed is False:
-        models = set()
-    elif models_changed is not True:
-        models = set(models_changed)
     changes: dict[str, tuple[list[str], list[str]]] = {it.id: ([], []) for it in plan.items}
     m = segment_members
     for i in range(0, len(pids), CHUNK):
         chunk = pids[i : i + CHUNK]
         for it in plan.items:
             todo = chunk
-            if names is not None and not (it.reads_models and models is None):
-                reads_models = it.reads_models and bool(models)
-                todo = [
-                    p
-                    for p in chunk
-                    if (reads_models and p in models) or not it.events.isdisjoint(names.get(p, ()))
-                ]
+            if names is not None and not (it.reads_models and models_changed):
+                todo = [p for p in chunk if not it.events.isdisjoint(names.get(p, ()))]
             if not todo:
                 continue
             q = compile_rule(it.node, tenant_id=tenant_id, now=now, ctx=it.ctx, person_ids=todo)
@@ -414,9 +406,8 @@ class Refresher:
             "segments_s": 0.0,
             "c1_persons": 0,  # slow lane: persons given to C1's real-time refresh, in how many batches
             "c1_batches": 0,
-            "c1_s": 0.0,  # … and the time C1 took
-            # persons whose tags/scores C1 changed, re-evaluated by the fast lane (in its segments_s)
-            "models_persons": 0,
+            "c1_s": 0.0,  # … the time C1 took, and the re-evaluation of the segments reading its output
+            "c1_segments_s": 0.0,
             "visible_lag_max_s": None,
             "visible_lag_mean_s": None,
         }
@@ -496,31 +487,23 @@ class Refresher:
             models, self._models_changed = self._models_changed, {}
         t1 = time.perf_counter()
         self.stats["poll_s"] += t1 - t0
-        # one evaluation per segment for everyone that needs it this cycle: persons with new events
-        # (the segments reading those events) and persons whose tags/scores C1 changed (the segments
-        # reading tags/scores) alike — not one query for each group
-        tenants = list(dict.fromkeys([*affected, *models]))
-        for n, tenant_id in enumerate(tenants):
-            by_person = affected.get(tenant_id, {})
-            changed_models = models.get(tenant_id, set())
+        for n, (tenant_id, by_person) in enumerate(affected.items()):
             try:
-                self.refresh_tenant(
-                    tenant_id,
-                    set(by_person) | changed_models,
-                    scores=False,
-                    events=by_person,
-                    models_changed=changed_models,
-                )
+                self.refresh_tenant(tenant_id, by_person, scores=False, events=by_person)
             except Exception:
-                for t in tenants[n:]:  # retried next cycle
-                    if t in affected:
-                        self._pending[t] = affected[t]
-                    if t in models:
-                        with self._queue_cv:
-                            self._models_changed.setdefault(t, set()).update(models[t])
+                self._pending = dict(list(affected.items())[n:])  # retried next cycle
                 raise
-            self.stats["models_persons"] += len(changed_models)
-        self.stats["segments_s"] += time.perf_counter() - t1
+        t2 = time.perf_counter()
+        self.stats["segments_s"] += t2 - t1
+        for n, (tenant_id, pids) in enumerate(models.items()):
+            try:
+                self.refresh_tenant(tenant_id, pids, scores=False, models_only=True, count=False)
+            except Exception:
+                with self._queue_cv:  # retried next cycle
+                    for t, p in list(models.items())[n:]:
+                        self._models_changed.setdefault(t, set()).update(p)
+                raise
+        self.stats["c1_segments_s"] += time.perf_counter() - t2
         self.stats["cycles"] += 1
         self.stats["last_cycle_s"] = time.perf_counter() - t0
         return bool(affected) or bool(models)
@@ -730,19 +713,22 @@ class Refresher:
         now: dt.datetime | None = None,
         scores: bool = True,
         events: Mapping[str, Iterable[str]] | None = None,
-        models_changed: Iterable[str] | None = None,
+        models_only: bool = False,
+        count: bool = True,
     ) -> dict:
         """C1's real-time tags and scores first when ``scores`` (rules may read them), then the
-        segments: with ``events`` (person → new event names) only where those events or tags/scores
-        can move someone — tags/scores of all the persons after C1 ran here, else of the persons in
-        ``models_changed`` (C1 ran for them in the slow lane)."""
+        segments: with ``events`` (person → new event names) only where those events or (after C1)
+        tags/scores can move someone; with ``models_only`` only the segments reading tags/scores."""
         pids = sorted(person_ids)
-        self.stats["persons"] += len(pids)
+        if count:
+            self.stats["persons"] += len(pids)
         fn = self._c1 if scores else None
         if fn is not None:
             self._scores(fn, tenant_id, pids, now)
         with self.engine.connect() as conn:
             plan = self.plan(conn, tenant_id)
+        if models_only:
+            plan = plan.reading_models()
         if not plan.items:
             return {}
         changed: dict[str, dict[str, int]] = {}
@@ -760,7 +746,7 @@ class Refresher:
                         now=now,
                         plan=plan,
                         events=events,
-                        models_changed=True if fn is not None else (models_changed or False),
+                        models_changed=fn is not None or models_only,
                     ),
                 )
             for key, v in got.items():
