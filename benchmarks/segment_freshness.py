@@ -209,7 +209,7 @@ def measure_server(db: Database, write_key: str, token: str, args, persons: int)
                     with lock:
                         for m in r.json()["members"]:
                             seen.setdefault(m["person_id"], now)
-                time.sleep(0.02)
+                time.sleep(args.poll_every)
 
         c1_sent: dict[str, float] = {}
         c1_seen: dict[str, float] = {}
@@ -231,7 +231,7 @@ def measure_server(db: Database, write_key: str, token: str, args, persons: int)
                     ]
                     if at and max(at) >= t:
                         c1_seen[p] = time.time()
-                time.sleep(0.05)
+                time.sleep(args.poll_every)
 
         t_end = float("inf")
         poller = threading.Thread(target=poll, daemon=True)
@@ -369,6 +369,13 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0, help="background events/s")
     ap.add_argument("--seconds", type=float, default=None, help="probe period (load runs 2 s longer)")
     ap.add_argument("--probe-every", type=float, default=0.1)
+    ap.add_argument(
+        "--poll-every",
+        type=float,
+        default=0.1,
+        help="pause between two reads of the probe segment's members (and of C1's pending probes); "
+        "the latency is rounded up by at most this, and the reads load the server they measure",
+    )
     ap.add_argument("--persons", type=int)
     ap.add_argument("--events", type=int)
     ap.add_argument("--reference-updates", type=int, default=50)
