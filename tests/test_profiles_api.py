@@ -196,3 +196,65 @@ def test_rep_timeline_has_no_prescription_events(client):
         ("Article Viewed", ["rx_volume", "therapy_area"]),
     ]
     assert names("rep") == [("Article Viewed", ["therapy_area"])]
+
+
+def test_events_mask_personal_data_and_hide_prescriptions_by_role(client):
+    """/events and the timeline: traits, properties and context (IP, device ids) masked for roles
+    without PII rights; prescription events and properties left out for the rep (as in the profile)."""
+    import datetime as dt
+
+    from medscrm.db.bulk import append_rows
+    from medscrm.db.schema import events, sources
+
+    pid = client.get(
+        "/api/v1/persons/lookup", params={"type": "email", "value": "zw@pumch.cn"}, headers=client.h["admin"]
+    ).json()["person_id"]
+    now = dt.datetime(2026, 11, 2, 2, 0, tzinfo=dt.UTC)
+    ctx = {"ip": "203.0.113.77", "device": {"id": "dev-123456", "model": "iPhone"}, "locale": "zh-CN"}
+    with client.tenant.engine.begin() as c:
+        src = c.execute(sa.select(sources.c.id).where(sources.c.tenant_id == client.tenant.id)).scalar()
+        append_rows(
+            c,
+            events,
+            [
+                {
+                    "id": f"ev_pii_{i}",
+                    "tenant_id": client.tenant.id,
+                    "source_id": src,
+                    "message_id": f"pii-{i}",
+                    "type": typ,
+                    "event": name,
+                    "person_id": pid,
+                    "timestamp": now + dt.timedelta(minutes=i),
+                    "received_at": now + dt.timedelta(minutes=i),
+                    "properties": props,
+                    "traits": traits,
+                    "context": ctx,
+                }
+                for i, (typ, name, props, traits) in enumerate(
+                    [
+                        ("identify", None, None, {"phone": "13800138000", "email": "zw@pumch.cn"}),
+                        ("track", "Prescription Intent", {"product": "X", "rx_volume": 40}, None),
+                    ]
+                )
+            ],
+        )
+
+    def read(role, path):
+        r = client.get(path, headers=client.h[role])
+        assert r.status_code == 200, r.text
+        return {e["id"]: e for e in r.json()["events"] if e["id"].startswith("ev_pii_")}
+
+    for path in ("/api/v1/events?person_id=" + pid, f"/api/v1/persons/{pid}/timeline"):
+        admin, analyst, rep = (read(role, path) for role in ("admin", "analyst", "rep"))
+        assert admin["ev_pii_0"]["traits"]["phone"] == "13800138000"
+        assert admin["ev_pii_0"]["context"]["ip"] == "203.0.113.77"
+        assert admin["ev_pii_0"]["context"]["device"]["id"] == "dev-123456"
+        for seen in (analyst, rep):
+            ev = seen["ev_pii_0"]
+            assert "13800138000" not in str(ev) and "zw@pumch.cn" not in str(ev)
+            assert ev["context"]["ip"] != "203.0.113.77" and "***" in ev["context"]["ip"]
+            assert ev["context"]["device"] == {"id": "***", "model": "iPhone"}
+            assert ev["context"]["locale"] == "zh-CN"
+        assert analyst["ev_pii_1"]["properties"] == {"product": "X", "rx_volume": 40}
+        assert "ev_pii_1" not in rep

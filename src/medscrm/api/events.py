@@ -77,6 +77,9 @@ def list_events(
             raise HTTPException(
                 422, detail={"field": name, "reason": "give a time zone, e.g. 2026-01-01T00:00:00Z"}
             )
+    # imported here: profiles.service imports this module
+    from medscrm.profiles.service import hidden_events, redact_event
+
     with engine.connect() as conn:
         rows = query_events(
             conn,
@@ -88,8 +91,10 @@ def list_events(
             since=since,
             before=before,
             limit=limit,
+            exclude_events=hidden_events(p.role),
             scope=p.person_scope(),
         )
+    rows = [redact_event(r, p.role) for r in rows]
     return {
         "events": rows,
         "count": len(rows),

@@ -247,6 +247,34 @@ def records_of(conn: sa.Connection, *, tenant_id: str, person_id: str, role: str
 PRESCRIPTION_EVENTS = ("Prescription Intent",)
 
 
+#: event context fields that identify a network or a device (personal information under PIPL):
+#: shown masked to roles without PII rights, as phone numbers are
+CONTEXT_PII = ("ip",)
+DEVICE_PII = ("id", "advertisingId", "token")
+
+
+def redact_event(row: dict[str, Any], role: str) -> dict[str, Any]:
+    """A stored event as ``role`` may see it: without ``prescriptions.read`` no prescription
+    properties; without ``pii.read`` traits and properties masked like profile attributes (phone,
+    e-mail, licence, WeChat ids, …) and the context's IP address, device ids and traits masked."""
+    out = dict(row)
+    for col in ("properties", "traits"):
+        if isinstance(out.get(col), dict):
+            out[col] = _visible(out[col], role)
+    ctx = out.get("context")
+    if isinstance(ctx, dict) and not can(role, "pii.read"):
+        ctx = dict(ctx)
+        for k in CONTEXT_PII:
+            if ctx.get(k):
+                ctx[k] = _mask_value(k, str(ctx[k]))
+        if isinstance(ctx.get("device"), dict):
+            ctx["device"] = {k: ("***" if k in DEVICE_PII and v else v) for k, v in ctx["device"].items()}
+        if isinstance(ctx.get("traits"), dict):
+            ctx["traits"] = _visible(ctx["traits"], role)
+        out["context"] = ctx
+    return out
+
+
 def timeline(
     conn: sa.Connection,
     *,
@@ -257,21 +285,20 @@ def timeline(
     role: str | None = None,
 ) -> list[dict]:
     """The person's events, newest first. For a role without ``prescriptions.read`` (the rep-filing
-    rules), prescription events are left out and prescription properties removed."""
+    rules), prescription events are left out and prescription properties removed; for a role without
+    ``pii.read`` personal data in the events is masked (:func:`redact_event`)."""
     p = resolve_person_id(conn, tenant_id, person_id)
-    hide = role is not None and not can(role, "prescriptions.read")
     rows = query_events(
         conn,
         tenant_id=tenant_id,
         person_id=p["id"],
         limit=limit,
         before=before,
-        exclude_events=PRESCRIPTION_EVENTS if hide else (),
+        exclude_events=hidden_events(role) if role is not None else (),
     )
-    if hide:
-        for r in rows:
-            if isinstance(r.get("properties"), dict):
-                r["properties"] = {
-                    k: v for k, v in r["properties"].items() if k not in PRESCRIPTION_ATTRIBUTES
-                }
-    return rows
+    return rows if role is None else [redact_event(r, role) for r in rows]
+
+
+def hidden_events(role: str) -> tuple[str, ...]:
+    """Event names ``role`` never sees (prescription events without ``prescriptions.read``)."""
+    return () if can(role, "prescriptions.read") else PRESCRIPTION_EVENTS
