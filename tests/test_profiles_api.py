@@ -149,8 +149,8 @@ def test_profile_carries_scores_stage_and_tier_after_a_refresh(client):
     assert "rx_volume" not in after["attributes"]
 
 
-def test_rep_timeline_has_no_prescription_events(client):
-    """Rep-filing rules: a rep sees the HCP's engagement but not prescription events or properties."""
+def _zw_with_events(client, prefix: str, start, evs: list[dict]) -> str:
+    """张伟's person id, after storing ``evs`` (event fields) for them a minute apart from ``start``."""
     import datetime as dt
 
     from medscrm.db.bulk import append_rows
@@ -159,33 +159,39 @@ def test_rep_timeline_has_no_prescription_events(client):
     pid = client.get(
         "/api/v1/persons/lookup", params={"type": "email", "value": "zw@pumch.cn"}, headers=client.h["admin"]
     ).json()["person_id"]
-    now = dt.datetime(2026, 11, 1, 2, 0, tzinfo=dt.UTC)
     with client.tenant.engine.begin() as c:
         src = c.execute(sa.select(sources.c.id).where(sources.c.tenant_id == client.tenant.id)).scalar()
-        append_rows(
-            c,
-            events,
-            [
-                {
-                    "id": f"ev_rx_{i}",
-                    "tenant_id": client.tenant.id,
-                    "source_id": src,
-                    "message_id": f"rx-{i}",
-                    "type": "track",
-                    "event": name,
-                    "person_id": pid,
-                    "timestamp": now + dt.timedelta(minutes=i),
-                    "received_at": now + dt.timedelta(minutes=i),
-                    "properties": props,
-                }
-                for i, (name, props) in enumerate(
-                    [
-                        ("Article Viewed", {"therapy_area": "心衰", "rx_volume": 40}),
-                        ("Prescription Intent", {"product": "X", "rx_volume": 40}),
-                    ]
-                )
-            ],
-        )
+        rows = [
+            {
+                "id": f"ev_{prefix}_{i}",
+                "tenant_id": client.tenant.id,
+                "source_id": src,
+                "message_id": f"{prefix}-{i}",
+                "type": "track",
+                "person_id": pid,
+                "timestamp": start + dt.timedelta(minutes=i),
+                "received_at": start + dt.timedelta(minutes=i),
+                **ev,
+            }
+            for i, ev in enumerate(evs)
+        ]
+        append_rows(c, events, rows)
+    return pid
+
+
+def test_rep_timeline_has_no_prescription_events(client):
+    """Rep-filing rules: a rep sees the HCP's engagement but not prescription events or properties."""
+    import datetime as dt
+
+    pid = _zw_with_events(
+        client,
+        "rx",
+        dt.datetime(2026, 11, 1, 2, 0, tzinfo=dt.UTC),
+        [
+            {"event": "Article Viewed", "properties": {"therapy_area": "心衰", "rx_volume": 40}},
+            {"event": "Prescription Intent", "properties": {"product": "X", "rx_volume": 40}},
+        ],
+    )
 
     def names(role):
         r = client.get(f"/api/v1/persons/{pid}/timeline", headers=client.h[role]).json()["events"]
@@ -203,42 +209,24 @@ def test_events_mask_personal_data_and_hide_prescriptions_by_role(client):
     without PII rights; prescription events and properties left out for the rep (as in the profile)."""
     import datetime as dt
 
-    from medscrm.db.bulk import append_rows
-    from medscrm.db.schema import events, sources
-
-    pid = client.get(
-        "/api/v1/persons/lookup", params={"type": "email", "value": "zw@pumch.cn"}, headers=client.h["admin"]
-    ).json()["person_id"]
-    now = dt.datetime(2026, 11, 2, 2, 0, tzinfo=dt.UTC)
     ctx = {"ip": "203.0.113.77", "device": {"id": "dev-123456", "model": "iPhone"}, "locale": "zh-CN"}
-    with client.tenant.engine.begin() as c:
-        src = c.execute(sa.select(sources.c.id).where(sources.c.tenant_id == client.tenant.id)).scalar()
-        append_rows(
-            c,
-            events,
-            [
-                {
-                    "id": f"ev_pii_{i}",
-                    "tenant_id": client.tenant.id,
-                    "source_id": src,
-                    "message_id": f"pii-{i}",
-                    "type": typ,
-                    "event": name,
-                    "person_id": pid,
-                    "timestamp": now + dt.timedelta(minutes=i),
-                    "received_at": now + dt.timedelta(minutes=i),
-                    "properties": props,
-                    "traits": traits,
-                    "context": ctx,
-                }
-                for i, (typ, name, props, traits) in enumerate(
-                    [
-                        ("identify", None, None, {"phone": "13800138000", "email": "zw@pumch.cn"}),
-                        ("track", "Prescription Intent", {"product": "X", "rx_volume": 40}, None),
-                    ]
-                )
-            ],
-        )
+    pid = _zw_with_events(
+        client,
+        "pii",
+        dt.datetime(2026, 11, 2, 2, 0, tzinfo=dt.UTC),
+        [
+            {
+                "type": "identify",
+                "traits": {"phone": "13800138000", "email": "zw@pumch.cn"},
+                "context": ctx,
+            },
+            {
+                "event": "Prescription Intent",
+                "properties": {"product": "X", "rx_volume": 40},
+                "context": ctx,
+            },
+        ],
+    )
 
     def read(role, path):
         r = client.get(path, headers=client.h[role])
