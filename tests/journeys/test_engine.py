@@ -320,9 +320,9 @@ def test_versions_migrate_with_step_map_or_keep(tenant):
     )
     with tenant.engine.begin() as c:
         with pytest.raises(JourneyError) as ei:  # people are at "w", which v2 lacks
-            js.update(c, tenant_id=tenant.id, key="ver", definition=v2, actor="test", migrate=True)
+            js.update(c, tenant_id=tenant.id, key="ver", definition=v2, actor="test", migrate=True, now=NOW)
         assert ei.value.problems[0].path == "step_map.w"
-        j = js.update(c, tenant_id=tenant.id, key="ver", definition=v2, actor="test", migrate=False)
+        j = js.update(c, tenant_id=tenant.id, key="ver", definition=v2, actor="test", migrate=False, now=NOW)
         assert j["current_version"] == 2 and j["active_by_version"] == {1: 2}
     _enroll(tenant, "ver", pids[2:])  # new people go to v2
     _tick(tenant.engine, tenant.id, NOW + DAY + dt.timedelta(minutes=1))  # v1 people finish their wait
@@ -345,6 +345,7 @@ def test_versions_migrate_with_step_map_or_keep(tenant):
             actor="test",
             migrate=True,
             step_map={"w2": "wait"},
+            now=NOW + DAY + dt.timedelta(minutes=1),
         )
         assert j["moved"] == 2 and j["active_by_version"] == {3: 2}
     _tick(tenant.engine, tenant.id, NOW + DAY + dt.timedelta(minutes=2))  # the mapped step starts afresh
