@@ -400,6 +400,9 @@ class Database:
         env = {**os.environ, "MEDSCRM_DATABASE_URL": self.url, "MEDSCRM_SPOOL_DIR": str(self.spool_dir)}
         if not self.refresher:
             env["MEDSCRM_SEGMENT_REFRESHER"] = "0"
+        # the server's nightly scores batch would start at once on a tenant never scored (a bulk
+        # loaded benchmark tenant) and compete with the load measured: off unless asked for
+        env.setdefault("MEDSCRM_SCORES_BATCH_AT", "off")
         if server and self.server_src:
             env["PYTHONPATH"] = self.server_src
         return env

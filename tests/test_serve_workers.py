@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from medscrm.app import drain_orphan_spools
 from medscrm.common import MedscrmError
-from medscrm.db.schema import events
+from medscrm.db.schema import audit_log, events
 from medscrm.ingest.events import Ingestor
 from medscrm.workers import orphan_spools, spool_of, take_slot
 from tests_support import cli_env, last_line
@@ -141,6 +141,17 @@ def test_two_worker_server_stores_every_acknowledged_event(pg_database, tmp_path
             timeout=10,
         )
         assert missing.status_code == 404 and missing.json()["detail"]["field"] == "value"
+        # the leader's refresher runs C1's daily scores batch at once for a tenant never scored
+        # (MEDSCRM_SCORES_BATCH_AT defaults to 02:00 China time; the audit log is its memory)
+        deadline = time.time() + 60
+        while True:
+            st = httpx.get(
+                url + "/api/v1/segments/refresher", headers={"Authorization": f"Bearer {token}"}, timeout=10
+            ).json()
+            if st.get("scores_batches", 0) >= 1:  # the leader answered (the other worker has none)
+                break
+            assert time.time() < deadline, st
+            time.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=90)
@@ -149,6 +160,12 @@ def test_two_worker_server_stores_every_acknowledged_event(pg_database, tmp_path
     with eng.connect() as c:
         stored = set(c.execute(sa.select(events.c.message_id)).scalars())
         total = c.execute(sa.select(sa.func.count()).select_from(events)).scalar_one()
+        runs = (
+            c.execute(sa.select(audit_log.c.actor).where(audit_log.c.action == "scores.batch"))
+            .scalars()
+            .all()
+        )
     eng.dispose()
+    assert runs == ["scheduler"]  # once, not once per worker or per look
     assert acked <= stored and total == len(acked)
     assert (tmp_path / "spool" / ".slot-0.lock").exists() and (tmp_path / "spool" / ".slot-1.lock").exists()

@@ -73,6 +73,15 @@ def settle_heap() -> None:
 GC_GEN0_THRESHOLD = 5000
 
 
+def _scores_batch_at():
+    """``MEDSCRM_SCORES_BATCH_AT`` for C1's scheduled batch (None where the scores module is absent)."""
+    try:
+        from medscrm.scores.schedule import configured_at
+    except ImportError:
+        return None
+    return configured_at()
+
+
 def create_served_app() -> FastAPI:
     """The app of one ``medscrm serve --workers N`` process (uvicorn's factory)."""
     return create_app(workers=int(os.environ.get(WORKERS_ENV, "1")))
@@ -108,6 +117,8 @@ def create_app(
         app.state.ingestor.start()
         # a dict: the Refresher's options (e.g. {"tenant_id": …} to follow one tenant only)
         options = refresher if isinstance(refresher, dict) else {}
+        if serving and "scores_batch_at" not in options:
+            options = {**options, "scores_batch_at": _scores_batch_at()}
         app.state.refresher = (
             Refresher(engine, wake=lambda: app.state.ingestor.stored_events, **options)
             if refresher is not False and refresher is not None and (slot is None or slot.leader)

@@ -100,14 +100,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recompute every person's behaviour tags and scores (the scheduled batch); changes go to tag
         history with the reason."""
+        from medscrm.common import utcnow
+        from medscrm.scores.schedule import record
         from medscrm.scores.service import refresh_all
 
         ws = _ws(tenant)
+        at = _utc(now) or utcnow()
         try:
             with console.status("scoring · 计算中…"), ws.engine.begin() as conn:
-                res = refresh_all(
-                    conn, tenant_id=ws.tenant_id, now=_utc(now), config=config, micro=micro, k=k
-                )
+                res = refresh_all(conn, tenant_id=ws.tenant_id, now=at, config=config, micro=micro, k=k)
+                record(conn, tenant_id=ws.tenant_id, now=at, actor="cli", res=res)
         except MedscrmError as exc:
             _fail(exc)
         console.print(

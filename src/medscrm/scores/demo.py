@@ -34,6 +34,7 @@ def behaviour_step(ws, *, console: Console, seed: int = 7, k: int = 6) -> dict:
     """Generate behaviour events for the demo persons, refresh tags/scores and micro-segments, create
     two segments on the model's tags, print a short bilingual summary. Returns the figures."""
     from medscrm.scores.cli import print_distributions, print_micro
+    from medscrm.scores.schedule import record
     from medscrm.scores.service import distributions, refresh_all
     from medscrm.segments import service as segments
     from medscrm.synth.events import generate_events
@@ -44,6 +45,7 @@ def behaviour_step(ws, *, console: Console, seed: int = 7, k: int = 6) -> dict:
         ev = generate_events(conn, tenant_id=ws.tenant_id, seed=seed, now=now)
     with ws.engine.begin() as conn:
         res = refresh_all(conn, tenant_id=ws.tenant_id, now=now, micro=True, k=k)
+        record(conn, tenant_id=ws.tenant_id, now=now, actor="demo", res=res)
         micro = res["micro_segments"]
         dist = distributions(conn, tenant_id=ws.tenant_id)  # with the micro-segments
     seg_counts = []

@@ -357,8 +357,12 @@ class Refresher:
         tenant_id: str | None = None,
         wake: Callable[[], int] | None = None,
         min_cycle: float = 0.2,
+        scores_batch_at: dt.time | None = None,
     ):
         self.engine = engine
+        #: C1's scheduled batch (``medscrm.scores.schedule``), daily at this China time; None: off
+        self.scores_batch_at = scores_batch_at
+        self._scores_checked = -1e9  # monotonic time of the last look for due tenants
         #: the fast lane starts a cycle at most this often while events keep coming (seconds)
         self.min_cycle = min_cycle
         #: a cheap counter that grows when events are stored (the in-process Ingestor's): the fast lane
@@ -410,6 +414,8 @@ class Refresher:
             "c1_segments_s": 0.0,
             "visible_lag_max_s": None,
             "visible_lag_mean_s": None,
+            "scores_batches": 0,  # C1's scheduled batches run by the slow lane, and the last one's summary
+            "last_scores_batch": None,
         }
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -529,7 +535,31 @@ class Refresher:
                 self.stats["c1_batches"] += 1
                 self.stats["c1_s"] += time.perf_counter() - t0
         self.run_schedule()
+        self.run_scores_batch()
         return bool(queued)
+
+    #: how often the slow lane looks for tenants due for C1's scheduled batch (seconds)
+    SCORES_CHECK_EVERY = 60.0
+
+    def run_scores_batch(
+        self, now: dt.datetime | None = None, force_check: bool = False
+    ) -> list[dict[str, Any]]:
+        """C1's scheduled batch for the tenants due (``medscrm.scores.schedule``), looked for at most
+        every :data:`SCORES_CHECK_EVERY` seconds (a failed tenant is retried at the next look)."""
+        if self.scores_batch_at is None:
+            return []
+        if not force_check and time.monotonic() - self._scores_checked < self.SCORES_CHECK_EVERY:
+            return []
+        self._scores_checked = time.monotonic()
+        try:
+            schedule = importlib.import_module("medscrm.scores.schedule")
+        except ImportError:
+            return []
+        res = schedule.run_due(self.engine, now=now, at=self.scores_batch_at, tenant_id=self.tenant_id)
+        if res:
+            self.stats["scores_batches"] += sum(1 for r in res if "error" not in r)
+            self.stats["last_scores_batch"] = res[-1]
+        return res
 
     def _schedule_due(self) -> bool:
         return self._last_schedule < 0 or time.monotonic() - self._last_schedule >= self.schedule_every
