@@ -13,13 +13,14 @@ opt-out of automated marketing (Art. 24). The model:
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from medscrm.accounts import service as accounts
 from medscrm.common import InvalidInput, NotFound, new_id, utcnow
-from medscrm.db.schema import consent_history, consents, persons, persons_dnc
+from medscrm.db.schema import consent_history, consents, persons, persons_dnc, sends
 
 CHANNELS = ("email", "sms", "wecom", "wechat", "phone", "any")
 PURPOSES = ("marketing", "medical_info", "survey", "service")
@@ -33,11 +34,22 @@ def _check(channel: str, purpose: str) -> None:
         raise InvalidInput("purpose", f"{purpose!r} is not one of {', '.join(PURPOSES)}")
 
 
-def _person_exists(conn: sa.Connection, tenant_id: str, person_id: str) -> None:
-    if not conn.execute(
-        sa.select(persons.c.id).where(persons.c.tenant_id == tenant_id, persons.c.id == person_id)
-    ).first():
-        raise NotFound(f"person_id: person {person_id!r} not found in this tenant")
+def _person_exists(conn: sa.Connection, tenant_id: str, person_id: str) -> str:
+    """The id a consent or do-not-contact change for ``person_id`` belongs to: the person itself, or
+    for a person merged away, the survivor (a withdrawal that names an old id, e.g. from a reply
+    matched to an old record, must still stop the messages)."""
+    p = persons
+    pid = person_id
+    for _ in range(10):
+        row = conn.execute(
+            sa.select(p.c.status, p.c.merged_into).where(p.c.tenant_id == tenant_id, p.c.id == pid)
+        ).first()
+        if row is None:
+            break
+        if row.status != "merged" or not row.merged_into:
+            return pid
+        pid = row.merged_into
+    raise NotFound(f"person_id: person {person_id!r} not found in this tenant")
 
 
 def has_consent(conn: sa.Connection, *, tenant_id: str, person_id: str, channel: str, purpose: str) -> bool:
@@ -100,7 +112,7 @@ def set_consent(
         raise InvalidInput("status", f"{status!r} is not one of {', '.join(STATUSES)}")
     if not (source or "").strip() or len(source) > 64:
         raise InvalidInput("source", "say where the consent came from (1–64 characters), e.g. webinar_form")
-    _person_exists(conn, tenant_id, person_id)
+    person_id = _person_exists(conn, tenant_id, person_id)
     c = consents
     now = utcnow()
     where = (
@@ -167,7 +179,7 @@ def is_dnc(conn: sa.Connection, *, tenant_id: str, person_id: str) -> bool:
 def set_dnc(conn: sa.Connection, *, tenant_id: str, person_id: str, reason: str, actor: str) -> None:
     if not (reason or "").strip():
         raise InvalidInput("reason", "say why the person must not be contacted")
-    _person_exists(conn, tenant_id, person_id)
+    person_id = _person_exists(conn, tenant_id, person_id)
     if is_dnc(conn, tenant_id=tenant_id, person_id=person_id):
         return
     conn.execute(
@@ -213,3 +225,163 @@ def get_dnc(conn: sa.Connection, *, tenant_id: str, person_id: str) -> dict[str,
         .first()
     )
     return dict(row) if row else None
+
+
+# --- merges and splits ---------------------------------------------------------------------------
+def carry_over(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    merged: dict[str, str] | None = None,
+    split: dict[str, list[str]] | None = None,
+    now: Any = None,
+    actor: str = "identity",
+) -> dict[str, int]:
+    """What persons that stop existing said about contact goes to the persons that carry on.
+
+    ``merged``: retired person id → its survivor; ``split``: person id → the persons its records
+    went to (itself among them when it kept its id). Called by both identity paths (full run and incremental) in the transaction that retires
+    the old persons; consent and do-not-contact are read by person id, so without this a withdrawal
+    or a do-not-contact of a record merged into another person was silently lost (PIPL Art. 15).
+
+    * **merge**: per (channel, purpose) the person's latest decision wins (the old row replaces the
+      survivor's when it is more recent; ``updated_at`` keeps the time of the decision);
+    * **split**: only withdrawals go to every new person (a grant of one of them is no grant of the
+      others; a withdrawal is kept where it might apply);
+    * do-not-contact goes to every person the old one became;
+    * every change gets a ``consent_history`` row (source ``merge``/``split``, the old person in the
+      evidence) and an audit row, as any consent change.
+
+    * a merged person's sends move to the survivor (frequency caps count them; the survivor's rep
+      sees them); a split person's stay where they are (to whom they went is not known).
+
+    Returns ``{"consents": n, "dnc": n, "sends": n}``: the rows written or moved."""
+    now = now or utcnow()
+    moves = {old: [surv] for old, surv in (merged or {}).items() if surv and surv != old}
+    splits = {old for old, t in (split or {}).items() if set(t) - {old}}
+    for old in splits:
+        moves[old] = sorted(set(split[old]) - {old})  # type: ignore[index]
+    if not moves:
+        return {"consents": 0, "dnc": 0, "sends": 0}
+    c, d = consents, persons_dnc
+    olds = sorted(moves)
+    targets = sorted({t for ts in moves.values() for t in ts})
+    cols = (c.c.person_id, c.c.channel, c.c.purpose, c.c.status, c.c.source, c.c.evidence, c.c.updated_at)
+    old_rows = conn.execute(sa.select(*cols).where(c.c.tenant_id == tenant_id, c.c.person_id.in_(olds))).all()
+    cur = {
+        (r.person_id, r.channel, r.purpose): _Cur(r.status, r.updated_at)
+        for r in conn.execute(
+            sa.select(*cols).where(c.c.tenant_id == tenant_id, c.c.person_id.in_(targets))
+        ).all()
+    }
+    written = 0
+    for r in sorted(old_rows, key=lambda r: (_aware(r.updated_at), r.person_id)):  # oldest first
+        is_split = r.person_id in splits
+        if is_split and r.status != "withdrawn":
+            continue
+        for t in moves[r.person_id]:
+            key = (t, r.channel, r.purpose)
+            have = cur.get(key)
+            if have is not None and (
+                have.status == r.status or _aware(have.updated_at) > _aware(r.updated_at)
+            ):
+                continue
+            source = "split" if is_split else "merge"
+            evidence = {"from_person": r.person_id, "source": r.source, "evidence": r.evidence}
+            where = (
+                c.c.tenant_id == tenant_id,
+                c.c.person_id == t,
+                c.c.channel == r.channel,
+                c.c.purpose == r.purpose,
+            )
+            values = {"status": r.status, "source": source, "evidence": evidence, "updated_at": r.updated_at}
+            if have is None:
+                conn.execute(
+                    c.insert().values(
+                        tenant_id=tenant_id, person_id=t, channel=r.channel, purpose=r.purpose, **values
+                    )
+                )
+            else:
+                conn.execute(c.update().where(*where).values(**values))
+            conn.execute(
+                consent_history.insert().values(
+                    id=new_id("cns"),
+                    tenant_id=tenant_id,
+                    person_id=t,
+                    channel=r.channel,
+                    purpose=r.purpose,
+                    old_status=have.status if have is not None else None,
+                    new_status=r.status,
+                    source=source,
+                    evidence=evidence,
+                    actor=actor,
+                    changed_at=now,
+                )
+            )
+            accounts.audit(
+                conn=conn,
+                tenant_id=tenant_id,
+                actor=actor,
+                action=f"consent.{'grant' if r.status == 'granted' else 'withdraw'}",
+                object_type="person",
+                object_id=t,
+                detail={
+                    "channel": r.channel,
+                    "purpose": r.purpose,
+                    "from": have.status if have is not None else None,
+                    "to": r.status,
+                    "source": source,
+                    "from_person": r.person_id,
+                },
+            )
+            cur[key] = _Cur(r.status, r.updated_at)
+            written += 1
+    dnc_written = 0
+    blocked = set(
+        conn.execute(
+            sa.select(d.c.person_id).where(d.c.tenant_id == tenant_id, d.c.person_id.in_(targets))
+        ).scalars()
+    )
+    for r in conn.execute(
+        sa.select(d.c.person_id, d.c.reason).where(d.c.tenant_id == tenant_id, d.c.person_id.in_(olds))
+    ).all():
+        for t in moves[r.person_id]:
+            if t in blocked:
+                continue
+            reason = f"{r.reason} (carried over from {r.person_id} · 由 {r.person_id} 合并/拆分带入)"
+            conn.execute(
+                d.insert().values(
+                    tenant_id=tenant_id, person_id=t, reason=reason, created_at=now, created_by=actor
+                )
+            )
+            accounts.audit(
+                conn=conn,
+                tenant_id=tenant_id,
+                actor=actor,
+                action="dnc.add",
+                object_type="person",
+                object_id=t,
+                detail={"reason": reason, "from_person": r.person_id},
+            )
+            blocked.add(t)
+            dnc_written += 1
+    # a merged person's sends are the survivor's: its frequency caps count them, its rep sees them
+    resent = 0
+    for old, ts in moves.items():
+        if old not in splits:
+            res = conn.execute(
+                sends.update()
+                .where(sends.c.tenant_id == tenant_id, sends.c.person_id == old)
+                .values(person_id=ts[0])
+            )
+            resent += max(res.rowcount or 0, 0)
+    return {"consents": written, "dnc": dnc_written, "sends": resent}
+
+
+class _Cur(NamedTuple):
+    status: str
+    updated_at: Any
+
+
+def _aware(t: Any) -> Any:
+    return t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t

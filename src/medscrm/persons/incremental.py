@@ -258,6 +258,9 @@ def run_incremental(
                 updated_at=now,
             )
         )
+    from medscrm.outreach.consent import carry_over  # consent, do-not-contact, sends (PIPL)
+
+    rep.carried = carry_over(conn, tenant_id=tenant_id, merged=absorbed, now=now, actor=actor)
     touched = sorted(lr.touched)
     member_rows: list[tuple[str, str]] = []
     for k in range(0, len(touched), _CHUNK):

@@ -46,6 +46,8 @@ class ApplyReport:
     retired: int = 0
     conflicts: int = 0
     person_of: dict[str, str] = field(default_factory=dict)  # cluster key -> person id
+    #: consent/do-not-contact rows carried to survivors and sends moved (outreach.consent.carry_over)
+    carried: dict[str, int] = field(default_factory=dict)
 
 
 def load_records(conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
@@ -138,6 +140,18 @@ def apply_clusters(
             .where(persons.c.tenant_id == tenant_id, persons.c.id == old)
             .values(status="merged", merged_into=absorbed_by.get(old), updated_at=now)
         )
+    # consent, do-not-contact and sends of the persons that stop existing or split (PIPL)
+    from medscrm.outreach.consent import carry_over
+
+    retired = set(assignment.retired)
+    rep.carried = carry_over(
+        conn,
+        tenant_id=tenant_id,
+        merged={o: s for o, s in absorbed_by.items() if o in retired and o not in assignment.split},
+        split=assignment.split,  # withdrawals and do-not-contact go to every part, grants do not
+        now=now,
+        actor=actor,
+    )
 
     rebuild_identities(conn, tenant_id=tenant_id, person_recs=person_recs)
 
