@@ -126,6 +126,8 @@ def create_app(
         )
         if app.state.refresher:
             app.state.refresher.start()
+            # the persons of each stored batch go to C1's real-time tags right after the commit
+            app.state.ingestor.on_stored = app.state.refresher.notify_stored
         # journeys (issue 6): in-process runner when serving the configured DuckDB (PostgreSQL: `medscrm worker`)
         app.state.journeys = _journeys.start_background(engine) if engine is get_engine() else None
         if serving:

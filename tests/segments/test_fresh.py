@@ -327,3 +327,30 @@ def tags_define(conn, tenant_id: str) -> None:
     tags.define(
         conn, tenant_id=tenant_id, key="potential_tier", value_type="string", category="behaviour_model"
     )
+
+
+def test_ingestor_hands_stored_persons_to_c1_at_once(ds, tmp_path):
+    """The in-process Ingestor tells the refresher which persons' events it just committed: they go
+    to C1's queue without waiting for the fast lane's poll, and that poll (which still updates their
+    memberships) does not queue them for C1 a second time; events stored otherwise still are."""
+    from ingest.test_store_lines import lines_of, track
+    from medscrm.ingest.events import Ingestor
+
+    tenant, ids = ds
+    r = fresh.Refresher(tenant.engine, full_on_start=False, tenant_id=tenant.id, scores=True)
+    r._c1 = lambda conn, **kw: 0  # C1 itself is not run here: only what reaches its queue
+    r.poll_events()  # primes the watermark
+    ing = Ingestor(tenant.engine, tmp_path / "spool")
+    ing.on_stored = r.notify_stored
+    try:
+        msg = track("push-1", userId="u2")
+        ing.submit([], lines_of(tenant, [msg], utcnow())[1:]).result(5)
+        assert ing.flush_pending() == 1
+    finally:
+        ing.stop()
+    assert r._queue == {tenant.id: {ids["p2"]}} and r.stats["c1_pushed"] == 1
+    with tenant.engine.begin() as c:  # an event stored by another process: no notification
+        c.execute(sa.insert(events), [_event(tenant.id, "Article Viewed", pid=ids["p3"])])
+    affected = r.poll_events()
+    assert set(affected[tenant.id]) == {ids["p2"], ids["p3"]}  # memberships: both
+    assert set(r._c1_affected[tenant.id]) == {ids["p3"]}  # C1 from the poll: only the unannounced one

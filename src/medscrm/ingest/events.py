@@ -26,6 +26,7 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,9 @@ class Ingestor:
         #: consecutive failures of one batch before its spool records are stored one by one
         self.isolate_after = 3
         self.quarantined_refused = 0
+        #: called after each commit with ``(id, tenant_id, person_id, event)`` of the track events just
+        #: stored whose person was known (the segment refresher hands those persons to C1 at once)
+        self.on_stored: Callable[[list[tuple]], None] | None = None
 
     # -- producer side -------------------------------------------------------------------------
     def backlog_bytes(self) -> int:
@@ -220,11 +224,19 @@ class Ingestor:
             else:
                 recs.append(orjson.loads(p))
         stored = 0
+        collect: list | None = [] if self.on_stored is not None and chunks else None
         with self.engine.begin() as conn:
             if recs:
                 stored += store_records(conn, recs, dedup_window=self.dedup_window)
             if chunks:
-                stored += store_lines(conn, chunks, dedup_window=self.dedup_window, workdir=self.spool.dir)
+                stored += store_lines(
+                    conn, chunks, dedup_window=self.dedup_window, workdir=self.spool.dir, collect=collect
+                )
+        if collect and self.on_stored is not None:
+            try:
+                self.on_stored(collect)
+            except Exception as exc:  # a listener must never fail a stored batch
+                log.warning("on_stored listener failed: %s", exc)
         return stored
 
     def _store_isolating(self, payloads: list[bytes]) -> int:
@@ -670,8 +682,11 @@ def store_lines(
     *,
     dedup_window: dt.timedelta = DEDUP_WINDOW,
     workdir: Path | None = None,
+    collect: list | None = None,
 ) -> int:
-    """Store spooled line records (see :data:`LINES`); returns the number of new events."""
+    """Store spooled line records (see :data:`LINES`); returns the number of new events. ``collect``:
+    a list that receives ``(id, tenant_id, person_id, event)`` of each stored track event whose person
+    was known at ingestion (for :attr:`Ingestor.on_stored`)."""
     d = conn.dialect.name
     chunks = [c for c in chunks if len(c) > 1]
     if not chunks:
@@ -756,6 +771,16 @@ def store_lines(
     ).rowcount
     if stored is None or stored < 0:
         stored = conn.execute(sa.text("SELECT count(*) FROM _medscrm_ev_stage")).scalar() or 0
+    if collect is not None:
+        collect.extend(
+            tuple(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT id, tenant_id, person_id, event FROM _medscrm_ev_stage "
+                    "WHERE type = 'track' AND person_id IS NOT NULL"
+                )
+            ).all()
+        )
     link_cols = "id, tenant_id, source_id, relation, type_a, value_a, type_b, value_b, message_id, created_at"
     if st["links"]:
         conn.execute(

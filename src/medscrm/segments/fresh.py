@@ -395,6 +395,10 @@ class Refresher:
         # tenant → persons whose tags/scores C1 changed, for the fast lane's segments reading them
         self._models_changed: dict[str, set[str]] = {}
         self._queue_cv = threading.Condition()
+        # event id → when it was handed to C1 by notify_stored (the fast lane does not hand it again)
+        self._c1_given: dict[str, float] = {}
+        self._c1_given_pruned = time.monotonic()
+        self._c1_affected: dict[str, dict[str, set[str]]] = {}  # the last poll's persons for C1
         self.last_error: str | None = None
         self.stats: dict[str, Any] = {
             "cycles": 0,
@@ -408,6 +412,7 @@ class Refresher:
             "last_cycle_s": 0.0,
             "poll_s": 0.0,
             "segments_s": 0.0,
+            "c1_pushed": 0,  # events whose persons the in-process Ingestor handed to C1 (notify_stored)
             "c1_persons": 0,  # slow lane: persons given to C1's real-time refresh, in how many batches
             "c1_batches": 0,
             "c1_s": 0.0,  # … the time C1 took, and the re-evaluation of the segments reading its output
@@ -483,10 +488,12 @@ class Refresher:
             for pid, names in by_person.items():
                 affected.setdefault(tenant_id, {}).setdefault(pid, set()).update(names)
         self._pending = {}
-        if self.use_scores and self._c1 is not None and affected:
-            # C1 starts on these persons now, beside the membership updates below
+        for_c1, self._c1_affected = self._c1_affected, {}  # (a failed cycle's persons were handed already)
+        if self.use_scores and self._c1 is not None and for_c1:
+            # C1 starts on these persons now, beside the membership updates below (those whose events
+            # the Ingestor already handed over through notify_stored are not queued twice)
             with self._queue_cv:
-                for tenant_id, by_person in affected.items():
+                for tenant_id, by_person in for_c1.items():
                     self._queue.setdefault(tenant_id, set()).update(by_person)
                 self._queue_cv.notify_all()
         with self._queue_cv:  # persons whose tags/scores C1 changed: segments reading those
@@ -628,7 +635,36 @@ class Refresher:
             self.watermark = min(max(w, _aware(rows[-1].received_at)), max(w, utcnow()))
         self._forget_before(_us(self.watermark - self.overlap))
         self.stats["events"] += len(fresh)
-        return self._persons(fresh)
+        affected = self._persons(fresh)
+        with self._queue_cv:  # C1 needs the persons of the events notify_stored did not hand over
+            given = self._c1_given
+            rest = [r for r in fresh if r.id not in given] if given else fresh
+            now = time.monotonic()
+            if now - self._c1_given_pruned > 5.0:
+                cutoff = now - self.overlap.total_seconds()
+                self._c1_given = {k: t for k, t in given.items() if t >= cutoff}
+                self._c1_given_pruned = now
+        self._c1_affected = affected if len(rest) == len(fresh) else self._persons(rest)
+        return affected
+
+    def notify_stored(self, rows: list[tuple]) -> None:
+        """Track events the in-process Ingestor just committed, ``(id, tenant_id, person_id, event)``
+        with the person known: their persons go to C1 (the slow lane) at once, instead of after the
+        fast lane's next poll; the fast lane still updates their memberships and does not hand these
+        events to C1 again. Called from the flusher thread."""
+        if not (self.use_scores and self._c1 is not None) or not rows:
+            return
+        now = time.monotonic()
+        n = 0
+        with self._queue_cv:
+            for eid, tenant_id, pid, _event in rows:
+                if self.tenant_id is not None and tenant_id != self.tenant_id:
+                    continue
+                self._queue.setdefault(tenant_id, set()).add(pid)
+                self._c1_given[eid] = now
+                n += 1
+            self.stats["c1_pushed"] += n
+            self._queue_cv.notify_all()
 
     # the ids seen over the overlap window, and their received_at (µs) kept sorted for range counts
     def _remember(self, eid: str, t: int) -> None:
