@@ -10,9 +10,10 @@ import datetime as dt
 import sqlalchemy as sa
 
 from medscrm.common import new_id, utcnow
-from medscrm.db.schema import audit_log, consent_history, persons, sends
+from medscrm.db.schema import audit_log, consent_history, journey_enrollments, journeys, persons, sends
 from medscrm.ingest.importer import import_file
 from medscrm.ingest.mapping import Mapping
+from medscrm.journeys import service as js
 from medscrm.outreach import consent
 from medscrm.outreach.guardrails import cap_violation
 from medscrm.persons.service import apply_clusters, load_records
@@ -86,12 +87,30 @@ def test_a_merge_carries_consents_latest_first_dnc_and_sends_to_the_survivor(ten
         consent.set_dnc(c, person_id=a, reason="投诉 complaint", **kw)
         for h in (1, 2):
             _send(c, tenant, a, now - dt.timedelta(hours=h))
+        # a is in journeys j1 and j2, b (the same doctor) in j1 already
+        for jk in ("j1", "j2"):
+            d = {
+                "key": jk,
+                "name": jk,
+                "triggers": [{"type": "api"}],
+                "steps": [{"id": "w", "type": "wait", "duration": "1d"}],
+            }
+            js.create(c, tenant_id=tenant.id, definition=d, actor="test", now=now)
+            js.start(c, tenant_id=tenant.id, key=jk, actor="test", now=now)
+        js.enroll(c, tenant_id=tenant.id, key="j1", person_ids=[a, b], actor="test", now=now)
+        js.enroll(c, tenant_id=tenant.id, key="j2", person_ids=[a], actor="test", now=now)
     with tenant.engine.begin() as c:
         rep = apply_clusters(
             c, tenant_id=tenant.id, clusters={"m": [key["1"], key["2"], key["3"]], "c": [key["4"]]}
         )
     assert rep.person_of["m"] == b and rep.merged == 1
-    assert rep.carried == {"consents": 2, "dnc": 1, "sends": 2}
+    assert rep.carried == {
+        "consents": 2,
+        "dnc": 1,
+        "sends": 2,
+        "enrollments_moved": 1,
+        "enrollments_exited": 1,
+    }
     with tenant.engine.begin() as c:
         assert _status(c, tenant, b) == {
             ("sms", "marketing"): "withdrawn",
@@ -147,7 +166,24 @@ def test_a_merge_carries_consents_latest_first_dnc_and_sends_to_the_survivor(ten
         again = apply_clusters(
             c, tenant_id=tenant.id, clusters={"m": [key["1"], key["2"], key["3"]], "c": [key["4"]]}
         )
-    assert again.carried == {"consents": 0, "dnc": 0, "sends": 0}
+    assert again.carried == {
+        "consents": 0,
+        "dnc": 0,
+        "sends": 0,
+        "enrollments_moved": 0,
+        "enrollments_exited": 0,
+    }
+    # journeys: a's enrollment where b already was exits, the other one is b's now
+    with tenant.engine.connect() as c:
+        got = {
+            (j, p, st)
+            for j, p, st in c.execute(
+                sa.select(journeys.c.key, journey_enrollments.c.person_id, journey_enrollments.c.status)
+                .join(journeys, journeys.c.id == journey_enrollments.c.journey_id)
+                .where(journey_enrollments.c.tenant_id == tenant.id)
+            ).all()
+        }
+    assert got == {("j1", b, "active"), ("j1", a, "exited"), ("j2", b, "active")}
 
 
 def test_a_split_carries_withdrawals_and_dnc_to_every_part_but_no_grant(tenant, tmp_path):
@@ -171,7 +207,13 @@ def test_a_split_carries_withdrawals_and_dnc_to_every_part_but_no_grant(tenant, 
     parts = {rep.person_of["b1"], rep.person_of["b2"]}
     assert b in parts and len(parts) == 2
     (new,) = parts - {b}
-    assert rep.carried == {"consents": 1, "dnc": 1, "sends": 0}
+    assert rep.carried == {
+        "consents": 1,
+        "dnc": 1,
+        "sends": 0,
+        "enrollments_moved": 0,
+        "enrollments_exited": 0,
+    }
     with tenant.engine.connect() as c:
         assert _status(c, tenant, new) == {("sms", "marketing"): "withdrawn"}  # no e-mail grant
         assert consent.is_dnc(c, tenant_id=tenant.id, person_id=new)

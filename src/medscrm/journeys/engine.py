@@ -1120,3 +1120,54 @@ def worker_loop(
         if not (r["steps"] or r["enrolled"] or r["dispatched"]):
             stop.wait(interval)
     return totals
+
+
+def merge_enrollments(
+    conn: sa.Connection, *, tenant_id: str, merged: dict[str, str], now: dt.datetime | None = None
+) -> dict[str, int]:
+    """Identity merged ``old`` person → ``survivor``: the old person's active enrollments move to the
+    survivor, except in a journey the survivor is already in, where they exit (one doctor must not
+    get a journey's messages twice, from two enrollments that both resolve to them). Called by
+    ``outreach.consent.carry_over`` in the merge's transaction. Returns ``{"moved": n, "exited": n}``."""
+    merged = {o: s for o, s in merged.items() if s and s != o}
+    if not merged:
+        return {"moved": 0, "exited": 0}
+    now = now or utcnow()
+    e = journey_enrollments
+    olds, survivors = sorted(merged), sorted(set(merged.values()))
+    rows = conn.execute(
+        sa.select(e.c.id, e.c.journey_id, e.c.person_id)
+        .where(e.c.tenant_id == tenant_id, e.c.status == ACTIVE, e.c.person_id.in_(olds))
+        .order_by(e.c.entered_at, e.c.id)
+    ).all()
+    if not rows:
+        return {"moved": 0, "exited": 0}
+    taken = {
+        (j, p)
+        for j, p in conn.execute(
+            sa.select(e.c.journey_id, e.c.person_id).where(
+                e.c.tenant_id == tenant_id, e.c.status == ACTIVE, e.c.person_id.in_(survivors)
+            )
+        ).all()
+    }
+    moved = exited = 0
+    for eid, jid, old in rows:
+        surv = merged[old]
+        if (jid, surv) in taken:
+            conn.execute(
+                sa.update(e)
+                .where(e.c.id == eid)
+                .values(
+                    status="exited",
+                    finished_at=now,
+                    updated_at=now,
+                    next_run_at=None,
+                    last_error=f"merged into {surv}, already in this journey · 已合并至 {surv}（其已在此旅程中）",
+                )
+            )
+            exited += 1
+        else:
+            conn.execute(sa.update(e).where(e.c.id == eid).values(person_id=surv, updated_at=now))
+            taken.add((jid, surv))
+            moved += 1
+    return {"moved": moved, "exited": exited}

@@ -253,16 +253,19 @@ def carry_over(
       evidence) and an audit row, as any consent change.
 
     * a merged person's sends move to the survivor (frequency caps count them; the survivor's rep
-      sees them); a split person's stay where they are (to whom they went is not known).
+      sees them); a split person's stay where they are (to whom they went is not known);
+    * a merged person's active journey enrollments move to the survivor, or exit where the survivor
+      is already in that journey (``journeys.engine.merge_enrollments``).
 
-    Returns ``{"consents": n, "dnc": n, "sends": n}``: the rows written or moved."""
+    Returns ``{"consents", "dnc", "sends", "enrollments_moved", "enrollments_exited"}``: rows
+    written or moved."""
     now = now or utcnow()
     moves = {old: [surv] for old, surv in (merged or {}).items() if surv and surv != old}
     splits = {old for old, t in (split or {}).items() if set(t) - {old}}
     for old in splits:
         moves[old] = sorted(set(split[old]) - {old})  # type: ignore[index]
     if not moves:
-        return {"consents": 0, "dnc": 0, "sends": 0}
+        return {"consents": 0, "dnc": 0, "sends": 0, "enrollments_moved": 0, "enrollments_exited": 0}
     c, d = consents, persons_dnc
     olds = sorted(moves)
     targets = sorted({t for ts in moves.values() for t in ts})
@@ -375,7 +378,18 @@ def carry_over(
                 .values(person_id=ts[0])
             )
             resent += max(res.rowcount or 0, 0)
-    return {"consents": written, "dnc": dnc_written, "sends": resent}
+    from medscrm.journeys.engine import merge_enrollments  # here: journeys import outreach
+
+    journeys = merge_enrollments(
+        conn, tenant_id=tenant_id, merged={o: t[0] for o, t in moves.items() if o not in splits}, now=now
+    )
+    return {
+        "consents": written,
+        "dnc": dnc_written,
+        "sends": resent,
+        "enrollments_moved": journeys["moved"],
+        "enrollments_exited": journeys["exited"],
+    }
 
 
 class _Cur(NamedTuple):
