@@ -145,9 +145,7 @@ def resolve_records(
         pairs["source"] = "probabilistic"
         accepted = pairs[pairs["decision"] == "match"][["unique_id_l", "unique_id_r", "match_probability"]]
         dedges = det.edges.assign(match_probability=1.0)
-        links = pd.concat(
-            [dedges[["unique_id_l", "unique_id_r", "match_probability"]], accepted], ignore_index=True
-        )
+        links = _concat([dedges[["unique_id_l", "unique_id_r", "match_probability"]], accepted])
         best = {}
         if len(pairs):
             mx = pd.concat(
@@ -179,7 +177,7 @@ def resolve_records(
             reason="deterministic: " + det.edges["column"].astype(str),
             source="deterministic:" + det.edges["column"].astype(str),
         ).drop(columns="column")
-        pairs_all.append(pd.concat([det_pairs, pairs], ignore_index=True))
+        pairs_all.append(_concat([det_pairs, pairs]))
         report["person_types"][ptype] = {
             "records": len(sub),
             "usable_records": len(usable),
@@ -301,3 +299,12 @@ def resolve_file(
 
 
 __all__ += ["person_id_for", "FeatureReport", "MatchSettings"]
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``pd.concat`` without the empty frames (pandas is to stop ignoring their dtypes: a
+    FutureWarning today), the first frame's empty shape when all are empty."""
+    parts = [f for f in frames if len(f)]
+    if not parts:
+        return frames[0].iloc[0:0]
+    return parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True)
