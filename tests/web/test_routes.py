@@ -3,6 +3,7 @@ server time (Server-Timing header), and the rule-problem placement used by the s
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from medscrm.config import get_settings
 from medscrm.db.schema import audit_log, persons
+from medscrm.scores import schedule
 from medscrm.web.i18n import MESSAGES
 from medscrm.web.routes import node_paths, problems_by_node
 from web.conftest import csrf_of
@@ -166,6 +168,30 @@ def test_language_switch_and_english_pages(app, demo):
     c.cookies.set("medscrm_lang", "en")
     html = c.get("/").text
     assert "Dashboard" in html and "Reachable" in html and "总览" not in html
+
+    # the tags/scores batch line: this tenant was never scored, then one batch recorded (audit log)
+    def batch_line() -> str:
+        return c.get("/").text.split('id="scores-batch">', 1)[1].split("</p>", 1)[0]
+
+    assert batch_line().startswith("The tags and scores batch has not run yet")
+    at = dt.datetime(2026, 11, 24, 18, 0, tzinfo=dt.UTC)  # 02:00 China time
+    with demo.engine.begin() as conn:
+        schedule.record(
+            conn, tenant_id=demo.tenant_id, now=at, actor="scheduler", res={"persons": 1234, "changed": 56}
+        )
+    try:
+        line = batch_line()
+        assert line == (
+            "Tags and scores batch: last run 2026-11-25 02:00 (China time, scheduler), 1,234 persons, "
+            "56 changed; the server runs it daily"
+        )
+    finally:
+        with demo.engine.begin() as conn:
+            conn.execute(
+                sa.delete(audit_log).where(
+                    audit_log.c.tenant_id == demo.tenant_id, audit_log.c.action == "scores.batch"
+                )
+            )
     assert c.get("/lang/xx", follow_redirects=False).headers["location"] == "/"
     for evil in ("//evil.example", "/\\evil.example", "https://evil.example", "/%0d%0aSet-Cookie:x"):
         loc = c.get("/lang/zh", params={"next": evil}, follow_redirects=False).headers["location"]

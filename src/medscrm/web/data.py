@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from medscrm.accounts.roles import can, mask_email, mask_phone
 from medscrm.common import utcnow
 from medscrm.db.schema import (
+    audit_log,
     events,
     identities,
     identity_review,
@@ -157,7 +158,34 @@ def dashboard(conn: sa.Connection, *, tenant_id: str, scope: sa.Select | None, n
                 quarantine.c.tenant_id == tenant_id, quarantine.c.status == "open"
             )
         ).scalar_one()
+        out["scores_batch"] = last_scores_batch(conn, tenant_id=tenant_id)
     return out
+
+
+def last_scores_batch(conn: sa.Connection, *, tenant_id: str) -> dict[str, Any] | None:
+    """The tenant's last scheduled tags/scores batch (audit action ``scores.batch``: by the server's
+    daily schedule, ``medscrm scores refresh`` or the demo): ``{at, actor, persons, changed}``."""
+    a = audit_log
+    row = (
+        conn.execute(
+            sa.select(a.c.occurred_at, a.c.actor, a.c.detail)
+            .where(a.c.tenant_id == tenant_id, a.c.action == "scores.batch")
+            .order_by(a.c.occurred_at.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    detail = row["detail"] or {}
+    at = row["occurred_at"]
+    return {
+        "at": at if at.tzinfo else at.replace(tzinfo=dt.UTC),
+        "actor": row["actor"],
+        "persons": int(detail.get("persons") or 0),
+        "changed": int(detail.get("changed") or 0),
+    }
 
 
 def _tag_counts(

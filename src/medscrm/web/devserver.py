@@ -15,6 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from medscrm.accounts import service as accounts
+from medscrm.common import utcnow
 from medscrm.db.schema import source_records
 from medscrm.web.data import optional_module
 
@@ -95,7 +96,10 @@ def _try_scores(engine: sa.Engine, tenant_id: str) -> None:
     with engine.begin() as conn:  # behaviour first, as `medscrm demo` does, so the charts have data
         generate_events(conn, tenant_id=tenant_id, seed=7)
     with engine.begin() as conn:
-        svc.refresh_all(conn, tenant_id=tenant_id)
+        res = svc.refresh_all(conn, tenant_id=tenant_id)
+        schedule = optional_module("scores.schedule")
+        if schedule is not None:  # as `medscrm demo` records it (the dashboard shows the last run)
+            schedule.record(conn, tenant_id=tenant_id, now=utcnow(), actor="demo", res=res)
 
 
 def add_journey_and_content(engine, tenant_id: str) -> None:

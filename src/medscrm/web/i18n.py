@@ -104,6 +104,15 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
         "Needs the behaviour-model tags (the scoring service has produced none yet)",
     ),
     "dash.no_events": ("尚无行为事件", "No events yet"),
+    "dash.scores_batch": (
+        "标签与评分批量计算：最近一次 {at}（北京时间，{actor}），{persons} 人，变化 {changed} 人；服务每日定时运行",
+        "Tags and scores batch: last run {at} (China time, {actor}), {persons} persons, {changed} changed; "
+        "the server runs it daily",
+    ),
+    "dash.scores_batch_never": (
+        "标签与评分批量计算尚未运行：服务启动后将自动运行，或执行 medscrm scores refresh",
+        "The tags and scores batch has not run yet: the server runs it once started, or run medscrm scores refresh",
+    ),
     "dash.no_journeys": ("旅程模块尚未启用", "The journeys module is not installed"),
     "dash.events": ("事件数", "Events"),
     "dash.persons": ("人数", "Persons"),
