@@ -114,30 +114,53 @@ def set_consent(
         raise InvalidInput("source", "say where the consent came from (1–64 characters), e.g. webinar_form")
     person_id = _person_exists(conn, tenant_id, person_id)
     c = consents
+    old = conn.execute(
+        sa.select(c.c.status).where(
+            c.c.tenant_id == tenant_id,
+            c.c.person_id == person_id,
+            c.c.channel == channel,
+            c.c.purpose == purpose,
+        )
+    ).scalar()
     now = utcnow()
-    where = (
-        c.c.tenant_id == tenant_id,
-        c.c.person_id == person_id,
-        c.c.channel == channel,
-        c.c.purpose == purpose,
-    )
-    old = conn.execute(sa.select(c.c.status).where(*where)).scalar()
+    _write(conn, tenant_id, person_id, channel, purpose, old, status, source, evidence, actor, now, now)
+
+
+def _write(
+    conn: sa.Connection,
+    tenant_id: str,
+    person_id: str,
+    channel: str,
+    purpose: str,
+    old: str | None,
+    status: str,
+    source: str,
+    evidence: Any,
+    actor: str,
+    now: dt.datetime,
+    decided_at: dt.datetime,
+    **detail: Any,
+) -> None:
+    """The consent row (inserted where ``old`` is None, else updated; ``updated_at`` = when the person
+    decided), its history row and its audit row."""
+    c = consents
+    values = {"status": status, "source": source, "evidence": evidence, "updated_at": decided_at}
     if old is None:
         conn.execute(
             c.insert().values(
-                tenant_id=tenant_id,
-                person_id=person_id,
-                channel=channel,
-                purpose=purpose,
-                status=status,
-                source=source,
-                evidence=evidence,
-                updated_at=now,
+                tenant_id=tenant_id, person_id=person_id, channel=channel, purpose=purpose, **values
             )
         )
     else:
         conn.execute(
-            c.update().where(*where).values(status=status, source=source, evidence=evidence, updated_at=now)
+            c.update()
+            .where(
+                c.c.tenant_id == tenant_id,
+                c.c.person_id == person_id,
+                c.c.channel == channel,
+                c.c.purpose == purpose,
+            )
+            .values(**values)
         )
     conn.execute(
         consent_history.insert().values(
@@ -161,7 +184,14 @@ def set_consent(
         action=f"consent.{'grant' if status == 'granted' else 'withdraw'}",
         object_type="person",
         object_id=person_id,
-        detail={"channel": channel, "purpose": purpose, "from": old, "to": status, "source": source},
+        detail={
+            "channel": channel,
+            "purpose": purpose,
+            "from": old,
+            "to": status,
+            "source": source,
+            **detail,
+        },
     )
 
 
@@ -291,52 +321,11 @@ def carry_over(
                 continue
             source = "split" if is_split else "merge"
             evidence = {"from_person": r.person_id, "source": r.source, "evidence": r.evidence}
-            where = (
-                c.c.tenant_id == tenant_id,
-                c.c.person_id == t,
-                c.c.channel == r.channel,
-                c.c.purpose == r.purpose,
-            )
-            values = {"status": r.status, "source": source, "evidence": evidence, "updated_at": r.updated_at}
-            if have is None:
-                conn.execute(
-                    c.insert().values(
-                        tenant_id=tenant_id, person_id=t, channel=r.channel, purpose=r.purpose, **values
-                    )
-                )
-            else:
-                conn.execute(c.update().where(*where).values(**values))
-            conn.execute(
-                consent_history.insert().values(
-                    id=new_id("cns"),
-                    tenant_id=tenant_id,
-                    person_id=t,
-                    channel=r.channel,
-                    purpose=r.purpose,
-                    old_status=have.status if have is not None else None,
-                    new_status=r.status,
-                    source=source,
-                    evidence=evidence,
-                    actor=actor,
-                    changed_at=now,
-                )
-            )
-            accounts.audit(
-                conn=conn,
-                tenant_id=tenant_id,
-                actor=actor,
-                action=f"consent.{'grant' if r.status == 'granted' else 'withdraw'}",
-                object_type="person",
-                object_id=t,
-                detail={
-                    "channel": r.channel,
-                    "purpose": r.purpose,
-                    "from": have.status if have is not None else None,
-                    "to": r.status,
-                    "source": source,
-                    "from_person": r.person_id,
-                },
-            )
+            old = have.status if have is not None else None
+            _write(
+                conn, tenant_id, t, r.channel, r.purpose, old, r.status, source, evidence, actor, now,
+                r.updated_at, from_person=r.person_id,
+            )  # fmt: skip
             cur[key] = _Cur(r.status, r.updated_at)
             written += 1
     dnc_written = 0
