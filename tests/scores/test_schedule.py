@@ -142,3 +142,19 @@ def test_a_manual_run_counts_and_the_refresher_runs_the_due_batch(tenant):
     assert (
         Refresher(tenant.engine, tenant_id=tenant.id).run_scores_batch(now=nxt + dt.timedelta(days=3)) == []
     )
+
+
+def test_the_batch_commits_per_range_and_gives_the_single_transaction_result(tenant):
+    pids = [_hcp_with_events(tenant, AFTER) for _ in range(5)]
+    from medscrm.scores.service import refresh_all, refresh_all_committed
+
+    seen = []
+    res = refresh_all_committed(
+        tenant.engine, tenant_id=tenant.id, now=AFTER, chunk=2, last=lambda c, r: seen.append(r["persons"])
+    )
+    assert res["chunks"] == 3 and res["persons"] == 5 and seen == [5]
+    assert all(_model_rows(tenant, p)[1] == 4 for p in pids)
+    # the same batch in one transaction finds nothing to change: the ranges covered everyone, once
+    with tenant.engine.begin() as c:
+        again = refresh_all(c, tenant_id=tenant.id, now=AFTER)
+    assert again["persons"] == 5 and again["changed"] == 0 and again["chunks"] == 1

@@ -102,14 +102,21 @@ def register(app: typer.Typer) -> None:
         history with the reason."""
         from medscrm.common import utcnow
         from medscrm.scores.schedule import record
-        from medscrm.scores.service import refresh_all
+        from medscrm.scores.service import refresh_all_committed
 
         ws = _ws(tenant)
         at = _utc(now) or utcnow()
         try:
-            with console.status("scoring · 计算中…"), ws.engine.begin() as conn:
-                res = refresh_all(conn, tenant_id=ws.tenant_id, now=at, config=config, micro=micro, k=k)
-                record(conn, tenant_id=ws.tenant_id, now=at, actor="cli", res=res)
+            with console.status("scoring · 计算中…"):
+                res = refresh_all_committed(
+                    ws.engine,
+                    tenant_id=ws.tenant_id,
+                    now=at,
+                    config=config,
+                    micro=micro,
+                    k=k,
+                    last=lambda conn, res: record(conn, tenant_id=ws.tenant_id, now=at, actor="cli", res=res),
+                )
         except MedscrmError as exc:
             _fail(exc)
         console.print(

@@ -103,14 +103,17 @@ def record(conn: sa.Connection, *, tenant_id: str, now: dt.datetime, actor: str,
 def run_batch(
     engine: sa.Engine, *, tenant_id: str, now: dt.datetime | None = None, actor: str = "scheduler"
 ) -> dict[str, Any]:
-    """One tenant's batch in its own transaction, recorded in the audit log."""
-    from medscrm.scores.service import refresh_all
+    """One tenant's batch, a transaction per id range of persons (bounded memory on big tenants),
+    recorded in the audit log in the last one."""
+    from medscrm.scores.service import refresh_all_committed
 
     now = now or utcnow()
-    with engine.begin() as conn:
-        res = refresh_all(conn, tenant_id=tenant_id, now=now)
-        record(conn, tenant_id=tenant_id, now=now, actor=actor, res=res)
-    return res
+    return refresh_all_committed(
+        engine,
+        tenant_id=tenant_id,
+        now=now,
+        last=lambda conn, res: record(conn, tenant_id=tenant_id, now=now, actor=actor, res=res),
+    )
 
 
 def run_due(

@@ -209,38 +209,103 @@ def refresh_all(
     k: int | None = None,
     chunk: int = 20_000,
 ) -> dict[str, Any]:
-    """Recompute every scored person's behaviour tags and scores (scheduled refresh; contract C1).
-    With ``micro``, also re-cluster the micro-segments. Persons are processed in id ranges of about
-    ``chunk`` (memory stays bounded on big tenants). Returns counts, what changed and distributions."""
+    """Recompute every scored person's behaviour tags and scores (scheduled refresh; contract C1), in
+    the caller's transaction. With ``micro``, also re-cluster the micro-segments. Persons are processed
+    in id ranges of about ``chunk`` (memory stays bounded on big tenants). Returns counts, what changed
+    and distributions. A big tenant on DuckDB needs :func:`refresh_all_committed` (one transaction per
+    range): one transaction of a million persons' tag changes outgrew DuckDB's memory limit."""
     t0 = time.perf_counter()
     now = now or utcnow()
     cfg = get_config(config)
     lock_tenant(conn, tenant_id=tenant_id)
-    out: dict[str, Any] = {"persons": 0, "changed": 0, "tags": {}, "scores_written": 0, "chunks": 0}
+    out = _new_totals()
     micro_rows: dict[str, dict[str, float]] = {}
     for id_range in features.id_ranges(conn, tenant_id=tenant_id, cfg=cfg, size=chunk):
-        feats = features.compute(conn, tenant_id=tenant_id, cfg=cfg, now=now, id_range=id_range)
-        res = apply(
-            conn,
-            tenant_id=tenant_id,
-            outcomes=derive_all(feats, cfg, now),
-            now=now,
-            mode="scheduled",
-            whole_tenant=True,
-            id_range=id_range,
-        )
-        out["chunks"] += 1
-        for key in ("persons", "changed", "scores_written"):
-            out[key] += res[key]
-        for key, st in res["tags"].items():
-            acc = out["tags"].setdefault(key, {"added": 0, "changed": 0, "removed": 0})
-            for k2, v in st.items():
-                acc[k2] += v
-        if micro:
-            from medscrm.scores.micro import feature_rows
+        _refresh_range(conn, tenant_id, cfg, now, id_range, out, micro_rows if micro else None)
+    return _finish(conn, tenant_id, now, config, micro, k, micro_rows, out, t0)
 
-            micro_rows.update(feature_rows(feats, cfg, now))
-        del feats
+
+def refresh_all_committed(
+    engine: sa.Engine,
+    *,
+    tenant_id: str,
+    now: dt.datetime | None = None,
+    config: str | Path | None = None,
+    micro: bool = False,
+    k: int | None = None,
+    chunk: int = 20_000,
+    last: Any = None,
+) -> dict[str, Any]:
+    """:func:`refresh_all` with a transaction (and the tenant's lock) per id range, then one for the
+    statistics, micro-segments and distributions — bounded memory and short locks on big tenants
+    (real-time refreshes run between ranges). ``last(conn, result)``: called in the final
+    transaction (e.g. to record the run in the audit log)."""
+    t0 = time.perf_counter()
+    now = now or utcnow()
+    cfg = get_config(config)
+    out = _new_totals()
+    micro_rows: dict[str, dict[str, float]] = {}
+    with engine.connect() as conn:
+        ranges = features.id_ranges(conn, tenant_id=tenant_id, cfg=cfg, size=chunk)
+    for id_range in ranges:
+        with engine.begin() as conn:
+            lock_tenant(conn, tenant_id=tenant_id)
+            _refresh_range(conn, tenant_id, cfg, now, id_range, out, micro_rows if micro else None)
+    with engine.begin() as conn:
+        res = _finish(conn, tenant_id, now, config, micro, k, micro_rows, out, t0)
+        if last is not None:
+            last(conn, res)
+    return res
+
+
+def _new_totals() -> dict[str, Any]:
+    return {"persons": 0, "changed": 0, "tags": {}, "scores_written": 0, "chunks": 0}
+
+
+def _refresh_range(
+    conn: sa.Connection,
+    tenant_id: str,
+    cfg: dict[str, Any],
+    now: dt.datetime,
+    id_range: features.IdRange,
+    out: dict[str, Any],
+    micro_rows: dict[str, dict[str, float]] | None,
+) -> None:
+    """One id range of the batch: features, outcomes, writes; adds its counts to ``out``."""
+    feats = features.compute(conn, tenant_id=tenant_id, cfg=cfg, now=now, id_range=id_range)
+    res = apply(
+        conn,
+        tenant_id=tenant_id,
+        outcomes=derive_all(feats, cfg, now),
+        now=now,
+        mode="scheduled",
+        whole_tenant=True,
+        id_range=id_range,
+    )
+    out["chunks"] += 1
+    for key in ("persons", "changed", "scores_written"):
+        out[key] += res[key]
+    for key, st in res["tags"].items():
+        acc = out["tags"].setdefault(key, {"added": 0, "changed": 0, "removed": 0})
+        for k2, v in st.items():
+            acc[k2] += v
+    if micro_rows is not None:
+        from medscrm.scores.micro import feature_rows
+
+        micro_rows.update(feature_rows(feats, cfg, now))
+
+
+def _finish(
+    conn: sa.Connection,
+    tenant_id: str,
+    now: dt.datetime,
+    config: str | Path | None,
+    micro: bool,
+    k: int | None,
+    micro_rows: dict[str, dict[str, float]],
+    out: dict[str, Any],
+    t0: float,
+) -> dict[str, Any]:
     if worth_bulk(conn, out["persons"]):
         analyze(conn, person_tags, person_scores)
     if micro:
