@@ -88,7 +88,7 @@ def approved_content(
         approval_code="MLR-2026-HF-001",
         actor="reviewer",
         actor_role="compliance",
-        expires_at=NOW + dt.timedelta(days=365),
+        expires_at=NOW + dt.timedelta(days=365 * 30),  # far ahead: sendable whatever the real date
     )
     return item["id"]
 
