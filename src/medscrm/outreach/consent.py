@@ -212,13 +212,22 @@ def set_dnc(conn: sa.Connection, *, tenant_id: str, person_id: str, reason: str,
     person_id = _person_exists(conn, tenant_id, person_id)
     if is_dnc(conn, tenant_id=tenant_id, person_id=person_id):
         return
+    _add_dnc(conn, tenant_id, person_id, reason.strip(), actor, utcnow())
+
+
+def _add_dnc(
+    conn: sa.Connection,
+    tenant_id: str,
+    person_id: str,
+    reason: str,
+    actor: str,
+    now: dt.datetime,
+    **detail: Any,
+) -> None:
+    """The do-not-contact row and its audit row."""
     conn.execute(
         persons_dnc.insert().values(
-            tenant_id=tenant_id,
-            person_id=person_id,
-            reason=reason.strip(),
-            created_at=utcnow(),
-            created_by=actor,
+            tenant_id=tenant_id, person_id=person_id, reason=reason, created_at=now, created_by=actor
         )
     )
     accounts.audit(
@@ -228,7 +237,7 @@ def set_dnc(conn: sa.Connection, *, tenant_id: str, person_id: str, reason: str,
         action="dnc.add",
         object_type="person",
         object_id=person_id,
-        detail={"reason": reason.strip()},
+        detail={"reason": reason, **detail},
     )
 
 
@@ -341,20 +350,7 @@ def carry_over(
             if t in blocked:
                 continue
             reason = f"{r.reason} (carried over from {r.person_id} · 由 {r.person_id} 合并/拆分带入)"
-            conn.execute(
-                d.insert().values(
-                    tenant_id=tenant_id, person_id=t, reason=reason, created_at=now, created_by=actor
-                )
-            )
-            accounts.audit(
-                conn=conn,
-                tenant_id=tenant_id,
-                actor=actor,
-                action="dnc.add",
-                object_type="person",
-                object_id=t,
-                detail={"reason": reason, "from_person": r.person_id},
-            )
+            _add_dnc(conn, tenant_id, t, reason, actor, now, from_person=r.person_id)
             blocked.add(t)
             dnc_written += 1
     # a merged person's sends are the survivor's: its frequency caps count them, its rep sees them
