@@ -975,9 +975,11 @@ def serve(
     import uvicorn
 
     from medscrm.app import create_app
+    from medscrm.config import get_settings
     from medscrm.db import get_engine, upgrade_to_head
     from medscrm.workers import WORKERS_ENV
 
+    get_settings()  # a bad MEDSCRM_ENV or a weak production key stops here, before anything starts
     engine = get_engine()
     upgrade_to_head(engine)
     if workers > 1:
