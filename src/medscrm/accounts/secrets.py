@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,31 @@ def unseal(blob: str | None) -> dict[str, Any]:
 def redact(config: dict[str, Any]) -> dict[str, Any]:
     """What may be shown or logged: names of the settings, never their values."""
     return {k: ("***" if v else v) for k, v in config.items()}
+
+
+# --- callback tokens ---------------------------------------------------------------------------------
+def _callback_token(secret_key: str, purpose: str, tenant_id: str) -> str:
+    mac = hmac.new(secret_key.encode(), f"medscrm.callback:{purpose}:{tenant_id}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def callback_token(tenant_id: str, purpose: str) -> str:
+    """The secret that a provider's callback URL for ``tenant_id`` carries (providers do not sign
+    their callbacks, so the URL itself is the credential). Derived from MEDSCRM_SECRET_KEY: nothing to
+    store; a rotated key gives new URLs, and the old keys' URLs keep working until they are dropped."""
+    return _callback_token(get_settings().secret_key, purpose, tenant_id)
+
+
+def check_callback_token(tenant_id: str, purpose: str, token: str | None) -> bool:
+    """Whether ``token`` is the callback token of ``tenant_id`` under the current or an old key
+    (compared in constant time)."""
+    if not token:
+        return False
+    s = get_settings()
+    ok = False
+    for key in [s.secret_key, *s.old_keys]:
+        ok |= hmac.compare_digest(_callback_token(key, purpose, tenant_id).encode(), token.encode())
+    return ok
 
 
 # --- key rotation ----------------------------------------------------------------------------------
