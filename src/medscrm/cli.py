@@ -30,6 +30,10 @@ quarantine_app = typer.Typer(
 imports_app = typer.Typer(help="History of file imports.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+secrets_app = typer.Typer(
+    help="Sealed credentials: re-seal them with a new MEDSCRM_SECRET_KEY (key rotation).",
+    no_args_is_help=True,
+)
 app.add_typer(sources_app, name="sources")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(users_app, name="users")
@@ -37,6 +41,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+app.add_typer(secrets_app, name="secrets")
 
 console = Console()
 err = Console(stderr=True)
@@ -83,6 +88,50 @@ def db_upgrade() -> None:
         f"schema at {head_revision()} ({'migrated' if ran else 'already current'}) "
         f"on {get_settings().backend}"
     )
+
+
+# --- secrets -------------------------------------------------------------------------------------
+@secrets_app.command("rotate")
+def secrets_rotate(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Only this tenant's values (default: every tenant).")
+    ] = None,
+) -> None:
+    """Re-seal every sealed credential (channel settings, source configs) of every tenant with the
+    current MEDSCRM_SECRET_KEY; values sealed with a key in MEDSCRM_OLD_SECRET_KEYS are opened with it.
+    Prints the counts; exits 1 if some value opens with none of the keys (it is left unchanged).
+
+    Rotation: set MEDSCRM_SECRET_KEY=NEW and MEDSCRM_OLD_SECRET_KEYS=OLD, run this, then drop OLD."""
+    from medscrm.accounts import secrets as sealing
+    from medscrm.accounts import service as accounts
+    from medscrm.db import get_engine, upgrade_to_head
+
+    engine = get_engine()
+    upgrade_to_head(engine)
+    with engine.begin() as conn:
+        tenant_id = None
+        if tenant:
+            t = accounts.get_tenant(conn=conn, slug=tenant)
+            if not t:
+                _fail(MedscrmError(f"--tenant: no tenant {tenant!r}"))
+            tenant_id = t["id"]  # type: ignore[index]
+        report = sealing.rotate(conn, tenant_id=tenant_id)
+        for tid, n in sorted(report.by_tenant.items()):
+            accounts.audit(
+                conn=conn,
+                tenant_id=tid,
+                actor="cli",
+                action="secrets.rotate",
+                detail={"resealed": n},
+            )
+    for table, n in report.resealed.items():
+        console.print(f"{table}: {n} re-sealed")
+    console.print(f"tenants: {len(report.by_tenant)}")
+    for table, tid, key in report.unreadable:
+        err.print(f"[bold red]unreadable:[/] {table} {key} (tenant {tid}): no configured key opens it")
+    print(f"resealed={report.total} unreadable={len(report.unreadable)}")
+    if report.unreadable:
+        raise typer.Exit(1)
 
 
 # --- sources -------------------------------------------------------------------------------------
@@ -975,9 +1024,11 @@ def serve(
     import uvicorn
 
     from medscrm.app import create_app
+    from medscrm.config import get_settings
     from medscrm.db import get_engine, upgrade_to_head
     from medscrm.workers import WORKERS_ENV
 
+    get_settings()  # a bad MEDSCRM_ENV or a weak production key stops here, before anything starts
     engine = get_engine()
     upgrade_to_head(engine)
     if workers > 1:

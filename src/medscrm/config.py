@@ -6,11 +6,39 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator, model_validator
+from pydantic import ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from medscrm.common import MedscrmError
 
 DEFAULT_DB_FILE = "medscrm.duckdb"
 _DEV_SECRET = "dev-insecure-secret-change-me"
+#: values of MEDSCRM_ENV (compared case-insensitively)
+ENVIRONMENTS = ("development", "production")
+#: a production secret key needs at least this many characters ...
+MIN_SECRET_LENGTH = 32
+#: ... and at least this many distinct ones (a repeated or sequential pattern is not a key)
+MIN_SECRET_DISTINCT = 12
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` is too weak to sign console sessions and seal credentials in production, or None.
+
+    The checks are cheap heuristics against the usual mistakes (empty, the development value, short,
+    one character repeated, a short pattern repeated); a key from ``python -c "import secrets;
+    print(secrets.token_urlsafe(32))"`` passes them all."""
+    if not key:
+        return "it is empty"
+    if key == _DEV_SECRET:
+        return "it is the development default"
+    if len(key) < MIN_SECRET_LENGTH:
+        return f"it has {len(key)} characters; at least {MIN_SECRET_LENGTH} are required"
+    if len(set(key)) < MIN_SECRET_DISTINCT:
+        return f"it has only {len(set(key))} distinct characters; at least {MIN_SECRET_DISTINCT} are required"
+    for period in range(1, len(key) // 2 + 1):  # the whole key is a shorter unit repeated
+        if len(key) % period == 0 and key[:period] * (len(key) // period) == key:
+            return f"it is a {period}-character pattern repeated"
+    return None
 
 
 class Settings(BaseSettings):
@@ -21,9 +49,12 @@ class Settings(BaseSettings):
     database_url: str = ""
     #: Tenant used by the CLI when ``--tenant`` is not given.
     tenant: str = "default"
-    #: ``development`` or ``production``; production refuses the default secret.
+    #: ``development`` or ``production`` (any case); production refuses a missing or weak secret key.
     env: str = "development"
     secret_key: str = _DEV_SECRET
+    #: Earlier secret keys, comma-separated: sealed credentials made with them can still be read
+    #: (``medscrm secrets rotate`` re-seals them with ``secret_key``).
+    old_secret_keys: str = ""
     #: Largest file ``medscrm import`` accepts, in bytes (default 2 GiB).
     max_import_bytes: int = 2 * 1024**3
     #: DuckDB's memory limit (its buffer pool, spilling beyond it); bounds an import's memory.
@@ -41,11 +72,39 @@ class Settings(BaseSettings):
             return f"duckdb:///{Path(os.getcwd(), DEFAULT_DB_FILE)}"
         return v
 
+    @field_validator("env", mode="before")
+    @classmethod
+    def _known_env(cls, v: str | None) -> str:
+        env = (v or "development").strip().lower()
+        if env not in ENVIRONMENTS:
+            raise ValueError(f"MEDSCRM_ENV: {v!r} is not one of {', '.join(ENVIRONMENTS)} (any case)")
+        return env
+
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> Settings:
-        if self.env == "production" and self.secret_key == _DEV_SECRET:
-            raise ValueError("MEDSCRM_SECRET_KEY must be set in production (MEDSCRM_ENV=production)")
+    def _refuse_weak_secret(self) -> Settings:
+        if self.env == "production":
+            problem = secret_key_problem(self.secret_key)
+            if problem:
+                raise ValueError(
+                    f"MEDSCRM_SECRET_KEY: refused in production (MEDSCRM_ENV=production) because {problem}; "
+                    f"set a random key of at least {MIN_SECRET_LENGTH} characters, e.g. "
+                    '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+                )
+            weak = [k for k in self.old_keys if k == _DEV_SECRET]
+            if weak:
+                raise ValueError(
+                    "MEDSCRM_OLD_SECRET_KEYS: the development key may not open sealed credentials in production"
+                )
         return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def old_keys(self) -> list[str]:
+        """``MEDSCRM_OLD_SECRET_KEYS`` as a list (blank entries dropped)."""
+        return [k.strip() for k in self.old_secret_keys.split(",") if k.strip()]
 
     @property
     def backend(self) -> str:
@@ -53,6 +112,23 @@ class Settings(BaseSettings):
         return self.database_url.split(":", 1)[0].split("+", 1)[0]
 
 
+class ConfigError(MedscrmError):
+    """The environment's MEDSCRM_* settings are invalid; the message names the variable and the reason."""
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per problem, each naming the variable (pydantic's own text names the field only)."""
+    out = []
+    for e in exc.errors():
+        msg = str(e.get("msg", "")).removeprefix("Value error, ")
+        name = "MEDSCRM_" + ".".join(str(x) for x in e.get("loc", ())).upper()
+        out.append(msg if msg.startswith("MEDSCRM_") or name == "MEDSCRM_" else f"{name}: {msg}")
+    return "; ".join(out)
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None

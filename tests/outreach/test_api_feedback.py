@@ -16,7 +16,7 @@ from medscrm.app import create_app
 from medscrm.db.schema import sends
 from medscrm.devtools.servers import free_port, start_sms_server, start_smtp_sink
 from medscrm.outreach.send import SendRequest, dispatch_once, request_send
-from medscrm.outreach.settings import configure_channel, set_policy
+from medscrm.outreach.settings import configure_channel, reply_callback_urls, set_policy
 from outreach.helpers import DAY, approved_item, grant, make_person, setup_email
 from tests_support import rep_token
 
@@ -75,7 +75,7 @@ def test_content_review_consents_and_sends_over_the_api(tenant, tmp_path):
             json={"approval_code": "MLR-1"},
             headers=_h(tok["marketer"]),
         )
-        assert r.status_code == 409 and "compliance" in r.json()["errors"][0]["reason"]
+        assert r.status_code == 403 and "content.review" in r.json()["detail"]["reason"]
         ok = c.post(
             f"/api/v1/content/{item['id']}/approve",
             json={"approval_code": "MLR-1"},
@@ -298,9 +298,10 @@ def test_sms_replies_are_on_the_timeline_and_td_opts_out(tenant, tmp_path):
         b = make_person(conn, tid, phone="+8613900139000")
         for p in (a, b):
             grant(conn, tid, p, channel="sms")
+    urls = reply_callback_urls(tid, "http://testserver")
     with TestClient(create_app(tenant.engine, spool_dir=tmp_path / "spool", fsync=False)) as c:
         r = c.post(
-            f"/callbacks/sms/aliyun/replies/{tid}",
+            urls["aliyun"],
             json=[
                 {
                     "phone_number": "13800138000",
@@ -313,19 +314,19 @@ def test_sms_replies_are_on_the_timeline_and_td_opts_out(tenant, tmp_path):
         )
         assert r.json() == {"code": 0, "msg": "成功"}
         c.post(
-            f"/callbacks/sms/aliyun/replies/{tid}",
+            urls["aliyun"],
             json=[{"phone_number": "13800138000", "content": "TD", "sequence_id": 1234}],
         )  # repeat
         r = c.post(
-            f"/callbacks/sms/tencent/replies/{tid}",
+            urls["tencent"],
             json=[{"mobile": "13900139000", "nationcode": "86", "text": "谢谢，已收到", "time": 1763949600}],
         )
         assert r.json() == {"result": 0, "errmsg": "OK"}
         assert (
             c.post(
-                "/callbacks/sms/tencent/replies/tn_nope", json=[{"mobile": "13900139000", "text": "TD"}]
+                urls["tencent"].replace(tid, "tn_nope"), json=[{"mobile": "13900139000", "text": "TD"}]
             ).status_code
-            == 404
+            == 403
         )
     with tenant.engine.connect() as conn:
         assert not consent.has_consent(conn, tenant_id=tid, person_id=a, channel="sms", purpose="marketing")

@@ -15,13 +15,39 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "audit.read",
             "identity.manage",
             "prescriptions.read",
+            "outreach.send",
+            "consent.manage",
+            "content.withdraw",
         }
     ),
-    "marketer": frozenset({"pii.read", "data.import", "data.read", "quarantine.manage"}),
+    "marketer": frozenset(
+        {
+            "pii.read",
+            "data.import",
+            "data.read",
+            "quarantine.manage",
+            "outreach.send",
+            "consent.manage",
+            "content.withdraw",
+        }
+    ),
+    # Analysts read; they do not message HCPs or change what HCPs agreed to.
     "analyst": frozenset({"data.read", "prescriptions.read"}),
-    # Reps may not see per-HCP prescription volume (医药代表备案管理办法, 2020).
-    "rep": frozenset({"data.read", "pii.read.own"}),
-    "compliance": frozenset({"data.read", "audit.read", "quarantine.manage", "pii.read"}),
+    # Reps may not see per-HCP prescription volume (医药代表备案管理办法, 2020). They message and record
+    # the consents of their own HCPs only (the API scopes every person a rep names to the rep's own).
+    "rep": frozenset({"data.read", "pii.read.own", "outreach.send", "consent.manage"}),
+    # Compliance reviews content (MLR) and may pull it; it does not send.
+    "compliance": frozenset(
+        {
+            "data.read",
+            "audit.read",
+            "quarantine.manage",
+            "pii.read",
+            "consent.manage",
+            "content.review",
+            "content.withdraw",
+        }
+    ),
 }
 
 

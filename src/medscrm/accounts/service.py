@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from medscrm.accounts.roles import check_role
 from medscrm.common import MedscrmError, NotFound, new_id, new_secret, sha256_hex, utcnow
@@ -165,18 +167,73 @@ def source_by_write_key(*, conn: sa.Connection, write_key: str) -> dict[str, Any
 
 
 # --- users and tokens ------------------------------------------------------------------------
+#: Argon2id with argon2-cffi's defaults (RFC 9106's second recommended profile: t=3, 64 MiB, p=4);
+#: the parameters are stored in each hash, so raising them later rehashes on the next sign-in
+_hasher = PasswordHasher()
+#: scrypt hashes from before Argon2id ("scrypt$salt$digest", N=2^14, r=8, p=1 not stored):
+#: still verified, and replaced by an Argon2id hash at the next successful sign-in
+_SCRYPT = "scrypt$"
+
+
 def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
-    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+    return _hasher.hash(password)
+
+
+def _legacy_scrypt(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
 
 
 def verify_password(password: str, stored: str | None) -> bool:
-    if not stored or not stored.startswith("scrypt$"):
+    if not stored:
         return False
-    _, salt_b64, digest_b64 = stored.split("$")
-    digest = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt_b64), n=2**14, r=8, p=1)
-    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+    if stored.startswith(_SCRYPT):
+        try:
+            _, salt_b64, digest_b64 = stored.split("$")
+            salt, digest = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
+        except ValueError:
+            return False
+        return hmac.compare_digest(_legacy_scrypt(password, salt), digest)
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_needs_rehash(stored: str | None) -> bool:
+    """Whether a verified hash should be replaced (a legacy scrypt hash, or weaker Argon2 parameters)."""
+    if not stored:
+        return False
+    if stored.startswith(_SCRYPT):
+        return True
+    try:
+        return _hasher.check_needs_rehash(stored)
+    except InvalidHashError:
+        return True
+
+
+def burn_password_check(password: str) -> None:
+    """Spend the time of one verification (for an unknown user: no timing difference to a known one)."""
+    verify_password(password, _DUMMY_HASH)
+
+
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def set_password_hash(*, conn: sa.Connection, user_id: str, password: str, actor: str, reason: str) -> None:
+    """Store a new hash of ``password`` for the user (e.g. an upgrade after a successful sign-in)."""
+    row = conn.execute(sa.select(users.c.tenant_id).where(users.c.id == user_id)).first()
+    if row is None:
+        raise NotFound(f"user {user_id!r} not found")
+    conn.execute(users.update().where(users.c.id == user_id).values(password_hash=hash_password(password)))
+    audit(
+        conn=conn,
+        tenant_id=row[0],
+        actor=actor,
+        action="user.password_rehash",
+        object_type="user",
+        object_id=user_id,
+        detail={"reason": reason, "scheme": "argon2id"},
+    )
 
 
 def create_user(

@@ -104,6 +104,7 @@ def require(permission: str):
             )
         return p
 
+    check.permission = permission  # type: ignore[attr-defined]  # read by the role x route test
     return Depends(check)
 
 

@@ -1,7 +1,8 @@
 """Outreach API: the content library (MLR review), consents and do-not-contact, channels and the
 sending policy, sends (list, rep-sent messages), and the public feedback endpoints: tracked links
 ``GET /r/{token}``, view beacons ``GET|POST /b/{token}``, SMS delivery receipts
-``POST /callbacks/sms/aliyun|tencent``. Errors: ``{"error", "errors": [{"field", "reason"}]}``.
+``POST /callbacks/sms/aliyun|tencent``, SMS replies ``POST /callbacks/sms/aliyun|tencent/replies/
+{tenant_id}/{token}`` (the tenant's callback token: providers do not sign these). Errors: ``{"error", "errors": [{"field", "reason"}]}``.
 
 A rep token reaches only the HCPs the rep owns: consents, do-not-contact and sends of any other person
 answer 404 as for a missing person, and the outbox lists sends to owned persons only."""
@@ -17,10 +18,12 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from medscrm.accounts import service as accounts
+from medscrm.accounts.secrets import check_callback_token
 from medscrm.api.deps import EngineDep, Principal, check_person_visible, require
 from medscrm.common import InvalidInput, MedscrmError, NotFound
 from medscrm.content import service as content
-from medscrm.db.schema import users
+from medscrm.db.schema import tenants, users
 from medscrm.outreach import consent, feedback
 from medscrm.outreach import send as sending
 from medscrm.outreach import settings as osettings
@@ -31,6 +34,10 @@ public = APIRouter(tags=["outreach feedback"])
 Reader = Annotated[Principal, require("data.read")]
 Writer = Annotated[Principal, require("data.import")]
 Admin = Annotated[Principal, require("accounts.manage")]
+Sender = Annotated[Principal, require("outreach.send")]
+Reviewer = Annotated[Principal, require("content.review")]
+Withdrawer = Annotated[Principal, require("content.withdraw")]
+ConsentManager = Annotated[Principal, require("consent.manage")]
 _GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
@@ -129,7 +136,7 @@ def submit_content(item_id: str, engine: EngineDep, p: Writer) -> Any:
 
 
 @api.post("/content/{item_id}/approve", summary="Approve (compliance role; not the author)")
-def approve_content(item_id: str, body: ApproveIn, engine: EngineDep, p: Reader) -> Any:
+def approve_content(item_id: str, body: ApproveIn, engine: EngineDep, p: Reviewer) -> Any:
     try:
         with engine.begin() as conn:
             return content.approve(
@@ -146,7 +153,7 @@ def approve_content(item_id: str, body: ApproveIn, engine: EngineDep, p: Reader)
 
 
 @api.post("/content/{item_id}/reject", summary="Send back to draft with a reason (compliance role)")
-def reject_content(item_id: str, body: ReasonIn, engine: EngineDep, p: Reader) -> Any:
+def reject_content(item_id: str, body: ReasonIn, engine: EngineDep, p: Reviewer) -> Any:
     try:
         with engine.begin() as conn:
             return content.reject(
@@ -162,12 +169,7 @@ def reject_content(item_id: str, body: ReasonIn, engine: EngineDep, p: Reader) -
 
 
 @api.post("/content/{item_id}/withdraw", summary="Withdraw; cancels every queued send of it")
-def withdraw_content(item_id: str, engine: EngineDep, p: Reader, body: ReasonIn | None = None) -> Any:
-    if p.role not in ("compliance", "admin", "marketer"):
-        return JSONResponse(
-            status_code=403,
-            content={"error": "forbidden", "errors": [{"field": "role", "reason": "may not withdraw"}]},
-        )
+def withdraw_content(item_id: str, engine: EngineDep, p: Withdrawer, body: ReasonIn | None = None) -> Any:
     try:
         with engine.begin() as conn:
             return content.withdraw(
@@ -205,15 +207,7 @@ def get_consents(person_id: str, engine: EngineDep, p: Reader) -> Any:
 
 
 @api.put("/persons/{person_id}/consents", summary="Grant or withdraw one consent (channel × purpose)")
-def put_consent(person_id: str, body: ConsentIn, engine: EngineDep, p: Reader) -> Any:
-    if p.role == "analyst":
-        return JSONResponse(
-            status_code=403,
-            content={
-                "error": "forbidden",
-                "errors": [{"field": "role", "reason": "may not change consents"}],
-            },
-        )
+def put_consent(person_id: str, body: ConsentIn, engine: EngineDep, p: ConsentManager) -> Any:
     try:
         with engine.begin() as conn:
             _check_person(conn, p, person_id)
@@ -269,7 +263,7 @@ class SendIn(BaseModel):
 @api.post(
     "/sends", status_code=202, summary="Request a send (a rep's or a system's message); guardrails apply"
 )
-def create_send(body: SendIn, engine: EngineDep, p: Reader) -> Any:
+def create_send(body: SendIn, engine: EngineDep, p: Sender) -> Any:
     try:
         with engine.begin() as conn:
             _check_person(conn, p, body.person_id)  # a rep messages their own HCPs only
@@ -454,27 +448,46 @@ def tencent_receipts(engine: EngineDep, body: Annotated[list[dict[str, Any]], Bo
     return {"result": 0, "errmsg": "OK"}
 
 
-def _tenant_exists(engine: sa.Engine, tenant_id: str) -> bool:
-    from medscrm.db.schema import tenants
-
-    with engine.connect() as conn:
-        return conn.execute(sa.select(tenants.c.id).where(tenants.c.id == tenant_id)).first() is not None
-
-
-def _no_tenant() -> JSONResponse:
+def _reply_caller_refused(
+    engine: sa.Engine, request: Request, provider: str, tenant_id: str, token: str | None
+):
+    """None if the caller holds the tenant's reply-callback token; else the 403 to answer, with an
+    audit row in the tenant (when there is one) naming the client address. An unknown tenant is
+    refused exactly like a wrong token."""
+    if check_callback_token(tenant_id, osettings.SMS_REPLIES, token):
+        with engine.connect() as conn:
+            if conn.execute(sa.select(tenants.c.id).where(tenants.c.id == tenant_id)).first() is not None:
+                return None
+    with engine.begin() as conn:
+        if conn.execute(sa.select(tenants.c.id).where(tenants.c.id == tenant_id)).first() is not None:
+            accounts.audit(
+                conn=conn,
+                tenant_id=tenant_id,
+                actor=f"callback:{provider}",
+                action="callback.refused",
+                object_type="callback",
+                object_id=f"sms/{provider}/replies",
+                detail={
+                    "client": request.client.host if request.client else None,
+                    "reason": "missing token" if not token else "wrong token",
+                },
+            )
     return JSONResponse(
-        status_code=404,
-        content={"error": "not_found", "errors": [{"field": "tenant_id", "reason": "unknown tenant"}]},
+        status_code=403,
+        content={
+            "error": "forbidden",
+            "errors": [
+                {
+                    "field": "token",
+                    "reason": "a valid callback token is required in the URL "
+                    "(`medscrm channels callback-urls` prints it)",
+                }
+            ],
+        },
     )
 
 
-@public.post(
-    "/callbacks/sms/aliyun/replies/{tenant_id}",
-    summary="Alibaba Cloud SMS replies (SmsUp push) for one tenant (its id in the URL); TD/退订 opts out",
-)
-def aliyun_replies(tenant_id: str, engine: EngineDep, body: Annotated[list[dict[str, Any]], Body()]) -> Any:
-    if not _tenant_exists(engine, tenant_id):
-        return _no_tenant()
+def _aliyun_replies(tenant_id: str, engine: sa.Engine, body: list[dict[str, Any]]) -> Any:
     with engine.begin() as conn:
         for r in body:
             feedback.record_reply(
@@ -489,15 +502,7 @@ def aliyun_replies(tenant_id: str, engine: EngineDep, body: Annotated[list[dict[
     return {"code": 0, "msg": "成功"}
 
 
-@public.post(
-    "/callbacks/sms/tencent/replies/{tenant_id}",
-    summary="Tencent Cloud SMS replies (push) for one tenant (its id in the URL); TD/退订 opts out",
-)
-def tencent_replies(
-    tenant_id: str, engine: EngineDep, body: Annotated[list[dict[str, Any]] | dict[str, Any], Body()]
-) -> Any:
-    if not _tenant_exists(engine, tenant_id):
-        return _no_tenant()
+def _tencent_replies(tenant_id: str, engine: sa.Engine, body: list[dict[str, Any]] | dict[str, Any]) -> Any:
     with engine.begin() as conn:
         for r in body if isinstance(body, list) else [body]:
             ts = r.get("time")
@@ -512,6 +517,48 @@ def tencent_replies(
                 at=at,
             )
     return {"result": 0, "errmsg": "OK"}
+
+
+@public.post(
+    "/callbacks/sms/aliyun/replies/{tenant_id}/{token}",
+    summary="Alibaba Cloud SMS replies (SmsUp push) for one tenant; TD/退订 opts out. The URL carries "
+    "the tenant's callback token (`medscrm channels callback-urls`)",
+)
+def aliyun_replies(
+    tenant_id: str,
+    token: str,
+    request: Request,
+    engine: EngineDep,
+    body: Annotated[list[dict[str, Any]], Body()],
+) -> Any:
+    refused = _reply_caller_refused(engine, request, "aliyun", tenant_id, token)
+    return refused or _aliyun_replies(tenant_id, engine, body)
+
+
+@public.post(
+    "/callbacks/sms/tencent/replies/{tenant_id}/{token}",
+    summary="Tencent Cloud SMS replies (push) for one tenant; TD/退订 opts out. The URL carries the "
+    "tenant's callback token (`medscrm channels callback-urls`)",
+)
+def tencent_replies(
+    tenant_id: str,
+    token: str,
+    request: Request,
+    engine: EngineDep,
+    body: Annotated[list[dict[str, Any]] | dict[str, Any], Body()],
+) -> Any:
+    refused = _reply_caller_refused(engine, request, "tencent", tenant_id, token)
+    return refused or _tencent_replies(tenant_id, engine, body)
+
+
+@public.post(
+    "/callbacks/sms/{provider}/replies/{tenant_id}",
+    summary="Reply callbacks without a token (the URL of earlier versions): refused with 403, audited",
+)
+def replies_without_token(
+    provider: Literal["aliyun", "tencent"], tenant_id: str, request: Request, engine: EngineDep
+) -> Any:
+    return _reply_caller_refused(engine, request, provider, tenant_id, None)
 
 
 router.include_router(api)

@@ -72,6 +72,19 @@ users = sa.Table(
     sa.UniqueConstraint("tenant_id", "username"),
 )
 
+#: Failed console sign-ins per user and per client address, shared by every server process: the
+#: login throttle's state (``accounts.throttle``). Keys are hashed (no usernames or IPs in clear).
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),  # sha256 of "user:<tenant>:<name>" / "ip:<addr>"
+    sa.Column("kind", sa.String(8), nullable=False),  # user, ip
+    sa.Column("failures", sa.Integer, nullable=False),  # consecutive failures
+    sa.Column("last_failure_at", TS),
+    sa.Column("locked_until", TS),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
 api_tokens = sa.Table(
     "api_tokens",
     metadata,

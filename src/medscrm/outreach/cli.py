@@ -219,6 +219,21 @@ def register(app: typer.Typer) -> None:
             )
         console.print(t)
 
+    @channels_app.command("callback-urls")
+    def channels_callback_urls(
+        base_url: Annotated[
+            str, typer.Option(help="The server's public address, e.g. https://scrm.example.com")
+        ] = "http://127.0.0.1:8000",
+        tenant: TenantOpt = None,
+    ) -> None:
+        """The SMS reply callback URL to set in each provider's console, with the tenant's callback
+        token (keep it secret: it lets the caller withdraw SMS consents). Prints PROVIDER URL lines."""
+        from medscrm.outreach import settings
+
+        ws = _ws(tenant)
+        for provider, url in settings.reply_callback_urls(ws.tenant_id, base_url).items():
+            print(f"{provider} {url}")
+
     @app.command("outreach-policy")
     def outreach_policy(
         set_json: Annotated[

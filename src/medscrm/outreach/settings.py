@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm.accounts import service as accounts
-from medscrm.accounts.secrets import redact, seal, unseal
+from medscrm.accounts.secrets import callback_token, redact, seal, unseal
 from medscrm.common import InvalidInput, utcnow
 from medscrm.db.schema import channel_configs, outreach_policies
 
@@ -245,3 +245,18 @@ def list_channels(conn: sa.Connection, *, tenant_id: str) -> list[dict[str, Any]
             }
         )
     return out
+
+
+# --- callback URLs ---------------------------------------------------------------------------------
+#: providers whose SMS replies (upstream messages) are pushed to us
+REPLY_PROVIDERS = ("aliyun", "tencent")
+#: the purpose under which their callback tokens are derived (``accounts.secrets.callback_token``)
+SMS_REPLIES = "sms-replies"
+
+
+def reply_callback_urls(tenant_id: str, base_url: str) -> dict[str, str]:
+    """The URL to give each SMS provider for the tenant's replies, with its callback token (a secret:
+    whoever holds it can withdraw the SMS consent of the tenant's contacts)."""
+    token = callback_token(tenant_id, SMS_REPLIES)
+    base = base_url.rstrip("/")
+    return {p: f"{base}/callbacks/sms/{p}/replies/{tenant_id}/{token}" for p in REPLY_PROVIDERS}

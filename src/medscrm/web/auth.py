@@ -41,7 +41,10 @@ class CsrfFailed(Exception):
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(get_settings().secret_key, salt="medscrm.console.session")
+    # signs with the current key (the last one); sessions signed with an old key stay valid until
+    # the old key is dropped from MEDSCRM_OLD_SECRET_KEYS
+    s = get_settings()
+    return URLSafeTimedSerializer([*reversed(s.old_keys), s.secret_key], salt="medscrm.console.session")
 
 
 def read_session(request: Request) -> dict[str, Any]:
