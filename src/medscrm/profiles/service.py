@@ -204,11 +204,15 @@ def search(
         p.c.tenant_id == tenant_id, p.c.status == "active"
     )
     if q:
-        stmt = stmt.where(name_col.ilike(f"%{q}%"))
+        stmt = stmt.where(name_col.icontains(q, autoescape=True))
     if hospital:
-        stmt = stmt.where(sa.cast(attr["hospital"].as_string(), sa.String).ilike(f"%{hospital}%"))
+        stmt = stmt.where(
+            sa.cast(attr["hospital"].as_string(), sa.String).icontains(hospital, autoescape=True)
+        )
     if department:
-        stmt = stmt.where(sa.cast(attr["department"].as_string(), sa.String).ilike(f"%{department}%"))
+        stmt = stmt.where(
+            sa.cast(attr["department"].as_string(), sa.String).icontains(department, autoescape=True)
+        )
     if person_type:
         stmt = stmt.where(p.c.person_type == person_type)
     if scope is not None:
