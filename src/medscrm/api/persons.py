@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from medscrm.accounts.audit_writer import AuditFailed, audit_committed
 from medscrm.api.deps import EngineDep, Principal, check_person_visible, require, visible_person_id
+from medscrm.api.events import cursor_param, next_cursor
 from medscrm.common import NotFound
 from medscrm.profiles import service as profiles
 
@@ -113,23 +114,36 @@ def get_person(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
         raise _404(exc) from exc
 
 
-@router.get("/{person_id}/timeline", summary="The person's events, newest first (page with `before`)")
+@router.get("/{person_id}/timeline", summary="The person's events, newest first (page with `cursor`)")
 def timeline(
     person_id: str,
     engine: EngineDep,
     p: Reader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: dt.datetime | None = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> dict[str, Any]:
+    after = cursor_param(cursor)
     try:
         with engine.connect() as conn:
             check_person_visible(conn, p, person_id)
             rows = profiles.timeline(
-                conn, tenant_id=p.tenant_id, person_id=person_id, limit=limit, before=before, role=p.role
+                conn,
+                tenant_id=p.tenant_id,
+                person_id=person_id,
+                limit=limit,
+                before=before,
+                role=p.role,
+                after=after,
             )
     except NotFound as exc:
         raise _404(exc) from exc
-    return {"events": rows, "next_before": rows[-1]["timestamp"].isoformat() if len(rows) == limit else None}
+    return {
+        "events": rows,
+        "next_cursor": next_cursor(rows, limit),
+        # the last timestamp, for older clients: events sharing it across pages can be missed
+        "next_before": rows[-1]["timestamp"].isoformat() if len(rows) == limit else None,
+    }
 
 
 @router.get("/{person_id}/records", summary="The source records behind the person (what each source sent)")

@@ -363,7 +363,9 @@ def cancel_pending_sends(
     s = sends
     pending = sa.and_(
         s.c.tenant_id == tenant_id,
-        s.c.content_id == content_id if content_id is not None else s.c.origin.startswith(origin_prefix),
+        s.c.content_id == content_id
+        if content_id is not None
+        else s.c.origin.startswith(origin_prefix, autoescape=True),
         sa.or_(s.c.status == "queued", sa.and_(s.c.status == "sending", s.c.handed_off_at.is_(None))),
     )
     rows = [dict(r) for r in conn.execute(sa.select(s).where(pending)).mappings()]

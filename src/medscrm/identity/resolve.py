@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from medscrm.exports import csv_cell
+
 from .cluster import cluster_links, person_id_for
 from .deterministic import deterministic_links
 from .explain import apply_guards
@@ -288,7 +290,13 @@ def resolve_file(
     res = resolve_records(df, engine=engine, settings=settings, person_type=person_type, progress=progress)
     out = Path(output_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    res.clusters.to_csv(out, index=False, encoding="utf-8")
+    # record ids come from the input file: one a spreadsheet would read as a formula is written as
+    # text (the other columns are ours: ids, confidences and sizes, never negative)
+    safe = res.clusters.copy(deep=False)
+    for col in safe.columns:
+        if safe[col].dtype == object:
+            safe[col] = safe[col].map(csv_cell)
+    safe.to_csv(out, index=False, encoding="utf-8")
     if model_out and res.models:
         for ptype, m in res.models.items():
             m.save(Path(str(model_out).replace("{person_type}", ptype)))

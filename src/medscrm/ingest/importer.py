@@ -494,7 +494,7 @@ def _process_batch(
     for row in batch:
         report.rows_total += 1
         problems = [
-            {"field": p.field, "code": p.code, "reason": p.reason, "value": None} for p in row.problems
+            {"field": p.field, "code": p.code, "reason": p.reason, "value": p.value} for p in row.problems
         ]
         built = build_record(row.values, plan, row_number=row.number, problems=problems)
         if built.record is None:

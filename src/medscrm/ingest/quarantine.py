@@ -92,6 +92,11 @@ def fix(
     return base
 
 
+#: Problems with the shape of a row (fewer or more fields than the header): its values may sit in the
+#: wrong columns, so such a row is replayed only after a person has fixed it (``fix``), never as read.
+SHAPE_CODES = frozenset({"short_row", "long_row"})
+
+
 def _plan(conn: sa.Connection, import_id: str | None, cache: dict[str, Plan]) -> Plan:
     if not import_id:
         raise MedscrmError("this entry has no import to replay into")
@@ -119,6 +124,11 @@ def replay(
     plans: dict[str, Plan] = {}
     replayed, still_bad = [], []
     for e in entries:
+        shape = [i for i in e["issues"] or [] if i.get("code") in SHAPE_CODES]
+        if shape and e["fixed_payload"] is None:
+            hint = "; fix the row first (quarantine fix ID --set COLUMN=VALUE), then replay it"
+            still_bad.append({"id": e["id"], "issues": [{**i, "reason": i["reason"] + hint} for i in shape]})
+            continue
         values = e["fixed_payload"] or e["payload"]
         plan = _plan(conn, e["import_id"], plans)
         built = build_record(values, plan, row_number=e["row_number"])

@@ -1,8 +1,15 @@
 """Streaming readers for the import formats: CSV (UTF-8/GB18030), XLSX, JSON lines, Parquet.
 
 Each reader yields batches of ``(row_number, {column: value})`` with bounded memory, plus
-row-level problems (bad bytes, bad JSON, ragged rows) as :class:`RowProblem` so that the importer
-can quarantine the row instead of failing the file. File-level problems raise :class:`FileError`.
+row-level problems (bad bytes, bad JSON, rows shorter or longer than the header) as
+:class:`RowProblem` so that the importer can quarantine the row instead of failing the file.
+File-level problems raise :class:`FileError`.
+
+A CSV row with fewer fields than the header (``short_row``: a lost delimiter shifts every value
+after it, or the line was cut off) or with values beyond the header (``long_row``) is quarantined,
+never guessed at. Its values still carry every header column (the missing ones as None), so that
+``quarantine fix`` can set them by name; empty trailing fields (a trailing delimiter, as some
+spreadsheet exports write) are not values and are ignored.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class RowProblem:
     field: str
     code: str
     reason: str
+    value: Any = None
 
 
 @dataclass
@@ -182,11 +190,26 @@ class CsvReader(Reader):
                     if any(x.strip() for x in extra):
                         problems.append(
                             RowProblem(
-                                "(row)", "ragged_row", f"row has {len(rec)} fields but the header has {n}"
+                                "(row)",
+                                "long_row",
+                                f"row {line} has {len(rec)} fields but the header has {n}: "
+                                f"values beyond the last column {cols[-1]!r}",
+                                _text(extra),
                             )
                         )
                     rec = rec[:n]
-                values = dict(zip(cols, rec, strict=False))
+                values: dict[str, Any] = dict(zip(cols, rec, strict=False))
+                if len(rec) < n:
+                    missing = cols[len(rec) :]
+                    problems.append(
+                        RowProblem(
+                            "(row)",
+                            "short_row",
+                            f"row {line} has {len(rec)} fields but the header has {n}; "
+                            f"missing column(s): {', '.join(missing)}",
+                        )
+                    )
+                    values.update(dict.fromkeys(missing))
                 for k, v in values.items():
                     if v and _has_surrogates(v):
                         problems.append(
@@ -201,6 +224,14 @@ class CsvReader(Reader):
             self._fh.close()
         if batch:
             yield batch
+
+
+def _text(values: list[Any]) -> str:
+    """Cells beyond the header, as one text for the quarantine entry (trailing empty ones dropped)."""
+    vals = ["" if v is None else str(v) for v in values]
+    while vals and not vals[-1].strip():
+        vals.pop()
+    return orjson.dumps(vals).decode()
 
 
 def _cell(v: Any) -> Any:
@@ -253,7 +284,12 @@ class XlsxReader(Reader):
                 problems = []
                 if len(r) > n and any(c not in (None, "") for c in r[n:]):
                     problems.append(
-                        RowProblem("(row)", "ragged_row", f"row has values beyond the {n} named columns")
+                        RowProblem(
+                            "(row)",
+                            "long_row",
+                            f"row {self._line} has values beyond the {n} named columns",
+                            _text([_cell(c) for c in r[n:]]),
+                        )
                     )
                 values = {c: _cell(v) for c, v in zip(self.columns, r, strict=False)}
                 batch.append(Row(self._line, values, problems))

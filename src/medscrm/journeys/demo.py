@@ -217,7 +217,7 @@ def journey_step(ws, *, console: Console, max_persons: int = 30) -> dict[str, An
         n_tasks = conn.execute(
             sa.select(sa.func.count())
             .select_from(tasks)
-            .where(tasks.c.tenant_id == tid, tasks.c.origin.like(f"journey:{jid}:%"))
+            .where(tasks.c.tenant_id == tid, tasks.c.origin.startswith(f"journey:{jid}:", autoescape=True))
         ).scalar()
     t = Table(
         "step · 步骤",

@@ -204,11 +204,15 @@ def search(
         p.c.tenant_id == tenant_id, p.c.status == "active"
     )
     if q:
-        stmt = stmt.where(name_col.ilike(f"%{q}%"))
+        stmt = stmt.where(name_col.icontains(q, autoescape=True))
     if hospital:
-        stmt = stmt.where(sa.cast(attr["hospital"].as_string(), sa.String).ilike(f"%{hospital}%"))
+        stmt = stmt.where(
+            sa.cast(attr["hospital"].as_string(), sa.String).icontains(hospital, autoescape=True)
+        )
     if department:
-        stmt = stmt.where(sa.cast(attr["department"].as_string(), sa.String).ilike(f"%{department}%"))
+        stmt = stmt.where(
+            sa.cast(attr["department"].as_string(), sa.String).icontains(department, autoescape=True)
+        )
     if person_type:
         stmt = stmt.where(p.c.person_type == person_type)
     if scope is not None:
@@ -283,8 +287,10 @@ def timeline(
     limit: int = 50,
     before=None,
     role: str | None = None,
+    after=None,
 ) -> list[dict]:
-    """The person's events, newest first. For a role without ``prescriptions.read`` (the rep-filing
+    """The person's events, newest first; ``after``: the (timestamp, id) of the last event of the
+    previous page (``api.events.decode_cursor``). For a role without ``prescriptions.read`` (the rep-filing
     rules), prescription events are left out and prescription properties removed; for a role without
     ``pii.read`` personal data in the events is masked (:func:`redact_event`)."""
     p = resolve_person_id(conn, tenant_id, person_id)
@@ -295,6 +301,7 @@ def timeline(
         limit=limit,
         before=before,
         exclude_events=hidden_events(role) if role is not None else (),
+        after=after,
     )
     return rows if role is None else [redact_event(r, role) for r in rows]
 

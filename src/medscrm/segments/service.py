@@ -6,7 +6,6 @@ compile is never saved (RuleError, every problem with its path).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from typing import Any
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 from medscrm.accounts.roles import can
 from medscrm.common import NotFound, new_id, utcnow
 from medscrm.db.schema import person_scores, persons, segment_history, segment_members, segments
+from medscrm.exports import SafeDictWriter
 from medscrm.profiles.service import _visible
 from medscrm.rules import RuleError, compile_rule, parse
 from medscrm.rules.errors import Problem
@@ -310,11 +310,13 @@ def export_csv(
     conn: sa.Connection, *, tenant_id: str, key: str, role: str, scope: sa.Select | None = None
 ) -> str:
     """All members as CSV text (UTF-8 with BOM for Excel); PII masked unless ``role`` may read PII;
-    ``scope``: only these person ids (a SELECT: a rep's own HCPs)."""
+    ``scope``: only these person ids (a SELECT: a rep's own HCPs). A cell a spreadsheet would read as
+    a formula gets a leading single quote (:mod:`medscrm.exports`)."""
     buf = io.StringIO()
     buf.write("\ufeff")
     cols = ("person_id", *EXPORT_FIELDS, *PII_EXPORT_FIELDS)
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    # cells that a spreadsheet would read as a formula (=, +, -, @ …) are written as text
+    w = SafeDictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     offset = 0
     while True:

@@ -394,11 +394,15 @@ def search(
                 exact = lookup(conn, tenant_id=tenant_id, type_="email" if "@" in q else "phone", value=q)
             except (NotFound, ValueError):
                 exact = "-"
-        stmt = stmt.where(p.c.id == exact) if exact else stmt.where(name_col.ilike(f"%{q}%"))
+        stmt = stmt.where(p.c.id == exact) if exact else stmt.where(name_col.icontains(q, autoescape=True))
     if hospital:
-        stmt = stmt.where(sa.cast(attr["hospital"].as_string(), sa.String).ilike(f"%{hospital.strip()}%"))
+        stmt = stmt.where(
+            sa.cast(attr["hospital"].as_string(), sa.String).icontains(hospital.strip(), autoescape=True)
+        )
     if department:
-        stmt = stmt.where(sa.cast(attr["department"].as_string(), sa.String).ilike(f"%{department.strip()}%"))
+        stmt = stmt.where(
+            sa.cast(attr["department"].as_string(), sa.String).icontains(department.strip(), autoescape=True)
+        )
     if person_type in ("hcp", "patient"):
         stmt = stmt.where(p.c.person_type == person_type)
     rows = conn.execute(stmt.order_by(name_col, p.c.id).limit(limit).offset(offset)).all()
