@@ -6,8 +6,9 @@ tab or a carriage return) as a formula, so a name such as ``=HYPERLINK(...)`` or
 export writes its cells through this module:
 
 * CSV (OWASP, "CSV injection"): a text beginning with one of those characters gets a leading single
-  quote, so the spreadsheet shows it as text. This applies to every cell, numbers included (an
-  E.164 phone ``+8613800138000`` is written ``'+8613800138000``).
+  quote, so the spreadsheet shows it as text. A cell that is a plain number (``-3.5``, an E.164
+  phone ``+8613800138000``) carries no formula and is written as it is; a masked phone
+  ``+86138****8000`` is not a number and gets the quote.
 * XLSX: text is always stored as a string cell (never a formula) with Excel's quote prefix; numbers
   stay numbers, negative ones included.
 
@@ -18,21 +19,26 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import IO, Any
 
 #: First characters that make a spreadsheet treat a cell as a formula (OWASP).
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+#: A plain decimal number: a spreadsheet reads it as a number, never as a formula.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
 
 
 def csv_cell(value: Any) -> Any:
     """``value`` as written to a CSV cell: None stays empty; anything whose text begins with a
-    formula character gets a leading single quote."""
+    formula character gets a leading single quote, unless it is a plain number."""
     if value is None:
         return None
     text = value if isinstance(value, str) else str(value)
-    return "'" + text if text.startswith(FORMULA_LEADS) else value
+    if text.startswith(FORMULA_LEADS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return value
 
 
 def csv_row(row: Mapping[str, Any]) -> dict[str, Any]:
