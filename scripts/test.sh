@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything the tests need on a fresh machine, then run them (lint + pytest).
+# Set up everything the tests need on a fresh machine, then run them (lint + pytest), then, for the
+# whole suite (no arguments), scripts/check_wheel.sh: the built wheel installed with pip, no lock.
 set -euo pipefail
 source "$(dirname "$0")/_setup.sh"
 bash scripts/ensure_postgres.sh
@@ -8,3 +9,7 @@ echo "== ruff"
 uv run ruff check src tests benchmarks
 echo "== pytest (DuckDB and PostgreSQL)"
 uv run pytest -q "$@"
+if [ "$#" -eq 0 ]; then
+  # the whole suite (what CI runs): also check what `pip install medscrm` gives a user
+  bash scripts/check_wheel.sh
+fi

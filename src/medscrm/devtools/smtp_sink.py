@@ -93,7 +93,10 @@ class _Authenticator:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from aiosmtpd.controller import Controller
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError as e:  # an optional extra: the wheel does not install it by default
+        raise SystemExit("the SMTP sink needs aiosmtpd: pip install 'medscrm[devtools]'") from e
 
     ap = argparse.ArgumentParser(description="A recording SMTP sink (aiosmtpd).")
     ap.add_argument("--host", default="127.0.0.1")

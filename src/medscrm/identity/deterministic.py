@@ -100,6 +100,14 @@ def _same_name_pair(pos: list[int], name_py: np.ndarray, account: bool, cjk_full
     return name_py[a] is not None and name_py[a] == name_py[b]
 
 
+def _objects(s: pd.Series) -> np.ndarray:
+    """The column as Python objects with None for every missing value. A text column in pandas'
+    string dtype (the default from pandas 3 on) holds NaN, a float, where the value is missing:
+    the checks below (``is None``, truthiness, string similarity) need None there."""
+    arr = s.to_numpy(dtype=object)
+    return np.where(pd.isna(arr), None, arr)
+
+
 def deterministic_links(features: pd.DataFrame, settings: MatchSettings) -> DeterministicResult:
     guards = settings["guards"]
     limits = guards.get("max_persons_per_value") or {}
@@ -109,12 +117,12 @@ def deterministic_links(features: pd.DataFrame, settings: MatchSettings) -> Dete
     edges: list[tuple[str, str, str]] = []
     shared: list[dict] = []
     uid = feats["unique_id"].to_numpy()
-    name_py = feats["name_py"].to_numpy()
-    surname = feats["surname_py"].to_numpy()
-    given = feats["name_given"].to_numpy() if "name_given" in feats.columns else None
-    nick = feats["name_nick"].to_numpy() if "name_nick" in feats.columns else None
+    name_py = _objects(feats["name_py"])
+    surname = _objects(feats["surname_py"])
+    given = _objects(feats["name_given"]) if "name_given" in feats.columns else None
+    nick = _objects(feats["name_nick"]) if "name_nick" in feats.columns else None
     accounts = set(guards.get("account_columns") or [])
-    lic = feats["license_no"].to_numpy() if "license_no" in feats.columns else None
+    lic = _objects(feats["license_no"]) if "license_no" in feats.columns else None
     # a full CJK name (given name present): the only kind that argues against an account id
     cjk_full = (
         feats["name_given"].map(lambda g: isinstance(g, str) and bool(g)).to_numpy(bool)

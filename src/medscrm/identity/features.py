@@ -39,6 +39,9 @@ __all__ = [
     "title_rank",
 ]
 
+#: Numeric feature columns (0/1 flags and the title rank); every other one is text or None.
+_NUMBER_COLUMNS = frozenset({"name_partial", "name_from_remark", "hospital_from_remark", "title_rank"})
+
 #: Identifier columns used for deterministic links (feature column names).
 STRONG_ID_COLUMNS: tuple[str, ...] = ("license_no", "unionid", "wecom_id", "phone", "email")
 
@@ -414,7 +417,11 @@ def build_features(
         "unionid": unionid,
         "wecom_id": wecom,
     }
-    out = pd.DataFrame(rows, columns=list(FEATURE_COLUMNS))
+    # text columns stay Python objects with None for a missing value: pandas 3 would otherwise infer
+    # its string dtype, whose missing value is NaN (a float), and every consumer tests ``is None``
+    out = pd.DataFrame(
+        {c: pd.Series(rows[c], dtype=None if c in _NUMBER_COLUMNS else object) for c in FEATURE_COLUMNS}
+    )
     out["title_rank"] = out["title_rank"].astype("Int64")
     report.partial_names = int(out["name_partial"].sum())
     usable = (
