@@ -173,3 +173,35 @@ def test_a_kept_alive_connection_survives_every_refusal(server):
     assert len(got) == 2 * len(bad)
     health = httpx.get(srv.url + "/api/v1/health").json()
     assert health["status"] == "ok" and health["ingest"]["backlog_bytes"] == 0
+
+
+def test_wechat_callbacks_put_only_storable_records_into_the_spool(api):
+    """A signed push whose XML nests past the limit, or whose FromUserName is longer than the
+    column, is a 400 and quarantined (it was a 500, or a record the database refused later)."""
+    from medscrm.ingest.protocol.tencent_crypto import plain_signature
+
+    with api.tenant.engine.begin() as c:
+        src = accounts.create_source(conn=c, tenant_id=api.tenant.id, name="oa", kind="wechat")
+        accounts.configure_source(
+            conn=c, tenant_id=api.tenant.id, name="oa", changes={"token": "T0KEN", "max_age_seconds": 0}
+        )
+    ts, nonce = "1700000000", "n"
+    params = {"signature": plain_signature("T0KEN", ts, nonce), "timestamp": ts, "nonce": nonce}
+
+    def push(user: str, extra: str = "", create: str = "1700000000") -> httpx.Response:
+        xml = (
+            f"<xml><ToUserName>gh_1</ToUserName><FromUserName>{user}</FromUserName>"
+            f"<CreateTime>{create}</CreateTime><MsgType>event</MsgType><Event>subscribe</Event>{extra}</xml>"
+        )
+        return api.post(f"/callbacks/wechat/{src.id}", params=params, content=xml.encode())
+
+    r = push("oDEEP", "<A>" * 300 + "x" + "</A>" * 300)  # was a 500 (the encoder's recursion limit)
+    assert r.status_code == 400 and "XML nests deeper than 32 levels" in r.text
+    r = push("o" * 300)
+    assert r.status_code == 400 and "user id is 300 characters long" in r.text
+    assert push("oGOOD").status_code == 200
+    assert [e["user_id"] for e in rows(api, events)] == ["oGOOD"]
+    q = rows(api, quarantine)
+    assert sorted(x["code"] for x in q) == ["invalid_callback", "unstorable_callback"]
+    assert all("<xml>" in x["payload"]["xml"] for x in q)
+    assert api.ingestor.quarantined_refused == 0 and api.ingestor.quarantined_poison == 0

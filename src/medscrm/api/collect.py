@@ -457,8 +457,38 @@ async def _store_callback(request: Request, src: SourceInfo, xml: str, parse, re
         )
         failed = await _persist(ingestor, [rec])
         return failed or PlainTextResponse(f"invalid callback: {exc}", status_code=400)
-    failed = await _persist(ingestor, [_callback_record(src, ev, received)])
+    rec = _callback_record(src, ev, received)
+    problem = _unstorable(rec)
+    if problem:  # e.g. XML nested past the depth limit, an identifier longer than its column
+        q = quarantine_record(
+            src.tenant_id,
+            src.id,
+            field="xml",
+            code="unstorable_callback",
+            reason=problem,
+            payload={"xml": xml},
+        )
+        failed = await _persist(ingestor, [q])
+        return failed or PlainTextResponse(f"invalid callback: {problem}", status_code=400)
+    failed = await _persist(ingestor, [rec])
     return failed or PlainTextResponse("success")
+
+
+def _unstorable(rec: dict) -> str | None:
+    """Why a callback's spool record could not be stored (the limits of the /v1 door), or None."""
+    for key, name in (("mid", "message id"), ("uid", "user id"), ("event", "event")):
+        value = rec.get(key)
+        if value is not None and len(value) > segment.MAX_ID_CHARS:
+            return f"the {name} is {len(value)} characters long; the limit is {segment.MAX_ID_CHARS}"
+    try:
+        encoded = Ingestor._payloads([rec], b"")[0]
+        segment.check_text(encoded, field="xml")
+    except MessageError as exc:
+        return exc.reason
+    except (TypeError, ValueError) as exc:  # orjson: nesting or values it cannot encode
+        return f"cannot be stored: {exc}"
+    bad = segment.find_bad_value(encoded)
+    return None if bad is None else f"{bad[0].field}: {bad[0].reason}"
 
 
 @callbacks.get("/wechat/{source_id}", response_class=PlainTextResponse, summary="WeChat URL verification")
