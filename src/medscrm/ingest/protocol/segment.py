@@ -499,9 +499,12 @@ def _too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False
     s = raw.translate(_BRACKETS_TABLE, _NOT_STRUCTURE)  # only [ ] " \ are left
-    if b"\\" in s:  # escaped backslashes, then escaped quotes, then other escapes
-        s = s.replace(b"\\\\", b"").replace(b'\\"', b"").replace(b"\\", b"")
-    s = b"".join(s.split(b'"')[::2])  # drop what lies inside strings
+    if b"\\" not in s and s.count(b'""') * 2 == s.count(b'"'):
+        s = s.translate(None, b'"')  # no escapes and no bracket inside any string (the usual case)
+    else:
+        if b"\\" in s:  # escaped backslashes, then escaped quotes, then other escapes
+            s = s.replace(b"\\\\", b"").replace(b'\\"', b"").replace(b"\\", b"")
+        s = b"".join(s.split(b'"')[::2])  # drop what lies inside strings
     # each round removes the innermost pairs: a balanced text of depth d is empty after d rounds
     for _ in range(limit):
         reduced = s.replace(b"[]", b"")
