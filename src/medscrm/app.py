@@ -156,6 +156,7 @@ def create_app(
     app.state.engine = engine
     app.state.sources = collect.SourceCache(engine)
     app.state.max_backlog = get_settings().spool_max_backlog_mb * 1024 * 1024
+    app.state.ingest_stall_seconds = get_settings().ingest_stall_seconds  # read by /api/v1/health
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     #: Spooled-but-unstored bytes above which the event API answers 503 + Retry-After (back-pressure
     #: while the database is slow or down: acknowledged events stay bounded by disk, never lost).
     spool_max_backlog_mb: int = 1024
+    #: ``/api/v1/health`` answers 503 ``degraded`` when spooled events wait and storage has not
+    #: advanced for this many seconds (the flusher is stalled or failing).
+    ingest_stall_seconds: float = 30.0
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -2,6 +2,13 @@
 
 Nothing here touches the database on the hot path: the write key is resolved through a small
 cache, messages are validated in memory, and the answer waits only for the spool's fsync.
+
+Only what the databases can store reaches the spool. Limits of a ``/v1/*`` body (details in
+:mod:`medscrm.ingest.protocol.segment`): 32 KB per call, 500 KB per batch (before and after gzip),
+valid UTF-8, at most 64 levels of nesting, numbers finite and within 64 bits (integers from -2^63 to
+2^63-1, other numbers below 2^63 in magnitude), no lone UTF-16 surrogates. Anything else is a 400
+naming the field (``body`` or a JSON path such as ``batch[2].properties.n``), never a 5xx, so a
+kept-alive connection stays usable. Callback events (WeCom, WeChat) carry only strings from XML.
 """
 
 from __future__ import annotations
@@ -220,10 +227,17 @@ async def handle_collect(
     is_batch = kind in ("batch", "import")
     limit = MAX_BATCH_BYTES if is_batch else MAX_EVENT_BYTES
     received = utcnow()
+    unstorable: MessageError | None = None
     try:
         raw = segment.read_body(raw, content_encoding, limit=limit)
-        fast = segment.decode_fast(raw, is_batch=is_batch)
-        body = segment.load_json(raw) if fast is None else None
+        segment.check_text(raw)  # UTF-8, nesting depth: refused before any decoder sees it
+        bad_value = segment.find_bad_value(raw)
+        if bad_value is None:
+            fast = segment.decode_fast(raw, is_batch=is_batch)
+            body = segment.load_json(raw) if fast is None else None
+        else:  # a number or string no database stores: refused and quarantined (kept as text)
+            unstorable, body = bad_value
+            fast = None
     except MessageError as exc:
         return _error(400, exc.field, exc.reason, exc.code)
     key = segment.write_key_from(authorization, body)
@@ -253,6 +267,8 @@ async def handle_collect(
         )
     tags = (src.tenant_id, src.id)
     try:
+        if unstorable is not None:
+            raise unstorable
         if fast is not None:
             lines, accepted, bad = segment.encode_lines(
                 fast, received_at=received, tags=tags, type_hint=None if is_batch else kind
@@ -441,8 +457,38 @@ async def _store_callback(request: Request, src: SourceInfo, xml: str, parse, re
         )
         failed = await _persist(ingestor, [rec])
         return failed or PlainTextResponse(f"invalid callback: {exc}", status_code=400)
-    failed = await _persist(ingestor, [_callback_record(src, ev, received)])
+    rec = _callback_record(src, ev, received)
+    problem = _unstorable(rec)
+    if problem:  # e.g. XML nested past the depth limit, an identifier longer than its column
+        q = quarantine_record(
+            src.tenant_id,
+            src.id,
+            field="xml",
+            code="unstorable_callback",
+            reason=problem,
+            payload={"xml": xml},
+        )
+        failed = await _persist(ingestor, [q])
+        return failed or PlainTextResponse(f"invalid callback: {problem}", status_code=400)
+    failed = await _persist(ingestor, [rec])
     return failed or PlainTextResponse("success")
+
+
+def _unstorable(rec: dict) -> str | None:
+    """Why a callback's spool record could not be stored (the limits of the /v1 door), or None."""
+    for key, name in (("mid", "message id"), ("uid", "user id"), ("event", "event")):
+        value = rec.get(key)
+        if value is not None and len(value) > segment.MAX_ID_CHARS:
+            return f"the {name} is {len(value)} characters long; the limit is {segment.MAX_ID_CHARS}"
+    try:
+        encoded = Ingestor._payloads([rec], b"")[0]
+        segment.check_text(encoded, field="xml")
+    except MessageError as exc:
+        return exc.reason
+    except (TypeError, ValueError) as exc:  # orjson: nesting or values it cannot encode
+        return f"cannot be stored: {exc}"
+    bad = segment.find_bad_value(encoded)
+    return None if bad is None else f"{bad[0].field}: {bad[0].reason}"
 
 
 @callbacks.get("/wechat/{source_id}", response_class=PlainTextResponse, summary="WeChat URL verification")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 
 from medscrm import __version__
 from medscrm.accounts import service as accounts
@@ -18,11 +19,40 @@ public = APIRouter(prefix="/api/v1", tags=["health"])
 router = APIRouter(prefix="/api/v1")
 
 
-@public.get("/health", summary="Liveness and database check (no token needed)")
-def health(engine: EngineDep) -> dict[str, Any]:
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))
-    return {"status": "ok", "version": __version__, "database": engine.dialect.name}
+@public.get(
+    "/health",
+    summary="Liveness, database and event storage check (no token needed)",
+    responses={503: {"description": "degraded: the database is unreachable or event storage is stalled"}},
+)
+def health(request: Request, engine: EngineDep) -> JSONResponse:
+    """``ok`` (200) or ``degraded`` (503). Degraded when the database does not answer, or when
+    spooled events wait and storage has not advanced for ``MEDSCRM_INGEST_STALL_SECONDS`` (default
+    30). ``ingest`` reports the spool backlog (bytes), the lag (seconds storage has not advanced
+    while events wait), the last flush error and its age. Cheap enough to poll: one ``SELECT 1`` and
+    the flusher's cached counters."""
+    out: dict[str, Any] = {"status": "ok", "version": __version__, "database": engine.dialect.name}
+    problems = []
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        problems.append(f"database: {type(exc).__name__}: {str(exc)[:300]}")
+    ingestor = getattr(request.app.state, "ingestor", None)
+    if ingestor is not None:
+        ingest = ingestor.health()
+        stall = float(getattr(request.app.state, "ingest_stall_seconds", 30.0))
+        ingest["stall_after_seconds"] = stall
+        out["ingest"] = ingest
+        if ingest["backlog_bytes"] > 0 and ingest["lag_seconds"] >= stall:
+            problems.append(
+                f"ingest: {ingest['backlog_bytes']} spooled bytes wait and storage has not advanced for "
+                f"{ingest['lag_seconds']} s"
+                + (f" (last error: {ingest['last_error'][:300]})" if ingest["last_error"] else "")
+            )
+    if problems:
+        out["status"] = "degraded"
+        out["problems"] = problems
+    return JSONResponse(out, status_code=503 if problems else 200)
 
 
 @router.get("/me", tags=["accounts"], summary="Who the token belongs to (and the user it acts as)")

@@ -38,6 +38,7 @@ from medscrm.common import new_id, sha256_hex, utcnow
 from medscrm.db.bulk import append_rows, dumps, insert_new
 from medscrm.db.schema import events, identities, identity_links, quarantine, source_records
 from medscrm.ingest.mapping import Plan, guess_field
+from medscrm.ingest.protocol import segment
 from medscrm.ingest.protocol.segment import Message
 from medscrm.ingest.spool import Checkpoint, Spool
 
@@ -140,6 +141,12 @@ class Ingestor:
         #: consecutive failures of one batch before its spool records are stored one by one
         self.isolate_after = 3
         self.quarantined_refused = 0
+        #: spooled messages that could not be decoded or stored as they are (quarantined instead)
+        self.quarantined_poison = 0
+        #: when storage last advanced, or last found nothing to store (monotonic clock): with a
+        #: backlog, the time since then is how long storage has been stalled
+        self.advanced_at = time.monotonic()
+        self.last_error_at: float | None = None
         #: called after each commit with ``(id, tenant_id, person_id, event)`` of the track events just
         #: stored whose person was known (the segment refresher hands those persons to C1 at once)
         self.on_stored: Callable[[list[tuple]], None] | None = None
@@ -203,6 +210,7 @@ class Ingestor:
                     time.sleep(0.02)
             except Exception as exc:  # the database is down or slow: keep the spool, retry
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error_at = time.monotonic()
                 log.warning("event flush failed, will retry: %s", self.last_error)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -216,13 +224,41 @@ class Ingestor:
             if n == 0 and self._pos >= self.spool.end:
                 return total
 
+    def health(self) -> dict[str, Any]:
+        """What the health endpoint reports (cheap: the backlog is cached, nothing is read)."""
+        backlog = self.backlog_bytes()
+        now = time.monotonic()
+        return {
+            "backlog_bytes": backlog,
+            # seconds storage has not advanced while spooled records wait (0 when caught up)
+            "lag_seconds": round(now - self.advanced_at, 1) if backlog > 0 else 0.0,
+            "last_error": self.last_error,
+            "last_error_seconds_ago": None
+            if self.last_error_at is None
+            else round(now - self.last_error_at, 1),
+            "flusher_running": bool(self._thread and self._thread.is_alive()),
+            "quarantined_poison": self.quarantined_poison,
+            "quarantined_refused": self.quarantined_refused,
+        }
+
     def _store(self, payloads: list[bytes]) -> int:
         recs, chunks = [], []
+        poison: list[dict] = []
         for p in payloads:
             if p[:1] == LINES:
-                chunks.append(p)
-            else:
-                recs.append(orjson.loads(p))
+                if segment.suspect_lines(p):  # only then: line by line, in Python
+                    p = self._screen_lines(p, poison)
+                if len(p) > 1:
+                    chunks.append(p)
+                continue
+            try:
+                rec = orjson.loads(p)
+                if not isinstance(rec, dict) or rec.get("k") not in ("event", "quarantine"):
+                    raise ValueError("not a spool record object")
+            except (ValueError, RecursionError) as exc:
+                poison += poison_rows(p, f"the spooled record is not valid JSON: {exc}")
+                continue
+            recs.append(rec)
         stored = 0
         collect: list | None = [] if self.on_stored is not None and chunks else None
         with self.engine.begin() as conn:
@@ -232,6 +268,11 @@ class Ingestor:
                 stored += store_lines(
                     conn, chunks, dedup_window=self.dedup_window, workdir=self.spool.dir, collect=collect
                 )
+            if poison:
+                self._quarantine(conn, poison)
+        if poison:
+            self.quarantined_poison += len(poison)
+            log.error("quarantined %d spooled messages that cannot be stored", len(poison))
         if collect and self.on_stored is not None:
             try:
                 self.on_stored(collect)
@@ -239,18 +280,54 @@ class Ingestor:
                 log.warning("on_stored listener failed: %s", exc)
         return stored
 
+    def _screen_lines(self, chunk: bytes, poison: list[dict]) -> bytes:
+        """The record's lines that can be stored; the others become quarantine rows in ``poison``
+        (the door refuses them: these come from a spool written without its checks)."""
+        keep = []
+        for line in chunk[1:].splitlines():
+            if not line.strip():
+                continue
+            problem = segment.line_problem(line)
+            if problem is None:
+                keep.append(line)
+            else:
+                poison += poison_rows(LINES + line, problem)
+        return LINES + b"".join(x + b"\n" for x in keep)
+
+    def _quarantine(self, conn: sa.Connection, rows: list[dict]) -> None:
+        unattributed = [r for r in rows if not r["tenant_id"]]
+        if unattributed:  # no tenant to file it under: kept beside the spool, never dropped
+            with open(self.spool.dir / "poison-unattributed.ndjson", "ab") as fh:
+                for r in unattributed:
+                    fh.write(orjson.dumps({"reason": r["reason"], "payload": r["payload"]}) + b"\n")
+            log.error(
+                "%d spooled records without a tenant kept in poison-unattributed.ndjson", len(unattributed)
+            )
+        rows = [r for r in rows if r["tenant_id"]]
+        if rows:
+            append_rows(conn, quarantine, rows)
+
     def _store_isolating(self, payloads: list[bytes]) -> int:
+        """Store the records one by one (a record of several lines, line by line when refused) and
+        quarantine what the database refuses, so one poison message never holds back the others."""
         stored = 0
         for p in payloads:
             try:
                 stored += self._store([p])
+                continue
             except Exception as exc:
                 if _is_outage(exc):
                     raise
-                log.error("the database refused a spooled request; quarantined: %s", exc)
-                with self.engine.begin() as conn:
-                    append_rows(conn, quarantine, refused_rows(p, f"{type(exc).__name__}: {exc}"))
-                self.quarantined_refused += 1
+                error = f"{type(exc).__name__}: {exc}"
+            lines = [x for x in p[1:].splitlines() if x.strip()] if p[:1] == LINES else []
+            if len(lines) > 1:
+                for line in lines:
+                    stored += self._store_isolating([LINES + line + b"\n"])
+                continue
+            log.error("the database refused a spooled request; quarantined: %s", error)
+            with self.engine.begin() as conn:
+                self._quarantine(conn, refused_rows(p, error))
+            self.quarantined_refused += 1
         return stored
 
     def flush_once(self) -> int:
@@ -260,6 +337,7 @@ class Ingestor:
                 if pos != self._pos:
                     self._pos = pos
                     self.checkpoint.save(pos)
+                self.advanced_at = time.monotonic()  # nothing waits: not behind
                 return 0
             try:
                 self.stored_events += self._store(payloads)
@@ -267,19 +345,23 @@ class Ingestor:
             except Exception as exc:
                 if _is_outage(exc):
                     raise  # the database is down, unreachable or out of space: keep the spool, retry
-                # the database refused the batch (a value it cannot store): after a few tries, store
-                # the spool records one by one and quarantine those it refuses, so one poison request
-                # never stalls the flusher — nothing is dropped
+                # the data was refused (a value the database cannot take, or that does not decode):
+                # store the spool records one by one and quarantine those refused, so one poison
+                # request never stalls the flusher — nothing is dropped. Refusals that name the data
+                # are isolated at once; others (e.g. a conflict) are retried a few times first.
                 self._failures += 1
-                if self._failures < self.isolate_after:
+                if self._failures < self.isolate_after and not _is_poison(exc):
                     raise
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error_at = time.monotonic()
+                log.warning("a flush was refused; storing its records one by one: %s", self.last_error)
                 self.stored_events += self._store_isolating(payloads)
                 self._failures = 0
             self.checkpoint.save(pos)
             if pos.segment != self._pos.segment:
                 self.spool.drop_before(pos)
             self._pos = pos
-            self.last_error = None
+            self.advanced_at = time.monotonic()  # last_error stays: the health answer gives its age
             return len(payloads)
 
 
@@ -550,15 +632,70 @@ def _is_outage(exc: BaseException) -> bool:
     return isinstance(exc, outage)
 
 
+def _is_poison(exc: BaseException) -> bool:
+    """A refusal that names the data (it cannot decode, or the database says the value is invalid):
+    retrying the same batch cannot succeed, so its records are isolated at once."""
+    if isinstance(exc, ValueError | RecursionError | UnicodeError | OverflowError):
+        return True  # our own decoding (JSONDecodeError is a ValueError)
+    if isinstance(exc, sa.exc.DataError):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        exc = exc.orig or exc
+    try:
+        import psycopg
+
+        if isinstance(exc, psycopg.DataError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    import duckdb
+
+    return isinstance(exc, duckdb.InvalidInputException | duckdb.ConversionException)
+
+
+_TAGS = re.compile(
+    rb'^\{"k":"[a-z]{1,20}","t":"([A-Za-z0-9_.:-]{1,64})","s":(?:"([A-Za-z0-9_.:-]{1,64})"|null)'
+)
+
+
+def poison_rows(payload: bytes, reason: str) -> list[dict]:
+    """A quarantine row for a spooled record that cannot be decoded or stored as it is: its bytes
+    as escaped text (``payload.raw``), the reason, and the tenant and source read from the record's
+    first bytes (``{"k":…,"t":…,"s":…``); without a tenant, ``tenant_id`` is empty."""
+    body = payload[1:] if payload[:1] == LINES else payload
+    m = _TAGS.match(body)
+    tenant_id, source_id = (
+        (m.group(1).decode(), m.group(2).decode() if m.group(2) else None) if m else (None, None)
+    )
+    text = body.decode("utf-8", "backslashreplace").replace("\x00", "\\u0000")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates, visibly
+    q = {
+        "t": tenant_id,
+        "s": source_id,
+        "field": "message",
+        "code": "unstorable",
+        "reason": f"the spooled message cannot be stored: {reason[:500]}",
+        "payload": {"raw": text},
+        "at": None,
+    }
+    return [_quarantine_row(q)]
+
+
 def refused_rows(payload: bytes, error: str) -> list[dict]:
     """Quarantine rows for a spool record the database refused to store: one per message, with the
     message as sent (text that the database may not take as JSON, e.g. ``\\u0000``, is kept as
-    escaped text) and the database's error as the reason."""
-    if payload[:1] == LINES:
-        msgs = [orjson.loads(x) for x in payload[1:].splitlines() if x.strip()]
-    else:
-        rec = orjson.loads(payload)
-        msgs = [rec] if rec.get("k") != "quarantine" else [rec.get("payload") or {}]
+    escaped text) and the database's error as the reason. A record that does not decode is kept as
+    escaped text (:func:`poison_rows`)."""
+    try:
+        if payload[:1] == LINES:
+            msgs = [orjson.loads(x) for x in payload[1:].splitlines() if x.strip()]
+        else:
+            rec = orjson.loads(payload)
+            msgs = [rec] if rec.get("k") != "quarantine" else [rec.get("payload") or {}]
+        if not all(isinstance(m, dict) for m in msgs):
+            raise ValueError("not a spool record object")
+    except (ValueError, RecursionError, AttributeError) as exc:
+        return poison_rows(payload, f"{error}; it is not valid JSON either: {exc}")
     out = []
     for m in msgs:
         q = {

@@ -18,6 +18,22 @@ What is accepted, per the Segment spec and what real clients send:
 * 32 KB per serialised message, 500 KB per batch request, 200 characters for ``messageId``,
   ``userId``, ``anonymousId``, ``previousId``, ``groupId``, ``event`` and ``name``.
 
+What every request body must be, checked before anything is spooled (:func:`check_text`,
+:func:`find_bad_value`; a 400 naming the field, never a 5xx, and the connection stays usable):
+
+* valid UTF-8 (``body``: ``is not valid UTF-8 at byte N``, code ``invalid_utf8``);
+* nested at most :data:`MAX_DEPTH` (64) levels of objects and arrays, the body itself being level
+  1 (``body``: ``nests deeper than 64 levels``, code ``too_deep``): deeper values overflow the
+  decoders' stacks and cannot be read back from the databases;
+* numbers that both databases and every JSON library on the way store and return exactly:
+  integers from -2^63 to 2^63-1 (64-bit), other numbers finite with a magnitude below 2^63
+  (PostgreSQL's jsonb gives ``1e300`` back as a 301-digit integer); ``NaN`` and ``Infinity`` are not
+  JSON (code ``invalid_number``, the field named by its JSON path: ``properties.n``,
+  ``batch[2].properties.n``);
+* strings that are Unicode: an escaped lone UTF-16 surrogate such as ``\\ud800`` is refused
+  (code ``invalid_string``). A request with such a value is refused as a whole (a batch too) and
+  quarantined with the value kept as text.
+
 Clock skew: when the client sends its event time (``timestamp``, else ``originalTimestamp``) and
 ``sentAt``, the stored ``timestamp`` is ``receivedAt - (sentAt - eventTime)``; with no ``sentAt``
 the client's time is kept; with neither, ``receivedAt``.
@@ -30,6 +46,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import math
+import re
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -42,6 +61,7 @@ import orjson
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_EVENT_BYTES",
+    "MAX_DEPTH",
     "MAX_ID_CHARS",
     "TYPES",
     "Message",
@@ -50,8 +70,12 @@ __all__ = [
     "decode_fast",
     "encode_lines",
     "encode_messages",
+    "check_text",
+    "find_bad_value",
+    "line_problem",
     "load_json",
     "read_body",
+    "suspect_lines",
     "parse_batch",
     "parse_message",
     "parse_timestamp",
@@ -62,6 +86,9 @@ MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_ID_CHARS = 200  # messageId, userId, anonymousId, previousId, groupId, event, name (the columns' size)
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
+MAX_DEPTH = 64  # levels of objects/arrays in a request body (the body itself is level 1)
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # integers: 64-bit (DuckDB BIGINT, orjson)
+NUMBER_LIMIT = 2.0**63  # other numbers: finite and below this magnitude (stored exactly on both engines)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -440,6 +467,193 @@ def load_json(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MessageError("body", f"is not valid JSON: {exc}", "invalid_json") from exc
+    except RecursionError as exc:
+        raise MessageError("body", f"nests deeper than {MAX_DEPTH} levels", "too_deep") from exc
+
+
+# -- what a body must be before it is spooled: UTF-8, bounded depth, storable numbers --------------
+#
+# The checks run on every request, so they are made of C-level byte operations (decode, translate,
+# split, replace, one regex search over a reduced copy); the exact (Python) walk runs only when the
+# cheap screen finds a candidate.
+
+_BRACKETS_TABLE = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"\\')
+# numbers: digits → "0", "." → "d", "E" → "e", the bytes that may precede a value ("[", ",") → ":";
+# everything else but "-", "N", "I" and '"' is deleted (whitespace included)
+_NUM_TABLE = bytearray(range(256))
+for _c in b"0123456789":
+    _NUM_TABLE[_c] = ord("0")
+_NUM_TABLE[ord(".")] = ord("d")
+_NUM_TABLE[ord("E")] = ord("e")
+_NUM_TABLE[ord("[")] = _NUM_TABLE[ord(",")] = ord(":")
+_NUM_TABLE = bytes(_NUM_TABLE)
+_NUM_DELETE = bytes(b for b in range(256) if b not in b'0123456789.eE:,[-NI"')
+# a value that starts like an exponent number, a 19+ digit integer part, NaN or Infinity
+_NUM_CANDIDATE = re.compile(rb":-?(?:0[0d]*e|0{19}|[NI])")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether objects/arrays nest more than ``limit`` levels (brackets inside strings ignored)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    s = raw.translate(_BRACKETS_TABLE, _NOT_STRUCTURE)  # only [ ] " \ are left
+    if b"\\" not in s and s.count(b'""') * 2 == s.count(b'"'):
+        s = s.translate(None, b'"')  # no escapes and no bracket inside any string (the usual case)
+    else:
+        if b"\\" in s:  # escaped backslashes, then escaped quotes, then other escapes
+            s = s.replace(b"\\\\", b"").replace(b'\\"', b"").replace(b"\\", b"")
+        s = b"".join(s.split(b'"')[::2])  # drop what lies inside strings
+    # each round removes the innermost pairs: a balanced text of depth d is empty after d rounds
+    for _ in range(limit):
+        reduced = s.replace(b"[]", b"")
+        if not reduced:
+            return False
+        if reduced == s:  # unbalanced (not JSON): deep only if more than `limit` opening brackets pile up
+            return b"[" * (limit + 1) in s
+        s = reduced
+    return True
+
+
+def check_text(raw: bytes, *, field: str = "body") -> None:
+    """UTF-8 and nesting depth (at most :data:`MAX_DEPTH`); :class:`MessageError` naming ``field``."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MessageError(field, f"is not valid UTF-8 at byte {exc.start}", "invalid_utf8") from exc
+    if _too_deep(raw):
+        raise MessageError(field, f"nests deeper than {MAX_DEPTH} levels", "too_deep")
+
+
+class _Literal(str):
+    """A number (or NaN/Infinity) outside what is stored, kept as the text it was sent as."""
+
+
+def _parse_int(text: str) -> int | _Literal:
+    digits = len(text) - (text[0] == "-")
+    if digits > 19:
+        return _Literal(text)
+    v = int(text)
+    return v if INT_MIN <= v <= INT_MAX else _Literal(text)
+
+
+def _parse_float(text: str) -> float | _Literal:
+    v = float(text)
+    return v if math.isfinite(v) and abs(v) < NUMBER_LIMIT else _Literal(text)
+
+
+def _number_reason(text: str) -> str:
+    if text.lstrip("-") in ("NaN", "Infinity"):
+        return f"is {text}, which is not a JSON number (numbers must be finite)"
+    if "." not in text and "e" not in text.lower():
+        return f"is {text[:40]}; integers must lie between {INT_MIN} and {INT_MAX} (64-bit)"
+    if not math.isfinite(float(text)):
+        return f"is {text[:40]}, which is not a finite number"
+    return f"is {text[:40]}; numbers must lie between -2^63 and 2^63 (about 9.2e18)"
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _visible(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _walk(value: Any, path: str, found: list[MessageError]) -> Any:
+    """The value with bad numbers as their text and lone surrogates escaped; the first problem
+    (with its JSON path) appended to ``found``."""
+    if isinstance(value, _Literal):
+        if not found:
+            found.append(MessageError(path or "body", _number_reason(value), "invalid_number"))
+        return str(value)
+    if isinstance(value, str):
+        if _has_surrogate(value):
+            if not found:
+                found.append(
+                    MessageError(
+                        path or "body",
+                        "holds a lone UTF-16 surrogate (e.g. \\ud800), which is not Unicode",
+                        "invalid_string",
+                    )
+                )
+            return _visible(value)
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = _visible(k) if _has_surrogate(k) else k
+            if key is not k and not found:
+                found.append(
+                    MessageError(
+                        _join(path, key),
+                        "this key holds a lone UTF-16 surrogate (e.g. \\ud800), which is not Unicode",
+                        "invalid_string",
+                    )
+                )
+            out[key] = _walk(v, _join(path, key), found)
+        return out
+    if isinstance(value, list):
+        return [_walk(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def _suspect(raw: bytes) -> bool:
+    """Cheap screen: could the text hold a number or string that :func:`find_bad_value` refuses?"""
+    if _NUM_CANDIDATE.search(raw.translate(_NUM_TABLE, _NUM_DELETE)) is not None:
+        return True
+    return b"\\u" in raw and _SURROGATE_ESCAPE.search(raw) is not None
+
+
+def find_bad_value(raw: bytes) -> tuple[MessageError, Any] | None:
+    """The first value of a JSON text (checked with :func:`check_text`) that cannot be stored —
+    an out-of-range or non-finite number, ``NaN``/``Infinity``, a lone surrogate — as an error
+    naming its JSON path, with the body where such values are kept as text (for the quarantine);
+    ``None`` when there is none (or the text is not JSON at all: the decoders say so)."""
+    if not _suspect(raw):
+        return None
+    try:
+        value = json.loads(
+            raw.decode("utf-8"),
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_Literal,
+        )
+    except (ValueError, RecursionError):
+        return None
+    found: list[MessageError] = []
+    clean = _walk(value, "", found)
+    return (found[0], clean) if found else None
+
+
+def line_problem(line: bytes) -> str | None:
+    """Why one spooled JSON line cannot be stored (the flusher's own check, for records that did not
+    pass :func:`check_text` / :func:`find_bad_value`), or ``None``."""
+    try:
+        check_text(line, field="message")
+        bad = find_bad_value(line)
+        if bad is None:
+            orjson.loads(line)
+    except MessageError as exc:
+        return str(exc)
+    except (ValueError, RecursionError) as exc:
+        return f"message: is not valid JSON: {exc}"
+    return None if bad is None else str(bad[0])
+
+
+def suspect_lines(chunk: bytes) -> bool:
+    """Cheap screen of a spool record of JSON lines: could one of them be refused by
+    :func:`line_problem`?"""
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return _too_deep(chunk, MAX_DEPTH) or _suspect(chunk)
 
 
 def decode_body(raw: bytes, content_encoding: str | None, *, limit: int) -> Any:
@@ -730,8 +944,8 @@ class Decoded:
 def decode_fast(raw: bytes, *, is_batch: bool) -> Decoded | None:
     try:
         body = (_batch_decoder if is_batch else _event_decoder).decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError):
+        return None  # the reference path decodes it again and names the problem
     return Decoded(raw, body, is_batch)
 
 

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 MAX_XML_BYTES = 1024 * 1024  # Tencent callbacks are a few KB; anything near this is abuse
+MAX_XML_DEPTH = 32  # Tencent's pushes nest 4 levels at most; deeper XML is refused (ValueError)
 
 
 @dataclass
@@ -67,8 +68,22 @@ def _parse_root(xml_text: str | bytes) -> Element:
     parser.EntityDeclHandler = _forbid
     parser.UnparsedEntityDeclHandler = _forbid
     parser.ExternalEntityRefHandler = _forbid
-    parser.StartElementHandler = builder.start
-    parser.EndElementHandler = builder.end
+    depth = 0
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_XML_DEPTH:  # the converters and encoders below recurse per level
+            raise ValueError(f"XML nests deeper than {MAX_XML_DEPTH} levels")
+        builder.start(tag, attrs)
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        depth -= 1
+        builder.end(tag)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
     parser.CharacterDataHandler = builder.data
     try:
         parser.Parse(data, True)
