@@ -80,7 +80,7 @@ def test_lookup_by_phone_in_any_format_and_profile_shape(client):
     bad = client.get(
         "/api/v1/persons/lookup", params={"type": "fax", "value": "1"}, headers=client.h["admin"]
     )
-    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "type"
+    assert bad.status_code == 422 and bad.json()["field"] == "query.type"
 
 
 def test_rep_sees_masked_pii_and_no_prescription_volume(client):

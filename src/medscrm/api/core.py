@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, HTTPException, Query, Request
@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 
 from medscrm import __version__
 from medscrm.accounts import service as accounts
-from medscrm.api.deps import CurrentPrincipal, EngineDep, Principal, require
+from medscrm.api.deps import CurrentPrincipal, EngineDep, Offset, Principal, require
+from medscrm.api.errors import AUTH, responses
 from medscrm.common import MedscrmError, NotFound
 from medscrm.db.schema import imports
 from medscrm.ingest import quarantine as qs
 
 public = APIRouter(prefix="/api/v1", tags=["health"])
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=responses(*AUTH))
 
 
 @public.get(
@@ -97,9 +98,11 @@ def list_imports(
 def list_quarantine(
     engine: EngineDep,
     p: Annotated[Principal, require("quarantine.manage")],
-    status: str = "open",
+    status: Annotated[
+        Literal["open", "replayed", "discarded", "all"], Query(description="all: any status")
+    ] = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return qs.list_entries(
@@ -111,7 +114,12 @@ def list_quarantine(
         )
 
 
-@router.post("/quarantine/{entry_id}/fix", tags=["ingest"], summary="Correct values of a quarantined row")
+@router.post(
+    "/quarantine/{entry_id}/fix",
+    tags=["ingest"],
+    summary="Correct values of a quarantined row",
+    responses=responses(404),
+)
 def fix_quarantine(
     entry_id: str,
     engine: EngineDep,
@@ -128,7 +136,10 @@ def fix_quarantine(
 
 
 @router.post(
-    "/quarantine/replay", tags=["ingest"], summary="Replay quarantined rows (all open ones if no ids)"
+    "/quarantine/replay",
+    tags=["ingest"],
+    summary="Replay quarantined rows (all open ones if no ids)",
+    responses=responses(404),
 )
 def replay_quarantine(
     engine: EngineDep,

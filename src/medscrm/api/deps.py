@@ -7,7 +7,7 @@ from typing import Annotated
 
 import anyio.to_thread
 import sqlalchemy as sa
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from medscrm.accounts import service as accounts
@@ -15,6 +15,11 @@ from medscrm.accounts.roles import can
 from medscrm.common import NotFound
 from medscrm.db.schema import persons
 from medscrm.web import scope as ownership
+
+#: the largest ``offset`` a listing accepts: beyond it no listing has rows, and the databases' 64-bit
+#: OFFSET would overflow (a 500) long before a Python int does
+MAX_OFFSET = 1_000_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip (paging)")]
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `medscrm tokens create --role ROLE`.")
 

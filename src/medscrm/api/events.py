@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 
 from medscrm.api.deps import EngineDep, Principal, require
+from medscrm.api.errors import AUTH, responses
 from medscrm.db.schema import events, identities
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = APIRouter(prefix="/api/v1", tags=["events"], responses=responses(*AUTH))
 
 #: A cursor: the (timestamp, id) of the last event of a page.
 Cursor = tuple[dt.datetime, str]

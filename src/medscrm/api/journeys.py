@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from medscrm.api.deps import EngineDep, Principal, require
+from medscrm.api.errors import AUTH, responses
 from medscrm.common import InvalidInput, NotFound
 from medscrm.journeys import service
 from medscrm.journeys.model import JourneyError
 from medscrm.rules import RuleError
 
-router = APIRouter(prefix="/api/v1/journeys", tags=["journeys"])
+router = APIRouter(prefix="/api/v1/journeys", tags=["journeys"], responses=responses(*AUTH))
 Reader = Annotated[Principal, require("data.read")]
 Writer = Annotated[Principal, require("data.import")]
 
@@ -62,7 +63,9 @@ def validate(body: DefinitionIn, engine: EngineDep, p: Reader) -> Any:
     return {"valid": True, "key": j.key, "steps": len(j.steps), "triggers": len(j.triggers)}
 
 
-@router.post("", status_code=201, summary="Create a journey (draft, version 1)")
+@router.post(
+    "", status_code=201, summary="Create a journey (draft, version 1)", responses=responses(404, 409)
+)
 def create(body: DefinitionIn, engine: EngineDep, p: Writer) -> Any:
     try:
         with engine.begin() as conn:
@@ -78,7 +81,7 @@ def list_journeys(engine: EngineDep, p: Reader) -> dict[str, Any]:
     return {"journeys": rows, "count": len(rows)}
 
 
-@router.get("/{key}", summary="One journey: current definition, status, versions")
+@router.get("/{key}", summary="One journey: current definition, status, versions", responses=responses(404))
 def get_journey(key: str, engine: EngineDep, p: Reader) -> Any:
     try:
         with engine.connect() as conn:
@@ -87,7 +90,11 @@ def get_journey(key: str, engine: EngineDep, p: Reader) -> Any:
         return _error(exc)
 
 
-@router.put("/{key}", summary="Save an edited definition as a new version; migrate or keep enrollments")
+@router.put(
+    "/{key}",
+    summary="Save an edited definition as a new version; migrate or keep enrollments",
+    responses=responses(404, 409),
+)
 def update(key: str, body: UpdateIn, engine: EngineDep, p: Writer) -> Any:
     try:
         with engine.begin() as conn:
@@ -122,11 +129,19 @@ for _action, _summary in (
     ("resume", "Resume a paused journey"),
     ("stop", "Stop for good: everyone still in the journey leaves"),
 ):
-    router.add_api_route(f"/{{key}}/{_action}", _lifecycle(_action), methods=["POST"], summary=_summary)
+    router.add_api_route(
+        f"/{{key}}/{_action}",
+        _lifecycle(_action),
+        methods=["POST"],
+        summary=_summary,
+        responses=responses(404, 409),
+    )
 
 
 @router.get(
-    "/{key}/stats", summary="Per-step statistics: entered, waiting, sent, blocked by reason, converted"
+    "/{key}/stats",
+    summary="Per-step statistics: entered, waiting, sent, blocked by reason, converted",
+    responses=responses(404),
 )
 def stats(key: str, engine: EngineDep, p: Reader) -> Any:
     try:
@@ -139,7 +154,9 @@ def stats(key: str, engine: EngineDep, p: Reader) -> Any:
         return _error(exc)
 
 
-@router.post("/{key}/enroll", summary="Enrol persons through the journey's api trigger")
+@router.post(
+    "/{key}/enroll", summary="Enrol persons through the journey's api trigger", responses=responses(404, 409)
+)
 def enroll(key: str, body: EnrollIn, engine: EngineDep, p: Writer) -> Any:
     try:
         with engine.begin() as conn:

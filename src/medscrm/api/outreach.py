@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from medscrm.accounts import service as accounts
 from medscrm.accounts.secrets import check_callback_token
 from medscrm.api.deps import EngineDep, Principal, check_person_visible, require
+from medscrm.api.errors import AUTH, responses
 from medscrm.common import InvalidInput, MedscrmError, NotFound
 from medscrm.content import service as content
 from medscrm.db.schema import tenants, users
@@ -29,7 +30,7 @@ from medscrm.outreach import send as sending
 from medscrm.outreach import settings as osettings
 
 router = APIRouter()
-api = APIRouter(prefix="/api/v1", tags=["outreach"])
+api = APIRouter(prefix="/api/v1", tags=["outreach"], responses=responses(*AUTH))
 public = APIRouter(tags=["outreach feedback"])
 Reader = Annotated[Principal, require("data.read")]
 Writer = Annotated[Principal, require("data.import")]
@@ -38,6 +39,8 @@ Sender = Annotated[Principal, require("outreach.send")]
 Reviewer = Annotated[Principal, require("content.review")]
 Withdrawer = Annotated[Principal, require("content.withdraw")]
 ConsentManager = Annotated[Principal, require("consent.manage")]
+#: what :func:`_err` answers besides 422: an unknown person, item or send; a refused state change
+REFUSED = responses(404, 409)
 _GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
@@ -95,8 +98,12 @@ class ReasonIn(BaseModel):
     reason: str | None = None
 
 
-@api.get("/content", summary="Content library items (expired items show as expired)")
-def list_content(engine: EngineDep, p: Reader, status: str | None = None) -> Any:
+@api.get("/content", summary="Content library items (expired items show as expired)", responses=REFUSED)
+def list_content(
+    engine: EngineDep,
+    p: Reader,
+    status: Literal[content.STATUSES] | None = None,  # type: ignore[valid-type]
+) -> Any:
     try:
         with engine.begin() as conn:
             return {"items": content.list_items(conn, tenant_id=p.tenant_id, status=status)}
@@ -104,7 +111,7 @@ def list_content(engine: EngineDep, p: Reader, status: str | None = None) -> Any
         return _err(exc)
 
 
-@api.post("/content", status_code=201, summary="Create a draft content item")
+@api.post("/content", status_code=201, summary="Create a draft content item", responses=REFUSED)
 def create_content(body: ContentIn, engine: EngineDep, p: Writer) -> Any:
     try:
         with engine.begin() as conn:
@@ -115,7 +122,7 @@ def create_content(body: ContentIn, engine: EngineDep, p: Writer) -> Any:
         return _err(exc)
 
 
-@api.get("/content/{item_id}", summary="One content item (by id or key)")
+@api.get("/content/{item_id}", summary="One content item (by id or key)", responses=REFUSED)
 def get_content(item_id: str, engine: EngineDep, p: Reader) -> Any:
     try:
         with engine.connect() as conn:
@@ -124,7 +131,7 @@ def get_content(item_id: str, engine: EngineDep, p: Reader) -> Any:
         return _err(exc)
 
 
-@api.post("/content/{item_id}/submit", summary="Send a draft to MLR review")
+@api.post("/content/{item_id}/submit", summary="Send a draft to MLR review", responses=REFUSED)
 def submit_content(item_id: str, engine: EngineDep, p: Writer) -> Any:
     try:
         with engine.begin() as conn:
@@ -135,7 +142,9 @@ def submit_content(item_id: str, engine: EngineDep, p: Writer) -> Any:
         return _err(exc)
 
 
-@api.post("/content/{item_id}/approve", summary="Approve (compliance role; not the author)")
+@api.post(
+    "/content/{item_id}/approve", summary="Approve (compliance role; not the author)", responses=REFUSED
+)
 def approve_content(item_id: str, body: ApproveIn, engine: EngineDep, p: Reviewer) -> Any:
     try:
         with engine.begin() as conn:
@@ -152,7 +161,11 @@ def approve_content(item_id: str, body: ApproveIn, engine: EngineDep, p: Reviewe
         return _err(exc)
 
 
-@api.post("/content/{item_id}/reject", summary="Send back to draft with a reason (compliance role)")
+@api.post(
+    "/content/{item_id}/reject",
+    summary="Send back to draft with a reason (compliance role)",
+    responses=REFUSED,
+)
 def reject_content(item_id: str, body: ReasonIn, engine: EngineDep, p: Reviewer) -> Any:
     try:
         with engine.begin() as conn:
@@ -168,7 +181,9 @@ def reject_content(item_id: str, body: ReasonIn, engine: EngineDep, p: Reviewer)
         return _err(exc)
 
 
-@api.post("/content/{item_id}/withdraw", summary="Withdraw; cancels every queued send of it")
+@api.post(
+    "/content/{item_id}/withdraw", summary="Withdraw; cancels every queued send of it", responses=REFUSED
+)
 def withdraw_content(item_id: str, engine: EngineDep, p: Withdrawer, body: ReasonIn | None = None) -> Any:
     try:
         with engine.begin() as conn:
@@ -192,7 +207,11 @@ class ConsentIn(BaseModel):
     evidence: dict[str, Any] | None = None
 
 
-@api.get("/persons/{person_id}/consents", summary="A person's consents, their history and do-not-contact")
+@api.get(
+    "/persons/{person_id}/consents",
+    summary="A person's consents, their history and do-not-contact",
+    responses=REFUSED,
+)
 def get_consents(person_id: str, engine: EngineDep, p: Reader) -> Any:
     with engine.connect() as conn:
         try:
@@ -206,7 +225,11 @@ def get_consents(person_id: str, engine: EngineDep, p: Reader) -> Any:
         }
 
 
-@api.put("/persons/{person_id}/consents", summary="Grant or withdraw one consent (channel × purpose)")
+@api.put(
+    "/persons/{person_id}/consents",
+    summary="Grant or withdraw one consent (channel × purpose)",
+    responses=REFUSED,
+)
 def put_consent(person_id: str, body: ConsentIn, engine: EngineDep, p: ConsentManager) -> Any:
     try:
         with engine.begin() as conn:
@@ -219,7 +242,7 @@ def put_consent(person_id: str, body: ConsentIn, engine: EngineDep, p: ConsentMa
         return _err(exc)
 
 
-@api.post("/persons/{person_id}/dnc", summary="Put the person on the do-not-contact list")
+@api.post("/persons/{person_id}/dnc", summary="Put the person on the do-not-contact list", responses=REFUSED)
 def add_dnc(person_id: str, engine: EngineDep, p: Reader, body: Annotated[ReasonIn, Body()]) -> Any:
     try:
         with engine.begin() as conn:
@@ -236,7 +259,9 @@ def add_dnc(person_id: str, engine: EngineDep, p: Reader, body: Annotated[Reason
         return _err(exc)
 
 
-@api.delete("/persons/{person_id}/dnc", summary="Remove the person from the do-not-contact list")
+@api.delete(
+    "/persons/{person_id}/dnc", summary="Remove the person from the do-not-contact list", responses=REFUSED
+)
 def remove_dnc(person_id: str, engine: EngineDep, p: Writer) -> Any:
     with engine.begin() as conn:
         try:
@@ -261,7 +286,10 @@ class SendIn(BaseModel):
 
 
 @api.post(
-    "/sends", status_code=202, summary="Request a send (a rep's or a system's message); guardrails apply"
+    "/sends",
+    status_code=202,
+    summary="Request a send (a rep's or a system's message); guardrails apply",
+    responses=REFUSED,
 )
 def create_send(body: SendIn, engine: EngineDep, p: Sender) -> Any:
     try:
@@ -310,7 +338,7 @@ def list_sends(
     return {"sends": rows, "count": len(rows), "totals": counts}
 
 
-@api.get("/sends/{send_id}", summary="One send")
+@api.get("/sends/{send_id}", summary="One send", responses=REFUSED)
 def get_send(send_id: str, engine: EngineDep, p: Reader) -> Any:
     with engine.connect() as conn:
         row = sending.get_send(conn, tenant_id=p.tenant_id, send_id=send_id)
@@ -331,12 +359,23 @@ def list_channels(engine: EngineDep, p: Reader) -> Any:
 
 
 class ChannelIn(BaseModel):
-    provider: str
+    provider: Literal[tuple(sorted({v for vs in osettings.PROVIDERS.values() for v in vs}))] = Field(  # type: ignore[valid-type]
+        description="By channel: email smtp; sms aliyun or tencent; wecom wecom; wechat_template wechat; webhook hmac"
+    )
     settings: dict[str, Any]
 
 
-@api.put("/channels/{channel}", summary="Configure a channel's provider, base URL and credentials (sealed)")
-def put_channel(channel: str, body: ChannelIn, engine: EngineDep, p: Admin) -> Any:
+@api.put(
+    "/channels/{channel}",
+    summary="Configure a channel's provider, base URL and credentials (sealed)",
+    responses=REFUSED,
+)
+def put_channel(
+    channel: Literal[osettings.SEND_CHANNELS],  # type: ignore[valid-type]
+    body: ChannelIn,
+    engine: EngineDep,
+    p: Admin,
+) -> Any:
     try:
         with engine.begin() as conn:
             return osettings.configure_channel(
@@ -358,7 +397,9 @@ def get_policy(engine: EngineDep, p: Reader) -> Any:
 
 
 @api.put(
-    "/outreach/policy", summary="Change frequency caps, quiet hours, retries (merged into the current policy)"
+    "/outreach/policy",
+    summary="Change frequency caps, quiet hours, retries (merged into the current policy)",
+    responses=REFUSED,
 )
 def put_policy(engine: EngineDep, p: Admin, body: Annotated[dict[str, Any], Body()]) -> Any:
     try:
@@ -373,6 +414,9 @@ def put_policy(engine: EngineDep, p: Admin, body: Annotated[dict[str, Any], Body
     "/r/{token}",
     summary="Tracked link: records Content Clicked and redirects",
     response_class=RedirectResponse,
+    responses=responses(
+        404, extra={302: {"description": "Redirect to the link's target (the `Location` header)"}}
+    ),
 )
 def tracked_link(token: str, request: Request, engine: EngineDep) -> Any:
     with engine.begin() as conn:
@@ -385,13 +429,30 @@ def tracked_link(token: str, request: Request, engine: EngineDep) -> Any:
     return RedirectResponse(url, status_code=302)
 
 
+#: the beacon answers a 1×1 GIF, whatever the token (an unknown token records nothing)
+BEACON = responses(
+    422,
+    extra={
+        200: {
+            "description": "A 1×1 transparent GIF",
+            "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+
+
 def _beacon(token: str, engine: sa.Engine, dwell: float | None) -> Response:
     with engine.begin() as conn:
         feedback.record_view(conn, token, dwell_seconds=dwell)
     return Response(content=_GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
 
-@public.get("/b/{token}", summary="View beacon (1×1 GIF): records Content Viewed with dwell time")
+@public.get(
+    "/b/{token}",
+    summary="View beacon (1×1 GIF): records Content Viewed with dwell time",
+    response_class=Response,
+    responses=BEACON,
+)
 def beacon_get(
     token: str,
     engine: EngineDep,
@@ -400,7 +461,12 @@ def beacon_get(
     return _beacon(token, engine, dwell)
 
 
-@public.post("/b/{token}", summary="View beacon for navigator.sendBeacon (dwell in the query)")
+@public.post(
+    "/b/{token}",
+    summary="View beacon for navigator.sendBeacon (dwell in the query)",
+    response_class=Response,
+    responses=BEACON,
+)
 def beacon_post(
     token: str, engine: EngineDep, dwell: Annotated[float | None, Query(ge=0, le=86400)] = None
 ) -> Response:
@@ -416,7 +482,11 @@ def _cn_time(v: str | None) -> dt.datetime | None:
         return None
 
 
-@public.post("/callbacks/sms/aliyun", summary="Alibaba Cloud SMS delivery reports (SmsReport push)")
+@public.post(
+    "/callbacks/sms/aliyun",
+    summary="Alibaba Cloud SMS delivery reports (SmsReport push)",
+    responses=responses(422),
+)
 def aliyun_receipts(engine: EngineDep, body: Annotated[list[dict[str, Any]], Body()]) -> Any:
     with engine.begin() as conn:
         for r in body:
@@ -432,7 +502,9 @@ def aliyun_receipts(engine: EngineDep, body: Annotated[list[dict[str, Any]], Bod
     return {"code": 0, "msg": "成功"}
 
 
-@public.post("/callbacks/sms/tencent", summary="Tencent Cloud SMS status reports (push)")
+@public.post(
+    "/callbacks/sms/tencent", summary="Tencent Cloud SMS status reports (push)", responses=responses(422)
+)
 def tencent_receipts(engine: EngineDep, body: Annotated[list[dict[str, Any]], Body()]) -> Any:
     with engine.begin() as conn:
         for r in body:
@@ -523,6 +595,7 @@ def _tencent_replies(tenant_id: str, engine: sa.Engine, body: list[dict[str, Any
     "/callbacks/sms/aliyun/replies/{tenant_id}/{token}",
     summary="Alibaba Cloud SMS replies (SmsUp push) for one tenant; TD/退订 opts out. The URL carries "
     "the tenant's callback token (`medscrm channels callback-urls`)",
+    responses=responses(403, 422),
 )
 def aliyun_replies(
     tenant_id: str,
@@ -539,6 +612,7 @@ def aliyun_replies(
     "/callbacks/sms/tencent/replies/{tenant_id}/{token}",
     summary="Tencent Cloud SMS replies (push) for one tenant; TD/退订 opts out. The URL carries the "
     "tenant's callback token (`medscrm channels callback-urls`)",
+    responses=responses(403, 422),
 )
 def tencent_replies(
     tenant_id: str,
@@ -554,6 +628,7 @@ def tencent_replies(
 @public.post(
     "/callbacks/sms/{provider}/replies/{tenant_id}",
     summary="Reply callbacks without a token (the URL of earlier versions): refused with 403, audited",
+    responses=responses(403, 422),
 )
 def replies_without_token(
     provider: Literal["aliyun", "tencent"], tenant_id: str, request: Request, engine: EngineDep

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 
 from medscrm.accounts.audit_writer import AuditFailed, audit_committed
-from medscrm.api.deps import EngineDep, Principal, check_person_visible, require, visible_person_id
+from medscrm.api.deps import EngineDep, Offset, Principal, check_person_visible, require, visible_person_id
+from medscrm.api.errors import AUTH, responses
 from medscrm.api.events import cursor_param, next_cursor
 from medscrm.common import NotFound
 from medscrm.profiles import service as profiles
 
-router = APIRouter(prefix="/api/v1/persons", tags=["profiles (HCP360)"])
+router = APIRouter(prefix="/api/v1/persons", tags=["profiles (HCP360)"], responses=responses(*AUTH))
 Reader = Annotated[Principal, require("data.read")]
 
 
@@ -26,12 +27,13 @@ def _404(exc: NotFound, field: str = "person_id") -> HTTPException:
     return HTTPException(404, detail={"field": field, "reason": str(exc)})
 
 
-@router.get("/lookup", summary="Find the person behind an identifier")
+@router.get("/lookup", summary="Find the person behind an identifier", responses=responses(404, 503))
 def lookup(
     engine: EngineDep,
     p: Reader,
     type: Annotated[
-        str, Query(description="phone, email, unionid, wecom, license_no, user_id, anonymous_id")
+        Literal[tuple(profiles.LOOKUP_TYPES)],  # type: ignore[valid-type]
+        Query(description="phone, email, unionid, wecom, license_no, user_id, anonymous_id"),
     ],
     value: str,
 ) -> dict[str, Any]:
@@ -40,8 +42,8 @@ def lookup(
             return profiles.lookup(
                 conn, tenant_id=p.tenant_id, type_=type, value=value, scope=p.person_scope()
             )
-        except ValueError as exc:
-            raise HTTPException(422, detail={"field": "type", "reason": str(exc)}) from exc
+        except ValueError as exc:  # a value that is no phone number, e-mail, licence number
+            raise HTTPException(422, detail={"field": "value", "reason": str(exc)}) from exc
         except NotFound as exc:
             raise _404(exc, "value") from exc
 
@@ -88,7 +90,7 @@ def search(
     department: str | None = None,
     person_type: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict:
     with engine.connect() as conn:
         rows = profiles.search(
@@ -106,7 +108,7 @@ def search(
     return {"persons": rows, "count": len(rows)}
 
 
-@router.get("/{person_id}", summary="The 360° profile of one person")
+@router.get("/{person_id}", summary="The 360° profile of one person", responses=responses(404, 503))
 def get_person(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     try:
         return _audited_profile(engine, p, lambda _: person_id)
@@ -114,7 +116,11 @@ def get_person(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
         raise _404(exc) from exc
 
 
-@router.get("/{person_id}/timeline", summary="The person's events, newest first (page with `cursor`)")
+@router.get(
+    "/{person_id}/timeline",
+    summary="The person's events, newest first (page with `cursor`)",
+    responses=responses(404),
+)
 def timeline(
     person_id: str,
     engine: EngineDep,
@@ -146,7 +152,11 @@ def timeline(
     }
 
 
-@router.get("/{person_id}/records", summary="The source records behind the person (what each source sent)")
+@router.get(
+    "/{person_id}/records",
+    summary="The source records behind the person (what each source sent)",
+    responses=responses(404),
+)
 def records(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     try:
         with engine.connect() as conn:

@@ -7,6 +7,9 @@ aggregates (no person in them)."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -15,14 +18,17 @@ from pydantic import BaseModel, Field
 
 from medscrm.accounts import service as accounts
 from medscrm.accounts.roles import can
-from medscrm.api.deps import EngineDep, Principal, require, visible_person_id
+from medscrm.api.deps import EngineDep, Offset, Principal, require, visible_person_id
+from medscrm.api.errors import AUTH, responses
 from medscrm.common import InvalidInput, NotFound
 from medscrm.db.schema import persons
 from medscrm.scores import service as scores
 from medscrm.scores.model import hide_prescription_detail
 from medscrm.tags import service as tags
 
-router = APIRouter(prefix="/api/v1", tags=["scores, stages and behaviour tags (HCP360)"])
+router = APIRouter(
+    prefix="/api/v1", tags=["scores, stages and behaviour tags (HCP360)"], responses=responses(*AUTH)
+)
 Reader = Annotated[Principal, require("data.read")]
 Writer = Annotated[Principal, require("data.import")]
 
@@ -52,40 +58,88 @@ def micro_segments(engine: EngineDep, p: Reader) -> dict[str, Any]:
     return {"micro_segments": [{k: v for k, v in r.items() if k != "tenant_id"} for r in rows]}
 
 
-@router.post("/scores/refresh", summary="Recompute every person's behaviour tags and scores (batch)")
-def refresh(engine: EngineDep, p: Writer, body: RefreshBody | None = None) -> dict[str, Any]:
-    body = body or RefreshBody()
+#: the tenants whose scores or micro-segments a request of this process is refreshing now
+_refreshing: set[str] = set()
+_refreshing_guard = threading.Lock()
+#: attempts of a refresh that collides with another writer of the same rows (DuckDB's optimistic
+#: concurrency rolls one of them back: the background refresher's real-time tags, the daily batch)
+REFRESH_TRIES = 3
+
+
+def _busy(reason: str) -> HTTPException:
+    return HTTPException(409, detail={"field": "refresh", "reason": reason})
+
+
+def _refresh_once(engine: sa.Engine, tenant_id: str, fn: Callable[[sa.Connection], Any]) -> Any:
+    """Run ``fn`` in a transaction as the only refresh of the tenant's scores in this process: a request
+    that arrives while another one runs answers 409 at once (a refresh rewrites every person's tags
+    and takes seconds; queueing them would only repeat the same work). A write conflict with another
+    writer (DuckDB: "Conflict on tuple deletion"; PostgreSQL: serialization failure, deadlock) is
+    retried, and answered 409 if it persists. On PostgreSQL, refreshes of other processes wait for each
+    other on ``scores.service.lock_tenant``."""
+    with _refreshing_guard:
+        if tenant_id in _refreshing:
+            raise _busy("a refresh of this tenant's scores is already running; retry when it has finished")
+        _refreshing.add(tenant_id)
     try:
-        with engine.begin() as conn:
-            res = scores.refresh_all(conn, tenant_id=p.tenant_id, micro=body.micro, k=body.k)
-            accounts.audit(
-                conn=conn,
-                tenant_id=p.tenant_id,
-                actor=p.actor,
-                action="scores.refresh",
-                object_type="tenant",
-                object_id=p.tenant_id,
-                detail={"persons": res["persons"], "changed": res["changed"], "micro": body.micro},
-            )
+        for attempt in range(REFRESH_TRIES):
+            try:
+                with engine.begin() as conn:
+                    return fn(conn)
+            except sa.exc.DBAPIError as exc:
+                text = str(exc.orig).lower()
+                if not ("conflict" in text or "deadlock" in text or "serializ" in text):
+                    raise
+                if attempt == REFRESH_TRIES - 1:
+                    raise _busy("another writer kept changing the same scores; retry shortly") from exc
+                time.sleep(0.1 * (attempt + 1))
     except InvalidInput as exc:
         raise HTTPException(422, detail={"field": exc.field, "reason": exc.reason}) from exc
-    return res
+    finally:
+        with _refreshing_guard:
+            _refreshing.discard(tenant_id)
 
 
-@router.post("/scores/micro-segments/refresh", summary="Re-cluster the micro-segments")
+@router.post(
+    "/scores/refresh",
+    summary="Recompute every person's behaviour tags and scores (batch)",
+    responses=responses(409),
+)
+def refresh(engine: EngineDep, p: Writer, body: RefreshBody | None = None) -> dict[str, Any]:
+    body = body or RefreshBody()
+
+    def run(conn: sa.Connection) -> dict[str, Any]:
+        res = scores.refresh_all(conn, tenant_id=p.tenant_id, micro=body.micro, k=body.k)
+        accounts.audit(
+            conn=conn,
+            tenant_id=p.tenant_id,
+            actor=p.actor,
+            action="scores.refresh",
+            object_type="tenant",
+            object_id=p.tenant_id,
+            detail={"persons": res["persons"], "changed": res["changed"], "micro": body.micro},
+        )
+        return res
+
+    return _refresh_once(engine, p.tenant_id, run)
+
+
+@router.post(
+    "/scores/micro-segments/refresh", summary="Re-cluster the micro-segments", responses=responses(409)
+)
 def refresh_micro(engine: EngineDep, p: Writer, body: MicroBody | None = None) -> dict[str, Any]:
     from medscrm.scores.micro import refresh_micro as run
 
     body = body or MicroBody()
-    try:
-        with engine.begin() as conn:
-            rows = run(conn, tenant_id=p.tenant_id, k=body.k)
-    except InvalidInput as exc:
-        raise HTTPException(422, detail={"field": exc.field, "reason": exc.reason}) from exc
+    rows = _refresh_once(engine, p.tenant_id, lambda conn: run(conn, tenant_id=p.tenant_id, k=body.k))
     return {"micro_segments": rows}
 
 
-@router.get("/scores/persons/{person_id}", summary="One person's scores (with reasons), stage and tier")
+@router.get(
+    "/scores/persons/{person_id}",
+    summary="One person's scores (with reasons), stage and tier",
+    responses=responses(404),
+)
 def person_scores(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
@@ -101,14 +155,18 @@ def person_scores(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any
         raise HTTPException(404, detail={"field": "person_id", "reason": str(exc)}) from exc
 
 
-@router.get("/tags/{key}/persons", summary="Persons holding a tag (any value, or `value`), paginated")
+@router.get(
+    "/tags/{key}/persons",
+    summary="Persons holding a tag (any value, or `value`), paginated",
+    responses=responses(404),
+)
 def tag_persons(
     key: str,
     engine: EngineDep,
     p: Reader,
     value: Annotated[str | None, Query(description="Only this value, e.g. A or 心衰")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     try:
         with engine.begin() as conn:

@@ -12,13 +12,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from medscrm.api.deps import EngineDep, Principal, require, visible_person_id
+from medscrm.api.deps import EngineDep, Offset, Principal, require, visible_person_id
+from medscrm.api.errors import AUTH, responses
 from medscrm.common import NotFound
 from medscrm.rules import RuleError
 from medscrm.segments import service as segs
 from medscrm.tags import service as tags
 
-router = APIRouter(prefix="/api/v1", tags=["segments and tags"])
+router = APIRouter(prefix="/api/v1", tags=["segments and tags"], responses=responses(*AUTH))
 Reader = Annotated[Principal, require("data.read")]
 Writer = Annotated[Principal, require("data.import")]
 
@@ -139,7 +140,7 @@ def refresher_status(request: Request, p: Reader) -> dict[str, Any]:
     return {"enabled": r is not None, **(r.status() if r is not None else {})}
 
 
-@router.get("/segments/{key}", summary="One segment")
+@router.get("/segments/{key}", summary="One segment", responses=responses(404))
 def get_segment(key: str, engine: EngineDep, p: Reader) -> Any:
     try:
         with engine.connect() as conn:
@@ -148,7 +149,11 @@ def get_segment(key: str, engine: EngineDep, p: Reader) -> Any:
         return _404(exc, "key")
 
 
-@router.put("/segments/{key}", summary="Edit a segment (a new rule bumps the version and refreshes)")
+@router.put(
+    "/segments/{key}",
+    summary="Edit a segment (a new rule bumps the version and refreshes)",
+    responses=responses(404),
+)
 def update_segment(key: str, body: SegmentUpdate, engine: EngineDep, p: Writer) -> Any:
     try:
         with engine.begin() as conn:
@@ -167,7 +172,9 @@ def update_segment(key: str, body: SegmentUpdate, engine: EngineDep, p: Writer) 
         return _422(exc)
 
 
-@router.post("/segments/{key}/refresh", summary="Recompute a dynamic segment's members")
+@router.post(
+    "/segments/{key}/refresh", summary="Recompute a dynamic segment's members", responses=responses(404)
+)
 def refresh_segment(key: str, engine: EngineDep, p: Writer) -> Any:
     try:
         with engine.begin() as conn:
@@ -178,13 +185,17 @@ def refresh_segment(key: str, engine: EngineDep, p: Writer) -> Any:
         return _422(exc)
 
 
-@router.get("/segments/{key}/members", summary="Members (PII masked unless the role may read it)")
+@router.get(
+    "/segments/{key}/members",
+    summary="Members (PII masked unless the role may read it)",
+    responses=responses(404),
+)
 def segment_members(
     key: str,
     engine: EngineDep,
     p: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Any:
     try:
         with engine.connect() as conn:
@@ -202,7 +213,12 @@ def segment_members(
     return {"members": rows, "count": len(rows)}
 
 
-@router.get("/segments/{key}/export.csv", summary="Members as CSV (PII masked unless the role may read it)")
+@router.get(
+    "/segments/{key}/export.csv",
+    summary="Members as CSV (PII masked unless the role may read it)",
+    response_class=Response,
+    responses=responses(404, extra={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}),
+)
 def export_segment(key: str, engine: EngineDep, p: Reader) -> Response:
     try:
         with engine.connect() as conn:
@@ -241,7 +257,11 @@ def evaluate_tags(engine: EngineDep, p: Writer, body: EvaluateIn | None = None) 
         return _422(exc)
 
 
-@router.get("/persons/{person_id}/tags", summary="A person's current tags (and their history)")
+@router.get(
+    "/persons/{person_id}/tags",
+    summary="A person's current tags (and their history)",
+    responses=responses(404),
+)
 def person_tags(person_id: str, engine: EngineDep, p: Reader) -> Any:
     try:
         with engine.connect() as conn:

@@ -237,9 +237,13 @@ def _scope(ctx: Ctx) -> sa.Select | None:
 # --- static files, language, login ----------------------------------------------------------------------
 @router.get("/static/{name:path}")
 def static_file(name: str) -> Response:
-    path = (STATIC / name).resolve()
-    if STATIC.resolve() not in path.parents or not path.is_file():
-        raise NotFound(name)
+    try:
+        path = (STATIC / name).resolve()
+        found = STATIC.resolve() in path.parents and path.is_file()
+    except (ValueError, OSError):  # a NUL byte in the name, a name too long for the file system
+        found = False
+    if not found:
+        raise NotFound(repr(name) if any(ord(ch) < 32 for ch in name) else name)
     return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
 

@@ -1,0 +1,96 @@
+"""The API's error answers, as the OpenAPI document declares them.
+
+Two shapes are in use, both naming the field (or the JSON path inside a rule or journey definition)
+and the reason:
+
+* ``{"error": "not_found", "errors": [{"field" | "path": …, "reason": …}], "field": …}`` — request
+  validation (422), segments, journeys, outreach and the scores refreshes;
+* ``{"detail": {"field": …, "reason": …}}`` — the other handlers (``HTTPException``); routing errors
+  of FastAPI itself (an unknown path, a wrong method) carry a plain string as ``detail``.
+
+:func:`responses` builds the ``responses=`` argument of a route from the status codes it can answer,
+so that the document lists every status and its shape (schemathesis checks the answers against it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, RootModel
+
+
+class ErrorItem(BaseModel):
+    field: str | None = Field(None, description="The request field at fault (query, body, path or header)")
+    path: str | None = Field(None, description="A JSON path inside a segment rule or journey definition")
+    reason: str
+
+
+class ErrorList(BaseModel):
+    error: str = Field(description="invalid_request, invalid_rule, invalid_journey, not_found, conflict, …")
+    errors: list[ErrorItem]
+    field: str | None = Field(None, description="The first field at fault (request validation)")
+
+
+class FieldReason(BaseModel):
+    field: str | None = None
+    reason: str
+
+
+class Detail(BaseModel):
+    detail: FieldReason | str
+
+
+class ApiError(RootModel[ErrorList | Detail]):
+    """An error answer of medscrm: a list of problems, or a ``detail`` naming the field and the reason."""
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "No Bearer token, or an unknown or revoked one",
+    403: "The token's role may not do this",
+    404: "Not found (for a rep token: also a person the rep does not own)",
+    409: "Conflict with the current state (e.g. a refresh already running, a journey not in that state)",
+    413: "Request too large",
+    422: "Invalid request: the field and the reason",
+    429: "Too many requests",
+    503: "Temporarily unavailable (e.g. the audit row of a read could not be stored); retry",
+}
+
+#: what every route behind a Bearer token and a role check can answer
+AUTH = (401, 403, 422)
+
+
+def responses(*codes: int, extra: dict[int, dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: each status code with the project's error model; ``extra`` adds
+    other entries by code (e.g. ``{200: {"content": {"image/gif": {}}}}``)."""
+    out: dict[int | str, dict[str, Any]] = {
+        c: {"model": ApiError, "description": _DESCRIPTIONS.get(c, "Error")} for c in sorted(set(codes))
+    }
+    out.update(extra or {})
+    return out
+
+
+def declare_body_errors(app: Any) -> None:
+    """Every operation that reads a body can answer 400: FastAPI refuses a body it cannot decode (not
+    UTF-8) with ``{"detail": "There was an error parsing the body"}`` before the route runs. Added to
+    the generated document (``app.openapi``), once, for each operation with a request body."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for op in operations.values():
+                if isinstance(op, dict) and "requestBody" in op:
+                    op["responses"].setdefault(
+                        "400",
+                        {
+                            "description": "The body could not be decoded (not UTF-8)",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}
+                            },
+                        },
+                    )
+        return schema
+
+    app.openapi = openapi
