@@ -26,7 +26,16 @@ from medscrm.segments import service as segs
 from tests_support import cli_env
 from web.conftest import csrf_of
 
-HOSTILE = ["=1+1", "@SUM(1+1)", "+1+cmd|' /C calc'!A0", "-2+3", "\t=1+1", "\r=1+1", "-3.5e2", "+86138****8000"]
+HOSTILE = [
+    "=1+1",
+    "@SUM(1+1)",
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "\t=1+1",
+    "\r=1+1",
+    "-3.5e2",
+    "+86138****8000",
+]
 #: plain numbers carry no formula: written as they are (a phone stays dialable)
 BENIGN = ["北京协和医院", "a=b", "1+1", "'quoted", "-3.5", "+8613800138000"]
 
