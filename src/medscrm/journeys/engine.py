@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from medscrm import hooks
 from medscrm.common import MedscrmError, new_id, utcnow
 from medscrm.db import bulk
 from medscrm.db.schema import (
@@ -1127,8 +1128,8 @@ def merge_enrollments(
 ) -> dict[str, int]:
     """Identity merged ``old`` person → ``survivor``: the old person's active enrollments move to the
     survivor, except in a journey the survivor is already in, where they exit (one doctor must not
-    get a journey's messages twice, from two enrollments that both resolve to them). Called by
-    ``outreach.consent.carry_over`` in the merge's transaction. Returns ``{"moved": n, "exited": n}``."""
+    get a journey's messages twice, from two enrollments that both resolve to them). Runs on the
+    ``persons.merged`` event, in the merge's transaction. Returns ``{"moved": n, "exited": n}``."""
     merged = {o: s for o, s in merged.items() if s and s != o}
     if not merged:
         return {"moved": 0, "exited": 0}
@@ -1171,3 +1172,20 @@ def merge_enrollments(
             taken.add((jid, surv))
             moved += 1
     return {"moved": moved, "exited": exited}
+
+
+@hooks.subscribe(hooks.PERSONS_MERGED, "journeys.enrollments")
+def _on_persons_merged(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    merged: dict[str, str],
+    split: dict[str, list[str]],
+    now: dt.datetime,
+    actor: str,
+) -> dict[str, int]:
+    # a split person's enrollments stay where they are: which part the journey meant is not known
+    n = merge_enrollments(
+        conn, tenant_id=tenant_id, merged={o: s for o, s in merged.items() if o not in split}, now=now
+    )
+    return {"enrollments_moved": n["moved"], "enrollments_exited": n["exited"]}

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from medscrm import hooks
 from medscrm.accounts import service as accounts
 from medscrm.common import InvalidInput, NotFound, new_id, utcnow
 from medscrm.db.schema import consent_history, consents, persons, persons_dnc, sends
@@ -279,8 +280,8 @@ def carry_over(
     """What persons that stop existing said about contact goes to the persons that carry on.
 
     ``merged``: retired person id → its survivor; ``split``: person id → the persons its records
-    went to (itself among them when it kept its id). Called by both identity paths (full run and incremental) in the transaction that retires
-    the old persons; consent and do-not-contact are read by person id, so without this a withdrawal
+    went to (itself among them when it kept its id). Runs on the ``persons.merged`` event that both
+    identity paths (full run and incremental) emit in the transaction that retires the old persons; consent and do-not-contact are read by person id, so without this a withdrawal
     or a do-not-contact of a record merged into another person was silently lost (PIPL Art. 15).
 
     * **merge**: per (channel, purpose) the person's latest decision wins (the old row replaces the
@@ -293,18 +294,17 @@ def carry_over(
 
     * a merged person's sends move to the survivor (frequency caps count them; the survivor's rep
       sees them); a split person's stay where they are (to whom they went is not known);
-    * a merged person's active journey enrollments move to the survivor, or exit where the survivor
-      is already in that journey (``journeys.engine.merge_enrollments``).
+    (Journey enrollments follow the merge in the journeys layer, subscribed to the same
+    ``persons.merged`` event.)
 
-    Returns ``{"consents", "dnc", "sends", "enrollments_moved", "enrollments_exited"}``: rows
-    written or moved."""
+    Returns ``{"consents", "dnc", "sends"}``: rows written or moved."""
     now = now or utcnow()
     moves = {old: [surv] for old, surv in (merged or {}).items() if surv and surv != old}
     splits = {old for old, t in (split or {}).items() if set(t) - {old}}
     for old in splits:
         moves[old] = sorted(set(split[old]) - {old})  # type: ignore[index]
     if not moves:
-        return {"consents": 0, "dnc": 0, "sends": 0, "enrollments_moved": 0, "enrollments_exited": 0}
+        return {"consents": 0, "dnc": 0, "sends": 0}
     c, d = consents, persons_dnc
     olds = sorted(moves)
     targets = sorted({t for ts in moves.values() for t in ts})
@@ -363,18 +363,20 @@ def carry_over(
                 .values(person_id=ts[0])
             )
             resent += max(res.rowcount or 0, 0)
-    from medscrm.journeys.engine import merge_enrollments  # here: journeys import outreach
+    return {"consents": written, "dnc": dnc_written, "sends": resent}
 
-    journeys = merge_enrollments(
-        conn, tenant_id=tenant_id, merged={o: t[0] for o, t in moves.items() if o not in splits}, now=now
-    )
-    return {
-        "consents": written,
-        "dnc": dnc_written,
-        "sends": resent,
-        "enrollments_moved": journeys["moved"],
-        "enrollments_exited": journeys["exited"],
-    }
+
+@hooks.subscribe(hooks.PERSONS_MERGED, "outreach.consent")
+def _on_persons_merged(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    merged: dict[str, str],
+    split: dict[str, list[str]],
+    now: dt.datetime,
+    actor: str,
+) -> dict[str, int]:
+    return carry_over(conn, tenant_id=tenant_id, merged=merged, split=split, now=now, actor=actor)
 
 
 class _Cur(NamedTuple):

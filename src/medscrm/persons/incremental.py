@@ -32,7 +32,7 @@ from medscrm.common import new_id, utcnow
 from medscrm.db.bulk import append_rows
 from medscrm.db.schema import PERSON_FIELDS, person_changes, person_records, persons, source_records, sources
 from medscrm.persons import review
-from medscrm.persons.service import ApplyReport, rebuild_identities, write_golden
+from medscrm.persons.service import ApplyReport, announce_merges, rebuild_identities, write_golden
 from medscrm.persons.survivorship import Survivorship, load_survivorship
 
 __all__ = ["FeatureStore", "IncrementalReport", "index_dir_for", "run_incremental"]
@@ -258,9 +258,8 @@ def run_incremental(
                 updated_at=now,
             )
         )
-    from medscrm.outreach.consent import carry_over  # consent, do-not-contact, sends (PIPL)
-
-    rep.carried = carry_over(conn, tenant_id=tenant_id, merged=absorbed, now=now, actor=actor)
+    # consent, do-not-contact, sends and journey enrollments follow the merged persons (PIPL)
+    rep.carried = announce_merges(conn, tenant_id=tenant_id, merged=absorbed, now=now, actor=actor)
     touched = sorted(lr.touched)
     member_rows: list[tuple[str, str]] = []
     for k in range(0, len(touched), _CHUNK):

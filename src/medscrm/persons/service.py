@@ -3,12 +3,14 @@ lineage, identities, and the history of what changed. The caller owns the transa
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from medscrm import hooks
 from medscrm.accounts import service as accounts
 from medscrm.common import new_id, utcnow
 from medscrm.db.bulk import append_rows
@@ -46,7 +48,8 @@ class ApplyReport:
     retired: int = 0
     conflicts: int = 0
     person_of: dict[str, str] = field(default_factory=dict)  # cluster key -> person id
-    #: consent/do-not-contact rows carried to survivors and sends moved (outreach.consent.carry_over)
+    #: consent/do-not-contact rows carried to survivors, sends and journey enrollments moved
+    #: (what the subscribers of the ``persons.merged`` event report, see :func:`announce_merges`)
     carried: dict[str, int] = field(default_factory=dict)
 
 
@@ -140,11 +143,10 @@ def apply_clusters(
             .where(persons.c.tenant_id == tenant_id, persons.c.id == old)
             .values(status="merged", merged_into=absorbed_by.get(old), updated_at=now)
         )
-    # consent, do-not-contact and sends of the persons that stop existing or split (PIPL)
-    from medscrm.outreach.consent import carry_over
-
+    # consent, do-not-contact, sends and journey enrollments of the persons that stop existing or
+    # split (PIPL) follow them: the higher layers that own those rows subscribe to this event
     retired = set(assignment.retired)
-    rep.carried = carry_over(
+    rep.carried = announce_merges(
         conn,
         tenant_id=tenant_id,
         merged={o: s for o, s in absorbed_by.items() if o in retired and o not in assignment.split},
@@ -338,3 +340,32 @@ def rebuild_identities(
         ],
     )
     return len(rows)
+
+
+def announce_merges(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    merged: dict[str, str],
+    split: dict[str, list[str]] | None = None,
+    now: dt.datetime,
+    actor: str,
+) -> dict[str, int]:
+    """Tell the layers above that persons were merged (``old -> survivor``) or split (``old -> its
+    parts``), in this transaction: they carry consents, do-not-contact, sends and journey
+    enrollments over (:mod:`medscrm.hooks`, topic ``persons.merged``). Returns the counts every
+    subscriber reported, in one mapping."""
+    out: dict[str, int] = {}
+    results = hooks.emit(
+        hooks.PERSONS_MERGED,
+        conn=conn,
+        tenant_id=tenant_id,
+        merged=merged,
+        split=split or {},
+        now=now,
+        actor=actor,
+    )
+    for counts in results.values():
+        for k, v in (counts or {}).items():
+            out[k] = out.get(k, 0) + v
+    return out
