@@ -75,6 +75,31 @@ def test_lookup_declares_its_enum_and_names_the_field(app_token):
         assert client.get("/b/nothing").headers["content-type"] == "image/gif"
 
 
+def test_the_event_api_and_callbacks_declare_what_they_answer(app_token):
+    """Every status the collection API and the Tencent callbacks answer is in the document, with
+    the shape and content type they really have."""
+    app, _ = app_token
+    with TestClient(app) as client:
+        spec = client.get("/openapi.json").json()
+        collect = spec["paths"]["/v1/{kind}"]["post"]["responses"]
+        assert {"200", "400", "401", "404", "429", "503"} <= set(collect)
+        unknown = client.post("/v1/nothing", json={})
+        assert unknown.status_code == 404
+        schema = spec["components"]["schemas"]["CollectAnswer"]
+        assert set(unknown.json()) <= set(schema["properties"]) and unknown.json()["field"] == "path"
+        for path, method in (
+            ("/callbacks/wecom/{source_id}", "post"),
+            ("/callbacks/wechat/{source_id}", "get"),
+        ):
+            answers = spec["paths"][path][method]["responses"]
+            assert list(answers["404"]["content"]) == ["text/plain"], path
+        r = client.get(
+            "/callbacks/wechat/src_none",
+            params={"signature": "x", "timestamp": "1", "nonce": "n", "echostr": "e"},
+        )
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/plain")
+
+
 def test_an_unexpected_error_answers_json_without_a_traceback(app_token):
     app, _ = app_token
 

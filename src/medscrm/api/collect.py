@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
 
 from medscrm.accounts import service as accounts
 from medscrm.common import utcnow
@@ -116,6 +117,41 @@ class SourceCache:
         )
 
 
+class CollectAnswer(BaseModel):
+    """The event API's answer: ``{"success": true}``, or what is wrong (the field and the reason)."""
+
+    success: bool
+    error: str | None = Field(None, description="invalid_json, wrong_type, too_large, invalid_write_key, …")
+    field: str | None = Field(None, description="The JSON path at fault, e.g. batch[2].properties.n")
+    reason: str | None = None
+
+
+#: what /v1/{kind} can answer besides 200
+_COLLECT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": CollectAnswer, "description": desc}
+    for code, desc in (
+        (400, "A message or the body is invalid: the field and the reason"),
+        (401, "No write key, or an unknown or disabled one"),
+        (404, "Unknown call"),
+        (429, "Over the source's rate limit; retry after Retry-After"),
+        (503, "The request could not be persisted, or storage is behind; retry after Retry-After"),
+    )
+}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+#: what the WeCom / WeChat callbacks can answer besides 200 (plain text, as Tencent expects)
+_CALLBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _text("The envelope or the event could not be read"),
+    403: _text("The signature does not verify"),
+    404: _text("No such WeCom / WeChat source"),
+    409: _text("The source lacks the settings this callback needs"),
+}
+
+
 def _error(status: int, field: str, reason: str, code: str, **extra: Any) -> JSONResponse:
     return JSONResponse(
         status_code=status,
@@ -145,7 +181,10 @@ _CALLS = frozenset((*segment.TYPES, "batch", "import"))
 
 
 @router.post(
-    "/v1/{kind}", summary="Segment-spec collection: track, identify, page, screen, group, alias, batch"
+    "/v1/{kind}",
+    summary="Segment-spec collection: track, identify, page, screen, group, alias, batch",
+    response_model=CollectAnswer,
+    responses=_COLLECT_RESPONSES,
 )
 async def collect(kind: str, request: Request) -> Response:
     if kind not in _CALLS:
@@ -407,7 +446,12 @@ async def _callback_source(request: Request, source_id: str, kind: str) -> Sourc
     return src
 
 
-@callbacks.get("/wecom/{source_id}", response_class=PlainTextResponse, summary="WeCom URL verification")
+@callbacks.get(
+    "/wecom/{source_id}",
+    response_class=PlainTextResponse,
+    summary="WeCom URL verification",
+    responses=_CALLBACK_RESPONSES,
+)
 async def wecom_verify(
     source_id: str, request: Request, msg_signature: str, timestamp: str, nonce: str, echostr: str
 ) -> Response:
@@ -423,7 +467,12 @@ async def wecom_verify(
         return _reject(request, src, source_id, f"URL verification failed: {exc}")
 
 
-@callbacks.post("/wecom/{source_id}", response_class=PlainTextResponse, summary="WeCom event callback")
+@callbacks.post(
+    "/wecom/{source_id}",
+    response_class=PlainTextResponse,
+    summary="WeCom event callback",
+    responses=_CALLBACK_RESPONSES,
+)
 async def wecom_event(
     source_id: str, request: Request, msg_signature: str, timestamp: str, nonce: str
 ) -> Response:
@@ -491,7 +540,12 @@ def _unstorable(rec: dict) -> str | None:
     return None if bad is None else f"{bad[0].field}: {bad[0].reason}"
 
 
-@callbacks.get("/wechat/{source_id}", response_class=PlainTextResponse, summary="WeChat URL verification")
+@callbacks.get(
+    "/wechat/{source_id}",
+    response_class=PlainTextResponse,
+    summary="WeChat URL verification",
+    responses=_CALLBACK_RESPONSES,
+)
 async def wechat_verify(
     source_id: str, request: Request, signature: str, timestamp: str, nonce: str, echostr: str
 ) -> Response:
@@ -509,7 +563,12 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-@callbacks.post("/wechat/{source_id}", response_class=PlainTextResponse, summary="WeChat event push")
+@callbacks.post(
+    "/wechat/{source_id}",
+    response_class=PlainTextResponse,
+    summary="WeChat event push",
+    responses=_CALLBACK_RESPONSES,
+)
 async def wechat_event(
     source_id: str,
     request: Request,
