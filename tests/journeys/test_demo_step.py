@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from rich.console import Console
 
 from journeys.support import define_tags, make_persons
-from medscrm.db.schema import tasks
+from medscrm.db.schema import events, tasks
 from medscrm.journeys.demo import journey_step
 from medscrm.segments import service as segs
 
@@ -54,3 +54,33 @@ def test_demo_journey_step(tenant):
     with tenant.engine.connect() as c:
         assigned = set(c.execute(sa.select(tasks.c.assignee).where(tasks.c.tenant_id == tenant.id)).scalars())
     assert assigned <= {"rep01", None}
+
+
+def test_demo_journey_step_when_nobody_attends(tenant, monkeypatch):
+    """A tenant so small that no enrolled doctor attends the webinar (``medscrm demo --hcps 20``):
+    the week still runs, and every enrollment ends without the attendance branch."""
+    from medscrm.journeys import demo
+
+    share = demo._share
+    monkeypatch.setattr(demo, "_share", lambda pid, salt: 1.0 if salt == "attend" else share(pid, salt))
+    with tenant.engine.begin() as c:
+        make_persons(
+            c, tenant.id, 2, lambda i: {"email": f"n{i}@h.example", "license_no": f"{120101000000000 + i}"}
+        )
+        define_tags(c, tenant.id, "potential_tier")
+        segs.create(
+            c,
+            tenant_id=tenant.id,
+            key="senior_cardiology",
+            rule={"attr": "department", "op": "eq", "value": "心血管内科"},
+        )
+    res = journey_step(_WS(tenant.engine, tenant.id, tenant.slug), console=Console(record=True, width=200))
+    assert res["enrolled"] == 1
+    assert sum(res["counts"].values()) == 1
+    with tenant.engine.connect() as c:
+        attended = c.execute(
+            sa.select(sa.func.count())
+            .select_from(events)
+            .where(events.c.tenant_id == tenant.id, events.c.event == "Webinar Attended")
+        ).scalar()
+    assert attended == 0

@@ -189,7 +189,7 @@ def journey_step(ws, *, console: Console, max_persons: int = 30) -> dict[str, An
     attended = [p for p in pids if _share(p, "attend") < 0.45]
     for k in range(16):  # a simulated week, one tick every 12 hours
         now = start + dt.timedelta(hours=12 * k)
-        if k == 7:  # the webinar (day 3.5): attendance arrives from the webinar platform
+        if k == 7 and attended:  # the webinar (day 3.5): attendance arrives from the webinar platform
             with ws.engine.begin() as conn:
                 conn.execute(
                     sa.insert(events),
