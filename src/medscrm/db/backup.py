@@ -198,7 +198,10 @@ def restore(url: str, src: Path, *, force: bool = False) -> Report:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     moved = []
     for p in present:
-        aside = p.with_name(f"{p.name}.before-restore-{stamp}")
+        if p == wal:  # beside its database file's new name, so that the two still open together
+            aside = target.with_name(f"{target.name}.before-restore-{stamp}.wal")
+        else:
+            aside = p.with_name(f"{p.name}.before-restore-{stamp}")
         p.rename(aside)
         moved.append(aside)
     target.parent.mkdir(parents=True, exist_ok=True)
