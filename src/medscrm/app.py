@@ -26,7 +26,7 @@ from medscrm.api import segments as segments_api
 from medscrm.api.errors import declare_body_errors
 from medscrm.config import get_settings
 from medscrm.db import get_engine
-from medscrm.db.engine import POOL_OVERFLOW, POOL_SIZE
+from medscrm.db.engine import POOL_OVERFLOW, POOL_SIZE, default_spool_dir
 from medscrm.ingest.events import Ingestor
 from medscrm.journeys import engine as _journeys
 from medscrm.segments.fresh import Refresher
@@ -34,15 +34,6 @@ from medscrm.web import routes as web_routes
 from medscrm.workers import WORKERS_ENV, orphan_spools, take_slot, take_slot_dir
 
 log = logging.getLogger(__name__)
-
-
-def default_spool_dir(engine: sa.Engine) -> Path:
-    configured = get_settings().spool_dir
-    if configured:
-        return Path(configured)
-    if engine.dialect.name == "duckdb" and engine.url.database:
-        return Path(engine.url.database + ".spool")
-    return Path.cwd() / "medscrm-spool"
 
 
 def drain_orphan_spools(engine: sa.Engine, root: Path, workers: int, *, fsync: bool = True) -> None:
@@ -111,7 +102,7 @@ def create_app(
         # sync endpoints run in AnyIO's thread pool (40 threads by default): no more threads than
         # database connections, so a request never waits for a connection while holding a thread
         to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE + POOL_OVERFLOW
-        root = spool_dir or default_spool_dir(engine)
+        root = spool_dir or default_spool_dir(engine.url)
         slot = take_slot(root, workers) if workers > 1 else None
         if slot and slot.leader:
             drain_orphan_spools(engine, root, workers, fsync=fsync)

@@ -1072,6 +1072,9 @@ from medscrm.scores.cli import register as _register_scores  # noqa: E402
 _register_scores(app)  # scores, behaviour tags, micro-segments (issue 5)
 _register_journeys(app)  # journeys + worker (issue 6)
 _register_outreach(app)  # content, consents, sends (issue 6)
+from medscrm.db.cli import app as _db_app  # noqa: E402
+
+app.add_typer(_db_app, name="db")  # upgrade, current, backup, restore (supersedes db_app above)
 
 
 def main() -> None:  # pragma: no cover

@@ -8,6 +8,7 @@ plain SQLAlchemy (bulk appends) goes through :mod:`medscrm.db.bulk`, which dispa
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -51,6 +52,18 @@ def make_engine(url: str) -> sa.Engine:
     # at most 20 connections per process: `serve --workers 4` stays within PostgreSQL's default 100,
     # and the API's thread pool is sized to match (threads beyond it would only wait for a connection)
     return sa.create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True)
+
+
+def default_spool_dir(url: sa.URL | str) -> Path:
+    """Where the event API spools what it has acknowledged but not stored yet: MEDSCRM_SPOOL_DIR,
+    else beside the DuckDB file (``FILE.spool``), else ``./medscrm-spool`` (PostgreSQL)."""
+    configured = get_settings().spool_dir
+    if configured:
+        return Path(configured)
+    url = sa.make_url(url)
+    if url.get_backend_name() == "duckdb" and url.database and url.database != ":memory:":
+        return Path(url.database + ".spool")
+    return Path.cwd() / "medscrm-spool"
 
 
 def get_engine(url: str | None = None) -> sa.Engine:
