@@ -28,7 +28,6 @@ quarantine_app = typer.Typer(
     help="Rejected input: list, inspect, fix, replay or discard.", no_args_is_help=True
 )
 imports_app = typer.Typer(help="History of file imports.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 secrets_app = typer.Typer(
     help="Sealed credentials: re-seal them with a new MEDSCRM_SECRET_KEY (key rotation).",
@@ -39,7 +38,6 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(users_app, name="users")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(imports_app, name="imports")
-app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(secrets_app, name="secrets")
 
@@ -73,21 +71,6 @@ def _transact(tenant: str | None, fn, *, errors: tuple[type[Exception], ...] = (
             return fn(conn, ws)
     except errors as exc:
         _fail(exc)
-
-
-# --- db ----------------------------------------------------------------------------------------
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Migrate the database to the newest schema (commands also do this on start)."""
-    from medscrm.config import get_settings
-    from medscrm.db import get_engine, upgrade_to_head
-    from medscrm.db.migrate import head_revision
-
-    ran = upgrade_to_head(get_engine())
-    console.print(
-        f"schema at {head_revision()} ({'migrated' if ran else 'already current'}) "
-        f"on {get_settings().backend}"
-    )
 
 
 # --- secrets -------------------------------------------------------------------------------------
@@ -1074,7 +1057,7 @@ _register_journeys(app)  # journeys + worker (issue 6)
 _register_outreach(app)  # content, consents, sends (issue 6)
 from medscrm.db.cli import app as _db_app  # noqa: E402
 
-app.add_typer(_db_app, name="db")  # upgrade, current, backup, restore (supersedes db_app above)
+app.add_typer(_db_app, name="db")  # upgrade, current, backup, restore
 
 
 def main() -> None:  # pragma: no cover
