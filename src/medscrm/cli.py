@@ -1072,6 +1072,7 @@ from medscrm.scores.cli import register as _register_scores  # noqa: E402
 _register_scores(app)  # scores, behaviour tags, micro-segments (issue 5)
 _register_journeys(app)  # journeys + worker (issue 6)
 _register_outreach(app)  # content, consents, sends (issue 6)
+app.add_typer(__import__("medscrm.webhooks.cli", fromlist=["app"]).app, name="webhooks")
 
 
 def main() -> None:  # pragma: no cover
