@@ -79,7 +79,7 @@ class SubscriptionList(BaseModel):
 
 class Attempt(BaseModel):
     attempt: int
-    at: dt.datetime
+    attempted_at: dt.datetime
     status_code: int | None = None
     latency_ms: int | None = None
     error: str | None = None

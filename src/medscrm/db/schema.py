@@ -767,7 +767,7 @@ webhook_attempts = sa.Table(
     _tenant(),
     sa.Column("delivery_id", sa.String(40), nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("at", TS, nullable=False),
+    sa.Column("attempted_at", TS, nullable=False),
     sa.Column("status_code", sa.Integer),
     sa.Column("latency_ms", sa.Integer),
     sa.Column("error", sa.Text),

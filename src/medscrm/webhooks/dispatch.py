@@ -91,6 +91,7 @@ def _claim(
     limit: int,
     now: dt.datetime,
     delivery_id: str | None = None,
+    tenant_id: str | None = None,
 ) -> list[str]:
     d, w = webhook_deliveries, webhook_subscriptions
     due = sa.or_(
@@ -99,6 +100,8 @@ def _claim(
     )
     active = sa.select(w.c.id).where(w.c.id == d.c.subscription_id, w.c.active.is_(True)).exists()
     q = sa.select(d.c.id).where(due, active)
+    if tenant_id is not None:
+        q = q.where(d.c.tenant_id == tenant_id)
     if delivery_id is not None:
         q = sa.select(d.c.id).where(d.c.id == delivery_id, d.c.status == "pending")
     q = q.order_by(d.c.next_attempt_at, d.c.id).limit(limit)
@@ -141,11 +144,19 @@ def dispatch_once(
     max_attempts: int | None = None,
     client: httpx.Client | None = None,
     delivery_id: str | None = None,
+    tenant_id: str | None = None,
 ) -> dict[str, int]:
     """Attempt up to ``limit`` due deliveries (or just ``delivery_id``, if pending). ``now`` fixes the
-    clock (tests); ``max_attempts`` overrides ``MEDSCRM_WEBHOOKS_MAX_ATTEMPTS``. Returns counts by
+    clock (tests); ``tenant_id``: that tenant's deliveries only; ``max_attempts`` overrides ``MEDSCRM_WEBHOOKS_MAX_ATTEMPTS``. Returns counts by
     outcome: ``delivered``, ``retry``, ``dead``."""
-    ids = _claim(engine, worker_id=worker_id, limit=limit, now=now or utcnow(), delivery_id=delivery_id)
+    ids = _claim(
+        engine,
+        worker_id=worker_id,
+        limit=limit,
+        now=now or utcnow(),
+        delivery_id=delivery_id,
+        tenant_id=tenant_id,
+    )
     out = {"delivered": 0, "retry": 0, "dead": 0}
     if not ids:
         return out
@@ -242,7 +253,7 @@ def _deliver(
                     tenant_id=row["tenant_id"],
                     delivery_id=delivery_id,
                     attempt=attempt,
-                    at=done,
+                    attempted_at=done,
                     status_code=status_code,
                     latency_ms=latency_ms,
                     error=error,

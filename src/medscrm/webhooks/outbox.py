@@ -141,7 +141,8 @@ def publish(
     return [r["id"] for r in rows] if return_ids else len(rows)
 
 
-def _chunks(items: list, n: int = CHUNK) -> list[list]:
+def _chunks(items: list) -> list[list]:
+    n = CHUNK
     return [items[i : i + n] for i in range(0, len(items), n)]
 
 
@@ -161,14 +162,17 @@ def _on_persons_merged(
     now: dt.datetime | None = None,
     actor: str = "identity",
     **_: Any,
-) -> int:
+) -> dict[str, int]:
+    """The persons layer sums its subscribers' counts into its report: ``{"webhooks": rows}``, or
+    nothing when no row was written."""
     if not _wanted(conn, tenant_id, "person.merged", "person.split"):
-        return 0
+        return {}
     pairs = [{"person_id": o, "into": s} for o, s in sorted((merged or {}).items()) if s and s != o]
     splits = [{"person_id": o, "into": sorted(t)} for o, t in sorted((split or {}).items()) if set(t) - {o}]
     events = [("person.merged", {"merges": c, "actor": actor}) for c in _chunks(pairs)]
     events += [("person.split", {"splits": c, "actor": actor}) for c in _chunks(splits)]
-    return publish(conn, tenant_id, events, now)
+    n = publish(conn, tenant_id, events, now)
+    return {"webhooks": n} if n else {}
 
 
 @hooks.subscribe(hooks.SEGMENT_CHANGED, "webhooks")

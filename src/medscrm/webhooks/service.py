@@ -270,9 +270,11 @@ def list_deliveries(
         a = webhook_attempts
         log: dict[str, list[dict]] = {}
         for r in conn.execute(
-            sa.select(a.c.delivery_id, a.c.attempt, a.c.at, a.c.status_code, a.c.latency_ms, a.c.error)
+            sa.select(
+                a.c.delivery_id, a.c.attempt, a.c.attempted_at, a.c.status_code, a.c.latency_ms, a.c.error
+            )
             .where(a.c.tenant_id == tenant_id, a.c.delivery_id.in_([r["id"] for r in rows]))
-            .order_by(a.c.at, a.c.attempt)
+            .order_by(a.c.attempted_at, a.c.attempt)
         ).mappings():
             log.setdefault(r["delivery_id"], []).append({k: v for k, v in r.items() if k != "delivery_id"})
         for r in rows:

@@ -74,7 +74,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=40), nullable=False),
         sa.Column("delivery_id", sa.String(length=40), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
-        sa.Column("at", TS, nullable=False),
+        sa.Column("attempted_at", TS, nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("latency_ms", sa.Integer(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
