@@ -183,8 +183,9 @@ def update_subscription(subscription_id: str, body: SubscriptionPatch, engine: E
     summary="Delete a subscription with its deliveries",
     responses=NOT_FOUND,
     response_class=Response,
+    response_model=None,
 )
-def delete_subscription(subscription_id: str, engine: EngineDep, p: Manager) -> Any:
+def delete_subscription(subscription_id: str, engine: EngineDep, p: Manager) -> Response:
     try:
         with engine.begin() as conn:
             service.delete(conn, tenant_id=p.tenant_id, subscription_id=subscription_id, actor=p.actor)
