@@ -200,18 +200,20 @@ def test_events_of_another_tenant_never_reach_this_tenants_subscription(tenant):
     with tenant.engine.begin() as c:
         other = accounts.ensure_tenant(conn=c, slug=tenant.slug + "-b")["id"]
         other_pid = make_person(c, other)
+        own_pid = make_person(c, tenant.id)
     with Receiver() as rx:
         _subscribe(tenant, rx.url)
         with tenant.engine.begin() as c:
             consent.set_dnc(c, tenant_id=other, person_id=other_pid, reason="asked", actor="test")
-        dispatch.dispatch_once(tenant.engine, tenant_id=tenant.id)
+            consent.set_dnc(c, tenant_id=tenant.id, person_id=own_pid, reason="asked", actor="test")
         dispatch.dispatch_once(tenant.engine, tenant_id=other)
-    assert rx.requests == []
+        dispatch.dispatch_once(tenant.engine, tenant_id=tenant.id)
+    # only this tenant's own change arrives
+    assert [json.loads(r["body"])["data"]["person_id"] for r in rx.requests] == [own_pid]
+    assert json.loads(rx.requests[0]["body"])["tenant_id"] == tenant.id
     with tenant.engine.connect() as c:
         d = webhook_deliveries
-        assert (
-            c.execute(sa.select(sa.func.count()).where(d.c.tenant_id.in_([tenant.id, other]))).scalar() == 0
-        )
+        assert c.execute(sa.select(sa.func.count()).where(d.c.tenant_id == other)).scalar() == 0
 
 
 def test_no_outbox_rows_without_a_subscription_or_for_unwanted_types(tenant):
@@ -303,3 +305,30 @@ def test_the_secret_is_stored_sealed(tenant):
         assert sub["secret"].startswith("whsec_") and sub["secret"] not in stored
         assert service.signing_secret(c, tenant_id=tenant.id, subscription_id=sub["id"]) == sub["secret"]
         assert "secret" not in service.get(c, tenant_id=tenant.id, subscription_id=sub["id"])
+
+
+def test_the_incremental_refresher_announces_entries_too(tenant):
+    """The real-time path (segments.fresh: the Refresher's per-person re-evaluation) writes the event
+    in its own transaction, as the full recompute does."""
+    from medscrm.db.schema import events
+    from medscrm.segments import fresh
+    from rules.dataset import NOW, load
+    from segments.test_fresh import ACTIVE, _event
+
+    with tenant.engine.begin() as c:
+        ids = load(c, tenant.id)
+        segs.create(c, tenant_id=tenant.id, key="active", rule=ACTIVE, now=NOW)
+    _subscribe(tenant, "http://127.0.0.1:9/none", ["segment.entered"])
+    with tenant.engine.begin() as c:
+        c.execute(sa.insert(events), [_event(tenant.id, "Article Viewed", user_id="u2")])
+        changed = fresh.refresh_persons(
+            c, tenant_id=tenant.id, person_ids=[ids["p2"]], now=NOW + dt.timedelta(minutes=1)
+        )
+    assert changed == {"active": {"entered": 1, "exited": 0}}
+    (row,) = _deliveries(tenant)
+    assert row["event_type"] == "segment.entered"
+    assert row["payload"]["data"] == {
+        "segment_id": row["payload"]["data"]["segment_id"],
+        "segment_key": "active",
+        "person_ids": [ids["p2"]],
+    }
