@@ -21,7 +21,7 @@ def test_a_process_that_imported_only_persons_still_delivers_to_every_subscriber
         "print(','.join(hooks.handlers(hooks.PERSONS_MERGED)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "outreach.consent,journeys.enrollments"
+    assert out.stdout.strip() == "outreach.consent,journeys.enrollments,webhooks"
 
 
 def test_unknown_topics_are_refused_both_ways():

@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "medscrm"
+#: every package the wheel ships (medscrm_client: the generated API client)
+PACKAGES = (SRC, ROOT / "src" / "medscrm_client")
 
 # Declared distributions the code never imports by name, each with what it is needed for.
 USED_WITHOUT_IMPORT = {
@@ -64,12 +66,12 @@ def _imports(tree: ast.AST, rel: str) -> list[Use]:
     return out
 
 
-def third_party_imports(root: Path = SRC) -> list[Use]:
+def third_party_imports(root: Path | None = None) -> list[Use]:
     uses: list[Use] = []
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(p for r in ([root] if root else PACKAGES) for p in r.rglob("*.py")):
         rel = str(path.relative_to(ROOT))
         for use in _imports(ast.parse(path.read_text(encoding="utf-8"), filename=rel), rel):
-            if use.module in sys.stdlib_module_names or use.module == "medscrm":
+            if use.module in sys.stdlib_module_names or use.module in ("medscrm", "medscrm_client"):
                 continue
             uses.append(use)
     return uses
@@ -137,7 +139,9 @@ def test_every_declared_dependency_is_used():
     for module in {u.module for u in third_party_imports()}:
         imported |= _distributions(module)
     unused = sorted((deps | set().union(*extras.values())) - imported - set(USED_WITHOUT_IMPORT))
-    assert not unused, f"declared but imported nowhere under src/medscrm (uv remove them): {unused}"
+    assert not unused, (
+        f"declared but imported nowhere under src/medscrm or src/medscrm_client (uv remove them): {unused}"
+    )
 
 
 def test_the_check_sees_imports_inside_functions_and_extras(tmp_path):

@@ -23,6 +23,7 @@ from medscrm.api import outreach as outreach_api
 from medscrm.api import persons as persons_api
 from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
+from medscrm.api import webhooks as webhooks_api
 from medscrm.api.errors import declare_body_errors
 from medscrm.config import get_settings
 from medscrm.db import get_engine
@@ -31,6 +32,7 @@ from medscrm.ingest.events import Ingestor
 from medscrm.journeys import engine as _journeys
 from medscrm.segments.fresh import Refresher
 from medscrm.web import routes as web_routes
+from medscrm.webhooks import dispatch as _webhooks
 from medscrm.workers import WORKERS_ENV, orphan_spools, take_slot, take_slot_dir
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,8 @@ def create_app(
             app.state.ingestor.on_stored = app.state.refresher.notify_stored
         # journeys (issue 6): in-process runner when serving the configured DuckDB (PostgreSQL: `medscrm worker`)
         app.state.journeys = _journeys.start_background(engine) if engine is get_engine() else None
+        # the webhook dispatcher beside it, under the same rule
+        app.state.webhooks = _webhooks.start_background(engine) if engine is get_engine() else None
         if serving:
             settle_heap()
         try:
@@ -130,6 +134,8 @@ def create_app(
         finally:
             if app.state.journeys:
                 app.state.journeys.stop()
+            if app.state.webhooks:
+                app.state.webhooks.stop()
             if app.state.refresher:
                 app.state.refresher.stop()
             app.state.ingestor.stop()
@@ -191,6 +197,7 @@ def create_app(
     # --- routers of later modules (one line each): scores, outreach/content, journeys, web console ---
     app.include_router(scores_api.router)  # scores, behaviour tags, micro-segments (issue 5)
     app.include_router(journeys_api.router)  # journeys (issue 6)
+    app.include_router(webhooks_api.router)
     app.include_router(outreach_api.router)  # content, consents, sends, tracked links (issue 6)
     app.include_router(web_routes.router)  # the web console at / (issue 7)
     declare_body_errors(app)

@@ -1056,8 +1056,10 @@ _register_scores(app)  # scores, behaviour tags, micro-segments (issue 5)
 _register_journeys(app)  # journeys + worker (issue 6)
 _register_outreach(app)  # content, consents, sends (issue 6)
 from medscrm.db.cli import app as _db_app  # noqa: E402
+from medscrm.webhooks.cli import app as _webhooks_app  # noqa: E402
 
 app.add_typer(_db_app, name="db")  # upgrade, current, backup, restore
+app.add_typer(_webhooks_app, name="webhooks")  # outbound event subscriptions
 
 
 def main() -> None:  # pragma: no cover

@@ -67,6 +67,20 @@ class Settings(BaseSettings):
     #: ``/api/v1/health`` answers 503 ``degraded`` when spooled events wait and storage has not
     #: advanced for this many seconds (the flusher is stalled or failing).
     ingest_stall_seconds: float = 30.0
+    #: Outbound webhooks: allow subscription URLs on private, loopback or link-local addresses
+    #: (off by default: a tenant must not make the server call into its own network; tests turn it on).
+    webhooks_allow_private: bool = False
+    #: Outbound webhooks: attempts per delivery before it is marked dead (replay re-queues it).
+    webhooks_max_attempts: int = 8
+    #: Outbound webhooks: the first retry waits about this long; each next one twice as long (jittered).
+    webhooks_backoff_seconds: float = 30.0
+    #: Outbound webhooks: the longest wait between two attempts.
+    webhooks_backoff_max_seconds: float = 6 * 3600.0
+    #: Outbound webhooks: seconds for the whole HTTP request to the subscriber (connect + answer).
+    webhooks_timeout_seconds: float = 10.0
+    #: Outbound webhooks: run the dispatcher inside ``medscrm serve`` on DuckDB (``medscrm worker``
+    #: always runs it).
+    webhooks_dispatcher: bool = True
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -28,10 +28,32 @@ from typing import Any
 #: payload: ``conn, tenant_id, merged: {old_id: survivor_id}, split: {old_id: [new_ids]}, now, actor``
 PERSONS_MERGED = "persons.merged"
 
-TOPICS = frozenset({PERSONS_MERGED})
+#: persons entered or left a segment (full recompute in segments.service, or the Refresher's
+#: incremental changes in segments.fresh); one emit per segment and refresh, with the lists.
+#: payload: ``conn, tenant_id, segment_id, entered: [person_id], exited: [person_id], now``
+SEGMENT_CHANGED = "segments.changed"
+
+#: a consent was granted or withdrawn (set_consent, or carried over by a merge/split), or a person
+#: was put on or taken off do-not-contact.
+#: payload: ``conn, tenant_id, changes: [{"kind": "consent", "person_id", "channel", "purpose",
+#: "from", "to", "source", "actor", "at"} | {"kind": "dnc", "person_id", "dnc": bool, "reason",
+#: "actor", "at"}]``
+CONSENT_CHANGED = "consent.changed"
+
+#: a send reached a final or notable state: ``blocked`` (a guardrail refused it, at request or at
+#: dispatch), ``sent`` (the provider accepted it), ``delivered`` (delivery receipt), ``failed``.
+#: payload: ``conn, tenant_id, send: {"send_id", "person_id", "channel", "purpose", "origin",
+#: "content_id", "status", "reason", "error"}, at``
+SEND_STATUS = "sends.status"
+
+TOPICS = frozenset({PERSONS_MERGED, SEGMENT_CHANGED, CONSENT_CHANGED, SEND_STATUS})
 
 #: modules that subscribe to topics when imported (higher layers), in delivery order
-SUBSCRIBERS: tuple[str, ...] = ("medscrm.outreach.consent", "medscrm.journeys.engine")
+SUBSCRIBERS: tuple[str, ...] = (
+    "medscrm.outreach.consent",
+    "medscrm.journeys.engine",
+    "medscrm.webhooks.outbox",
+)
 
 Handler = Callable[..., Any]
 

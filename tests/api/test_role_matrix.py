@@ -97,6 +97,15 @@ API: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/channels/{channel}"): "accounts.manage",
     ("GET", "/api/v1/outreach/policy"): "data.read",
     ("PUT", "/api/v1/outreach/policy"): "accounts.manage",
+    ("POST", "/api/v1/webhooks"): "webhooks.manage",
+    ("GET", "/api/v1/webhooks"): "webhooks.manage",
+    ("GET", "/api/v1/webhooks/{subscription_id}"): "webhooks.manage",
+    ("PATCH", "/api/v1/webhooks/{subscription_id}"): "webhooks.manage",
+    ("DELETE", "/api/v1/webhooks/{subscription_id}"): "webhooks.manage",
+    ("GET", "/api/v1/webhooks/{subscription_id}/deliveries"): "webhooks.manage",
+    ("POST", "/api/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): "webhooks.manage",
+    ("POST", "/api/v1/webhooks/{subscription_id}/replay"): "webhooks.manage",
+    ("POST", "/api/v1/webhooks/{subscription_id}/ping"): "webhooks.manage",
 }
 
 #: every POST route of the console: (method, path) -> the permission it checks (``ctx.require``)
@@ -129,6 +138,8 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/content/{item_id}/withdraw"): {"reason": "no"},
     ("PUT", "/api/v1/channels/{channel}"): {"provider": "smtp", "settings": {}},
     ("PUT", "/api/v1/outreach/policy"): {},
+    # a public address given as an IP: no DNS look-up in the test
+    ("POST", "/api/v1/webhooks"): {"url": "https://93.184.215.14/hook"},
 }
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}

@@ -18,6 +18,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "outreach.send",
             "consent.manage",
             "content.withdraw",
+            "webhooks.manage",
         }
     ),
     "marketer": frozenset(

@@ -714,3 +714,62 @@ tasks = sa.Table(
     sa.UniqueConstraint("tenant_id", "idempotency_key"),
     sa.Index(None, "tenant_id", "assignee", "status"),
 )
+
+
+# --- outbound webhooks: subscriptions, the delivery outbox and its attempt log (migration 0010) ---
+
+#: A tenant's webhook endpoint: URL, the event types it wants, its signing secret (sealed).
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("events", JSON, nullable=False),  # list of event types; ["*"] = all
+    sa.Column("description", sa.String(200)),
+    sa.Column("secret", sa.Text, nullable=False),  # Fernet-sealed {"secret": "whsec_…"}
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Index(None, "tenant_id"),
+)
+
+#: The webhook outbox: one row per (subscription, event), written in the transaction of the change.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("subscription_id", sa.String(40), nullable=False),
+    sa.Column("event_id", sa.String(40), nullable=False),
+    sa.Column("event_type", sa.String(40), nullable=False),
+    sa.Column("payload", JSON, nullable=False),  # the event body that is POSTed
+    sa.Column("status", sa.String(16), nullable=False),  # pending, delivering, delivered, dead
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TS),
+    sa.Column("lease_until", TS),
+    sa.Column("worker_id", sa.String(100)),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("delivered_at", TS),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "tenant_id", "subscription_id", "created_at"),
+)
+
+#: Every HTTP attempt of a delivery: status code (or the error), latency.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("delivery_id", sa.String(40), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("attempted_at", TS, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("latency_ms", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Index(None, "delivery_id"),
+)

@@ -271,7 +271,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--tenant", help="Only this tenant (default: all).")
         ] = None,
     ) -> None:
-        """Run journeys and deliver queued sends (several workers may run at once on PostgreSQL)."""
+        """Run journeys, deliver queued sends and webhooks (several workers may run at once on PostgreSQL)."""
         import os
         import signal
         import socket
@@ -289,9 +289,18 @@ def register(app: typer.Typer) -> None:
             signal.signal(sig, lambda *_: stop.set())
         if not once:
             err.print(f"worker {wid} on {engine.dialect.name}: running journeys (Ctrl-C to stop)")
-        totals = worker_loop(
-            engine, worker_id=wid, once=once, interval=interval, tenant_id=tenant_id, stop=stop
-        )
+        from medscrm.webhooks.dispatch import WebhookDispatcher, dispatch_once
+
+        hooks_thread = None if once else WebhookDispatcher(engine, worker_id=wid, interval=interval).start()
+        try:
+            totals = worker_loop(
+                engine, worker_id=wid, once=once, interval=interval, tenant_id=tenant_id, stop=stop
+            )
+        finally:
+            if hooks_thread:
+                hooks_thread.stop()
+        if once:
+            dispatch_once(engine, worker_id=wid)
         console.print(
             f"worker {wid}: {totals['ticks']} round(s), {totals['enrolled']} enrolled, "
             f"{totals['steps']} step(s), {totals['dispatched']} send(s) delivered"

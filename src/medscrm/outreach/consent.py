@@ -178,6 +178,24 @@ def _write(
             changed_at=now,
         )
     )
+    hooks.emit(
+        hooks.CONSENT_CHANGED,
+        conn=conn,
+        tenant_id=tenant_id,
+        changes=[
+            {
+                "kind": "consent",
+                "person_id": person_id,
+                "channel": channel,
+                "purpose": purpose,
+                "from": old,
+                "to": status,
+                "source": source,
+                "actor": actor,
+                "at": decided_at,
+            }
+        ],
+    )
     accounts.audit(
         conn=conn,
         tenant_id=tenant_id,
@@ -231,6 +249,7 @@ def _add_dnc(
             tenant_id=tenant_id, person_id=person_id, reason=reason, created_at=now, created_by=actor
         )
     )
+    _dnc_changed(conn, tenant_id, person_id, True, reason, actor, now)
     accounts.audit(
         conn=conn,
         tenant_id=tenant_id,
@@ -242,10 +261,24 @@ def _add_dnc(
     )
 
 
+def _dnc_changed(
+    conn: sa.Connection, tenant_id: str, person_id: str, on: bool, reason: str | None, actor: str, now
+) -> None:
+    hooks.emit(
+        hooks.CONSENT_CHANGED,
+        conn=conn,
+        tenant_id=tenant_id,
+        changes=[
+            {"kind": "dnc", "person_id": person_id, "dnc": on, "reason": reason, "actor": actor, "at": now}
+        ],
+    )
+
+
 def clear_dnc(conn: sa.Connection, *, tenant_id: str, person_id: str, actor: str) -> bool:
     d = persons_dnc
     res = conn.execute(d.delete().where(d.c.tenant_id == tenant_id, d.c.person_id == person_id))
     if res.rowcount:
+        _dnc_changed(conn, tenant_id, person_id, False, None, actor, utcnow())
         accounts.audit(
             conn=conn,
             tenant_id=tenant_id,

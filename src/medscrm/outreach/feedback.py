@@ -17,11 +17,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from medscrm import hooks
 from medscrm.accounts import service as accounts
 from medscrm.common import new_id, utcnow
 from medscrm.db.schema import content_items, events, sends, tracked_links
 
 SOURCE_NAME = "outreach"
+#: timeline events that are also a send's status change (announced as ``sends.status``)
+SEND_STATUS_OF = {
+    "Send Blocked": "blocked",
+    "Message Sent": "sent",
+    "Message Delivered": "delivered",
+    "Message Failed": "failed",
+}
 _source_ids: dict[str, str] = {}
 _lock = threading.Lock()
 
@@ -110,6 +118,23 @@ def emit(
             context={"library": {"name": "medscrm.outreach"}},
         )
     )
+    status = SEND_STATUS_OF.get(event)
+    if status and properties.get("send_id"):
+        hooks.emit(
+            hooks.SEND_STATUS,
+            conn=conn,
+            tenant_id=tenant_id,
+            send={
+                "send_id": properties["send_id"],
+                "person_id": person_id,
+                "status": status,
+                **{
+                    k: properties.get(k)
+                    for k in ("channel", "purpose", "origin", "content_id", "reason", "error", "attempts")
+                },
+            },
+            at=at or now,
+        )
     return True
 
 

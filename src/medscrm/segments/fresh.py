@@ -38,6 +38,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from medscrm import hooks
 from medscrm.common import utcnow
 from medscrm.db.schema import events, identities, segment_history, segment_members, segments
 from medscrm.rules import RuleError, compile_rule, parse
@@ -234,6 +235,15 @@ def apply_changes(
                 }
                 for p, c in hist
             ],
+        )
+        hooks.emit(
+            hooks.SEGMENT_CHANGED,
+            conn=conn,
+            tenant_id=tenant_id,
+            segment_id=segment_id,
+            entered=entered,
+            exited=exited,
+            now=now,
         )
     conn.execute(
         sa.update(segments)

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from medscrm import hooks
 from medscrm.accounts.roles import can
 from medscrm.common import NotFound, new_id, utcnow
 from medscrm.db.schema import person_scores, persons, segment_history, segment_members, segments
@@ -263,6 +264,15 @@ def refresh(
                 }
                 for p, c in hist
             ],
+        )
+        hooks.emit(
+            hooks.SEGMENT_CHANGED,
+            conn=conn,
+            tenant_id=tenant_id,
+            segment_id=seg["id"],
+            entered=entered,
+            exited=exited,
+            now=now,
         )
     conn.execute(
         sa.update(segments)
