@@ -30,7 +30,7 @@ quarantine_app = typer.Typer(
 imports_app = typer.Typer(help="History of file imports.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 secrets_app = typer.Typer(
-    help="Sealed credentials: re-seal them with a new MEDSCRM_SECRET_KEY (key rotation).",
+    help="Sealed credentials (channel secrets, source configs, webhook signing secrets): re-seal them with a new MEDSCRM_SECRET_KEY (key rotation).",
     no_args_is_help=True,
 )
 app.add_typer(sources_app, name="sources")

@@ -20,6 +20,7 @@ from medscrm.config import _DEV_SECRET, get_settings
 from medscrm.db import make_engine, upgrade_to_head
 from medscrm.db.schema import audit_log, channel_configs, sources
 from medscrm.outreach import settings as osettings
+from medscrm.webhooks import service as webhooks
 from tests_support import cli_env
 
 KEY_A = "A-key-7vLr2Xw_HcT5nZb8JmD3sGf6YpA1uR4k9Qe"
@@ -91,6 +92,9 @@ def test_rotate_reseals_every_tenant_so_the_new_key_alone_reads(monkeypatch, db_
             accounts.configure_source(
                 conn=conn, tenant_id=t["id"], name="wecom", changes={"token": f"cb-token-{slug}"}
             )
+        monkeypatch.setenv("MEDSCRM_WEBHOOKS_ALLOW_PRIVATE", "1")  # a receiver on this machine
+        get_settings.cache_clear()
+        hook = webhooks.create(conn, tenant_id=tids[0], url="http://127.0.0.1:9/in", actor="test")
         before = dict(conn.execute(sa.select(channel_configs.c.tenant_id, channel_configs.c.secrets)).all())
 
     # key B alone cannot read what A sealed (the failure rotation exists for)
@@ -99,14 +103,15 @@ def test_rotate_reseals_every_tenant_so_the_new_key_alone_reads(monkeypatch, db_
         osettings.channel_config(conn, tenant_id=tids[0], channel="sms")
     # rotation with B also unable to open them: nothing changes, exit 1, each value reported
     bad = _rotate_cli(db_url, tmp_path, engine, MEDSCRM_SECRET_KEY=KEY_B)
-    assert bad.returncode == 1 and "resealed=0 unreadable=4" in bad.stdout, bad.stdout + bad.stderr
+    assert bad.returncode == 1 and "resealed=0 unreadable=5" in bad.stdout, bad.stdout + bad.stderr
     assert "unreadable" in bad.stderr
 
     # B current, A old: every sealed value of every tenant re-sealed with B
     done = _rotate_cli(db_url, tmp_path, engine, MEDSCRM_SECRET_KEY=KEY_B, MEDSCRM_OLD_SECRET_KEYS=KEY_A)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "resealed=4 unreadable=0"
+    assert done.stdout.strip().splitlines()[-1] == "resealed=5 unreadable=0"
     assert "channel_configs: 2 re-sealed" in done.stdout and "sources: 2 re-sealed" in done.stdout
+    assert "webhook_subscriptions: 1 re-sealed" in done.stdout
 
     _use_keys(monkeypatch, KEY_B)  # B alone, A forgotten
     with engine.connect() as conn:
@@ -118,10 +123,11 @@ def test_rotate_reseals_every_tenant_so_the_new_key_alone_reads(monkeypatch, db_
             src = accounts.get_source(conn=conn, tenant_id=tid, name="wecom")
             assert accounts.source_config(src)["token"] == f"cb-token-{slug}"
         assert KEY_A not in str(conn.execute(sa.select(sources.c.config)).all())
+        assert webhooks.signing_secret(conn, tenant_id=tids[0], subscription_id=hook["id"]) == hook["secret"]
         rows = conn.execute(
             sa.select(audit_log.c.tenant_id, audit_log.c.detail).where(audit_log.c.action == "secrets.rotate")
         ).all()
-        assert sorted((r[0], r[1]["resealed"]) for r in rows) == sorted((t, 2) for t in tids)
+        assert sorted((r[0], r[1]["resealed"]) for r in rows) == sorted(zip(tids, (3, 2), strict=True))
     # and A alone no longer opens them
     _use_keys(monkeypatch, KEY_A)
     with engine.connect() as conn, pytest.raises(MedscrmError):
