@@ -605,9 +605,11 @@ def _walk(value: Any, path: str, found: list[MessageError]) -> Any:
 
 def _suspect(raw: bytes) -> bool:
     """Cheap screen: could the text hold a number or string that :func:`find_bad_value` refuses?"""
-    if _NUM_CANDIDATE.search(raw.translate(_NUM_TABLE, _NUM_DELETE)) is not None:
+    # a colon before a quote starts a string value, never a number: dropping those colons leaves the
+    # regex a tenth of the places to try (most values are strings)
+    if _NUM_CANDIDATE.search(raw.translate(_NUM_TABLE, _NUM_DELETE).replace(b':"', b'"')) is not None:
         return True
-    return b"\\u" in raw and _SURROGATE_ESCAPE.search(raw) is not None
+    return _SURROGATE_ESCAPE.search(raw) is not None
 
 
 def find_bad_value(raw: bytes) -> tuple[MessageError, Any] | None:
