@@ -30,6 +30,7 @@ from medscrm.db import get_engine
 from medscrm.db.engine import POOL_OVERFLOW, POOL_SIZE
 from medscrm.ingest.events import Ingestor
 from medscrm.journeys import engine as _journeys
+from medscrm.logs import REQUEST_ID
 from medscrm.segments.fresh import Refresher
 from medscrm.web import routes as web_routes
 from medscrm.workers import WORKERS_ENV, orphan_spools, take_slot, take_slot_dir
@@ -190,8 +191,10 @@ def create_app(
         # carries neither the traceback nor the exception's text (it may hold SQL or personal data)
         ref = uuid.uuid4().hex[:12]
         log.error("unexpected error %s on %s %s", ref, request.method, request.url.path, exc_info=exc)
+        rid = REQUEST_ID.get()  # this handler answers outside the request middleware: it adds the id
         return JSONResponse(
             status_code=500,
+            headers={"X-Request-ID": rid} if rid else None,
             content={
                 "error": "internal_error",
                 "errors": [{"field": None, "reason": f"internal error; reference {ref} in the server log"}],

@@ -41,6 +41,11 @@ from medscrm.config import ConfigError, get_settings
 from medscrm.db.schema import journey_enrollments, journeys, sends
 from medscrm.logs import REQUEST_ID, accepted_request_id, logging_config
 
+try:  # names a traced request's span after its route (FastAPI's own hook; absent: spans keep the method)
+    from fastapi.telemetry._api import _route_selected
+except ImportError:  # pragma: no cover - another FastAPI version
+    _route_selected = None
+
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -90,12 +95,14 @@ class Observe:
                 message = {**message, "headers": [*message.get("headers", ()), extra]}
             return send(message)
 
+        if "fastapi.telemetry" in scope and scope["path"] in self.fast_paths and _route_selected:
+            # tracing on: the fast lane's span gets its route as FastAPI's routing would give it
+            _route_selected(scope=scope, path=scope["path"])
         t0 = time.perf_counter()
         try:
             await self.app(scope, receive, tagged_send)
         finally:
             elapsed = time.perf_counter() - t0
-            REQUEST_ID.reset(token)
             route = scope.get("route")
             path = getattr(route, "path", None)
             if path is None:
@@ -106,6 +113,9 @@ class Observe:
             if child is None:
                 child = self._children[key] = metrics.HTTP_REQUESTS.labels(*key)
             child.observe(elapsed)
+        # only after an answer: when the app raised, the id stays set for the server's error handler
+        # (it runs outside this middleware, in this request's own task) to log it and answer with it
+        REQUEST_ID.reset(token)
 
 
 # --- in-process counters -------------------------------------------------------------------------
@@ -375,8 +385,8 @@ def telemetry_config(span_exporter: Any = None) -> dict[str, Any]:
     except ImportError as exc:
         raise ConfigError(
             "MEDSCRM_OTEL=1: OpenTelemetry tracing needs the optional packages of the `otel` extra "
-            f"(missing: {exc.name}); install them with `pip install 'medscrm[otel]'` or "
-            "`uv sync --extra otel`, or unset MEDSCRM_OTEL"
+            f"(missing: {exc.name}); install the package with its extra `otel` (pip: medscrm with "
+            "extra otel; uv: `uv sync --extra otel`), or unset MEDSCRM_OTEL"
         ) from None
     attrs = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "medscrm"}
     provider = TracerProvider(resource=Resource.create(attrs))
