@@ -88,7 +88,7 @@ def test_request_id_is_kept_or_made_and_returned_on_both_lanes(api):
     assert r.status_code == 200 and r.headers["x-request-id"] == "lb-42.a"
     r = api.get("/api/v1/health", headers={"X-Request-ID": "bad id\nforged"})
     rid = r.headers["x-request-id"]
-    assert rid != "bad id\nforged" and re.fullmatch(r"[0-9a-f]{16}", rid)
+    assert rid != "bad id\nforged" and re.fullmatch(r"[0-9a-f]{16,}", rid)
     r2 = api.get("/api/v1/health")
     assert r2.headers["x-request-id"] != rid  # one id per request
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import itertools
 import logging
 import os
 import threading
@@ -60,6 +61,12 @@ _STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
 
 
 # --- request ids and latency ---------------------------------------------------------------------
+#: generated request ids: a random prefix per process and a counter (unique across processes and
+#: restarts without a system call per request)
+_ID_PREFIX = os.urandom(5).hex()
+_ids = itertools.count(1)
+
+
 class Observe:
     """ASGI middleware (the outermost): request id, ``X-Request-ID`` answer header, latency metric.
 
@@ -82,7 +89,7 @@ class Observe:
                 rid = accepted_request_id(v)
                 break
         if rid is None:
-            rid = os.urandom(8).hex()
+            rid = f"{_ID_PREFIX}{next(_ids):06x}"
         token = REQUEST_ID.set(rid)
         extra = (b"x-request-id", rid.encode("ascii"))
         status = 500  # no answer started: the server answers 500
