@@ -8,6 +8,7 @@ import os
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from anyio import to_thread
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from medscrm import __version__
-from medscrm.api import collect, core
+from medscrm.api import collect, core, observe
 from medscrm.api import events as events_api
 from medscrm.api import journeys as journeys_api
 from medscrm.api import outreach as outreach_api
@@ -30,6 +31,7 @@ from medscrm.db import get_engine
 from medscrm.db.engine import POOL_OVERFLOW, POOL_SIZE, default_spool_dir
 from medscrm.ingest.events import Ingestor
 from medscrm.journeys import engine as _journeys
+from medscrm.logs import REQUEST_ID
 from medscrm.segments.fresh import Refresher
 from medscrm.web import routes as web_routes
 from medscrm.webhooks import dispatch as _webhooks
@@ -89,9 +91,12 @@ def create_app(
     fsync: bool = True,
     refresher: bool | dict | None = None,
     workers: int = 1,
+    span_exporter: Any = None,
 ) -> FastAPI:
     """The app. ``workers`` > 1: this is one of ``medscrm serve --workers N`` processes (see
-    :mod:`medscrm.workers`: its own spool; the segment refresher only in the leader)."""
+    :mod:`medscrm.workers`: its own spool; the segment refresher only in the leader).
+    ``span_exporter``: trace every request into it (an OpenTelemetry SDK exporter; tests), as
+    ``MEDSCRM_OTEL=1`` does into OTLP."""
     # segment refresher (issue 5): on by default when the app owns its engine (`medscrm serve`;
     # MEDSCRM_SEGMENT_REFRESHER=0 turns it off); apps built on a given engine (tests) opt in
     if refresher is None:
@@ -127,11 +132,15 @@ def create_app(
         app.state.journeys = _journeys.start_background(engine) if engine is get_engine() else None
         # the webhook dispatcher beside it, under the same rule
         app.state.webhooks = _webhooks.start_background(engine) if engine is get_engine() else None
+        # the Ingestor's and Refresher's figures into the Prometheus metrics, once a second
+        app.state.metrics_sampler = observe.Sampler(app.state)
+        app.state.metrics_sampler.start()
         if serving:
             settle_heap()
         try:
             yield
         finally:
+            app.state.metrics_sampler.stop()
             if app.state.journeys:
                 app.state.journeys.stop()
             if app.state.webhooks:
@@ -146,8 +155,9 @@ def create_app(
         title="medscrm API",
         version=__version__,
         lifespan=lifespan,
-        # no OpenTelemetry: FastAPI otherwise re-reads its settings on every request (~8% of a /v1/track)
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # OpenTelemetry only with MEDSCRM_OTEL=1: FastAPI otherwise re-reads its settings on every
+        # request (~8% of a /v1/track)
+        telemetry=observe.telemetry_config(span_exporter),
         description="SCRM + HCP360 for pharma and medtech in China. `/api/v1/*` needs "
         "`Authorization: Bearer <token>` (create one with `medscrm tokens create --role ROLE`). "
         "`/v1/*` is the Segment-spec collection API (write key as the HTTP Basic user).",
@@ -178,8 +188,10 @@ def create_app(
         # carries neither the traceback nor the exception's text (it may hold SQL or personal data)
         ref = uuid.uuid4().hex[:12]
         log.error("unexpected error %s on %s %s", ref, request.method, request.url.path, exc_info=exc)
+        rid = REQUEST_ID.get()  # this handler answers outside the request middleware: it adds the id
         return JSONResponse(
             status_code=500,
+            headers={"X-Request-ID": rid} if rid else None,
             content={
                 "error": "internal_error",
                 "errors": [{"field": None, "reason": f"internal error; reference {ref} in the server log"}],
@@ -201,4 +213,7 @@ def create_app(
     app.include_router(outreach_api.router)  # content, consents, sends, tracked links (issue 6)
     app.include_router(web_routes.router)  # the web console at / (issue 7)
     declare_body_errors(app)
+    # request ids, latency by route template and /metrics; the middleware is the outermost, so the
+    # fast lane's requests are counted too
+    observe.install(app, engine, frozenset(f"/v1/{c}" for c in collect.FAST_CALLS))
     return app

@@ -1014,6 +1014,11 @@ def serve(
     get_settings()  # a bad MEDSCRM_ENV or a weak production key stops here, before anything starts
     engine = get_engine()
     upgrade_to_head(engine)
+    # --- operability: log format, access log, multiprocess metrics (medscrm.api.observe) ---
+    from medscrm.api.observe import serve_options
+    from medscrm.app import default_spool_dir
+
+    options = serve_options(workers, engine, default_spool_dir(engine))
     if workers > 1:
         if engine.dialect.name != "postgresql":
             _fail(
@@ -1030,11 +1035,10 @@ def serve(
             workers=workers,
             host=host,
             port=port,
-            log_level="info",
-            access_log=False,
+            **options,
         )
         return
-    uvicorn.run(create_app(), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(), host=host, port=port, **options)
 
 
 from medscrm.identity.cli import register as _register_identity  # noqa: E402

@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     #: Outbound webhooks: run the dispatcher inside ``medscrm serve`` on DuckDB (``medscrm worker``
     #: always runs it).
     webhooks_dispatcher: bool = True
+    #: Log lines of ``medscrm serve``: ``text`` or ``json`` (one object per line). Empty: ``json`` in
+    #: production, ``text`` in development. Every line of a request carries its request id.
+    log_format: str = ""
+    #: uvicorn's access log (one line per request, in the log format above): ``on`` or ``off``.
+    access_log: str = "off"
+    #: Bearer token that ``/metrics`` requires (from any address) when set; empty: ``/metrics`` answers
+    #: loopback clients (127.0.0.0/8, ::1) only.
+    metrics_token: str = ""
+    #: prometheus-client's multiprocess directory for ``serve --workers N`` (emptied at start).
+    #: Empty: ``metrics`` inside the spool directory. ``PROMETHEUS_MULTIPROC_DIR``, when set, wins.
+    metrics_dir: str = ""
+    #: ``1``: OpenTelemetry tracing of every request (needs the ``otel`` extra); the exporter is
+    #: configured by the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_SERVICE_NAME`` variables.
+    otel: bool = False
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -96,6 +110,24 @@ class Settings(BaseSettings):
         if env not in ENVIRONMENTS:
             raise ValueError(f"MEDSCRM_ENV: {v!r} is not one of {', '.join(ENVIRONMENTS)} (any case)")
         return env
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _known_log_format(cls, v: str | None) -> str:
+        fmt = (v or "").strip().lower()
+        if fmt not in ("", "text", "json"):
+            raise ValueError(f"MEDSCRM_LOG_FORMAT: {v!r} is not one of text, json")
+        return fmt
+
+    @field_validator("access_log", mode="before")
+    @classmethod
+    def _on_off(cls, v: str | bool | None) -> str:
+        value = str(v if v is not None else "off").strip().lower()
+        if value in ("on", "1", "true", "yes"):
+            return "on"
+        if value in ("off", "0", "false", "no", ""):
+            return "off"
+        raise ValueError(f"MEDSCRM_ACCESS_LOG: {v!r} is not one of on, off")
 
     @model_validator(mode="after")
     def _refuse_weak_secret(self) -> Settings:
@@ -117,6 +149,11 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def log_style(self) -> str:
+        """``MEDSCRM_LOG_FORMAT``, or its default for the environment (json in production)."""
+        return self.log_format or ("json" if self.is_production else "text")
 
     @property
     def old_keys(self) -> list[str]:

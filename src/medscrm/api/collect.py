@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from medscrm import metrics
 from medscrm.accounts import service as accounts
 from medscrm.common import utcnow
 from medscrm.ingest.events import Ingestor, message_record, quarantine_record
@@ -174,10 +175,16 @@ async def _persist(ingestor: Ingestor, records: list[dict], lines: bytes = b"") 
                 "reason": "the server could not persist the request; retry later",
             },
         )
+    if records:  # messages refused at the door but kept, with the reason, in the quarantine
+        door = sum(1 for r in records if r.get("k") == "quarantine")
+        if door:
+            metrics.EVENTS_QUARANTINED.labels("door").inc(door)
     return None
 
 
 _CALLS = frozenset((*segment.TYPES, "batch", "import"))
+#: the calls FastLane answers at ``POST /v1/<call>``
+FAST_CALLS = _CALLS
 
 
 @router.post(

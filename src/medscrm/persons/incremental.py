@@ -31,6 +31,7 @@ from medscrm.accounts import service as accounts
 from medscrm.common import new_id, utcnow
 from medscrm.db.bulk import append_rows
 from medscrm.db.schema import PERSON_FIELDS, person_changes, person_records, persons, source_records, sources
+from medscrm.metrics import timed_identity_run
 from medscrm.persons import review
 from medscrm.persons.service import ApplyReport, announce_merges, rebuild_identities, write_golden
 from medscrm.persons.survivorship import Survivorship, load_survivorship
@@ -157,6 +158,7 @@ def _load_models(model_file: Path) -> dict:
     return {k: MatchModel.from_json(v) for k, v in models.items()}
 
 
+@timed_identity_run("incremental")
 def run_incremental(
     conn: sa.Connection,
     *,

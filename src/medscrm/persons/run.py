@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from medscrm.db.bulk import analyze, worth_bulk
 from medscrm.db.schema import identities, person_records, persons
+from medscrm.metrics import timed_identity_run
 from medscrm.persons import review
 from medscrm.persons.constraints import constrained_clusters
 from medscrm.persons.service import ApplyReport, apply_clusters, load_records
@@ -58,6 +59,7 @@ def respect_constraints(
     return out
 
 
+@timed_identity_run("full")
 def run_identity(
     conn: sa.Connection,
     *,
