@@ -28,6 +28,9 @@ PACKAGES = (SRC, ROOT / "src" / "medscrm_client")
 USED_WITHOUT_IMPORT = {
     "duckdb-engine": "SQLAlchemy dialect for duckdb:// URLs, loaded through its entry point",
     "python-multipart": "FastAPI imports it to parse Form() bodies (login and console forms)",
+    "opentelemetry-exporter-otlp-proto-http": "the otel extra's exporter, imported as "
+    "opentelemetry.exporter.otlp.proto.http when MEDSCRM_OTEL=1 (a namespace package the dev "
+    "environment does not install, so no import name maps to it here)",
 }
 
 

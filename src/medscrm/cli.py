@@ -1018,7 +1018,7 @@ def serve(
     from medscrm.api.observe import serve_options
     from medscrm.app import default_spool_dir
 
-    options = serve_options(workers, engine, default_spool_dir(engine))
+    options = serve_options(workers, engine, default_spool_dir(engine.url))
     if workers > 1:
         if engine.dialect.name != "postgresql":
             _fail(
