@@ -28,10 +28,18 @@ from typing import Any
 #: payload: ``conn, tenant_id, merged: {old_id: survivor_id}, split: {old_id: [new_ids]}, now, actor``
 PERSONS_MERGED = "persons.merged"
 
-TOPICS = frozenset({PERSONS_MERGED})
+#: a content item was withdrawn (content library); its pending sends must not go out.
+#: payload: ``conn, tenant_id, content_id, reason``; handlers return how many sends they cancelled
+CONTENT_WITHDRAWN = "content.withdrawn"
+
+TOPICS = frozenset({PERSONS_MERGED, CONTENT_WITHDRAWN})
 
 #: modules that subscribe to topics when imported (higher layers), in delivery order
-SUBSCRIBERS: tuple[str, ...] = ("medscrm.outreach.consent", "medscrm.journeys.engine")
+SUBSCRIBERS: tuple[str, ...] = (
+    "medscrm.outreach.consent",
+    "medscrm.outreach.send",
+    "medscrm.journeys.engine",
+)
 
 Handler = Callable[..., Any]
 

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from journeys.support import define_tags, make_persons
 from medscrm.db.schema import tasks
-from medscrm.journeys.demo import journey_step
+from medscrm.demo.journeys import journey_step
 from medscrm.segments import service as segs
 
 
