@@ -95,7 +95,6 @@ class FeatureStore:
         return df.astype(object).where(df.notna(), None)
 
 
-@dataclass
 def resolve_with_engine(
     records: list[dict[str, Any]],
     *,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ __all__ = ["FeatureStore", "IncrementalReport", "index_dir_for", "run_incrementa
 _CHUNK = 1000
 
 
+@dataclass
 class IncrementalReport(ApplyReport):
     new_records: int = 0
     attached: int = 0  # new records that joined an existing person
