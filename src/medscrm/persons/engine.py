@@ -107,7 +107,7 @@ def resolve_with_engine(
 
     ``model_file``: where to save the trained match models (for ``medscrm identity explain`` and
     incremental linking); the feature index for incremental linking is saved beside it
-    (``index_dir``, default :func:`medscrm.persons.incremental.index_dir_for` of the model file).
+    (``index_dir``, default :func:`index_dir_for` of the model file).
     """
     from medscrm.identity.resolve import resolve_records
 
