@@ -2,8 +2,8 @@
 (PII masking) and which events they see at all (prescription events). The API, the console and the
 exports all ask this module, so the three agree.
 
-**Rep scope.** A rep sees only the HCPs they own. There is no ownership table in the foundation, so ownership is derived from what the sources say
-(nothing new is stored):
+**Rep scope.** A rep sees only the HCPs they own. There is no ownership table, so ownership is
+derived from what the sources say (nothing new is stored):
 
 * CRM exports carry the owning rep per HCP (``负责代表`` → custom attribute ``owner_rep``: the rep's
   name or WeCom userid);
