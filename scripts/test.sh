@@ -7,6 +7,8 @@ bash scripts/ensure_postgres.sh
 bash scripts/ensure_chromium.sh
 echo "== ruff"
 uv run ruff check src tests benchmarks
+echo "== import layers (import-linter: the contract in pyproject.toml)"
+uv run lint-imports
 echo "== pytest (DuckDB and PostgreSQL)"
 uv run pytest -q "$@"
 if [ "$#" -eq 0 ]; then

@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from medscrm.accounts import service as accounts
-from medscrm.api.events import decode_cursor, encode_cursor
 from medscrm.app import create_app
 from medscrm.common import new_id
 from medscrm.db.bulk import append_rows
 from medscrm.db.schema import events, persons
+from medscrm.profiles.events import decode_cursor, encode_cursor
 
 TS = dt.datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=dt.UTC)
 SAME = 1000

@@ -53,3 +53,16 @@ def test_a_failing_handler_fails_the_emit(monkeypatch):
     hooks.subscribe(hooks.PERSONS_MERGED, "boom")(boom)
     with pytest.raises(RuntimeError, match="subscriber failed"):
         hooks.emit(hooks.PERSONS_MERGED)
+
+
+def test_withdrawing_content_reaches_the_outbox_without_content_importing_outreach():
+    """The content library sits below outreach: it announces a withdrawal, the outbox cancels."""
+    code = (
+        "import sys\n"
+        "from medscrm.content import service\n"
+        "assert not [m for m in sys.modules if m.startswith('medscrm.outreach')], 'content imports outreach'\n"
+        "from medscrm import hooks\n"
+        "print(','.join(hooks.handlers(hooks.CONTENT_WITHDRAWN)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "outreach.sends"

@@ -46,11 +46,17 @@ CONSENT_CHANGED = "consent.changed"
 #: "content_id", "status", "reason", "error"}, at``
 SEND_STATUS = "sends.status"
 
-TOPICS = frozenset({PERSONS_MERGED, SEGMENT_CHANGED, CONSENT_CHANGED, SEND_STATUS})
+
+#: a content item was withdrawn (content library); its pending sends must not go out.
+#: payload: ``conn, tenant_id, content_id, reason``; handlers return how many sends they cancelled
+CONTENT_WITHDRAWN = "content.withdrawn"
+
+TOPICS = frozenset({PERSONS_MERGED, CONTENT_WITHDRAWN, SEGMENT_CHANGED, CONSENT_CHANGED, SEND_STATUS})
 
 #: modules that subscribe to topics when imported (higher layers), in delivery order
 SUBSCRIBERS: tuple[str, ...] = (
     "medscrm.outreach.consent",
+    "medscrm.outreach.send",
     "medscrm.journeys.engine",
     "medscrm.webhooks.outbox",
 )

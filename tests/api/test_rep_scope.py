@@ -1,6 +1,6 @@
 """Rep tokens see only the rep's own HCPs through every /api/v1 endpoint that shows persons (rep filing
 rules, PIPL), on both engines; other roles see the whole tenant. Ownership is what the console uses
-(``web.scope``): the CRM's 负责代表 (by display name or username) and WeCom contact links."""
+(``medscrm.access``): the CRM's 负责代表 (by display name or username) and WeCom contact links."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from medscrm.access import visible_attributes
 from medscrm.accounts import service as accounts
 from medscrm.app import create_app
 from medscrm.common import new_id, utcnow
@@ -24,7 +25,6 @@ from medscrm.outreach.send import SendRequest, request_send
 from medscrm.persons.service import apply_clusters, load_records
 from medscrm.segments import service as segs
 from medscrm.tags import service as tags
-from medscrm.web.data import visible
 from tests_support import rep_token
 
 CSV = """编号,姓名,手机,邮箱,医院,科室,负责代表,备注,处方量
@@ -189,7 +189,7 @@ def test_rep_reads_own_hcps_on_every_person_endpoint(api):
     assert prof["attributes"]["rep_remark"] == "***" and "rx_volume" not in prof["attributes"]
     with api.tenant.engine.connect() as c:
         raw = c.execute(sa.select(persons.c.attributes).where(persons.c.id == pid["1"])).scalar_one()
-    assert prof["attributes"] == visible(raw, "rep")
+    assert prof["attributes"] == visible_attributes(raw, "rep")
     assert all("13800138001" not in i["value"] for i in prof["identities"])
     admin = api.get(f"/api/v1/persons/{pid['1']}", headers=api.h["admin"]).json()
     assert admin["attributes"]["phone"] == "+8613800138001" and admin["attributes"]["rx_volume"] == 120

@@ -415,7 +415,8 @@ def test_unionid_links_despite_a_nickname():
 def test_explain_pair_shows_fields_and_decision(tmp_path):
     from rich.console import Console
 
-    from medscrm.identity.cli import explain_pair, print_explanation
+    from medscrm.cli.identity import print_explanation
+    from medscrm.identity.explain import explain_pair
     from medscrm.identity.model import MatchModel
 
     recs = [

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from journeys.support import define_tags, make_persons
 from medscrm.db.schema import events, tasks
-from medscrm.journeys.demo import journey_step
+from medscrm.demo.journeys import journey_step
 from medscrm.segments import service as segs
 
 
@@ -59,7 +59,7 @@ def test_demo_journey_step(tenant):
 def test_demo_journey_step_when_nobody_attends(tenant, monkeypatch):
     """A tenant so small that no enrolled doctor attends the webinar (``medscrm demo --hcps 20``):
     the week still runs, and every enrollment ends without the attendance branch."""
-    from medscrm.journeys import demo
+    from medscrm.demo import journeys as demo
 
     share = demo._share
     monkeypatch.setattr(demo, "_share", lambda pid, salt: 1.0 if salt == "attend" else share(pid, salt))

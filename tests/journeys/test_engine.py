@@ -407,7 +407,7 @@ def test_event_and_segment_triggers(tenant):
             [
                 {
                     "tenant_id": tenant.id,
-                    "segment_id": js.segment_id(c, tenant_id=tenant.id, key="seg1"),
+                    "segment_id": je.segment_id(c, tenant_id=tenant.id, key="seg1"),
                     "person_id": pids[3],
                     "change": "entered",
                     "changed_at": NOW + dt.timedelta(seconds=5),

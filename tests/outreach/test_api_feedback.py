@@ -11,12 +11,12 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from medscrm.accounts import service as accounts
-from medscrm.api.events import query_events
 from medscrm.app import create_app
 from medscrm.db.schema import sends
 from medscrm.devtools.servers import free_port, start_sms_server, start_smtp_sink
 from medscrm.outreach.send import SendRequest, dispatch_once, request_send
 from medscrm.outreach.settings import configure_channel, reply_callback_urls, set_policy
+from medscrm.profiles.events import query_events
 from outreach.helpers import DAY, approved_item, grant, make_person, setup_email
 from tests_support import rep_token
 

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import sqlalchemy as sa
 
-from medscrm.api.events import query_events
 from medscrm.db.schema import sends
 from medscrm.devtools.servers import start_sms_server, start_smtp_sink
 from medscrm.outreach.channels import OutMessage
@@ -21,6 +20,7 @@ from medscrm.outreach.channels.webhook import verify
 from medscrm.outreach.channels.wechat import WeChatTemplateChannel
 from medscrm.outreach.send import SendRequest, dispatch_once, request_send
 from medscrm.outreach.settings import configure_channel
+from medscrm.profiles.events import query_events
 from outreach.helpers import DAY, approved_item, fast_policy, grant, make_person, setup_email
 
 SMS_TEMPLATE = {

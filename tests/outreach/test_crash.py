@@ -14,11 +14,11 @@ import time
 
 import sqlalchemy as sa
 
-from medscrm.api.events import query_events
 from medscrm.db.schema import events, sends
 from medscrm.devtools.servers import start_smtp_sink
 from medscrm.outreach.send import SendRequest, dispatch_once, request_send
 from medscrm.outreach.settings import set_policy
+from medscrm.profiles.events import query_events
 from outreach.helpers import DAY, approved_item, grant, make_person, setup_email
 
 NO_QUIET = {"start": "00:00", "end": "00:00"}  # start == end: no quiet window (the test runs at any hour)

@@ -8,13 +8,13 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from medscrm.api.events import query_events
 from medscrm.common import InvalidInput
 from medscrm.db.schema import sends
 from medscrm.outreach import consent
 from medscrm.outreach.guardrails import quiet_until, recipient_kind
 from medscrm.outreach.send import SendRequest, request_send
 from medscrm.outreach.settings import DEFAULT_POLICY, configure_channel, set_policy
+from medscrm.profiles.events import query_events
 from outreach.helpers import DAY, NIGHT, approved_item, grant, make_person, setup_email
 
 

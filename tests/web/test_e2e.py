@@ -6,9 +6,9 @@ import re
 
 import sqlalchemy as sa
 
+from medscrm import access
 from medscrm.db.schema import identity_review, persons, quarantine
 from medscrm.segments import service as segments
-from medscrm.web import scope
 from web.conftest import count, login
 
 
@@ -189,7 +189,7 @@ def test_upload_a_file_with_a_bad_row_then_fix_and_replay(browser, base_url, dem
 def test_rep_sees_masked_phones_and_only_own_hcps(browser, base_url, demo):
     with demo.engine.connect() as conn:
         user = {"username": demo.rep_username, "display_name": demo.rep_username}
-        owned = set(conn.execute(scope.owned_person_ids(demo.tenant_id, user)).scalars())
+        owned = set(conn.execute(access.owned_person_ids(demo.tenant_id, user)).scalars())
         active_owned = set(
             conn.execute(
                 sa.select(persons.c.id).where(

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from medscrm import access
 from medscrm.db.schema import persons
-from medscrm.web import scope
 from medscrm.web.devserver import add_journey_and_content, build_tenant
 from web.conftest import csrf_of
 
@@ -87,7 +87,7 @@ def test_rep_scope_on_postgresql(pg_demo):
     with demo.engine.connect() as conn:
         owned = set(
             conn.execute(
-                scope.owned_person_ids(demo.tenant_id, {"username": demo.rep_username, "display_name": None})
+                access.owned_person_ids(demo.tenant_id, {"username": demo.rep_username, "display_name": None})
             ).scalars()
         )
     c = _login(app, demo, demo.rep_username)

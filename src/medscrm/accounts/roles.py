@@ -60,19 +60,3 @@ def check_role(role: str) -> str:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
     return role
-
-
-def mask_phone(value: str | None) -> str | None:
-    """+8613800138000 -> +86138****8000."""
-    if not value:
-        return value
-    if len(value) <= 7:
-        return "*" * len(value)
-    return value[:-8] + "****" + value[-4:]
-
-
-def mask_email(value: str | None) -> str | None:
-    if not value or "@" not in value:
-        return value
-    local, _, domain = value.partition("@")
-    return (local[:1] + "***@" + domain) if local else "***@" + domain

@@ -363,7 +363,7 @@ def list_tokens(*, conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]]:
 def token_principal(*, conn: sa.Connection, token: str) -> dict[str, Any] | None:
     """The tenant and role behind a bearer token, or None if unknown or revoked; with the username and
     display name of the user the token acts as (``tokens create --user``; None when it names no
-    enabled user of its tenant): they name a rep in the sources (``web.scope.rep_keys``)."""
+    enabled user of its tenant): they name a rep in the sources (``access.rep_keys``)."""
     u = users
     row = (
         conn.execute(

@@ -10,11 +10,9 @@ import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from medscrm import access
 from medscrm.accounts import service as accounts
 from medscrm.accounts.roles import can
-from medscrm.common import NotFound
-from medscrm.db.schema import persons
-from medscrm.web import scope as ownership
 
 #: the largest ``offset`` a listing accepts: beyond it no listing has rows, and the databases' 64-bit
 #: OFFSET would overflow (a 500) long before a Python int does
@@ -35,7 +33,7 @@ async def get_engine_dep(request: Request) -> sa.Engine:
 EngineDep = Annotated[sa.Engine, Depends(get_engine_dep)]
 
 #: Roles that see only the persons they own (the rep-filing rules, PIPL), as in the web console.
-SCOPED_ROLES = frozenset({"rep"})
+SCOPED_ROLES = access.SCOPED_ROLES
 
 
 @dataclass(frozen=True)
@@ -58,15 +56,11 @@ class Principal:
 
     def person_scope(self) -> sa.Select | None:
         """A SELECT of the person ids this principal may see (use with ``.in_()``); None: the whole
-        tenant. A rep sees the HCPs they own (``web.scope.owned_person_ids``: CRM owner attributes,
-        WeCom contact links), matched by the username / display name of the user the token acts as;
-        a rep token with no (enabled) user behind it owns nobody."""
-        if self.role not in SCOPED_ROLES:
-            return None
-        user = {"username": self.username, "display_name": self.display_name}
-        if not ownership.rep_keys(user):
-            return sa.select(persons.c.id).where(sa.false())
-        return ownership.owned_person_ids(self.tenant_id, user)
+        tenant (:func:`medscrm.access.person_scope`, matched by the username / display name of the
+        user the token acts as)."""
+        return access.person_scope(
+            self.tenant_id, self.role, {"username": self.username, "display_name": self.display_name}
+        )
 
 
 async def current_principal(
@@ -114,23 +108,9 @@ def require(permission: str):
 
 
 def visible_person_id(conn: sa.Connection, p: Principal, person_id: str) -> str:
-    """The id of the person ``person_id`` names (a merged id: its survivor), if ``p`` may see them.
-
-    Raises NotFound otherwise, worded exactly as for a missing person: a rep learns nothing about
-    the HCPs they do not own, not even that they exist."""
-    # imported here: profiles.service imports api.events, which imports this module
-    from medscrm.profiles.service import resolve_person_id
-
-    pid = resolve_person_id(conn, p.tenant_id, person_id)["id"]
-    owned = p.person_scope()
-    if owned is None:
-        return pid
-    mine = sa.select(persons.c.id).where(
-        persons.c.tenant_id == p.tenant_id, persons.c.id == pid, persons.c.id.in_(owned)
-    )
-    if conn.execute(mine).first() is None:
-        raise NotFound(f"person {person_id!r} not found")
-    return pid
+    """The id of the person ``person_id`` names (a merged id: its survivor), if ``p`` may see them;
+    NotFound otherwise, worded as for a missing person (:func:`medscrm.access.visible_person_id`)."""
+    return access.visible_person_id(conn, tenant_id=p.tenant_id, scope=p.person_scope(), person_id=person_id)
 
 
 def check_person_visible(conn: sa.Connection, p: Principal, person_id: str) -> None:

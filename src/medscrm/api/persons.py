@@ -15,9 +15,10 @@ from fastapi import APIRouter, HTTPException, Query
 from medscrm.accounts.audit_writer import AuditFailed, audit_committed
 from medscrm.api.deps import EngineDep, Offset, Principal, check_person_visible, require, visible_person_id
 from medscrm.api.errors import AUTH, responses
-from medscrm.api.events import cursor_param, next_cursor
+from medscrm.api.events import cursor_param
 from medscrm.common import NotFound
 from medscrm.profiles import service as profiles
+from medscrm.profiles.events import next_cursor
 
 router = APIRouter(prefix="/api/v1/persons", tags=["profiles (HCP360)"], responses=responses(*AUTH))
 Reader = Annotated[Principal, require("data.read")]

@@ -76,7 +76,7 @@ def _refresh_once(engine: sa.Engine, tenant_id: str, fn: Callable[[sa.Connection
     and takes seconds; queueing them would only repeat the same work). A write conflict with another
     writer (DuckDB: "Conflict on tuple deletion"; PostgreSQL: serialization failure, deadlock) is
     retried, and answered 409 if it persists. On PostgreSQL, refreshes of other processes wait for each
-    other on ``scores.service.lock_tenant``."""
+    other on ``scores.definitions.lock_tenant``."""
     with _refreshing_guard:
         if tenant_id in _refreshing:
             raise _busy("a refresh of this tenant's scores is already running; retry when it has finished")

@@ -20,9 +20,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from medscrm import hooks
 from medscrm.accounts import service as accounts
 from medscrm.common import InvalidInput, MedscrmError, NotFound, new_id, utcnow
-from medscrm.db.schema import content_items, sends
+from medscrm.db.schema import content_items
 
 KINDS = (
     "article",
@@ -339,67 +340,16 @@ def withdraw(
         values={"withdrawn_at": utcnow(), "withdrawn_by": actor, "review_note": reason},
         detail={"reason": reason},
     )
-    n = cancel_pending_sends(conn, tenant_id=tenant_id, content_id=item["id"], reason="content_withdrawn")
-    item["cancelled_sends"] = n
+    # the outbox lives in outreach (a higher layer), which cancels the item's pending sends
+    results = hooks.emit(
+        hooks.CONTENT_WITHDRAWN,
+        conn=conn,
+        tenant_id=tenant_id,
+        content_id=item["id"],
+        reason="content_withdrawn",
+    )
+    item["cancelled_sends"] = sum(n for n in results.values() if isinstance(n, int))
     return item
-
-
-def cancel_pending_sends(
-    conn: sa.Connection,
-    *,
-    tenant_id: str,
-    reason: str,
-    content_id: str | None = None,
-    origin_prefix: str | None = None,
-) -> int:
-    """Queued sends of one content item (``content_id``) or one origin (``origin_prefix``, e.g.
-    ``journey:<id>:``), and claimed ones not yet handed to a provider, become ``cancelled``; each
-    gets a ``Send Blocked`` event (with the reason) on its person's timeline."""
-    if (content_id is None) == (origin_prefix is None):
-        raise ValueError("cancel_pending_sends: give exactly one of content_id, origin_prefix")
-    from medscrm.db.bulk import append_rows
-    from medscrm.outreach import feedback
-
-    s = sends
-    pending = sa.and_(
-        s.c.tenant_id == tenant_id,
-        s.c.content_id == content_id
-        if content_id is not None
-        else s.c.origin.startswith(origin_prefix, autoescape=True),
-        sa.or_(s.c.status == "queued", sa.and_(s.c.status == "sending", s.c.handed_off_at.is_(None))),
-    )
-    rows = [dict(r) for r in conn.execute(sa.select(s).where(pending)).mappings()]
-    if not rows:
-        return 0
-    now = utcnow()
-    conn.execute(
-        s.update()
-        .where(pending, s.c.id.in_([r["id"] for r in rows]))
-        .values(status="cancelled", reason=reason, updated_at=now, lease_until=None)
-    )
-    items = {c: feedback.load_content(conn, tenant_id, c) for c in {r["content_id"] for r in rows}}
-    source_id = feedback.outreach_source_id(conn, tenant_id)
-    append_rows(
-        conn,
-        feedback.events,
-        [
-            {
-                "id": new_id("ev"),
-                "tenant_id": tenant_id,
-                "source_id": source_id,
-                "message_id": f"blocked:{r['id']}",
-                "type": "track",
-                "event": "Send Blocked",
-                "person_id": r["person_id"],
-                "timestamp": now,
-                "received_at": now,
-                "properties": {**feedback.send_properties(r, items[r["content_id"]]), "reason": reason},
-                "context": {"library": {"name": "medscrm.outreach"}},
-            }
-            for r in rows
-        ],
-    )
-    return len(rows)
 
 
 def sendable_reason(item: dict[str, Any] | None, now: dt.datetime | None, audience: str | None) -> str | None:

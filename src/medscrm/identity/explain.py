@@ -272,3 +272,22 @@ def _prob(w: float) -> float:
         return 0.0
     b = 2.0**w
     return b / (1 + b)
+
+
+def explain_pair(record_a: dict, record_b: dict, model) -> tuple[dict, dict, object, list[str]]:
+    """Features of two raw records, the scorer's explanation and the strong identifiers they share."""
+    from .features import STRONG_ID_COLUMNS, build_features
+
+    feats, _ = build_features(pd.DataFrame([record_a, record_b]).astype(object))
+    rows = []
+    for rec in feats.to_dict("records"):
+        rows.append(
+            {
+                k: (None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v)
+                for k, v in rec.items()
+            }
+        )
+    left, right = rows
+    exp = Scorer(model).score(left, right)
+    shared = [c for c in STRONG_ID_COLUMNS if left.get(c) and left.get(c) == right.get(c)]
+    return left, right, exp, shared

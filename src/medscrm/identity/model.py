@@ -206,3 +206,20 @@ def count_blocked_pairs(features: pd.DataFrame, settings: MatchSettings) -> pd.D
         )
     sql = "select distinct * from (" + " union all ".join(parts) + ")"
     return con.execute(sql).df()
+
+
+def model_path(engine, tenant_slug: str) -> Path:
+    """Where the tenant's trained match model lives: beside the DuckDB/SQLite database file
+    (``<db file>.identity-model.<tenant>.json``), else in the working directory."""
+    db = getattr(engine.url, "database", None)
+    backend = engine.url.get_backend_name()
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in tenant_slug) or "default"
+    if backend in ("duckdb", "sqlite") and db and db != ":memory:":
+        return Path(f"{db}.identity-model.{safe}.json")
+    return Path.cwd() / f".medscrm-identity-model.{safe}.json"
+
+
+def save_models(path: Path, models: dict) -> None:
+    """Persist {person_type: MatchModel} (what ``identity run`` trained) for ``explain``."""
+    payload = {"models": {k: m.to_json() for k, m in models.items()}}
+    path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")

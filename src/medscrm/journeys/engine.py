@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from medscrm import hooks
-from medscrm.common import MedscrmError, new_id, utcnow
+from medscrm.common import MedscrmError, NotFound, new_id, utcnow
 from medscrm.db import bulk
 from medscrm.db.schema import (
     events,
@@ -41,6 +41,7 @@ from medscrm.db.schema import (
     persons,
     segment_history,
     segment_members,
+    segments,
     tag_history,
     tasks,
 )
@@ -363,9 +364,7 @@ class _Batch:
     def _content_id(self, tenant_id: str, ref: str) -> str | None:
         k = (tenant_id, ref)
         if k not in self._content:
-            from medscrm.journeys.service import _content_lookup
-
-            item = _content_lookup(self.conn, tenant_id=tenant_id, ref=ref)
+            item = content_lookup(self.conn, tenant_id=tenant_id, ref=ref)
             self._content[k] = item["id"] if item else None
         return self._content[k]
 
@@ -923,8 +922,6 @@ def trig_match(r, trig: EventTrigger) -> bool:
 
 
 def _poll_segment(conn, row, trig: SegmentTrigger, jrow, journey: Journey, now, batch: int) -> int:
-    from medscrm.journeys.service import segment_id
-
     sid = segment_id(conn, tenant_id=row.tenant_id, key=trig.segment)
     h = segment_history
     change = "entered" if trig.type == "segment_entry" else "exited"
@@ -972,8 +969,6 @@ def _poll_segment(conn, row, trig: SegmentTrigger, jrow, journey: Journey, now, 
 
 
 def _poll_schedule(conn, row, trig: ScheduleTrigger, jrow, journey: Journey, now) -> int:
-    from medscrm.journeys.service import segment_id
-
     fire = _aware(row.next_fire_at)
     if fire is None or fire > now:
         return 0
@@ -1189,3 +1184,22 @@ def _on_persons_merged(
         conn, tenant_id=tenant_id, merged={o: s for o, s in merged.items() if o not in split}, now=now
     )
     return {"enrollments_moved": n["moved"], "enrollments_exited": n["exited"]}
+
+
+def content_lookup(conn: sa.Connection, *, tenant_id: str, ref: str) -> dict[str, Any] | None:
+    """The content item (C5) with id or key ``ref`` (expiry applied), or None."""
+    from medscrm.content import service as content
+
+    try:
+        return content.get_item(conn, tenant_id=tenant_id, item_id=ref)
+    except NotFound:
+        return None
+
+
+def segment_id(conn: sa.Connection, *, tenant_id: str, key: str) -> str:
+    sid = conn.execute(
+        sa.select(segments.c.id).where(segments.c.tenant_id == tenant_id, segments.c.key == key)
+    ).scalar()
+    if sid is None:
+        raise NotFound(f"segment {key!r} not found")
+    return sid

@@ -20,9 +20,9 @@ from medscrm.db.schema import (
     journey_versions,
     journeys,
     persons,
-    segments,
     tag_definitions,
 )
+from medscrm.journeys.engine import content_lookup, enroll_candidates
 from medscrm.journeys.model import (
     BranchStep,
     Journey,
@@ -42,16 +42,6 @@ ACTIVE = "active"
 
 
 # --- references to the tenant's data -------------------------------------------------------------
-def _content_lookup(conn: sa.Connection, *, tenant_id: str, ref: str) -> dict[str, Any] | None:
-    """The content item (C5) with id or key ``ref`` (expiry applied), or None."""
-    from medscrm.content import service as content
-
-    try:
-        return content.get_item(conn, tenant_id=tenant_id, item_id=ref)
-    except NotFound:
-        return None
-
-
 def _channel_ready(conn: sa.Connection, *, tenant_id: str, channel: str) -> bool:
     """Whether the tenant has configured ``channel`` (C3 channel configurations, credentials sealed)."""
     from medscrm.outreach import settings as outreach_settings
@@ -110,7 +100,7 @@ def check_references(
                     )
                 )
         if isinstance(s, SendStep):
-            item = _content_lookup(conn, tenant_id=tenant_id, ref=s.content)
+            item = content_lookup(conn, tenant_id=tenant_id, ref=s.content)
             if item is None:
                 problems.append(Problem(f"{label}.content", f"unknown content {s.content!r}"))
             elif strict and item.get("status") != "approved":
@@ -451,7 +441,7 @@ def stop(
         .values(status="stopped", stopped_at=now, updated_at=now)
     )
     # sends this journey queued and no provider has seen yet are cancelled (Send Blocked on the timeline)
-    from medscrm.content.service import cancel_pending_sends
+    from medscrm.outreach.send import cancel_pending_sends
 
     cancelled = cancel_pending_sends(
         conn, tenant_id=tenant_id, origin_prefix=f"journey:{row['id']}:", reason="journey_stopped"
@@ -534,8 +524,6 @@ def enroll(
 ) -> dict[str, Any]:
     """Enrol persons through the journey's ``api`` trigger (the journey must be running). Re-entry rules and
     caps apply; returns {enrolled, skipped: {reason: n}}. ``ref`` makes a call idempotent per person."""
-    from medscrm.journeys.engine import enroll_candidates
-
     now = now or utcnow()
     row = _row(conn, tenant_id, key)
     if row["status"] != "running":
@@ -644,12 +632,3 @@ def enrollment_counts(conn: sa.Connection, *, tenant_id: str, key: str) -> dict[
             .group_by(e.c.status)
         )
     }
-
-
-def segment_id(conn: sa.Connection, *, tenant_id: str, key: str) -> str:
-    sid = conn.execute(
-        sa.select(segments.c.id).where(segments.c.tenant_id == tenant_id, segments.c.key == key)
-    ).scalar()
-    if sid is None:
-        raise NotFound(f"segment {key!r} not found")
-    return sid

@@ -41,7 +41,9 @@ import sqlalchemy as sa
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from medscrm import hooks
 from medscrm.common import InvalidInput, new_id, utcnow
+from medscrm.db.bulk import append_rows
 from medscrm.db.schema import sends
 from medscrm.outreach import feedback, guardrails
 from medscrm.outreach.channels import ChannelError, HandoffRefused, OutMessage, get_channel
@@ -591,3 +593,63 @@ def render(
         params=params,
         payload=payload,
     )
+
+
+def cancel_pending_sends(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    reason: str,
+    content_id: str | None = None,
+    origin_prefix: str | None = None,
+) -> int:
+    """Queued sends of one content item (``content_id``) or one origin (``origin_prefix``, e.g.
+    ``journey:<id>:``), and claimed ones not yet handed to a provider, become ``cancelled``; each
+    gets a ``Send Blocked`` event (with the reason) on its person's timeline."""
+    if (content_id is None) == (origin_prefix is None):
+        raise ValueError("cancel_pending_sends: give exactly one of content_id, origin_prefix")
+    s = sends
+    pending = sa.and_(
+        s.c.tenant_id == tenant_id,
+        s.c.content_id == content_id
+        if content_id is not None
+        else s.c.origin.startswith(origin_prefix, autoescape=True),
+        sa.or_(s.c.status == "queued", sa.and_(s.c.status == "sending", s.c.handed_off_at.is_(None))),
+    )
+    rows = [dict(r) for r in conn.execute(sa.select(s).where(pending)).mappings()]
+    if not rows:
+        return 0
+    now = utcnow()
+    conn.execute(
+        s.update()
+        .where(pending, s.c.id.in_([r["id"] for r in rows]))
+        .values(status="cancelled", reason=reason, updated_at=now, lease_until=None)
+    )
+    items = {c: feedback.load_content(conn, tenant_id, c) for c in {r["content_id"] for r in rows}}
+    source_id = feedback.outreach_source_id(conn, tenant_id)
+    append_rows(
+        conn,
+        feedback.events,
+        [
+            {
+                "id": new_id("ev"),
+                "tenant_id": tenant_id,
+                "source_id": source_id,
+                "message_id": f"blocked:{r['id']}",
+                "type": "track",
+                "event": "Send Blocked",
+                "person_id": r["person_id"],
+                "timestamp": now,
+                "received_at": now,
+                "properties": {**feedback.send_properties(r, items[r["content_id"]]), "reason": reason},
+                "context": {"library": {"name": "medscrm.outreach"}},
+            }
+            for r in rows
+        ],
+    )
+    return len(rows)
+
+
+@hooks.subscribe(hooks.CONTENT_WITHDRAWN, "outreach.sends")
+def _on_content_withdrawn(conn: sa.Connection, *, tenant_id: str, content_id: str, reason: str) -> int:
+    return cancel_pending_sends(conn, tenant_id=tenant_id, content_id=content_id, reason=reason)

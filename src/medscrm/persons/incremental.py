@@ -2,7 +2,7 @@
 identify calls) into the tenant's persons without a full recompute.
 
 What a full run leaves behind makes this possible: the trained match models (the model file of
-:func:`medscrm.identity.cli.model_path`) and the **feature index** beside it — the feature rows of
+:func:`medscrm.identity.model.model_path`) and the **feature index** beside it — the feature rows of
 every resolved record as the engine scored them plus the identifier values found shared
 (:class:`FeatureStore`, Parquet parts in ``<model file>.index/``). The index is a cache: records
 resolved by a run whose features are missing are recomputed and added; rows of records that no
@@ -33,71 +33,13 @@ from medscrm.db.bulk import append_rows
 from medscrm.db.schema import PERSON_FIELDS, person_changes, person_records, persons, source_records, sources
 from medscrm.metrics import timed_identity_run
 from medscrm.persons import review
+from medscrm.persons.engine import FeatureStore, engine_table, index_dir_for
 from medscrm.persons.service import ApplyReport, announce_merges, rebuild_identities, write_golden
 from medscrm.persons.survivorship import Survivorship, load_survivorship
 
 __all__ = ["FeatureStore", "IncrementalReport", "index_dir_for", "run_incremental"]
 
 _CHUNK = 1000
-
-
-def index_dir_for(model_file: Path) -> Path:
-    """``<db>.identity-model.<tenant>.json`` → ``<db>.identity-model.<tenant>.index/``."""
-    s = str(model_file)
-    return Path((s[:-5] if s.endswith(".json") else s) + ".index")
-
-
-class FeatureStore:
-    """Feature rows of resolved records (Parquet parts) and the shared identifier values."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def exists(self) -> bool:
-        return (self.path / "shared.json").exists()
-
-    def write(self, features: pd.DataFrame | None, shared: list[dict]) -> None:
-        """Replace the store with a full run's features."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        for p in self.path.glob("part-*.parquet"):
-            p.unlink()
-        (self.path / "shared.json").unlink(missing_ok=True)
-        if features is not None and len(features):
-            self._part(features, 0)
-        self._write_shared(shared)
-
-    def append(self, features: pd.DataFrame | None, shared: list[dict]) -> None:
-        parts = sorted(self.path.glob("part-*.parquet"))
-        if features is not None and len(features):
-            n = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
-            self._part(features, n)
-        if shared:
-            self._write_shared(self.shared() + shared)
-
-    def _part(self, df: pd.DataFrame, n: int) -> None:
-        df = df.astype(object).where(df.notna(), None)
-        tmp = self.path / f".part-{n:05d}.tmp"
-        df.to_parquet(tmp, index=False)
-        tmp.rename(self.path / f"part-{n:05d}.parquet")
-
-    def _write_shared(self, shared: list[dict]) -> None:
-        tmp = self.path / ".shared.tmp"
-        tmp.write_text(json.dumps(shared, ensure_ascii=False, default=str), encoding="utf-8")
-        tmp.rename(self.path / "shared.json")
-
-    def shared(self) -> list[dict]:
-        try:
-            return json.loads((self.path / "shared.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return []
-
-    def read(self) -> pd.DataFrame:
-        parts = sorted(self.path.glob("part-*.parquet"))
-        if not parts:
-            return pd.DataFrame()
-        df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-        df = df.drop_duplicates("unique_id", keep="last").reset_index(drop=True)
-        return df.astype(object).where(df.notna(), None)
 
 
 @dataclass
@@ -173,7 +115,6 @@ def run_incremental(
     from medscrm.identity.features import build_features
     from medscrm.identity.hospitals import HospitalIndex, load_extra_aliases
     from medscrm.identity.incremental import IncrementalLinker
-    from medscrm.persons.engine import engine_table
     from medscrm.persons.service import previous_assignment
 
     t0 = time.perf_counter()

@@ -6,11 +6,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from medscrm.access import (
+    PII_IDENTITY_TYPES,
+    hidden_events,
+    mask_value,
+    redact_event,
+    resolve_person_id,
+    visible_attributes,
+)
 from medscrm.accounts import service as accounts
-from medscrm.accounts.roles import can, mask_email, mask_phone
-from medscrm.api.events import query_events
+from medscrm.accounts.roles import can
 from medscrm.common import NotFound
 from medscrm.db.schema import identities, person_records, persons, source_records, sources
+from medscrm.profiles.events import query_events
 from medscrm.scores.model import stage_from_tags
 
 LOOKUP_TYPES = {
@@ -22,55 +30,6 @@ LOOKUP_TYPES = {
     "user_id": "user_id",
     "anonymous_id": "anonymous_id",
 }
-PII_IDENTITY_TYPES = {"phone", "email", "license_no", "wechat_unionid", "wecom_external_userid"}
-#: attributes a rep may never see: per-HCP prescription volume (医药代表备案管理办法 2020)
-PRESCRIPTION_ATTRIBUTES = ("rx_volume", "prescriptions", "prescription_volume", "处方量")
-#: custom attributes shown as ``***`` to roles without PII rights (office phone, WeChat openid, the
-#: rep's free-text remark, which often holds a mobile number); the API and the console agree
-EXTRA_PII = ("office_phone", "wechat_openid", "rep_remark")
-
-
-def _mask_value(kind: str, value: Any) -> Any:
-    if kind == "phone":
-        return mask_phone(value)
-    if kind == "email":
-        return mask_email(value)
-    if isinstance(value, str) and len(value) > 6:
-        return value[:3] + "***" + value[-2:]
-    return "***"
-
-
-def _visible(attrs: dict[str, Any], role: str) -> dict[str, Any]:
-    out = dict(attrs)
-    if not can(role, "pii.read"):
-        for k in ("phone", "email", "license_no", "wechat_unionid", "wecom_external_userid"):
-            if out.get(k):
-                out[k] = _mask_value(k, out[k])
-        for k in EXTRA_PII:
-            if out.get(k):
-                out[k] = "***"
-    if not can(role, "prescriptions.read"):
-        for k in PRESCRIPTION_ATTRIBUTES:
-            out.pop(k, None)
-    return out
-
-
-def resolve_person_id(conn: sa.Connection, tenant_id: str, person_id: str) -> dict[str, Any]:
-    """The person row; a merged person id redirects to the survivor."""
-    for _ in range(10):
-        row = (
-            conn.execute(
-                sa.select(persons).where(persons.c.tenant_id == tenant_id, persons.c.id == person_id)
-            )
-            .mappings()
-            .first()
-        )
-        if not row:
-            raise NotFound(f"person {person_id!r} not found")
-        if row["status"] != "merged" or not row["merged_into"]:
-            return dict(row)
-        person_id = row["merged_into"]
-    raise NotFound(f"person {person_id!r}: merge chain too long")
 
 
 def read_audit(person_id: str, role: str, **extra: Any) -> dict[str, Any]:
@@ -94,7 +53,7 @@ def get_profile(
     ).all()
     show_pii = can(role, "pii.read")
     idents = [
-        {"type": t, "value": v if (show_pii or t not in PII_IDENTITY_TYPES) else _mask_value(t, v)}
+        {"type": t, "value": v if (show_pii or t not in PII_IDENTITY_TYPES) else mask_value(t, v)}
         for t, v in ids
     ]
     n_records = conn.execute(
@@ -102,7 +61,9 @@ def get_profile(
         .select_from(person_records)
         .where(person_records.c.tenant_id == tenant_id, person_records.c.person_id == p["id"])
     ).scalar()
-    lineage = {k: v for k, v in (p["lineage"] or {}).items() if k in _visible(p["attributes"] or {}, role)}
+    lineage = {
+        k: v for k, v in (p["lineage"] or {}).items() if k in visible_attributes(p["attributes"] or {}, role)
+    }
     if not show_pii:
         for lin in lineage.values():
             lin["conflicts"] = ["***"] * len(lin.get("conflicts", []))
@@ -114,7 +75,7 @@ def get_profile(
         "person_id": p["id"],
         "requested_id": person_id,
         "person_type": p["person_type"],
-        "attributes": _visible(p["attributes"] or {}, role),
+        "attributes": visible_attributes(p["attributes"] or {}, role),
         "lineage": lineage,
         "identities": idents,
         "source_records": n_records,
@@ -223,7 +184,7 @@ def search(
         {
             "person_id": r["id"],
             "person_type": r["person_type"],
-            **{k: v for k, v in _visible(r["attributes"] or {}, role).items() if k in keep},
+            **{k: v for k, v in visible_attributes(r["attributes"] or {}, role).items() if k in keep},
         }
         for r in rows
     ]
@@ -244,39 +205,7 @@ def records_of(conn: sa.Connection, *, tenant_id: str, person_id: str, role: str
         .where(person_records.c.tenant_id == tenant_id, person_records.c.person_id == person_id)
         .order_by(sr.c.received_at.desc())
     )
-    return [_visible(dict(r), role) for r in conn.execute(q).mappings()]
-
-
-#: events that reveal an HCP's prescribing: hidden from roles without ``prescriptions.read`` (reps)
-PRESCRIPTION_EVENTS = ("Prescription Intent",)
-
-
-#: event context fields that identify a network or a device (personal information under PIPL):
-#: shown masked to roles without PII rights, as phone numbers are
-CONTEXT_PII = ("ip",)
-DEVICE_PII = ("id", "advertisingId", "token")
-
-
-def redact_event(row: dict[str, Any], role: str) -> dict[str, Any]:
-    """A stored event as ``role`` may see it: without ``prescriptions.read`` no prescription
-    properties; without ``pii.read`` traits and properties masked like profile attributes (phone,
-    e-mail, licence, WeChat ids, …) and the context's IP address, device ids and traits masked."""
-    out = dict(row)
-    for col in ("properties", "traits"):
-        if isinstance(out.get(col), dict):
-            out[col] = _visible(out[col], role)
-    ctx = out.get("context")
-    if isinstance(ctx, dict) and not can(role, "pii.read"):
-        ctx = dict(ctx)
-        for k in CONTEXT_PII:
-            if ctx.get(k):
-                ctx[k] = _mask_value(k, str(ctx[k]))
-        if isinstance(ctx.get("device"), dict):
-            ctx["device"] = {k: ("***" if k in DEVICE_PII and v else v) for k, v in ctx["device"].items()}
-        if isinstance(ctx.get("traits"), dict):
-            ctx["traits"] = _visible(ctx["traits"], role)
-        out["context"] = ctx
-    return out
+    return [visible_attributes(dict(r), role) for r in conn.execute(q).mappings()]
 
 
 def timeline(
@@ -290,7 +219,7 @@ def timeline(
     after=None,
 ) -> list[dict]:
     """The person's events, newest first; ``after``: the (timestamp, id) of the last event of the
-    previous page (``api.events.decode_cursor``). For a role without ``prescriptions.read`` (the rep-filing
+    previous page (``profiles.events.decode_cursor``). For a role without ``prescriptions.read`` (the rep-filing
     rules), prescription events are left out and prescription properties removed; for a role without
     ``pii.read`` personal data in the events is masked (:func:`redact_event`)."""
     p = resolve_person_id(conn, tenant_id, person_id)
@@ -304,8 +233,3 @@ def timeline(
         after=after,
     )
     return rows if role is None else [redact_event(r, role) for r in rows]
-
-
-def hidden_events(role: str) -> tuple[str, ...]:
-    """Event names ``role`` never sees (prescription events without ``prescriptions.read``)."""
-    return () if can(role, "prescriptions.read") else PRESCRIPTION_EVENTS

@@ -134,7 +134,7 @@ def refresh_micro(
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    from medscrm.scores.service import ensure_definitions, lock_tenant
+    from medscrm.scores.definitions import ensure_definitions, lock_tenant
 
     now = now or utcnow()
     cfg = get_config(config)

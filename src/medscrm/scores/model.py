@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from medscrm.access import PRESCRIPTION_EVENTS  # hidden from roles without prescriptions.read
 from medscrm.scores.features import PersonFeatures
 
 #: Bilingual names of the tags and scores (tag definitions, docs, the console).
@@ -89,8 +90,6 @@ EVENT_ZH = {
     "Sample Requested": "样品申请",
     "Prescription Intent": "处方意向",
 }
-#: Events whose per-HCP counts are prescription information: hidden from roles without prescriptions.read.
-PRESCRIPTION_EVENTS = ("Prescription Intent",)
 SLOT_ZH = {"morning": "上午", "noon": "中午", "afternoon": "下午", "evening": "晚间", "night": "深夜"}
 CHANNEL_ZH = {
     "wecom": "企业微信",

@@ -19,50 +19,18 @@ from medscrm.db.query import in_ids, in_pairs
 from medscrm.db.schema import micro_segments, person_scores, person_tags
 from medscrm.scores import features
 from medscrm.scores.config import get_config
+from medscrm.scores.definitions import ensure_definitions, lock_tenant
+from medscrm.scores.micro import feature_rows, refresh_micro
 from medscrm.scores.model import (
     REALTIME_TAGS,
     SCORES,
     STAGE_TAGS,
-    TAGS,
     Outcome,
     derive,
     hide_prescription_detail,
     stage_from_tags,
 )
 from medscrm.tags import service as tags
-
-OWNER = "medscrm.scores"
-CATEGORY = "behaviour_model"
-
-
-def ensure_definitions(conn: sa.Connection, *, tenant_id: str, now: dt.datetime | None = None) -> None:
-    """Define the model's tags (category behaviour_model) where missing or changed."""
-    have = {d["key"]: d for d in tags.list_definitions(conn, tenant_id=tenant_id)}
-    for key, (zh, en, refresh, desc) in TAGS.items():
-        d = have.get(key)
-        want = {"name_zh": zh, "name_en": en, "refresh": refresh, "description": desc, "category": CATEGORY}
-        if d and all(d.get(k) == v for k, v in want.items()) and d.get("value_type") == "string":
-            continue
-        tags.define(
-            conn,
-            tenant_id=tenant_id,
-            key=key,
-            value_type="string",
-            owner=OWNER,
-            now=now,
-            **want,
-        )
-
-
-def lock_tenant(conn: sa.Connection, *, tenant_id: str) -> None:
-    """Serialise the model's writers of one tenant (batch, real-time refreshes, clustering) until the
-    end of the caller's transaction: on PostgreSQL a transaction-level advisory lock, so a real-time
-    refresh waits for a running batch instead of colliding with it on ``person_tags``. DuckDB runs its
-    writers optimistically (a conflict rolls one back; the refresher retries it)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"medscrm.scores:{tenant_id}")))
-        )
 
 
 def _chunks(items: list, n: int = 5000):
@@ -290,8 +258,6 @@ def _refresh_range(
         for k2, v in st.items():
             acc[k2] += v
     if micro_rows is not None:
-        from medscrm.scores.micro import feature_rows
-
         micro_rows.update(feature_rows(feats, cfg, now))
 
 
@@ -309,8 +275,6 @@ def _finish(
     if worth_bulk(conn, out["persons"]):
         analyze(conn, person_tags, person_scores)
     if micro:
-        from medscrm.scores.micro import refresh_micro
-
         out["micro_segments"] = refresh_micro(
             conn, tenant_id=tenant_id, now=now, config=config, k=k, rows=micro_rows
         )

@@ -13,11 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm import hooks
+from medscrm.access import visible_attributes
 from medscrm.accounts.roles import can
 from medscrm.common import NotFound, new_id, utcnow
 from medscrm.db.schema import person_scores, persons, segment_history, segment_members, segments
 from medscrm.exports import SafeDictWriter
-from medscrm.profiles.service import _visible
 from medscrm.rules import RuleError, compile_rule, parse
 from medscrm.rules.errors import Problem
 from medscrm.rules.validate import KEY_RE
@@ -305,7 +305,7 @@ def members(
     q = q.order_by(m.c.person_id).limit(limit).offset(offset)
     out = []
     for r in conn.execute(q):
-        attrs = _visible(r.attributes or {}, role)
+        attrs = visible_attributes(r.attributes or {}, role)
         out.append(
             {
                 "person_id": r.person_id,

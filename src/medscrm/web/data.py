@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from medscrm.accounts.roles import can, mask_email, mask_phone
+from medscrm.access import visible_attributes
 from medscrm.common import utcnow
 from medscrm.db.schema import (
     audit_log,
@@ -35,7 +35,6 @@ from medscrm.db.schema import (
     sources,
     tag_history,
 )
-from medscrm.profiles.service import EXTRA_PII, _visible
 
 log = logging.getLogger("medscrm.web")
 
@@ -72,15 +71,6 @@ def table(conn: sa.Connection, name: str) -> sa.Table | None:
 
 def _scoped(col: sa.ColumnElement, scope: sa.Select | None) -> sa.ColumnElement[bool]:
     return col.in_(scope) if scope is not None else sa.true()
-
-
-def visible(attrs: dict[str, Any], role: str) -> dict[str, Any]:
-    out = _visible(attrs, role)
-    if not can(role, "pii.read"):
-        for k in EXTRA_PII:
-            if out.get(k):
-                out[k] = "***"
-    return out
 
 
 # --- dashboard ---------------------------------------------------------------------------------------
@@ -408,7 +398,7 @@ def search(
     rows = conn.execute(stmt.order_by(name_col, p.c.id).limit(limit).offset(offset)).all()
     out = []
     for pid, ptype, attrs in rows:
-        v = visible(attrs or {}, role)
+        v = visible_attributes(attrs or {}, role)
         out.append(
             {
                 "person_id": pid,
@@ -514,7 +504,7 @@ def records_of(conn: sa.Connection, *, tenant_id: str, person_id: str, role: str
         )
         .order_by(sr.c.received_at.desc(), sr.c.id)
     ).mappings()
-    return [visible(dict(r), role) for r in rows]
+    return [visible_attributes(dict(r), role) for r in rows]
 
 
 def consents_of(conn: sa.Connection, *, tenant_id: str, person_id: str) -> list[dict[str, Any]] | None:
@@ -638,13 +628,3 @@ def source_names(conn: sa.Connection, *, tenant_id: str) -> list[str]:
             sa.select(sources.c.name).where(sources.c.tenant_id == tenant_id).order_by(sources.c.name)
         ).scalars()
     )
-
-
-def mask_identity(kind: str, value: str, role: str) -> str:
-    if can(role, "pii.read"):
-        return value
-    if kind == "phone":
-        return mask_phone(value) or ""
-    if kind == "email":
-        return mask_email(value) or ""
-    return value

@@ -27,12 +27,13 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 from markupsafe import escape
 
+from medscrm import access
 from medscrm.accounts import service as accounts
 from medscrm.accounts.throttle import LoginThrottle, ip_key, user_key
 from medscrm.common import MedscrmError, NotFound
 from medscrm.config import get_settings
 from medscrm.db.schema import audit_log, imports, persons, sources
-from medscrm.web import auth, data, scope
+from medscrm.web import auth, data
 from medscrm.web.auth import CSRF_FIELD, SESSION_COOKIE, CsrfFailed, Ctx, Forbidden, LoginRequired
 from medscrm.web.i18n import LANG_COOKIE, LANGS, pick_lang, translator
 
@@ -231,7 +232,7 @@ def _safe_next(target: str) -> str:
 
 
 def _scope(ctx: Ctx) -> sa.Select | None:
-    return scope.owned_person_ids(ctx.tenant_id, ctx.user) if ctx.is_rep else None  # type: ignore[arg-type]
+    return access.owned_person_ids(ctx.tenant_id, ctx.user) if ctx.is_rep else None  # type: ignore[arg-type]
 
 
 # --- static files, language, login ----------------------------------------------------------------------
@@ -423,14 +424,14 @@ def profile(ctx: Page, person_id: str) -> Response:
         prof = profiles.get_profile(
             conn, tenant_id=ctx.tenant_id, person_id=person["id"], role=ctx.role, actor=ctx.actor, audit=False
         )
-        owners = scope.owners_of(
+        owners = access.owners_of(
             conn,
             tenant_id=ctx.tenant_id,
             person_id=person["id"],
             records=records,
             links=any(i["type"] == "wecom_external_userid" for i in prof["identities"]),
         )
-        if ctx.is_rep and not set(scope.rep_keys(ctx.user)) & {o["rep"] for o in owners}:  # type: ignore[arg-type]
+        if ctx.is_rep and not set(access.rep_keys(ctx.user)) & {o["rep"] for o in owners}:  # type: ignore[arg-type]
             raise NotFound(f"person {person_id!r} not found among your HCPs")
         accounts.audit(  # what profiles.get_profile audits, written once the read is allowed
             conn=conn,
@@ -438,7 +439,7 @@ def profile(ctx: Page, person_id: str) -> Response:
             actor=ctx.actor,
             **profiles.read_audit(person["id"], ctx.role, via="console"),
         )
-        prof["attributes"] = data.visible(prof["attributes"], ctx.role)
+        prof["attributes"] = access.visible_attributes(prof["attributes"], ctx.role)
         consents = data.consents_of(conn, tenant_id=ctx.tenant_id, person_id=person["id"])
         timeline = data.readable_timeline(
             conn, tenant_id=ctx.tenant_id, person_id=person["id"], records=records, t=ctx.t, role=ctx.role
@@ -489,8 +490,8 @@ EVIDENCE_KEY = {"license_no": "license"}
 
 
 def _pair_view(pair: dict[str, Any], role: str) -> dict[str, Any]:
-    a = data.visible(pair.get("a") or {}, role)
-    b = data.visible(pair.get("b") or {}, role)
+    a = access.visible_attributes(pair.get("a") or {}, role)
+    b = access.visible_attributes(pair.get("b") or {}, role)
     detail = pair.get("detail") or {}
     if isinstance(detail, str):
         detail = json.loads(detail)
@@ -714,7 +715,9 @@ def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Re
                         persons.c.tenant_id == ctx.tenant_id, persons.c.id.in_(result["sample"])
                     )
                 ).all()
-                sample = [{"person_id": pid, **data.visible(a or {}, ctx.role)} for pid, a in rows]
+                sample = [
+                    {"person_id": pid, **access.visible_attributes(a or {}, ctx.role)} for pid, a in rows
+                ]
     return render(
         ctx,
         "segment_preview.html",
@@ -850,7 +853,7 @@ def _imports_page(ctx: Ctx, status: int = 200, **kw: Any) -> Response:
         names = data.source_names(conn, tenant_id=ctx.tenant_id)
     for e in entries:
         if not ctx.can("pii.read"):
-            e["payload"] = data.visible(e["payload"] or {}, ctx.role)
+            e["payload"] = access.visible_attributes(e["payload"] or {}, ctx.role)
         e["current"] = e.get("fixed_payload") or e["payload"]
     kw.setdefault("report", None)
     kw.setdefault("upload_error", None)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.table import Table
 
 from medscrm.common import utcnow
+from medscrm.scores.model import STAGE_ZH
 
 DEMO_BEHAVIOUR_SEGMENTS = {
     "tier_a_heart_failure": (
@@ -33,7 +35,6 @@ DEMO_BEHAVIOUR_SEGMENTS = {
 def behaviour_step(ws, *, console: Console, seed: int = 7, k: int = 6) -> dict:
     """Generate behaviour events for the demo persons, refresh tags/scores and micro-segments, create
     two segments on the model's tags, print a short bilingual summary. Returns the figures."""
-    from medscrm.scores.cli import print_distributions, print_micro
     from medscrm.scores.schedule import record
     from medscrm.scores.service import distributions, refresh_all
     from medscrm.segments import service as segments
@@ -68,3 +69,33 @@ def behaviour_step(ws, *, console: Console, seed: int = 7, k: int = 6) -> dict:
     for key, name, n in seg_counts:
         console.print(f"   segment · 分群 {key}: {n:,}  ({name})")
     return {"events": ev, "scored": res["persons"], "micro": micro, "segments": seg_counts}
+
+
+def print_distributions(dist: dict, out: Console) -> None:
+    """Tier / AIPL / lifecycle / activity counts, bilingual."""
+    t = Table("tag · 标签", "value · 取值", "persons · 人数", title="Behaviour model · 行为模型")
+    for key, label in (
+        ("potential_tier", "potential tier · 潜力分级"),
+        ("lifecycle", "lifecycle · 生命周期"),
+        ("aipl", "AIPL"),
+        ("activity_level", "activity · 活跃度"),
+        ("content_preference", "content · 内容偏好"),
+        ("channel_preference", "channel · 渠道偏好"),
+    ):
+        for i, (v, n) in enumerate(dist["tags"].get(key, {}).items()):
+            name = f"{v} · {STAGE_ZH[v]}" if v in STAGE_ZH else v
+            t.add_row(label if i == 0 else "", name, f"{n:,}")
+    out.print(t)
+    s = dist["scores"]
+    out.print(
+        f"lead score · 线索评分: mean {s['lead_score']['mean']} over {s['lead_score']['count']:,} persons; "
+        f"engagement · 互动评分: mean {s['engagement']['mean']}"
+    )
+
+
+def print_micro(rows: list[dict], out: Console) -> None:
+    """The micro-segments with what sets each apart, bilingual."""
+    t = Table("segment · 微分群", "size · 人数", "what sets it apart · 特征", title="Micro-segments · 微分群")
+    for r in rows:
+        t.add_row(r["label"], f"{r['size']:,}", f"{r['description_zh']}\n{r['description_en']}")
+    out.print(t)

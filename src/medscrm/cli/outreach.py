@@ -1,5 +1,5 @@
 """``medscrm consents …``, ``medscrm dnc …``, ``medscrm channels …``, ``medscrm sends …`` and
-``medscrm outreach-policy``; also registers ``medscrm content …``."""
+``medscrm outreach-policy``."""
 
 from __future__ import annotations
 
@@ -58,9 +58,6 @@ def _kv(pairs: list[str]) -> dict[str, object]:
 
 
 def register(app: typer.Typer) -> None:
-    from medscrm.content.cli import register as register_content
-
-    register_content(app)
     consents_app = typer.Typer(
         help="Consents (PIPL 同意) per channel and purpose, with history.", no_args_is_help=True
     )

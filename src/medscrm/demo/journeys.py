@@ -154,7 +154,7 @@ def journey_step(ws, *, console: Console, max_persons: int = 30) -> dict[str, An
                 name_en="heart-failure webinar attendee",
                 owner="demo",
             )
-        seg = js.segment_id(conn, tenant_id=tid, key="senior_cardiology")
+        seg = je.segment_id(conn, tenant_id=tid, key="senior_cardiology")
         pids = list(
             conn.execute(
                 sa.select(segment_members.c.person_id)

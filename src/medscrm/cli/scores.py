@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medscrm.common import MedscrmError
+from medscrm.demo.scores import print_distributions, print_micro
 
 console = Console()
 err = Console(stderr=True)
@@ -48,37 +49,6 @@ def _utc(now: dt.datetime | None) -> dt.datetime | None:
     if now is None:
         return None
     return now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now
-
-
-def print_distributions(dist: dict, out: Console = console) -> None:
-    """Tier / AIPL / lifecycle / activity counts, bilingual."""
-    from medscrm.scores.model import STAGE_ZH
-
-    t = Table("tag · 标签", "value · 取值", "persons · 人数", title="Behaviour model · 行为模型")
-    for key, label in (
-        ("potential_tier", "potential tier · 潜力分级"),
-        ("lifecycle", "lifecycle · 生命周期"),
-        ("aipl", "AIPL"),
-        ("activity_level", "activity · 活跃度"),
-        ("content_preference", "content · 内容偏好"),
-        ("channel_preference", "channel · 渠道偏好"),
-    ):
-        for i, (v, n) in enumerate(dist["tags"].get(key, {}).items()):
-            name = f"{v} · {STAGE_ZH[v]}" if v in STAGE_ZH else v
-            t.add_row(label if i == 0 else "", name, f"{n:,}")
-    out.print(t)
-    s = dist["scores"]
-    out.print(
-        f"lead score · 线索评分: mean {s['lead_score']['mean']} over {s['lead_score']['count']:,} persons; "
-        f"engagement · 互动评分: mean {s['engagement']['mean']}"
-    )
-
-
-def print_micro(rows: list[dict], out: Console = console) -> None:
-    t = Table("segment · 微分群", "size · 人数", "what sets it apart · 特征", title="Micro-segments · 微分群")
-    for r in rows:
-        t.add_row(r["label"], f"{r['size']:,}", f"{r['description_zh']}\n{r['description_en']}")
-    out.print(t)
 
 
 def register(app: typer.Typer) -> None:
@@ -123,9 +93,9 @@ def register(app: typer.Typer) -> None:
             f"{res['persons']:,} persons scored, {res['changed']:,} changed, in {res['seconds']} s · "
             f"已评分 {res['persons']:,} 人，变化 {res['changed']:,} 人"
         )
-        print_distributions(res["distributions"])
+        print_distributions(res["distributions"], console)
         if micro:
-            print_micro(res["micro_segments"])
+            print_micro(res["micro_segments"], console)
 
     @scores_app.command("show")
     def show(
@@ -193,7 +163,7 @@ def register(app: typer.Typer) -> None:
                 rows = refresh_micro(conn, tenant_id=ws.tenant_id, k=k, now=_utc(now), config=config)
         except MedscrmError as exc:
             _fail(exc)
-        print_micro(rows)
+        print_micro(rows, console)
         console.print(
             'use in a segment rule · 在分群规则中使用: {"tag": "micro_segment", "op": "eq", "value": "ms1"}'
         )
@@ -225,7 +195,7 @@ def register(app: typer.Typer) -> None:
                 with ws.engine.begin() as conn:
                     out = refresh_all(conn, tenant_id=ws.tenant_id, now=_utc(now))
                     rows = refresh_micro(conn, tenant_id=ws.tenant_id, now=_utc(now))
-                print_distributions(out["distributions"])
-                print_micro(rows)
+                print_distributions(out["distributions"], console)
+                print_micro(rows, console)
         except MedscrmError as exc:
             _fail(exc)

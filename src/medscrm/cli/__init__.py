@@ -1,0 +1,69 @@
+"""The ``medscrm`` command line (Typer). Every command explains itself with ``--help``.
+
+The command line is presentation: one module per group of commands, each calling the services of
+its domain. This module builds the ``medscrm`` app and is the one place that lists the groups, in
+the order ``medscrm --help`` shows them (top-level commands first, then groups). A new group is a
+new module here and one line below.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from medscrm.cli import (
+    admin,
+    content,
+    db,
+    events,
+    identity,
+    imports,
+    journeys,
+    outreach,
+    scores,
+    segments,
+    serve,
+    webhooks,
+)
+from medscrm.cli._common import err
+from medscrm.common import MedscrmError
+
+app = typer.Typer(
+    name="medscrm",
+    help="medscrm — SCRM + HCP360 for pharma and medtech in China. 医药 SCRM + HCP360：统一身份、"
+    "360° 画像、分群与合规旅程。\n\nState lives in MEDSCRM_DATABASE_URL (default: ./medscrm.duckdb).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+app.command("import")(imports.import_cmd)
+app.command()(serve.synth)
+app.command()(serve.demo)
+app.command()(serve.serve)
+app.add_typer(admin.sources_app, name="sources")
+app.add_typer(admin.tokens_app, name="tokens")
+app.add_typer(admin.users_app, name="users")
+app.add_typer(imports.quarantine_app, name="quarantine")
+app.add_typer(imports.imports_app, name="imports")
+app.add_typer(db.app, name="db")  # upgrade, current, backup, restore
+app.add_typer(admin.audit_app, name="audit")
+app.add_typer(admin.secrets_app, name="secrets")
+app.add_typer(events.events_app, name="events")
+app.add_typer(identity.identity_app, name="identity")
+app.add_typer(identity.persons_app, name="persons")
+identity.register(app)  # resolve FILE
+segments.register(app)  # segments, tags
+scores.register(app)  # scores, behaviour tags, micro-segments
+journeys.register(app)  # journeys, worker
+content.register(app)  # content library
+outreach.register(app)  # consents, do-not-contact, channels, sends, outreach-policy
+app.add_typer(webhooks.app, name="webhooks")  # outbound event subscriptions
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except MedscrmError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)

@@ -1,0 +1,101 @@
+"""`medscrm synth`, `medscrm demo` and `medscrm serve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from medscrm.cli._common import _fail, console
+from medscrm.common import MedscrmError
+
+
+# --- synth, demo, serve --------------------------------------------------------------------------
+def synth(
+    hcps: Annotated[int, typer.Option("--hcps", help="Number of distinct HCPs.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+    patients: Annotated[
+        int | None, typer.Option(help="Patients in the patient programme (default hcps/5).")
+    ] = None,
+) -> None:
+    """Write realistic synthetic source files for one tenant, with a ground-truth file."""
+    from medscrm.synth import generate
+
+    manifest = generate(out, hcps=hcps, seed=seed, patients=patients, progress=True)
+    t = Table("source", "file", "rows")
+    for s in manifest.sources:
+        t.add_row(s["name"], s["file"], f"{s['rows']:,}")
+    console.print(t)
+    console.print(f"ground truth: {out / manifest.ground_truth}")
+
+
+def demo(
+    hcps: Annotated[int, typer.Option(help="HCPs in the demo tenant.")] = 2000,
+    data_dir: Annotated[Path, typer.Option(help="Where the synthetic files go.")] = Path("demo-data"),
+    seed: int = 42,
+    tenant: Annotated[str, typer.Option(help="Demo tenant slug.")] = "demo",
+) -> None:
+    """Build a demo tenant end to end from synthetic data and print what happened."""
+    from medscrm.demo import run_demo
+
+    try:
+        code = run_demo(hcps=hcps, data_dir=data_dir, seed=seed, tenant=tenant, console=console)
+    except MedscrmError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes (PostgreSQL only; DuckDB allows one process). One Python process "
+            "uses one core: on a machine with C cores, C workers serve up to C times the requests. "
+            "Each keeps its own event spool; the segment refresher runs in one of them.",
+        ),
+    ] = 1,
+) -> None:
+    """Serve the REST API (/api/v1, OpenAPI at /openapi.json) and the web console (/)."""
+    import os
+
+    import uvicorn
+
+    from medscrm.app import create_app
+    from medscrm.config import get_settings
+    from medscrm.db import get_engine, upgrade_to_head
+    from medscrm.workers import WORKERS_ENV
+
+    get_settings()  # a bad MEDSCRM_ENV or a weak production key stops here, before anything starts
+    engine = get_engine()
+    upgrade_to_head(engine)
+    # log format, access log, multiprocess metrics (medscrm.api.observe)
+    from medscrm.api.observe import serve_options
+    from medscrm.db.engine import default_spool_dir
+
+    options = serve_options(workers, engine, default_spool_dir(engine.url))
+    if workers > 1:
+        if engine.dialect.name != "postgresql":
+            _fail(
+                MedscrmError(
+                    f"--workers: {workers} processes need PostgreSQL; the embedded DuckDB database "
+                    "can be opened by one process only (use --workers 1)"
+                )
+            )
+        engine.dispose()
+        os.environ[WORKERS_ENV] = str(workers)
+        uvicorn.run(
+            "medscrm.app:create_served_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            **options,
+        )
+        return
+    uvicorn.run(create_app(), host=host, port=port, **options)
