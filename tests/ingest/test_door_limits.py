@@ -6,6 +6,7 @@ usable after such a 400."""
 from __future__ import annotations
 
 import base64
+import time
 
 import httpx
 import pytest
@@ -171,7 +172,13 @@ def test_a_kept_alive_connection_survives_every_refusal(server):
         assert len(c._transport._pool.connections) == 1  # one connection served every request
     got = wait_events(srv, token, 2 * len(bad))
     assert len(got) == 2 * len(bad)
-    health = httpx.get(srv.url + "/api/v1/health").json()
+    # the events are visible once committed; the checkpoint (and so the backlog) follows just after
+    deadline = time.monotonic() + 20
+    while True:
+        health = httpx.get(srv.url + "/api/v1/health").json()
+        if health["ingest"]["backlog_bytes"] == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert health["status"] == "ok" and health["ingest"]["backlog_bytes"] == 0
 
 

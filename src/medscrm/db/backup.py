@@ -195,6 +195,8 @@ def restore(url: str, src: Path, *, force: bool = False) -> Report:
         )
     if target.exists():
         _open(target).close()  # refuses while a serving process holds the file
+        # opening checkpoints: the WAL may be gone now, folded into the file it belonged to
+        present = [p for p in present if p.exists()]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     moved = []
     for p in present:

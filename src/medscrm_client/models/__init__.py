@@ -9,6 +9,7 @@ from .body_replay_quarantine_api_v1_quarantine_replay_post import (
 from .channel_in import ChannelIn
 from .channel_in_provider import ChannelInProvider
 from .channel_in_settings import ChannelInSettings
+from .collect_answer import CollectAnswer
 from .consent_in import ConsentIn
 from .consent_in_channel import ConsentInChannel
 from .consent_in_evidence_type_0 import ConsentInEvidenceType0
@@ -163,6 +164,7 @@ __all__ = (
     "ChannelIn",
     "ChannelInProvider",
     "ChannelInSettings",
+    "CollectAnswer",
     "ConsentIn",
     "ConsentInChannel",
     "ConsentInEvidenceType0",
