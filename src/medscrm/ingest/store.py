@@ -515,14 +515,44 @@ def store_lines(
     """Store spooled line records (see :data:`LINES`); returns the number of new events. ``collect``:
     a list that receives ``(id, tenant_id, person_id, event)`` of each stored track event whose person
     was known at ingestion (for :attr:`Ingestor.on_stored`)."""
-    d = conn.dialect.name
     chunks = [c for c in chunks if len(c) > 1]
     if not chunks:
         return 0
+    uuid = _uuid_sql(conn.dialect.name)
     since = _ts(_first_received(chunks)) - dedup_window
+    _stage_new_lines(conn, chunks, since=since, workdir=workdir, uuid=uuid)
+    # what the batch holds, in one pass over the stage: the steps below that would find nothing to
+    # do are skipped (a flush of plain track events is then stage → events and nothing else)
+    st = _stage_summary(conn)
+    if not st["n"]:
+        _drop_stage(conn)
+        return 0
+    if st["keys"] < st["n"]:
+        _drop_batch_duplicates(conn)
+    _tag_known_persons(conn, st)
+    stored = _insert_stage_events(conn)
+    if collect is not None:
+        collect.extend(_stored_track_persons(conn))
+    _insert_stage_links(conn, st, uuid)
+    if st["identifies"]:
+        _store_stage_identifies(conn)
+    _drop_stage(conn)
+    return int(stored)
+
+
+def _uuid_sql(dialect: str) -> str:
+    """A random UUID as text, in the dialect's SQL."""
+    return "CAST(gen_random_uuid() AS VARCHAR)" if dialect == "duckdb" else "gen_random_uuid()::text"
+
+
+def _stage_new_lines(
+    conn: sa.Connection, chunks: list[bytes], *, since: dt.datetime, workdir: Path | None, uuid: str
+) -> None:
+    """Parse the lines into the temporary table ``_medscrm_ev_stage`` (event columns, a new id each),
+    leaving out the messages already stored since ``since`` (the de-duplication window)."""
+    d = conn.dialect.name
     directory = Path(workdir) if workdir else Path(tempfile.gettempdir())
     path = directory / f"flush-{os.getpid()}-{next(_stage_counter)}.ndjson"
-    uuid = "CAST(gen_random_uuid() AS VARCHAR)" if d == "duckdb" else "gen_random_uuid()::text"
     try:
         lines = _lines_source(conn, chunks, path)
         create = (
@@ -545,9 +575,11 @@ def store_lines(
         )
     finally:
         path.unlink(missing_ok=True)
-    # what the batch holds, in one pass over the stage: the statements below that would find nothing
-    # to do are skipped (a flush of plain track events is then stage → events and nothing else)
-    st = (
+
+
+def _stage_summary(conn: sa.Connection) -> sa.RowMapping:
+    """Counts over the stage: rows, distinct message keys, tenants, and the rows each later step needs."""
+    return (
         conn.execute(
             sa.text(
                 "SELECT count(*) AS n, "
@@ -564,56 +596,75 @@ def store_lines(
         .mappings()
         .one()
     )
-    if not st["n"]:
-        _drop_stage(conn)
-        return 0
-    if st["keys"] < st["n"]:
-        # the same message twice in the batch (a client retry spooled before the first was stored):
-        # keep the first received (rare: only then a window over the rows)
+
+
+def _drop_batch_duplicates(conn: sa.Connection) -> None:
+    """The same message twice in the batch (a client retry spooled before the first was stored):
+    keep the first received (rare: only then a window over the rows)."""
+    conn.execute(
+        sa.text(
+            "DELETE FROM _medscrm_ev_stage WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
+            "(PARTITION BY tenant_id, source_id, message_id ORDER BY received_at, id) AS rn "
+            "FROM _medscrm_ev_stage) x WHERE rn > 1)"
+        )
+    )
+
+
+def _tag_known_persons(conn: sa.Connection, st: sa.RowMapping) -> None:
+    """Set ``person_id`` of staged events whose user id (else anonymous id) is a known identity."""
+    tenants = (st["tenants"] or "").split(",")
+    if not any(_tenant_has_identities(conn, t) for t in tenants if t):
+        return
+    for col, extra, present in (
+        ("user_id", "", st["users"]),
+        ("anonymous_id", " AND st.person_id IS NULL", st["anons"]),
+    ):
+        if not present:
+            continue
         conn.execute(
             sa.text(
-                "DELETE FROM _medscrm_ev_stage WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
-                "(PARTITION BY tenant_id, source_id, message_id ORDER BY received_at, id) AS rn "
-                "FROM _medscrm_ev_stage) x WHERE rn > 1)"
-            )
+                "UPDATE _medscrm_ev_stage AS st SET person_id = i.person_id FROM (SELECT tenant_id, "
+                "value, min(person_id) AS person_id FROM identities WHERE type = :type "
+                f"GROUP BY tenant_id, value) i WHERE i.tenant_id = st.tenant_id AND i.value = st.{col}"
+                + extra
+            ),
+            {"type": col},
         )
-    tenants = (st["tenants"] or "").split(",")
-    if any(_tenant_has_identities(conn, t) for t in tenants if t):
-        for col, extra, present in (
-            ("user_id", "", st["users"]),
-            ("anonymous_id", " AND st.person_id IS NULL", st["anons"]),
-        ):
-            if not present:
-                continue
-            conn.execute(
-                sa.text(
-                    "UPDATE _medscrm_ev_stage AS st SET person_id = i.person_id FROM (SELECT tenant_id, "
-                    "value, min(person_id) AS person_id FROM identities WHERE type = :type "
-                    f"GROUP BY tenant_id, value) i WHERE i.tenant_id = st.tenant_id AND i.value = st.{col}"
-                    + extra
-                ),
-                {"type": col},
-            )
+
+
+def _insert_stage_events(conn: sa.Connection) -> int:
+    """Append the staged events; returns how many."""
     stored = conn.execute(
         sa.text(f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM _medscrm_ev_stage")
     ).rowcount
     if stored is None or stored < 0:
         stored = conn.execute(sa.text("SELECT count(*) FROM _medscrm_ev_stage")).scalar() or 0
-    if collect is not None:
-        collect.extend(
-            tuple(r)
-            for r in conn.execute(
-                sa.text(
-                    "SELECT id, tenant_id, person_id, event FROM _medscrm_ev_stage "
-                    "WHERE type = 'track' AND person_id IS NOT NULL"
-                )
-            ).all()
-        )
-    link_cols = "id, tenant_id, source_id, relation, type_a, value_a, type_b, value_b, message_id, created_at"
+    return stored
+
+
+def _stored_track_persons(conn: sa.Connection) -> list[tuple]:
+    """``(id, tenant_id, person_id, event)`` of the staged track events whose person is known."""
+    return [
+        tuple(r)
+        for r in conn.execute(
+            sa.text(
+                "SELECT id, tenant_id, person_id, event FROM _medscrm_ev_stage "
+                "WHERE type = 'track' AND person_id IS NOT NULL"
+            )
+        ).all()
+    ]
+
+
+_LINK_COLS = "id, tenant_id, source_id, relation, type_a, value_a, type_b, value_b, message_id, created_at"
+
+
+def _insert_stage_links(conn: sa.Connection, st: sa.RowMapping, uuid: str) -> None:
+    """Identity links from the staged events: anonymous id → user id (once per pair, not stored
+    before) and alias (previousId ↔ userId)."""
     if st["links"]:
         conn.execute(
             sa.text(
-                f"INSERT INTO identity_links ({link_cols}) SELECT 'il_' || replace({uuid}, '-', ''), "
+                f"INSERT INTO identity_links ({_LINK_COLS}) SELECT 'il_' || replace({uuid}, '-', ''), "
                 "tenant_id, min(source_id), 'identified_as', 'anonymous_id', anonymous_id, 'user_id', "
                 "user_id, min(message_id), min(received_at) FROM _medscrm_ev_stage st "
                 "WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
@@ -625,15 +676,17 @@ def store_lines(
     if st["aliases"]:
         conn.execute(
             sa.text(
-                f"INSERT INTO identity_links ({link_cols}) SELECT 'il_' || replace({uuid}, '-', ''), "
+                f"INSERT INTO identity_links ({_LINK_COLS}) SELECT 'il_' || replace({uuid}, '-', ''), "
                 "tenant_id, source_id, 'alias', 'user_id', user_id, 'user_id', previous_id, message_id, "
                 "received_at FROM _medscrm_ev_stage WHERE type = 'alias' AND user_id IS NOT NULL "
                 "AND previous_id IS NOT NULL"
             )
         )
-    if not st["identifies"]:
-        _drop_stage(conn)
-        return int(stored)
+
+
+def _store_stage_identifies(conn: sa.Connection) -> None:
+    """The staged ``identify`` messages with traits become source records (through the importer's
+    normalisation, in Python: the one part of this path that reads rows back)."""
     identify = (
         conn.execute(
             sa.text(
@@ -654,8 +707,6 @@ def store_lines(
             rows.append(r)
     if rows:
         _identity_side_effects(conn, rows)
-    _drop_stage(conn)
-    return int(stored)
 
 
 def _drop_stage(conn: sa.Connection) -> None:
