@@ -57,7 +57,7 @@ TOPICS = frozenset({PERSONS_MERGED, CONTENT_WITHDRAWN, SEGMENT_CHANGED, CONSENT_
 SUBSCRIBERS: tuple[str, ...] = (
     "medscrm.outreach.consent",
     "medscrm.outreach.send",
-    "medscrm.journeys.engine",
+    "medscrm.journeys.triggers",
     "medscrm.webhooks.outbox",
 )
 

@@ -175,7 +175,8 @@ def _declared(dependant) -> list[str]:
 
 
 def _is_console(route) -> bool:
-    return getattr(route, "endpoint", None) is not None and route.endpoint.__module__ == "medscrm.web.routes"
+    module = getattr(getattr(route, "endpoint", None), "__module__", None) or ""
+    return module.startswith("medscrm.web.routes.")
 
 
 def _url(path: str) -> str:

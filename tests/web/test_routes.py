@@ -17,7 +17,7 @@ from medscrm.config import get_settings
 from medscrm.db.schema import audit_log, persons
 from medscrm.scores import schedule
 from medscrm.web.i18n import MESSAGES
-from medscrm.web.routes import node_paths, problems_by_node
+from medscrm.web.routes.segments import node_paths, problems_by_node
 from web.conftest import csrf_of
 
 PAGES = ("/", "/hcps", "/identity", "/segments", "/segments/new", "/imports", "/audit")

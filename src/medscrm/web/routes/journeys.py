@@ -1,0 +1,145 @@
+"""Console journeys: list, the journey graph with per-step figures, start/pause/resume/stop.
+
+The pages exist where the journeys module is installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from medscrm.common import MedscrmError, NotFound
+from medscrm.web import data
+from medscrm.web.auth import Ctx, Forbidden
+from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, render
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+
+
+def _journeys_svc(ctx: Ctx):
+    ctx.require("data.read")
+    if ctx.is_rep:
+        raise Forbidden("journeys")
+    svc = data.optional_module("journeys.service")
+    if svc is None:
+        raise NotFound("the journeys module is not installed")
+    return svc
+
+
+def journey_graph(definition: dict[str, Any], stats: list[dict[str, Any]], t) -> dict[str, Any]:
+    """An ECharts graph of the journey: steps laid out by depth from the entry, edges labelled by the
+    field that makes them (next, then, else, on_blocked, branches[i].next), per-step figures on nodes."""
+    from medscrm.journeys.model import validate_definition
+
+    journey = validate_definition(definition)
+    by_id = {s["step_id"]: s for s in stats}
+    edges = {s.id: s.targets() for s in journey.steps}
+    depth = {journey.entry_step: 0}
+    queue = [journey.entry_step]
+    while queue:
+        cur = queue.pop(0)
+        for _, nxt in edges.get(cur, []):
+            if nxt not in depth:
+                depth[nxt] = depth[cur] + 1
+                queue.append(nxt)
+    for s in journey.steps:  # unreachable steps go last
+        depth.setdefault(s.id, max(depth.values(), default=0) + 1)
+    rows: dict[int, int] = {}
+    nodes = []
+    for s in journey.steps:
+        d = depth[s.id]
+        row = rows.get(d, 0)
+        rows[d] = row + 1
+        st = by_id.get(s.id, {})
+        blocked = sum((st.get("blocked") or {}).values())
+        label = f"{s.name or s.id}\n{s.type}"
+        figures = f"{t('jr.entered')} {st.get('entered', 0)} · {t('jr.waiting')} {st.get('waiting', 0)}"
+        if s.type == "send":
+            figures += f"\n{t('jr.sent')} {st.get('sent', 0)} · {t('jr.blocked')} {blocked}"
+        nodes.append(
+            {
+                "id": s.id,
+                "name": s.id,
+                "x": d * 260,
+                "y": row * 120,
+                "value": st.get("entered", 0),
+                "label": {"show": True, "formatter": f"{label}\n{figures}"},
+                "category": s.type,
+            }
+        )
+    links = [
+        {"source": sid, "target": nxt, "label": {"show": field != "next", "formatter": field}}
+        for sid, targets in edges.items()
+        for field, nxt in targets
+    ]
+    types = sorted({s.type for s in journey.steps})
+    return {
+        "tooltip": {},
+        "legend": {"data": types, "bottom": 0},
+        "series": [
+            {
+                "type": "graph",
+                "layout": "none",
+                "roam": True,
+                "symbol": "roundRect",
+                "symbolSize": [190, 70],
+                "edgeSymbol": ["none", "arrow"],
+                "edgeSymbolSize": 9,
+                "categories": [{"name": n} for n in types],
+                "label": {"fontSize": 11, "lineHeight": 15},
+                "edgeLabel": {"fontSize": 11},
+                "lineStyle": {"width": 1.5, "curveness": 0.15},
+                "data": nodes,
+                "links": links,
+            }
+        ],
+    }
+
+
+@router.get("/journeys")
+def journeys_page(ctx: Page) -> Response:
+    svc = _journeys_svc(ctx)
+    with _engine(ctx.request).connect() as conn:
+        rows = svc.list_journeys(conn, tenant_id=ctx.tenant_id)
+    return render(ctx, "journeys.html", journeys=rows, can_run=ctx.can("data.import"))
+
+
+def _journey_page(ctx: Ctx, key: str, status: int = 200, error: str | None = None) -> Response:
+    svc = _journeys_svc(ctx)
+    with _engine(ctx.request).connect() as conn:
+        j = svc.get_journey(conn, tenant_id=ctx.tenant_id, key=key)
+        stats = svc.step_stats(conn, tenant_id=ctx.tenant_id, key=key)
+    return render(
+        ctx,
+        "journey.html",
+        status,
+        j=j,
+        stats=stats,
+        graph=journey_graph(j["definition"], stats, ctx.t),
+        can_run=ctx.can("data.import"),
+        error=error,
+    )
+
+
+@router.get("/journeys/{key}")
+def journey_detail(ctx: Page, key: str) -> Response:
+    return _journey_page(ctx, key)
+
+
+@router.post("/journeys/{key}/{action}")
+def journey_action(ctx: Page, _: Csrf, key: str, action: str) -> Response:
+    svc = _journeys_svc(ctx)
+    ctx.require("data.import")
+    if action not in ("start", "pause", "resume", "stop"):
+        raise NotFound(f"action {action!r}")
+    try:
+        with _engine(ctx.request).begin() as conn:
+            getattr(svc, action)(conn, tenant_id=ctx.tenant_id, key=key, actor=ctx.actor)
+    except NotFound:
+        raise
+    except MedscrmError as exc:  # e.g. content not approved, no channel credentials: say so on the page
+        return _journey_page(ctx, key, 400, error=str(exc))
+    return _redirect(ctx, f"/journeys/{quote(key)}")

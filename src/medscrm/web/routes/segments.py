@@ -1,0 +1,259 @@
+"""Console segments: list, rule builder, preview, save and CSV export."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Form
+from fastapi.responses import Response
+
+from medscrm import access
+from medscrm.accounts import service as accounts
+from medscrm.db.schema import persons
+from medscrm.web.auth import Ctx, Forbidden
+from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, render
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+
+
+# --- segments --------------------------------------------------------------------------------------------
+def _seg_ctx(ctx: Ctx) -> None:
+    ctx.require("data.read")
+    if ctx.is_rep:
+        raise Forbidden("segments")
+
+
+def node_paths(rule: Any, path: str = "") -> list[str]:
+    """JSON paths of the group/leaf nodes of a rule, as the validator names them."""
+
+    def join(p: str, k: str) -> str:
+        return f"{p}.{k}" if p else k
+
+    out = [path]
+    if isinstance(rule, dict):
+        for g in ("and", "or"):
+            if isinstance(rule.get(g), list):
+                for i, child in enumerate(rule[g]):
+                    out += node_paths(child, join(path, f"{g}[{i}]"))
+        if "not" in rule:
+            out += node_paths(rule["not"], join(path, "not"))
+    return out
+
+
+def problems_by_node(rule: Any, problems: list[dict[str, str]]) -> dict[str, list[str]]:
+    """Each problem placed at the deepest node whose path prefixes the problem's path."""
+    nodes = sorted(set(node_paths(rule)), key=len, reverse=True)
+    out: dict[str, list[str]] = {}
+    for prob in problems:
+        path = prob.get("path") or ""
+        where = next(
+            (n for n in nodes if path == n or not n or path.startswith(n + ".") or path.startswith(n + "[")),
+            "",
+        )
+        detail = path[len(where) :].lstrip(".")
+        out.setdefault(where, []).append(f"{detail}: {prob['reason']}" if detail else prob["reason"])
+    return out
+
+
+def _builder_meta(conn: sa.Connection, tenant_id: str) -> dict[str, Any]:
+    from medscrm.db.schema import events
+    from medscrm.tags.service import rule_context
+
+    rc = rule_context(conn, tenant_id=tenant_id)
+    ev_names = list(
+        conn.execute(
+            sa.select(events.c.event)
+            .where(events.c.tenant_id == tenant_id, events.c.event.is_not(None))
+            .group_by(events.c.event)
+            .order_by(sa.func.count().desc())
+            .limit(200)
+        ).scalars()
+    )
+    return {"fields": rc.fields, "tags": rc.tags, "segments": sorted(rc.segments), "events": ev_names}
+
+
+@router.get("/segments")
+def segments_list(ctx: Page) -> Response:
+    _seg_ctx(ctx)
+    from medscrm.segments import service as segs
+
+    with _engine(ctx.request).connect() as conn:
+        rows = segs.list_segments(conn, tenant_id=ctx.tenant_id)
+    return render(ctx, "segments.html", segments=rows)
+
+
+def _builder(ctx: Ctx, *, seg: dict[str, Any] | None, rule: Any, status: int = 200, **kw: Any) -> Response:
+    with _engine(ctx.request).connect() as conn:
+        meta = _builder_meta(conn, ctx.tenant_id)
+    return render(
+        ctx,
+        "segment_builder.html",
+        status,
+        seg=seg,
+        rule=rule,
+        meta=meta,
+        can_save=ctx.can("data.import"),
+        **kw,
+    )
+
+
+@router.get("/segments/new")
+def segment_new(ctx: Page) -> Response:
+    _seg_ctx(ctx)
+    return _builder(ctx, seg=None, rule={"and": []}, problems={}, field_errors={}, form={})
+
+
+@router.get("/segments/{key}")
+def segment_edit(ctx: Page, key: str) -> Response:
+    _seg_ctx(ctx)
+    from medscrm.segments import service as segs
+
+    with _engine(ctx.request).connect() as conn:
+        seg = segs.get(conn, tenant_id=ctx.tenant_id, key=key)
+        members = segs.members(conn, tenant_id=ctx.tenant_id, key=key, role=ctx.role, limit=20)
+    return _builder(
+        ctx,
+        seg=seg,
+        rule=seg["rule"],
+        problems={},
+        field_errors={},
+        form={"key": seg["key"], "name": seg["name"], "kind": seg["kind"]},
+        members=members,
+        saved=ctx.request.query_params.get("saved"),
+    )
+
+
+def _parse_rule(text: str) -> tuple[Any, list[dict[str, str]]]:
+    try:
+        return json.loads(text), []
+    except ValueError as exc:
+        return None, [{"path": "", "reason": f"not valid JSON: {exc}"}]
+
+
+@router.post("/segments/preview")
+def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Response:
+    _seg_ctx(ctx)
+    from medscrm.rules import RuleError
+    from medscrm.segments import service as segs
+
+    parsed, problems = _parse_rule(rule)
+    result, sample = None, []
+    if not problems:
+        with _engine(ctx.request).connect() as conn:
+            try:
+                result = segs.preview(conn, tenant_id=ctx.tenant_id, rule=parsed, sample=10)
+            except RuleError as exc:
+                problems = exc.as_list()
+            if result and result["sample"]:
+                rows = conn.execute(
+                    sa.select(persons.c.id, persons.c.attributes).where(
+                        persons.c.tenant_id == ctx.tenant_id, persons.c.id.in_(result["sample"])
+                    )
+                ).all()
+                sample = [
+                    {"person_id": pid, **access.visible_attributes(a or {}, ctx.role)} for pid, a in rows
+                ]
+    return render(
+        ctx,
+        "segment_preview.html",
+        result=result,
+        sample=sample,
+        problems=problems_by_node(parsed, problems) if problems else {},
+    )
+
+
+@router.post("/segments/save")
+def segment_save(
+    ctx: Page,
+    _: Csrf,
+    key: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "dynamic",
+    rule: Annotated[str, Form()] = "",
+    original_key: Annotated[str, Form()] = "",
+) -> Response:
+    _seg_ctx(ctx)
+    ctx.require("data.import")
+    from medscrm.rules import RuleError
+    from medscrm.segments import service as segs
+
+    parsed, problems = _parse_rule(rule)
+    form = {"key": key, "name": name, "kind": kind}
+    field_errors: dict[str, list[str]] = {}
+    if not problems:
+        try:
+            with _engine(ctx.request).begin() as conn:
+                if original_key:
+                    segs.update(
+                        conn, tenant_id=ctx.tenant_id, key=original_key, rule=parsed, name=name or None
+                    )
+                    key = original_key
+                else:
+                    segs.create(
+                        conn,
+                        tenant_id=ctx.tenant_id,
+                        key=key.strip(),
+                        rule=parsed,
+                        name=name.strip() or None,
+                        kind=kind,
+                        created_by=ctx.actor,
+                    )
+                accounts.audit(
+                    conn=conn,
+                    tenant_id=ctx.tenant_id,
+                    actor=ctx.actor,
+                    action="segment.save",
+                    object_type="segment",
+                    object_id=key,
+                    detail={"rule": parsed},
+                )
+            return _redirect(ctx, f"/segments/{quote(key)}?saved=1")
+        except RuleError as exc:
+            problems = []
+            for p in exc.as_list():
+                if p["path"] in ("key", "kind", "name"):
+                    field_errors.setdefault(p["path"], []).append(p["reason"])
+                else:
+                    problems.append(
+                        {"path": p["path"].removeprefix("rule.").removeprefix("rule"), "reason": p["reason"]}
+                    )
+    seg = None
+    if original_key:
+        with _engine(ctx.request).connect() as conn:
+            seg = segs.get(conn, tenant_id=ctx.tenant_id, key=original_key)
+    return _builder(
+        ctx,
+        seg=seg,
+        rule=parsed if parsed is not None else {"and": []},
+        status=422,
+        problems=problems_by_node(parsed, problems) if problems else {},
+        field_errors=field_errors,
+        form=form,
+        error=ctx.t("seg.invalid"),
+    )
+
+
+@router.get("/segments/{key}/export.csv")
+def segment_export(ctx: Page, key: str) -> Response:
+    _seg_ctx(ctx)
+    from medscrm.segments import service as segs
+
+    with _engine(ctx.request).begin() as conn:
+        text = segs.export_csv(conn, tenant_id=ctx.tenant_id, key=key, role=ctx.role)
+        accounts.audit(
+            conn=conn,
+            tenant_id=ctx.tenant_id,
+            actor=ctx.actor,
+            action="segment.export",
+            object_type="segment",
+            object_id=key,
+            detail={"role": ctx.role},
+        )
+    return Response(
+        text.encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{key}.csv"'},
+    )
