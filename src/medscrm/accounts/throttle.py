@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from medscrm.common import sha256_hex, utcnow
+from medscrm.common import backoff, sha256_hex, utcnow
 from medscrm.db.schema import login_throttle
 
 Clock = Callable[[], dt.datetime]
@@ -82,7 +82,8 @@ class LoginThrottle:
         over = failures - self.lock_after[kind]
         if over < 0:
             return 0.0
-        return min(self.base_lock_s * 2 ** min(over, 30), self.max_lock_s)
+        # no jitter: a lockout the user is told about must last what it says
+        return backoff(over + 1, self.base_lock_s, self.max_lock_s, jitter="none")
 
     @contextmanager
     def attempt(self, conn: sa.Connection, keys: list[Key]) -> Iterator[Attempt]:

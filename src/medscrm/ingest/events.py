@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from medscrm.common import new_id, sha256_hex, utcnow
+from medscrm.common import backoff, new_id, sha256_hex, utcnow
 from medscrm.db.bulk import append_rows, dumps, insert_new
 from medscrm.db.schema import events, identities, identity_links, quarantine, source_records
 from medscrm.ingest.mapping import Plan, guess_field
@@ -200,20 +200,20 @@ class Ingestor:
         self.spool.close()
 
     def _run(self) -> None:
-        backoff = 0.2
+        failures = 0
         while not self._stop.is_set():
             try:
                 self.spool.wait_for_data(self._pos, timeout=0.5)
                 n = self.flush_once()
-                backoff = 0.2
+                failures = 0
                 if n == 0:
                     time.sleep(0.02)
             except Exception as exc:  # the database is down or slow: keep the spool, retry
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.last_error_at = time.monotonic()
                 log.warning("event flush failed, will retry: %s", self.last_error)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                failures += 1
+                self._stop.wait(backoff(failures, 0.2, 10.0))
 
     def flush_pending(self) -> int:
         """Store everything spooled so far (used by tests, shutdown and the CLI)."""

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from medscrm import hooks
-from medscrm.common import MedscrmError, NotFound, new_id, utcnow
+from medscrm.common import MedscrmError, NotFound, backoff, new_id, utcnow
 from medscrm.db import bulk
 from medscrm.db.schema import (
     events,
@@ -687,7 +687,7 @@ def _record_failure(engine: sa.Engine, eid: str, error: str, now: dt.datetime) -
         if attempt >= MAX_ATTEMPTS:
             values.update(status="failed", finished_at=now, next_run_at=None)
         else:
-            values["next_run_at"] = now + dt.timedelta(seconds=min(3600, 10 * 4 ** (attempt - 1)))
+            values["next_run_at"] = now + dt.timedelta(seconds=backoff(attempt, 10, 3600, factor=4))
         conn.execute(sa.update(e).where(e.c.id == eid).values(**values))
     log.warning("journey enrollment %s failed (attempt %d): %s", eid, attempt, error)
 

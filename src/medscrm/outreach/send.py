@@ -12,7 +12,7 @@ Life of a send::
                         │ provider call; the hand-off (handed_off_at, attempts + 1) is committed at
                         │ its last moment before the provider can accept (SMTP: before the final ".")
                         ├── ok ─────────► sent ──(SMS receipt)──► delivered / failed
-                        ├── error, attempts left ──► queued (not_before = now + backoff·2^(n-1))
+                        ├── error, attempts left ──► queued (not_before = now + backoff·2^(n-1), jittered)
                         └── error, permanent or last attempt ──► failed (the provider's error)
 
 Crash safety (kill -9 of a dispatcher at any moment):
@@ -42,7 +42,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from medscrm import hooks
-from medscrm.common import InvalidInput, new_id, utcnow
+from medscrm.common import InvalidInput, backoff, new_id, utcnow
 from medscrm.db.bulk import append_rows
 from medscrm.db.schema import sends
 from medscrm.outreach import feedback, guardrails
@@ -473,7 +473,7 @@ def _deliver(engine: sa.Engine, send_id: str, *, worker_id: str, fixed_now: dt.d
         max_attempts = int(policy.get("max_attempts") or 5)
         if error.retryable and attempts < max_attempts:
             base = int(policy.get("backoff_seconds") or 30)
-            wait = min(base * 2 ** (attempts - 1), int(policy.get("backoff_max_seconds") or 3600))
+            wait = backoff(attempts, base, int(policy.get("backoff_max_seconds") or 3600))
             conn.execute(
                 s.update()
                 .where(*_fence(send_id, worker_id))

@@ -39,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm import hooks
-from medscrm.common import utcnow
+from medscrm.common import backoff, utcnow
 from medscrm.db.schema import events, identities, segment_history, segment_members, segments
 from medscrm.rules import RuleError, compile_rule, parse
 from medscrm.rules.compile import in_ids
@@ -456,12 +456,12 @@ class Refresher:
             t.join(timeout=30)
 
     def _loop(self, fn: Callable[[], bool], lane: str) -> None:
-        backoff = self.poll
+        failures = 0
         while not self._stop.is_set():
             try:
                 t0 = time.monotonic()
                 busy = fn()
-                backoff = self.poll
+                failures = 0
                 if not busy and lane == "fast":
                     self._idle()
                 elif busy and lane == "fast" and self.min_cycle > 0:
@@ -472,8 +472,8 @@ class Refresher:
             except Exception as exc:  # database down or busy: keep the watermark, retry
                 self.last_error = f"{lane}: {type(exc).__name__}: {exc}"
                 log.warning("segment refresh (%s lane) failed, will retry: %s", lane, self.last_error)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                failures += 1
+                self._stop.wait(backoff(failures, self.poll, 10.0))
 
     def _idle(self) -> None:
         """Wait up to ``poll`` seconds, less when the ``wake`` counter says events were stored."""

@@ -24,7 +24,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import random
 import threading
 import time
 from typing import Any
@@ -35,7 +34,7 @@ import sqlalchemy as sa
 
 from medscrm import __version__
 from medscrm.accounts.secrets import unseal
-from medscrm.common import InvalidInput, MedscrmError, new_id, utcnow
+from medscrm.common import InvalidInput, MedscrmError, backoff, new_id, utcnow
 from medscrm.config import get_settings
 from medscrm.db.schema import webhook_attempts, webhook_deliveries, webhook_subscriptions
 from medscrm.webhooks.service import check_url
@@ -71,13 +70,6 @@ def verify(
     return any(
         hmac.compare_digest(expected, v) for k, v in (p.split("=", 1) for p in header.split(",")) if k == "v1"
     )
-
-
-def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
-    """Seconds before attempt ``attempt + 1``: ``base·2^(attempt-1)`` capped at ``cap``, jittered down to
-    half of it at random (many failing deliveries do not retry in lockstep)."""
-    wait = min(cap, base * 2 ** max(attempt - 1, 0))
-    return wait * (0.5 + 0.5 * (rng or random).random())
 
 
 def _aware(v: dt.datetime | None) -> dt.datetime | None:
