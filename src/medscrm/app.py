@@ -25,7 +25,8 @@ from medscrm.api import persons as persons_api
 from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
 from medscrm.api import webhooks as webhooks_api
-from medscrm.api.errors import declare_body_errors
+from medscrm.api.errors import declare_body_errors, from_medscrm_error
+from medscrm.common import MedscrmError
 from medscrm.config import get_settings
 from medscrm.db import get_engine
 from medscrm.db.engine import POOL_OVERFLOW, POOL_SIZE, default_spool_dir
@@ -181,6 +182,12 @@ def create_app(
                 "field": errors[0]["field"] if errors else None,
             },
         )
+
+    @app.exception_handler(MedscrmError)
+    async def _refused(request: Request, exc: MedscrmError) -> JSONResponse:
+        # a domain error a route did not answer itself: 404, 422 (naming the field) or 409
+        status, body = from_medscrm_error(exc, segment_shape=request.url.path.startswith("/v1/"))
+        return JSONResponse(status_code=status, content=body)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
