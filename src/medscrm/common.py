@@ -25,8 +25,9 @@ def as_utc(t: dt.datetime) -> dt.datetime: ...
 @overload
 def as_utc(t: None) -> None: ...
 def as_utc(t: dt.datetime | None) -> dt.datetime | None:
-    """``t`` as an aware UTC datetime: a naive value is taken as UTC (DuckDB hands ``TIMESTAMPTZ``
-    values back naive, in UTC), an aware one is converted; ``None`` stays ``None``."""
+    """``t`` as an aware datetime in ``datetime.UTC``: a naive value is taken as UTC (the database
+    stores UTC, and some read paths hand it back naive), an aware one is converted; ``None`` stays
+    ``None``."""
     if t is None:
         return None
     if t.tzinfo is None:

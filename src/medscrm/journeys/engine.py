@@ -27,7 +27,9 @@ import sqlalchemy as sa
 
 from medscrm import hooks
 from medscrm.common import MedscrmError, NotFound, backoff, new_id, utcnow
+from medscrm.config import get_settings
 from medscrm.db import bulk
+from medscrm.db.claim import skip_locked
 from medscrm.db.schema import (
     events,
     identities,
@@ -624,9 +626,7 @@ def _claim(
         q = q.where(e.c.tenant_id == tenant_id)
     if ids is not None:
         q = q.where(e.c.id.in_(ids))
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True, of=e)
-    return list(conn.execute(q))
+    return list(conn.execute(skip_locked(q, conn, of=e)))
 
 
 def run_due(
@@ -832,9 +832,7 @@ def poll_triggers(
         )
         if tenant_id:
             q = q.where(t.c.tenant_id == tenant_id)
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True, of=t)
-        for row in list(conn.execute(q)):
+        for row in list(conn.execute(skip_locked(q, conn, of=t))):
             journey = journey_def(conn, row.journey_id, row.current_version)
             idx = int(row.trigger_key.split(":", 1)[0])
             if idx >= len(journey.triggers):
@@ -1077,9 +1075,7 @@ def _any_running(engine: sa.Engine) -> bool:
 def start_background(engine: sa.Engine) -> JourneyRunner | None:
     """Start the in-process runner on the embedded database (DuckDB); None on PostgreSQL, where
     ``medscrm worker`` processes run journeys. ``MEDSCRM_JOURNEY_RUNNER=0`` disables it."""
-    import os
-
-    if engine.dialect.name != "duckdb" or os.environ.get("MEDSCRM_JOURNEY_RUNNER", "1") == "0":
+    if engine.dialect.name != "duckdb" or not get_settings().journey_runner:
         return None
     return JourneyRunner(engine).start()
 
