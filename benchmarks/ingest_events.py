@@ -393,7 +393,7 @@ class Database:
             return Path(self.url.removeprefix("duckdb:///") + ".spool")
         return self.workdir / f"{self.name}.spool"
 
-    refresher = True  # the segment refresher thread of `medscrm serve` (issue 5); --refresher off stops it
+    refresher = True  # the segment refresher thread of `medscrm serve`; --refresher off stops it
     server_src = ""  # --server-src: run the server from another source tree (an A/B against a baseline)
 
     def env(self, server: bool = False) -> dict[str, str]:

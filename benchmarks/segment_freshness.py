@@ -14,11 +14,11 @@ For each engine (a DuckDB file, a fresh PostgreSQL database), in the same run:
   ``--rate`` events/s (default 1,000); every ``--probe-every`` seconds a probe ``/v1/track`` "Bench Probe"
   for a person not yet in ``probe`` is sent and the send time noted; a poller reads
   ``GET /api/v1/segments/probe/members`` every 20 ms and notes when each probed person appears.
-  ``latency`` = appearance − send (p50/p95/max; target p95 < 1 s). When the scores module of contract
-  C1 exists, the server's refresher also runs its real-time tags for the same persons (inside the
+  ``latency`` = appearance − send (p50/p95/max; target p95 < 1 s). When the scores module
+  exists, the server's refresher also runs its real-time tags for the same persons (inside the
   measured path); ``c1_realtime`` says whether it did. ``c1_latency`` = for every 4th probed person,
   the time from the probe's send until ``GET /api/v1/scores/persons/{id}`` shows a score computed
-  after that send (C1's real-time tags and scores are written in the same transaction);
+  after that send (the real-time tags and scores are written in the same transaction);
 * ``reference`` (after the server stopped, same database, in this process): the same membership
   update done directly — insert the probe event and call
   :func:`medscrm.segments.fresh.refresh_persons` for that person — timed per probe. ``ratio`` =
@@ -79,8 +79,8 @@ def pct(xs: list[float], q: float) -> float | None:
 
 def prepare(db: Database, persons: int, events: int, scores_batch: bool = True) -> tuple[str, str, str]:
     """Schema, source, token (CLI), data and segments (in process), then (``scores_batch``) the scheduled
-    batch of C1's tags and scores, as a live tenant has had it (`medscrm scores refresh`, nightly): C1's
-    real-time refresh then writes what an event changes, not every tag of a never-scored person.
+    batch of the behaviour tags and scores, as a live tenant has had it (`medscrm scores refresh`, nightly):
+    the real-time refresh then writes what an event changes, not every tag of a never-scored person.
     Returns (write key, token, tenant id)."""
     import sqlalchemy as sa
 
@@ -224,8 +224,8 @@ def measure_server(db: Database, write_key: str, token: str, args, persons: int)
         c1_seen: dict[str, float] = {}
 
         def poll_c1() -> None:
-            """C1's real-time scores of a sample of the probed persons (every 4th): seen when a score of
-            the person was computed after the probe was sent. Read through C1's own endpoint (scores and
+            """The real-time scores of a sample of the probed persons (every 4th): seen when a score of
+            the person was computed after the probe was sent. Read through the scores API's own endpoint (scores and
             stage), not the whole profile: the poller must not load the server it measures."""
             while not stop.is_set() or (len(c1_seen) < len(c1_sent) and time.time() - t_end < args.c1_grace):
                 with lock:
@@ -382,20 +382,20 @@ def main() -> None:
         "--poll-every",
         type=float,
         default=0.1,
-        help="pause between two reads of the probe segment's members (and of C1's pending probes); "
+        help="pause between two reads of the probe segment's members (and of the scores' pending probes); "
         "the latency is rounded up by at most this, and the reads load the server they measure",
     )
     ap.add_argument("--persons", type=int)
     ap.add_argument("--events", type=int)
     ap.add_argument("--reference-updates", type=int, default=50)
-    ap.add_argument("--no-c1", action="store_true", help="server without C1's real-time scores (diagnosis)")
+    ap.add_argument("--no-c1", action="store_true", help="server without the real-time scores (diagnosis)")
     ap.add_argument(
         "--cold-scores",
         action="store_true",
-        help="skip the scheduled scores batch before serving: C1 then scores every person for the first "
+        help="skip the scheduled scores batch before serving: the real-time refresh then scores every person for the first "
         "time (all tags written), as on a tenant whose batch never ran",
     )
-    ap.add_argument("--c1-grace", type=float, default=30.0, help="seconds to wait for C1 after the load")
+    ap.add_argument("--c1-grace", type=float, default=30.0, help="seconds to wait for scores after the load")
     ap.add_argument(
         "--pg-workers",
         type=int,

@@ -141,7 +141,7 @@ def test_two_worker_server_stores_every_acknowledged_event(pg_database, tmp_path
             timeout=10,
         )
         assert missing.status_code == 404 and missing.json()["detail"]["field"] == "value"
-        # the leader's refresher runs C1's daily scores batch at once for a tenant never scored
+        # the leader's refresher runs the daily scores batch at once for a tenant never scored
         # (MEDSCRM_SCORES_BATCH_AT defaults to 02:00 China time; the audit log is its memory)
         deadline = time.time() + 60
         while True:

@@ -25,7 +25,8 @@ from medscrm.api import persons as persons_api
 from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
 from medscrm.api import webhooks as webhooks_api
-from medscrm.api.errors import declare_body_errors
+from medscrm.api.errors import declare_body_errors, from_medscrm_error
+from medscrm.common import MedscrmError
 from medscrm.config import get_settings
 from medscrm.db import get_engine
 from medscrm.db.engine import POOL_OVERFLOW, POOL_SIZE, default_spool_dir
@@ -71,7 +72,7 @@ GC_GEN0_THRESHOLD = 5000
 
 
 def _scores_batch_at():
-    """``MEDSCRM_SCORES_BATCH_AT`` for C1's scheduled batch (None where the scores module is absent)."""
+    """``MEDSCRM_SCORES_BATCH_AT`` for the scheduled scores batch (None where the scores module is absent)."""
     try:
         from medscrm.scores.schedule import configured_at
     except ImportError:
@@ -97,10 +98,10 @@ def create_app(
     :mod:`medscrm.workers`: its own spool; the segment refresher only in the leader).
     ``span_exporter``: trace every request into it (an OpenTelemetry SDK exporter; tests), as
     ``MEDSCRM_OTEL=1`` does into OTLP."""
-    # segment refresher (issue 5): on by default when the app owns its engine (`medscrm serve`;
+    # the segment refresher: on by default when the app owns its engine (`medscrm serve`;
     # MEDSCRM_SEGMENT_REFRESHER=0 turns it off); apps built on a given engine (tests) opt in
     if refresher is None:
-        refresher = engine is None and os.environ.get("MEDSCRM_SEGMENT_REFRESHER", "1") != "0"
+        refresher = engine is None and get_settings().segment_refresher
     serving = engine is None  # `medscrm serve`: this process is the server, not a test's app
     engine = engine or get_engine()
 
@@ -126,9 +127,9 @@ def create_app(
         )
         if app.state.refresher:
             app.state.refresher.start()
-            # the persons of each stored batch go to C1's real-time tags right after the commit
+            # the persons of each stored batch go to the real-time tags and scores right after the commit
             app.state.ingestor.on_stored = app.state.refresher.notify_stored
-        # journeys (issue 6): in-process runner when serving the configured DuckDB (PostgreSQL: `medscrm worker`)
+        # journeys: in-process runner when serving the configured DuckDB (PostgreSQL: `medscrm worker`)
         app.state.journeys = _journeys.start_background(engine) if engine is get_engine() else None
         # the webhook dispatcher beside it, under the same rule
         app.state.webhooks = _webhooks.start_background(engine) if engine is get_engine() else None
@@ -182,6 +183,12 @@ def create_app(
             },
         )
 
+    @app.exception_handler(MedscrmError)
+    async def _refused(request: Request, exc: MedscrmError) -> JSONResponse:
+        # a domain error a route did not answer itself: 404, 422 (naming the field) or 409
+        status, body = from_medscrm_error(exc, segment_shape=request.url.path.startswith("/v1/"))
+        return JSONResponse(status_code=status, content=body)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # a bug: logged with its traceback under a reference the answer names; the answer itself
@@ -205,13 +212,13 @@ def create_app(
     app.include_router(segments_api.router)
     app.include_router(collect.router)
     app.include_router(collect.callbacks)
-    app.add_middleware(collect.FastLane)  # /v1/* collection answered before routing (issue 3)
+    app.add_middleware(collect.FastLane)  # /v1/* collection answered before routing
     # --- routers of later modules (one line each): scores, outreach/content, journeys, web console ---
-    app.include_router(scores_api.router)  # scores, behaviour tags, micro-segments (issue 5)
-    app.include_router(journeys_api.router)  # journeys (issue 6)
+    app.include_router(scores_api.router)  # scores, behaviour tags, micro-segments
+    app.include_router(journeys_api.router)  # journeys
     app.include_router(webhooks_api.router)
-    app.include_router(outreach_api.router)  # content, consents, sends, tracked links (issue 6)
-    app.include_router(web_routes.router)  # the web console at / (issue 7)
+    app.include_router(outreach_api.router)  # content, consents, sends, tracked links
+    app.include_router(web_routes.router)  # the web console at /
     declare_body_errors(app)
     # request ids, latency by route template and /metrics; the middleware is the outermost, so the
     # fast lane's requests are counted too

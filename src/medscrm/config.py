@@ -81,6 +81,19 @@ class Settings(BaseSettings):
     #: Outbound webhooks: run the dispatcher inside ``medscrm serve`` on DuckDB (``medscrm worker``
     #: always runs it).
     webhooks_dispatcher: bool = True
+    #: The segment refresher inside ``medscrm serve`` (segments follow new events within a second or
+    #: so); off: memberships change on recomputes only (``medscrm segments refresh``).
+    segment_refresher: bool = True
+    #: The refresher also recomputes the behaviour tags and scores of persons with new events; off:
+    #: they wait for the daily scores batch.
+    realtime_scores: bool = True
+    #: The journey runner inside ``medscrm serve`` on DuckDB (on PostgreSQL ``medscrm worker`` runs it).
+    journey_runner: bool = True
+    #: A YAML file that overrides the behaviour model's configuration (tags, scores, stages;
+    #: docs/scores.md); empty: the built-in defaults.
+    scores_config: str = ""
+    #: When the daily scores batch runs: ``HH:MM`` in China time, or ``off``.
+    scores_batch_at: str = "02:00"
     #: Log lines of ``medscrm serve``: ``text`` or ``json`` (one object per line). Empty: ``json`` in
     #: production, ``text`` in development. Every line of a request carries its request id.
     log_format: str = ""

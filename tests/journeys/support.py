@@ -63,7 +63,7 @@ def linear(key: str, steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any
 def approved_content(
     conn: sa.Connection, tenant_id: str, key: str, kind: str = "email_template", **kw: Any
 ) -> str:
-    """An approved content item (C5) for HCPs; returns its id."""
+    """An approved content item for HCPs; returns its id."""
     from medscrm.content import service as content
 
     item = content.create_item(

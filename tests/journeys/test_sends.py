@@ -1,4 +1,4 @@
-"""Send steps through C3 on both engines (guardrail refusals by reason, a real SMTP server), and a
+"""Send steps through the send outbox on both engines (guardrail refusals by reason, a real SMTP server), and a
 ``medscrm worker`` subprocess killed with SIGKILL and restarted: exactly one send per step."""
 
 from __future__ import annotations

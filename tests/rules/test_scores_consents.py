@@ -1,4 +1,4 @@
-"""Score (C1 ``person_scores``) and consent (C2 ``consents``) leaves: validation with node paths,
+"""Score (``person_scores``) and consent (``consents``) leaves: validation with node paths,
 semantics on both engines, random rules (hypothesis) including restricted evaluation
 (``person_ids``) being exactly the full result intersected with the persons."""
 
@@ -258,7 +258,7 @@ def test_junk_score_and_consent_leaves_only_raise_rule_errors(obj):
 
 
 def test_consent_leaf_agrees_with_the_outreach_check(tenant):
-    """The consent leaf and C2's ``has_consent`` (used by the send guardrails) agree for every person,
+    """The consent leaf and outreach's ``has_consent`` (used by the send guardrails) agree for every person,
     channel and purpose."""
     from medscrm.outreach.consent import has_consent
     from medscrm.rules.validate import CONSENT_CHANNELS, CONSENT_PURPOSES

@@ -1,4 +1,4 @@
-"""C1's scheduled batch run by the server (``medscrm.scores.schedule`` through the segment refresher's
+"""The scheduled scores batch run by the server (``medscrm.scores.schedule`` through the segment refresher's
 slow lane): due once a day at a China time, catch-up after downtime, manual runs count, bad setting."""
 
 from __future__ import annotations

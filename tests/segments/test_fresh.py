@@ -9,7 +9,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from medscrm.common import utcnow
+from medscrm.common import as_utc, utcnow
 from medscrm.db.schema import events, person_tags, segment_history, segment_members, segments
 from medscrm.rules import RuleError
 from medscrm.segments import fresh
@@ -231,7 +231,7 @@ def test_schedule_runs_due_full_recomputes(ds):
         ).scalar_one()
         assert fresh.due_segments(c, now=at, tenant_id=tenant.id) == []
     assert rows == {"active": 1, "every5": 2, "never": 1, "snap": 1}
-    assert fresh._aware(last) == at
+    assert as_utc(last) == at
     h = segs.history
     with tenant.engine.connect() as c:
         assert (ids["p3"], "entered") in [
@@ -300,7 +300,7 @@ def test_new_events_only_reevaluate_segments_that_read_them(ds):
             models_changed=False,
         )
         assert got == {"opened": {"entered": 1, "exited": 0}}
-        # a tag change (C1's job) moves people only in segments that read tags, when models changed
+        # a tag change (the behaviour model's job) moves people only in segments that read tags, when models changed
         c.execute(
             sa.update(person_tags)
             .where(person_tags.c.tenant_id == tenant.id, person_tags.c.person_id == ids["p2"])
@@ -331,14 +331,14 @@ def tags_define(conn, tenant_id: str) -> None:
 
 def test_ingestor_hands_stored_persons_to_c1_at_once(ds, tmp_path):
     """The in-process Ingestor tells the refresher which persons' events it just committed: they go
-    to C1's queue without waiting for the fast lane's poll, and that poll (which still updates their
-    memberships) does not queue them for C1 a second time; events stored otherwise still are."""
+    to the real-time scores' queue without waiting for the fast lane's poll, and that poll (which still updates their
+    memberships) does not queue them for the real-time scores a second time; events stored otherwise still are."""
     from ingest.test_store_lines import lines_of, track
     from medscrm.ingest.events import Ingestor
 
     tenant, ids = ds
     r = fresh.Refresher(tenant.engine, full_on_start=False, tenant_id=tenant.id, scores=True)
-    r._c1 = lambda conn, **kw: 0  # C1 itself is not run here: only what reaches its queue
+    r._c1 = lambda conn, **kw: 0  # the real-time scores are not run here: only what reaches its queue
     r.poll_events()  # primes the watermark
     ing = Ingestor(tenant.engine, tmp_path / "spool")
     ing.on_stored = r.notify_stored
@@ -353,4 +353,4 @@ def test_ingestor_hands_stored_persons_to_c1_at_once(ds, tmp_path):
         c.execute(sa.insert(events), [_event(tenant.id, "Article Viewed", pid=ids["p3"])])
     affected = r.poll_events()
     assert set(affected[tenant.id]) == {ids["p2"], ids["p3"]}  # memberships: both
-    assert set(r._c1_affected[tenant.id]) == {ids["p3"]}  # C1 from the poll: only the unannounced one
+    assert set(r._c1_affected[tenant.id]) == {ids["p3"]}  # scored from the poll: only the unannounced one

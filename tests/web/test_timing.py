@@ -92,7 +92,7 @@ def test_server_time_of_every_page_on_the_demo_tenant(big, capsys):
 
 
 def test_dashboard_charts_show_the_stored_figures(big):
-    """The charts' numbers are the stored tags and identities (C1 behaviour-model tags present here)."""
+    """The charts' numbers are the stored tags and identities (behaviour-model tags present here)."""
     import html
     import json
     import re

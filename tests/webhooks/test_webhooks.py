@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from medscrm.accounts import service as accounts
-from medscrm.common import utcnow
+from medscrm.common import as_utc, utcnow
 from medscrm.db.schema import webhook_deliveries
 from medscrm.outreach import consent
 from medscrm.outreach import send as sending
@@ -132,7 +132,7 @@ def test_500_then_200_is_retried_after_a_backoff(tenant):
         t0 = utcnow()
         assert dispatch.dispatch_once(tenant.engine, tenant_id=tenant.id, now=t0)["retry"] == 1
         (row,) = _deliveries(tenant)
-        wait = (dispatch._aware(row["next_attempt_at"]) - t0).total_seconds()
+        wait = (as_utc(row["next_attempt_at"]) - t0).total_seconds()
         assert 15 <= wait <= 30  # the first backoff: 30 s, jittered down to half at most
         # not due yet: nothing is sent
         assert dispatch.dispatch_once(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from medscrm.common import sha256_hex, utcnow
+from medscrm.common import as_utc, backoff, sha256_hex, utcnow
 from medscrm.db.schema import login_throttle
 
 Clock = Callable[[], dt.datetime]
@@ -82,7 +82,8 @@ class LoginThrottle:
         over = failures - self.lock_after[kind]
         if over < 0:
             return 0.0
-        return min(self.base_lock_s * 2 ** min(over, 30), self.max_lock_s)
+        # no jitter: a lockout the user is told about must last what it says
+        return backoff(over + 1, self.base_lock_s, self.max_lock_s, jitter="none")
 
     @contextmanager
     def attempt(self, conn: sa.Connection, keys: list[Key]) -> Iterator[Attempt]:
@@ -117,10 +118,6 @@ def _ensure_row(conn: sa.Connection, k: Key, now: dt.datetime) -> None:
     )
 
 
-def _aware(v: dt.datetime | None) -> dt.datetime | None:
-    return v.replace(tzinfo=dt.UTC) if v is not None and v.tzinfo is None else v
-
-
 class Attempt:
     def __init__(self, t: LoginThrottle, conn: sa.Connection, keys: list[Key], rows: dict, now: dt.datetime):
         self.t, self.conn, self.keys, self.rows, self.now = t, conn, keys, rows, now
@@ -129,7 +126,7 @@ class Attempt:
     def _verdict(self) -> Verdict:
         wait, locked = 0.0, []
         for k in self.keys:
-            until = _aware((self.rows.get(k) or {}).get("locked_until"))
+            until = as_utc((self.rows.get(k) or {}).get("locked_until"))
             if until is not None and until > self.now:
                 wait = max(wait, (until - self.now).total_seconds())
                 locked.append(k.kind)
@@ -146,7 +143,7 @@ class Attempt:
                 q = sa.select(login_throttle).where(login_throttle.c.key_hash == k.hash).with_for_update()
                 row = dict(self.conn.execute(q).mappings().one())
             failures = row["failures"] if row else 0
-            last = _aware(row["last_failure_at"]) if row else None
+            last = as_utc(row["last_failure_at"]) if row else None
             if last is not None and (self.now - last).total_seconds() > self.t.forget_after_s:
                 failures = 0
             failures += 1

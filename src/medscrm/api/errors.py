@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, RootModel
 
+from medscrm.common import InvalidInput, MedscrmError, NotFound
+
 
 class ErrorItem(BaseModel):
     field: str | None = Field(None, description="The request field at fault (query, body, path or header)")
@@ -57,6 +59,23 @@ _DESCRIPTIONS = {
 
 #: what every route behind a Bearer token and a role check can answer
 AUTH = (401, 403, 422)
+
+
+def from_medscrm_error(exc: MedscrmError, *, segment_shape: bool = False) -> tuple[int, dict[str, Any]]:
+    """The status and body that answer a :class:`~medscrm.common.MedscrmError` a route let through:
+    ``NotFound`` → 404 ``not_found``; ``InvalidInput`` → 422 ``invalid_request`` naming its field;
+    any other → 409 ``refused`` (the request conflicts with the current state). The field is the
+    exception's ``field``, else the text before its first colon (messages read ``field: reason``).
+
+    ``segment_shape``: the flat answer of the Segment-spec collection API ``/v1/*``
+    (``{"success": false, "error", "field", "reason"}``) instead of an :class:`ErrorList`."""
+    status = 404 if isinstance(exc, NotFound) else 422 if isinstance(exc, InvalidInput) else 409
+    field = getattr(exc, "field", None) or str(exc).split(":", 1)[0]
+    kind = "not_found" if status == 404 else "invalid_request" if status == 422 else "refused"
+    if segment_shape:
+        reason = exc.reason if isinstance(exc, InvalidInput) else str(exc)
+        return status, {"success": False, "error": kind, "field": field, "reason": reason}
+    return status, {"error": kind, "errors": [{"field": field, "reason": str(exc)}]}
 
 
 def responses(*codes: int, extra: dict[int, dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:

@@ -37,7 +37,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from medscrm import metrics
-from medscrm.common import utcnow
+from medscrm.common import as_utc, utcnow
 from medscrm.config import ConfigError, get_settings
 from medscrm.db.schema import journey_enrollments, journeys, sends
 from medscrm.logs import REQUEST_ID, accepted_request_id, logging_config
@@ -267,8 +267,7 @@ class DatabaseGauges(Collector):
             ).scalar()
         oldest = 0.0
         if first is not None:
-            if first.tzinfo is None:  # DuckDB hands naive UTC timestamps back
-                first = first.replace(tzinfo=now.tzinfo)
+            first = as_utc(first)  # DuckDB hands naive UTC timestamps back
             oldest = max(0.0, (now - first).total_seconds())
         return {k: int(v) for k, v in counts.items()}, oldest, int(due or 0)
 

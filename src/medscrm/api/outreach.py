@@ -22,7 +22,7 @@ from medscrm.accounts import service as accounts
 from medscrm.accounts.secrets import check_callback_token
 from medscrm.api.deps import EngineDep, Principal, check_person_visible, require
 from medscrm.api.errors import AUTH, responses
-from medscrm.common import InvalidInput, MedscrmError, NotFound
+from medscrm.common import NotFound
 from medscrm.content import service as content
 from medscrm.db.schema import tenants, users
 from medscrm.outreach import consent, feedback
@@ -39,18 +39,10 @@ Sender = Annotated[Principal, require("outreach.send")]
 Reviewer = Annotated[Principal, require("content.review")]
 Withdrawer = Annotated[Principal, require("content.withdraw")]
 ConsentManager = Annotated[Principal, require("consent.manage")]
-#: what :func:`_err` answers besides 422: an unknown person, item or send; a refused state change
+#: what the MedscrmError handler (app.py) answers besides 422: an unknown person, item or send;
+#: a refused state change
 REFUSED = responses(404, 409)
 _GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-
-
-def _err(exc: MedscrmError) -> JSONResponse:
-    status = 404 if isinstance(exc, NotFound) else (422 if isinstance(exc, InvalidInput) else 409)
-    field = getattr(exc, "field", None) or str(exc).split(":", 1)[0]
-    kind = "not_found" if status == 404 else ("invalid_request" if status == 422 else "refused")
-    return JSONResponse(
-        status_code=status, content={"error": kind, "errors": [{"field": field, "reason": str(exc)}]}
-    )
 
 
 def _actor(conn: sa.Connection, p: Principal) -> str:
@@ -104,61 +96,42 @@ def list_content(
     p: Reader,
     status: Literal[content.STATUSES] | None = None,  # type: ignore[valid-type]
 ) -> Any:
-    try:
-        with engine.begin() as conn:
-            return {"items": content.list_items(conn, tenant_id=p.tenant_id, status=status)}
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        return {"items": content.list_items(conn, tenant_id=p.tenant_id, status=status)}
 
 
 @api.post("/content", status_code=201, summary="Create a draft content item", responses=REFUSED)
 def create_content(body: ContentIn, engine: EngineDep, p: Writer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return content.create_item(
-                conn, tenant_id=p.tenant_id, actor=_actor(conn, p), **body.model_dump()
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        return content.create_item(conn, tenant_id=p.tenant_id, actor=_actor(conn, p), **body.model_dump())
 
 
 @api.get("/content/{item_id}", summary="One content item (by id or key)", responses=REFUSED)
 def get_content(item_id: str, engine: EngineDep, p: Reader) -> Any:
-    try:
-        with engine.connect() as conn:
-            return content.get_item(conn, tenant_id=p.tenant_id, item_id=item_id)
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.connect() as conn:
+        return content.get_item(conn, tenant_id=p.tenant_id, item_id=item_id)
 
 
 @api.post("/content/{item_id}/submit", summary="Send a draft to MLR review", responses=REFUSED)
 def submit_content(item_id: str, engine: EngineDep, p: Writer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return content.submit_for_review(
-                conn, tenant_id=p.tenant_id, item_id=item_id, actor=_actor(conn, p)
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        return content.submit_for_review(conn, tenant_id=p.tenant_id, item_id=item_id, actor=_actor(conn, p))
 
 
 @api.post(
     "/content/{item_id}/approve", summary="Approve (compliance role; not the author)", responses=REFUSED
 )
 def approve_content(item_id: str, body: ApproveIn, engine: EngineDep, p: Reviewer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return content.approve(
-                conn,
-                tenant_id=p.tenant_id,
-                item_id=item_id,
-                approval_code=body.approval_code,
-                expires_at=body.expires_at,
-                actor=_actor(conn, p),
-                actor_role=p.role,
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        return content.approve(
+            conn,
+            tenant_id=p.tenant_id,
+            item_id=item_id,
+            approval_code=body.approval_code,
+            expires_at=body.expires_at,
+            actor=_actor(conn, p),
+            actor_role=p.role,
+        )
 
 
 @api.post(
@@ -167,35 +140,29 @@ def approve_content(item_id: str, body: ApproveIn, engine: EngineDep, p: Reviewe
     responses=REFUSED,
 )
 def reject_content(item_id: str, body: ReasonIn, engine: EngineDep, p: Reviewer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return content.reject(
-                conn,
-                tenant_id=p.tenant_id,
-                item_id=item_id,
-                reason=body.reason or "",
-                actor=_actor(conn, p),
-                actor_role=p.role,
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        return content.reject(
+            conn,
+            tenant_id=p.tenant_id,
+            item_id=item_id,
+            reason=body.reason or "",
+            actor=_actor(conn, p),
+            actor_role=p.role,
+        )
 
 
 @api.post(
     "/content/{item_id}/withdraw", summary="Withdraw; cancels every queued send of it", responses=REFUSED
 )
 def withdraw_content(item_id: str, engine: EngineDep, p: Withdrawer, body: ReasonIn | None = None) -> Any:
-    try:
-        with engine.begin() as conn:
-            return content.withdraw(
-                conn,
-                tenant_id=p.tenant_id,
-                item_id=item_id,
-                actor=_actor(conn, p),
-                reason=(body.reason if body else None),
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        return content.withdraw(
+            conn,
+            tenant_id=p.tenant_id,
+            item_id=item_id,
+            actor=_actor(conn, p),
+            reason=(body.reason if body else None),
+        )
 
 
 # --- consents and do-not-contact ----------------------------------------------------------------
@@ -214,10 +181,7 @@ class ConsentIn(BaseModel):
 )
 def get_consents(person_id: str, engine: EngineDep, p: Reader) -> Any:
     with engine.connect() as conn:
-        try:
-            _check_person(conn, p, person_id)
-        except MedscrmError as exc:
-            return _err(exc)
+        _check_person(conn, p, person_id)
         return {
             "consents": consent.list_consents(conn, tenant_id=p.tenant_id, person_id=person_id),
             "history": consent.consent_log(conn, tenant_id=p.tenant_id, person_id=person_id),
@@ -231,32 +195,26 @@ def get_consents(person_id: str, engine: EngineDep, p: Reader) -> Any:
     responses=REFUSED,
 )
 def put_consent(person_id: str, body: ConsentIn, engine: EngineDep, p: ConsentManager) -> Any:
-    try:
-        with engine.begin() as conn:
-            _check_person(conn, p, person_id)
-            consent.set_consent(
-                conn, tenant_id=p.tenant_id, person_id=person_id, actor=_actor(conn, p), **body.model_dump()
-            )
-            return {"consents": consent.list_consents(conn, tenant_id=p.tenant_id, person_id=person_id)}
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        _check_person(conn, p, person_id)
+        consent.set_consent(
+            conn, tenant_id=p.tenant_id, person_id=person_id, actor=_actor(conn, p), **body.model_dump()
+        )
+        return {"consents": consent.list_consents(conn, tenant_id=p.tenant_id, person_id=person_id)}
 
 
 @api.post("/persons/{person_id}/dnc", summary="Put the person on the do-not-contact list", responses=REFUSED)
 def add_dnc(person_id: str, engine: EngineDep, p: Reader, body: Annotated[ReasonIn, Body()]) -> Any:
-    try:
-        with engine.begin() as conn:
-            _check_person(conn, p, person_id)
-            consent.set_dnc(
-                conn,
-                tenant_id=p.tenant_id,
-                person_id=person_id,
-                reason=body.reason or "",
-                actor=_actor(conn, p),
-            )
-            return consent.get_dnc(conn, tenant_id=p.tenant_id, person_id=person_id)
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        _check_person(conn, p, person_id)
+        consent.set_dnc(
+            conn,
+            tenant_id=p.tenant_id,
+            person_id=person_id,
+            reason=body.reason or "",
+            actor=_actor(conn, p),
+        )
+        return consent.get_dnc(conn, tenant_id=p.tenant_id, person_id=person_id)
 
 
 @api.delete(
@@ -264,10 +222,7 @@ def add_dnc(person_id: str, engine: EngineDep, p: Reader, body: Annotated[Reason
 )
 def remove_dnc(person_id: str, engine: EngineDep, p: Writer) -> Any:
     with engine.begin() as conn:
-        try:
-            _check_person(conn, p, person_id)
-        except MedscrmError as exc:
-            return _err(exc)
+        _check_person(conn, p, person_id)
         return {
             "removed": consent.clear_dnc(
                 conn, tenant_id=p.tenant_id, person_id=person_id, actor=_actor(conn, p)
@@ -292,16 +247,13 @@ class SendIn(BaseModel):
     responses=REFUSED,
 )
 def create_send(body: SendIn, engine: EngineDep, p: Sender) -> Any:
-    try:
-        with engine.begin() as conn:
-            _check_person(conn, p, body.person_id)  # a rep messages their own HCPs only
-            actor = _actor(conn, p)
-            origin = f"rep:{actor}" if p.role == "rep" else f"api:{actor}"
-            out = sending.request_send(
-                conn, sending.SendRequest(tenant_id=p.tenant_id, origin=origin, **body.model_dump())
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        _check_person(conn, p, body.person_id)  # a rep messages their own HCPs only
+        actor = _actor(conn, p)
+        origin = f"rep:{actor}" if p.role == "rep" else f"api:{actor}"
+        out = sending.request_send(
+            conn, sending.SendRequest(tenant_id=p.tenant_id, origin=origin, **body.model_dump())
+        )
     return {
         "status": out.status,
         "send_id": out.send_id,
@@ -348,7 +300,7 @@ def get_send(send_id: str, engine: EngineDep, p: Reader) -> Any:
         except NotFound:
             row = None
     if not row:
-        return _err(NotFound(f"send_id: send {send_id!r} not found"))
+        raise NotFound(f"send_id: send {send_id!r} not found")
     return row
 
 
@@ -376,18 +328,15 @@ def put_channel(
     engine: EngineDep,
     p: Admin,
 ) -> Any:
-    try:
-        with engine.begin() as conn:
-            return osettings.configure_channel(
-                conn,
-                tenant_id=p.tenant_id,
-                channel=channel,
-                provider=body.provider,
-                settings=body.settings,
-                actor=_actor(conn, p),
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        return osettings.configure_channel(
+            conn,
+            tenant_id=p.tenant_id,
+            channel=channel,
+            provider=body.provider,
+            settings=body.settings,
+            actor=_actor(conn, p),
+        )
 
 
 @api.get("/outreach/policy", summary="Frequency caps, quiet hours, retries")
@@ -402,11 +351,8 @@ def get_policy(engine: EngineDep, p: Reader) -> Any:
     responses=REFUSED,
 )
 def put_policy(engine: EngineDep, p: Admin, body: Annotated[dict[str, Any], Body()]) -> Any:
-    try:
-        with engine.begin() as conn:
-            return osettings.set_policy(conn, tenant_id=p.tenant_id, changes=body, actor=_actor(conn, p))
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        return osettings.set_policy(conn, tenant_id=p.tenant_id, changes=body, actor=_actor(conn, p))
 
 
 # --- public feedback endpoints ------------------------------------------------------------------------

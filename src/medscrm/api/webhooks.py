@@ -11,12 +11,11 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from medscrm.api.deps import EngineDep, Principal, require
 from medscrm.api.errors import AUTH, responses
-from medscrm.common import InvalidInput, MedscrmError, NotFound
 from medscrm.webhooks import dispatch, service
 from medscrm.webhooks.outbox import EVENT_TYPES
 
@@ -28,15 +27,6 @@ _EVENTS_DOC = (
     "Event types to receive: `*` (all), a type, or a group such as `segment.*`. Types: "
     + ", ".join(f"`{t}`" for t in EVENT_TYPES)
 )
-
-
-def _err(exc: MedscrmError) -> JSONResponse:
-    status = 404 if isinstance(exc, NotFound) else 422 if isinstance(exc, InvalidInput) else 409
-    field = getattr(exc, "field", None) or str(exc).split(":", 1)[0]
-    kind = "not_found" if status == 404 else "invalid_request" if status == 422 else "refused"
-    return JSONResponse(
-        status_code=status, content={"error": kind, "errors": [{"field": field, "reason": str(exc)}]}
-    )
 
 
 class SubscriptionIn(BaseModel):
@@ -118,19 +108,16 @@ class Replayed(BaseModel):
     responses=NOT_FOUND,
 )
 def create_subscription(body: SubscriptionIn, engine: EngineDep, p: Manager) -> Any:
-    try:
-        with engine.begin() as conn:
-            return service.create(
-                conn,
-                tenant_id=p.tenant_id,
-                url=body.url,
-                events=body.events,
-                description=body.description,
-                active=body.active,
-                actor=p.actor,
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        return service.create(
+            conn,
+            tenant_id=p.tenant_id,
+            url=body.url,
+            events=body.events,
+            description=body.description,
+            active=body.active,
+            actor=p.actor,
+        )
 
 
 @router.get("", summary="The tenant's webhook subscriptions", response_model=SubscriptionList)
@@ -146,11 +133,8 @@ def list_subscriptions(engine: EngineDep, p: Manager) -> Any:
     "/{subscription_id}", summary="One subscription", response_model=Subscription, responses=NOT_FOUND
 )
 def get_subscription(subscription_id: str, engine: EngineDep, p: Manager) -> Any:
-    try:
-        with engine.connect() as conn:
-            return service.get(conn, tenant_id=p.tenant_id, subscription_id=subscription_id)
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.connect() as conn:
+        return service.get(conn, tenant_id=p.tenant_id, subscription_id=subscription_id)
 
 
 @router.patch(
@@ -160,21 +144,18 @@ def get_subscription(subscription_id: str, engine: EngineDep, p: Manager) -> Any
     responses=NOT_FOUND,
 )
 def update_subscription(subscription_id: str, body: SubscriptionPatch, engine: EngineDep, p: Manager) -> Any:
-    try:
-        with engine.begin() as conn:
-            return service.update(
-                conn,
-                tenant_id=p.tenant_id,
-                subscription_id=subscription_id,
-                actor=p.actor,
-                url=body.url,
-                events=body.events,
-                description=body.description,
-                active=body.active,
-                rotate_secret=body.rotate_secret,
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        return service.update(
+            conn,
+            tenant_id=p.tenant_id,
+            subscription_id=subscription_id,
+            actor=p.actor,
+            url=body.url,
+            events=body.events,
+            description=body.description,
+            active=body.active,
+            rotate_secret=body.rotate_secret,
+        )
 
 
 @router.delete(
@@ -186,11 +167,8 @@ def update_subscription(subscription_id: str, body: SubscriptionPatch, engine: E
     response_model=None,
 )
 def delete_subscription(subscription_id: str, engine: EngineDep, p: Manager) -> Response:
-    try:
-        with engine.begin() as conn:
-            service.delete(conn, tenant_id=p.tenant_id, subscription_id=subscription_id, actor=p.actor)
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        service.delete(conn, tenant_id=p.tenant_id, subscription_id=subscription_id, actor=p.actor)
     return Response(status_code=204)
 
 
@@ -208,20 +186,17 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Any:
-    try:
-        with engine.connect() as conn:
-            return {
-                "deliveries": service.list_deliveries(
-                    conn,
-                    tenant_id=p.tenant_id,
-                    subscription_id=subscription_id,
-                    status=status,
-                    limit=limit,
-                    offset=offset,
-                )
-            }
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.connect() as conn:
+        return {
+            "deliveries": service.list_deliveries(
+                conn,
+                tenant_id=p.tenant_id,
+                subscription_id=subscription_id,
+                status=status,
+                limit=limit,
+                offset=offset,
+            )
+        }
 
 
 @router.post(
@@ -231,17 +206,14 @@ def list_deliveries(
     responses=NOT_FOUND,
 )
 def replay_delivery(subscription_id: str, delivery_id: str, engine: EngineDep, p: Manager) -> Any:
-    try:
-        with engine.begin() as conn:
-            n = service.replay(
-                conn,
-                tenant_id=p.tenant_id,
-                subscription_id=subscription_id,
-                delivery_id=delivery_id,
-                actor=p.actor,
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        n = service.replay(
+            conn,
+            tenant_id=p.tenant_id,
+            subscription_id=subscription_id,
+            delivery_id=delivery_id,
+            actor=p.actor,
+        )
     return {"queued": n}
 
 
@@ -252,11 +224,8 @@ def replay_delivery(subscription_id: str, delivery_id: str, engine: EngineDep, p
     responses=NOT_FOUND,
 )
 def replay_dead(subscription_id: str, engine: EngineDep, p: Manager) -> Any:
-    try:
-        with engine.begin() as conn:
-            n = service.replay(conn, tenant_id=p.tenant_id, subscription_id=subscription_id, actor=p.actor)
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        n = service.replay(conn, tenant_id=p.tenant_id, subscription_id=subscription_id, actor=p.actor)
     return {"queued": n}
 
 
@@ -267,14 +236,9 @@ def replay_dead(subscription_id: str, engine: EngineDep, p: Manager) -> Any:
     responses=NOT_FOUND,
 )
 def ping(subscription_id: str, engine: EngineDep, p: Manager) -> Any:
-    try:
-        with engine.begin() as conn:
-            did = service.queue_ping(conn, tenant_id=p.tenant_id, subscription_id=subscription_id)
-        dispatch.deliver_now(engine, did, worker_id=f"ping:{p.token_id}")
-        with engine.connect() as conn:
-            rows = service.list_deliveries(
-                conn, tenant_id=p.tenant_id, subscription_id=subscription_id, limit=5
-            )
-    except MedscrmError as exc:
-        return _err(exc)
+    with engine.begin() as conn:
+        did = service.queue_ping(conn, tenant_id=p.tenant_id, subscription_id=subscription_id)
+    dispatch.deliver_now(engine, did, worker_id=f"ping:{p.token_id}")
+    with engine.connect() as conn:
+        rows = service.list_deliveries(conn, tenant_id=p.tenant_id, subscription_id=subscription_id, limit=5)
     return next(r for r in rows if r["id"] == did)

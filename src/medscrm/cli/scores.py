@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medscrm.common import MedscrmError
+from medscrm.common import MedscrmError, as_utc
 from medscrm.demo.scores import print_distributions, print_micro
 
 console = Console()
@@ -45,12 +45,6 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _utc(now: dt.datetime | None) -> dt.datetime | None:
-    if now is None:
-        return None
-    return now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now
-
-
 def register(app: typer.Typer) -> None:
     """Add ``medscrm scores …`` to the ``medscrm`` app."""
     scores_app = typer.Typer(
@@ -75,7 +69,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.scores.service import refresh_all_committed
 
         ws = _ws(tenant)
-        at = _utc(now) or utcnow()
+        at = as_utc(now) or utcnow()
         try:
             with console.status("scoring · 计算中…"):
                 res = refresh_all_committed(
@@ -160,7 +154,7 @@ def register(app: typer.Typer) -> None:
         ws = _ws(tenant)
         try:
             with console.status("clustering · 聚类中…"), ws.engine.begin() as conn:
-                rows = refresh_micro(conn, tenant_id=ws.tenant_id, k=k, now=_utc(now), config=config)
+                rows = refresh_micro(conn, tenant_id=ws.tenant_id, k=k, now=as_utc(now), config=config)
         except MedscrmError as exc:
             _fail(exc)
         print_micro(rows, console)
@@ -186,15 +180,15 @@ def register(app: typer.Typer) -> None:
         ws = _ws(tenant)
         try:
             with console.status("generating behaviour · 生成行为数据…"), ws.engine.begin() as conn:
-                res = generate_events(conn, tenant_id=ws.tenant_id, seed=seed, now=_utc(now))
+                res = generate_events(conn, tenant_id=ws.tenant_id, seed=seed, now=as_utc(now))
             console.print(
                 f"{res['inserted']:,} events for {res['persons']:,} persons · 生成行为 {res['inserted']:,} 条; "
                 f"personas: {res['personas']}"
             )
             if refresh_after:
                 with ws.engine.begin() as conn:
-                    out = refresh_all(conn, tenant_id=ws.tenant_id, now=_utc(now))
-                    rows = refresh_micro(conn, tenant_id=ws.tenant_id, now=_utc(now))
+                    out = refresh_all(conn, tenant_id=ws.tenant_id, now=as_utc(now))
+                    rows = refresh_micro(conn, tenant_id=ws.tenant_id, now=as_utc(now))
                 print_distributions(out["distributions"], console)
                 print_micro(rows, console)
         except MedscrmError as exc:

@@ -1,1 +1,1 @@
-"""The approved-content library (MLR): items, review and approval, sendability (contract C5)."""
+"""The approved-content library (MLR): items, review and approval, sendability."""

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from medscrm import hooks
 from medscrm.accounts import service as accounts
-from medscrm.common import InvalidInput, MedscrmError, NotFound, new_id, utcnow
+from medscrm.common import InvalidInput, MedscrmError, NotFound, as_utc, new_id, utcnow
 from medscrm.db.schema import content_items
 
 KINDS = (
@@ -167,17 +167,11 @@ def get_item(conn: sa.Connection, *, tenant_id: str, item_id: str) -> dict[str, 
 
 def _effective(row: dict[str, Any], now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
-    exp = _utc(row.get("expires_at"))
+    exp = as_utc(row.get("expires_at"))
     if row["status"] == "approved" and exp is not None and exp <= now:
         row["status"] = "expired"
     row["topics"] = row.get("topics") or []
     return row
-
-
-def _utc(v: dt.datetime | None) -> dt.datetime | None:
-    if v is None:
-        return None
-    return v if v.tzinfo else v.replace(tzinfo=dt.UTC)
 
 
 def list_items(
@@ -369,7 +363,7 @@ def sendable_reason(item: dict[str, Any] | None, now: dt.datetime | None, audien
         return "content_expired"
     if status != "approved":
         return "content_not_approved"
-    vf = _utc(item.get("valid_from"))
+    vf = as_utc(item.get("valid_from"))
     if vf is not None and vf > now:
         return "content_not_yet_valid"
     if audience is None:

@@ -311,7 +311,7 @@ audit_log = sa.Table(
     sa.Column("detail", JSON),
 )
 
-# --- tags and segments (issue 5) ----------------------------------------------------------------
+# --- tags and segments -----------------------------------------------------------------------
 
 #: Tag definitions: what a tag means, who owns it, how it is computed (rule JSON for rule tags).
 tag_definitions = sa.Table(
@@ -407,9 +407,9 @@ segment_history = sa.Table(
     sa.Index(None, "tenant_id", "segment_id", "changed_at"),
 )
 
-# --- HCP360 scores, stages, behaviour, micro-segments (issue 5; migration 0004) ---
+# --- HCP360 scores, stages, behaviour, micro-segments (migration 0004) ---
 
-#: Scores per person (contract C1): lead_score, engagement (0–100), … with why (the inputs).
+#: Scores per person: lead_score, engagement (0–100), … with why (the inputs).
 person_scores = sa.Table(
     "person_scores",
     metadata,
@@ -439,9 +439,9 @@ micro_segments = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id", "label"),
 )
 
-# --- outreach: content library, channels, sends, consents, guardrails (issue 6; migration 0005) ---
+# --- outreach: content library, channels, sends, consents, guardrails (migration 0005) ---
 
-#: The approved-content library (MLR): what may be sent, to whom, until when (contract C5).
+#: The approved-content library (MLR): what may be sent, to whom, until when.
 content_items = sa.Table(
     "content_items",
     metadata,
@@ -476,7 +476,7 @@ content_items = sa.Table(
     sa.Index(None, "tenant_id", "status"),
 )
 
-#: Current consent per person, channel and purpose (contract C2; PIPL Art. 14/15).
+#: Current consent per person, channel and purpose (PIPL Art. 14/15).
 consents = sa.Table(
     "consents",
     metadata,
@@ -546,7 +546,7 @@ outreach_policies = sa.Table(
     sa.PrimaryKeyConstraint("tenant_id"),
 )
 
-#: The outbox (contract C3): one row per send request, queued in the caller's transaction.
+#: The outbox: one row per send request, queued in the caller's transaction.
 sends = sa.Table(
     "sends",
     metadata,
@@ -594,7 +594,7 @@ tracked_links = sa.Table(
     sa.Column("created_at", TS, nullable=False),
 )
 
-# --- journeys: definitions, versions, enrollments, steps (issue 6; migration 0006) ---
+# --- journeys: definitions, versions, enrollments, steps (migration 0006) ---
 
 #: Journeys (旅程): the current status and version of each journey; definitions live in versions.
 journeys = sa.Table(

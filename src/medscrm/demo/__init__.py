@@ -74,7 +74,7 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
     console.print("4/5 tags and segments · 标签与分群")
     seg_rows = _tags_and_segments(ws)
-    from medscrm.demo.scores import behaviour_step  # behaviour, scores, stages, micro-segments (issue 5)
+    from medscrm.demo.scores import behaviour_step  # behaviour, scores, stages, micro-segments
 
     behaviour_step(ws, console=console, seed=seed)
 
@@ -177,7 +177,7 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
     for key, desc, n in seg_rows:
         st.add_row(key, desc, f"{n:,}")
     console.print(st)
-    console.print("journeys · 营销旅程: the heart-failure webinar journey over a simulated week")  # issue 6
+    console.print("journeys · 营销旅程: the heart-failure webinar journey over a simulated week")
     from medscrm.demo.journeys import journey_step
 
     journey_step(ws, console=console)

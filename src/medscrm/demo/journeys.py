@@ -1,6 +1,6 @@
 """The demo's journey step: the heart-failure webinar journey (examples/webinar.yaml) on the demo tenant.
 
-Approved content (C5), channel settings, consent for most HCPs, start, enrol the senior cardiologists,
+Approved content, channel settings, consent for most HCPs, start, enrol the senior cardiologists,
 then run the engine over a simulated week (attendance events arrive on day 3) and print per-step
 statistics. The sends stay queued in the outbox (no provider is reachable from the demo)."""
 

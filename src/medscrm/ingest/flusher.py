@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from medscrm.common import backoff
 from medscrm.db.bulk import append_rows
 from medscrm.db.schema import quarantine
 from medscrm.ingest.protocol import segment
@@ -80,7 +81,7 @@ class Ingestor:
         self.advanced_at = time.monotonic()
         self.last_error_at: float | None = None
         #: called after each commit with ``(id, tenant_id, person_id, event)`` of the track events just
-        #: stored whose person was known (the segment refresher hands those persons to C1 at once)
+        #: stored whose person was known (the segment refresher hands those persons to the real-time tags at once)
         self.on_stored: Callable[[list[tuple]], None] | None = None
 
     # -- producer side -------------------------------------------------------------------------
@@ -132,20 +133,20 @@ class Ingestor:
         self.spool.close()
 
     def _run(self) -> None:
-        backoff = 0.2
+        failures = 0
         while not self._stop.is_set():
             try:
                 self.spool.wait_for_data(self._pos, timeout=0.5)
                 n = self.flush_once()
-                backoff = 0.2
+                failures = 0
                 if n == 0:
                     time.sleep(0.02)
             except Exception as exc:  # the database is down or slow: keep the spool, retry
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.last_error_at = time.monotonic()
                 log.warning("event flush failed, will retry: %s", self.last_error)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                failures += 1
+                self._stop.wait(backoff(failures, 0.2, 10.0))
 
     def flush_pending(self) -> int:
         """Store everything spooled so far (used by tests, shutdown and the CLI)."""

@@ -22,7 +22,7 @@ from medscrm.rules.errors import Problem
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 MAX_STEPS = 200
 MAX_WAIT = dt.timedelta(days=365)
-#: China-time windows of the C1 ``time_preference`` tag: name -> (start hour, end hour).
+#: China-time windows of the behaviour model's ``time_preference`` tag: name -> (start hour, end hour).
 WINDOWS: dict[str, tuple[int, int]] = {
     "morning": (6, 11),
     "noon": (11, 14),

@@ -16,7 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from medscrm.common import utcnow
+from medscrm.common import backoff, utcnow
+from medscrm.config import get_settings
+from medscrm.db.claim import skip_locked
 from medscrm.db.schema import journey_enrollments, journeys
 from medscrm.journeys.steps import ACTIVE, _Batch
 from medscrm.journeys.triggers import poll_triggers
@@ -29,7 +31,7 @@ _local_runner = threading.Lock()  # DuckDB: one runner per process
 def dispatch(
     engine: sa.Engine, *, worker_id: str, tenant_id: str | None = None, now=None, limit: int = 100
 ) -> int:
-    """C3 ``dispatch_once`` (delivers queued sends); 0 when outreach is not installed."""
+    """Outreach's ``dispatch_once`` (delivers queued sends); 0 when outreach is not installed."""
     try:
         from medscrm.outreach.send import dispatch_once
     except ImportError:
@@ -53,9 +55,7 @@ def _claim(
         q = q.where(e.c.tenant_id == tenant_id)
     if ids is not None:
         q = q.where(e.c.id.in_(ids))
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True, of=e)
-    return list(conn.execute(q))
+    return list(conn.execute(skip_locked(q, conn, of=e)))
 
 
 def run_due(
@@ -116,7 +116,7 @@ def _record_failure(engine: sa.Engine, eid: str, error: str, now: dt.datetime) -
         if attempt >= MAX_ATTEMPTS:
             values.update(status="failed", finished_at=now, next_run_at=None)
         else:
-            values["next_run_at"] = now + dt.timedelta(seconds=min(3600, 10 * 4 ** (attempt - 1)))
+            values["next_run_at"] = now + dt.timedelta(seconds=backoff(attempt, 10, 3600, factor=4))
         conn.execute(sa.update(e).where(e.c.id == eid).values(**values))
     log.warning("journey enrollment %s failed (attempt %d): %s", eid, attempt, error)
 
@@ -196,9 +196,7 @@ def _any_running(engine: sa.Engine) -> bool:
 def start_background(engine: sa.Engine) -> JourneyRunner | None:
     """Start the in-process runner on the embedded database (DuckDB); None on PostgreSQL, where
     ``medscrm worker`` processes run journeys. ``MEDSCRM_JOURNEY_RUNNER=0`` disables it."""
-    import os
-
-    if engine.dialect.name != "duckdb" or os.environ.get("MEDSCRM_JOURNEY_RUNNER", "1") == "0":
+    if engine.dialect.name != "duckdb" or not get_settings().journey_runner:
         return None
     return JourneyRunner(engine).start()
 

@@ -1,4 +1,4 @@
-"""Journeys service (contract C4): create, versions, lifecycle, enrolment, per-step statistics.
+"""Journeys service: create, versions, lifecycle, enrolment, per-step statistics.
 
 Keyword-only functions; the caller owns the transaction. Every lifecycle change is audited.
 A definition that does not validate (structure, graph, references) is never saved.
@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm.accounts import service as accounts
-from medscrm.common import InvalidInput, NotFound, new_id, utcnow
+from medscrm.common import InvalidInput, NotFound, as_utc, new_id, utcnow
 from medscrm.db.schema import (
     journey_enrollments,
     journey_step_runs,
@@ -43,7 +43,7 @@ ACTIVE = "active"
 
 # --- references to the tenant's data -------------------------------------------------------------
 def _channel_ready(conn: sa.Connection, *, tenant_id: str, channel: str) -> bool:
-    """Whether the tenant has configured ``channel`` (C3 channel configurations, credentials sealed)."""
+    """Whether the tenant has configured ``channel`` (the outreach channel configurations, credentials sealed)."""
     from medscrm.outreach import settings as outreach_settings
 
     return outreach_settings.channel_config(conn, tenant_id=tenant_id, channel=channel) is not None
@@ -110,13 +110,9 @@ def check_references(
                         f"content {s.content!r} is {item.get('status')}; only approved content can be sent",
                     )
                 )
-            elif strict and item.get("expires_at") and _aware(item["expires_at"]) <= (now or utcnow()):
+            elif strict and item.get("expires_at") and as_utc(item["expires_at"]) <= (now or utcnow()):
                 problems.append(Problem(f"{label}.content", f"content {s.content!r} has expired"))
     return problems
-
-
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def validate(

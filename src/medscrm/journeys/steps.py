@@ -98,7 +98,7 @@ def split_choice(key: str, weights: list[float]) -> int:
     return len(weights) - 1
 
 
-# --- sending (C3) ------------------------------------------------------------------------------
+# --- sending (outreach) ------------------------------------------------------------------------------
 def _send_api():
     try:
         from medscrm.outreach.send import SendRequest, request_send
@@ -550,7 +550,7 @@ def _bulk_update(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def content_lookup(conn: sa.Connection, *, tenant_id: str, ref: str) -> dict[str, Any] | None:
-    """The content item (C5) with id or key ``ref`` (expiry applied), or None."""
+    """The content library's item with id or key ``ref`` (expiry applied), or None."""
     from medscrm.content import service as content
 
     try:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from medscrm import hooks
 from medscrm.common import NotFound, new_id, utcnow
 from medscrm.db import bulk
+from medscrm.db.claim import skip_locked
 from medscrm.db.schema import (
     events,
     identities,
@@ -208,9 +209,7 @@ def poll_triggers(
         )
         if tenant_id:
             q = q.where(t.c.tenant_id == tenant_id)
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True, of=t)
-        for row in list(conn.execute(q)):
+        for row in list(conn.execute(skip_locked(q, conn, of=t))):
             journey = journey_def(conn, row.journey_id, row.current_version)
             idx = int(row.trigger_key.split(":", 1)[0])
             if idx >= len(journey.triggers):

@@ -1,4 +1,4 @@
-"""Consents per person, channel and purpose (PIPL) and do-not-contact (contract C2).
+"""Consents per person, channel and purpose (PIPL) and do-not-contact.
 
 PIPL needs consent per purpose (Art. 14), withdrawal as easy as giving it (Art. 15) and an easy
 opt-out of automated marketing (Art. 24). The model:
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from medscrm import hooks
 from medscrm.accounts import service as accounts
-from medscrm.common import InvalidInput, NotFound, new_id, utcnow
+from medscrm.common import InvalidInput, NotFound, as_utc, new_id, utcnow
 from medscrm.db.schema import consent_history, consents, persons, persons_dnc, sends
 
 CHANNELS = ("email", "sms", "wecom", "wechat", "phone", "any")
@@ -350,7 +350,7 @@ def carry_over(
         ).all()
     }
     written = 0
-    for r in sorted(old_rows, key=lambda r: (_aware(r.updated_at), r.person_id)):  # oldest first
+    for r in sorted(old_rows, key=lambda r: (as_utc(r.updated_at), r.person_id)):  # oldest first
         is_split = r.person_id in splits
         if is_split and r.status != "withdrawn":
             continue
@@ -358,7 +358,7 @@ def carry_over(
             key = (t, r.channel, r.purpose)
             have = cur.get(key)
             if have is not None and (
-                have.status == r.status or _aware(have.updated_at) > _aware(r.updated_at)
+                have.status == r.status or as_utc(have.updated_at) > as_utc(r.updated_at)
             ):
                 continue
             source = "split" if is_split else "merge"
@@ -415,7 +415,3 @@ def _on_persons_merged(
 class _Cur(NamedTuple):
     status: str
     updated_at: Any
-
-
-def _aware(t: Any) -> Any:
-    return t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t

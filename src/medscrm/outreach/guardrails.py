@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from medscrm.common import NotFound
+from medscrm.common import NotFound, as_utc
 from medscrm.content.service import sendable_reason
 from medscrm.db.schema import identities, sends
 from medscrm.outreach.consent import has_consent, is_dnc
@@ -188,7 +188,7 @@ def cap_violation(
     )
     if exclude_send_id:
         q = q.where(s.c.id != exclude_send_id)
-    times = [t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in conn.execute(q).scalars()]
+    times = [as_utc(t) for t in conn.execute(q).scalars()]
     for cap in caps:
         since = now - dt.timedelta(hours=cap["hours"])
         n = sum(1 for t in times if t >= since)

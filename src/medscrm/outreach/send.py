@@ -1,4 +1,4 @@
-"""The send outbox (contract C3): ``request_send`` in the caller's transaction, ``dispatch_once``
+"""The send outbox: ``request_send`` in the caller's transaction, ``dispatch_once``
 by workers.
 
 Life of a send::
@@ -12,7 +12,7 @@ Life of a send::
                         │ provider call; the hand-off (handed_off_at, attempts + 1) is committed at
                         │ its last moment before the provider can accept (SMTP: before the final ".")
                         ├── ok ─────────► sent ──(SMS receipt)──► delivered / failed
-                        ├── error, attempts left ──► queued (not_before = now + backoff·2^(n-1))
+                        ├── error, attempts left ──► queued (not_before = now + backoff·2^(n-1), jittered)
                         └── error, permanent or last attempt ──► failed (the provider's error)
 
 Crash safety (kill -9 of a dispatcher at any moment):
@@ -33,7 +33,6 @@ Crash safety (kill -9 of a dispatcher at any moment):
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,15 +41,15 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from medscrm import hooks
-from medscrm.common import InvalidInput, new_id, utcnow
+from medscrm.common import InvalidInput, backoff, new_id, utcnow
 from medscrm.db.bulk import append_rows
+from medscrm.db.claim import claiming, due_or_expired, skip_locked
 from medscrm.db.schema import sends
 from medscrm.outreach import feedback, guardrails
 from medscrm.outreach.channels import ChannelError, HandoffRefused, OutMessage, get_channel
 from medscrm.outreach.settings import SEND_CHANNELS, channel_config, get_policy
 
 PURPOSES = ("marketing", "medical_info", "survey", "service")
-_duck_claim = threading.Lock()
 _jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
@@ -250,59 +249,49 @@ def send_counts(
 
 
 # --- dispatch ------------------------------------------------------------------------------------
-def _aware(v: dt.datetime | None) -> dt.datetime | None:
-    return v if v is None or v.tzinfo else v.replace(tzinfo=dt.UTC)
-
-
 def _claim(
     engine: sa.Engine, *, worker_id: str, tenant_id: str | None, limit: int, now: dt.datetime
 ) -> list[str]:
     s = sends
-    due = sa.or_(
-        sa.and_(s.c.status == "queued", sa.or_(s.c.not_before.is_(None), s.c.not_before <= now)),
-        sa.and_(s.c.status == "sending", s.c.lease_until < now),
+    due = due_or_expired(
+        status=s.c.status,
+        waiting="queued",
+        due=sa.or_(s.c.not_before.is_(None), s.c.not_before <= now),
+        working="sending",
+        lease_until=s.c.lease_until,
+        now=now,
     )
     q = sa.select(s.c.id, s.c.tenant_id, s.c.status, s.c.channel, s.c.handed_off_at, s.c.detail).where(due)
     if tenant_id:
         q = q.where(s.c.tenant_id == tenant_id)
     q = q.order_by(s.c.not_before.asc().nulls_first(), s.c.created_at).limit(limit)
-    is_pg = engine.dialect.name == "postgresql"
-    if is_pg:
-        q = q.with_for_update(skip_locked=True)
-    lock = _duck_claim if not is_pg else None
-    if lock:
-        lock.acquire()
-    try:
-        with engine.begin() as conn:
-            rows = conn.execute(q).all()
-            claimed: list[str] = []
-            policies: dict[str, dict] = {}
-            for sid, tid, status, channel, handed, detail in rows:
-                if status == "sending" and handed is not None:
-                    pol = policies.setdefault(tid, get_policy(conn, tenant_id=tid))
-                    if (pol.get("inflight_policy") or {}).get(channel, "retry") == "hold":
-                        _mark_unknown(conn, sid, now)
-                        continue
-                conn.execute(
-                    s.update()
-                    .where(s.c.id == sid)
-                    .values(
-                        status="sending",
-                        worker_id=worker_id,
-                        lease_until=now + dt.timedelta(seconds=_lease(policies, conn, tid)),
-                        handed_off_at=None,
-                        updated_at=now,
-                        # re-sent after a crash past the hand-off (inflight_policy "retry")
-                        detail={**(detail or {}), "resumed_after_crash": True}
-                        if handed is not None
-                        else detail,
-                    )
+    # rows are claimed one by one: a send resumed after a crash past its hand-off may be held
+    # (inflight_policy "hold") instead of claimed, and each tenant has its own lease length
+    with claiming(engine, s) as conn:
+        rows = conn.execute(skip_locked(q, conn, of=s)).all()
+        claimed: list[str] = []
+        policies: dict[str, dict] = {}
+        for sid, tid, status, channel, handed, detail in rows:
+            if status == "sending" and handed is not None:
+                pol = policies.setdefault(tid, get_policy(conn, tenant_id=tid))
+                if (pol.get("inflight_policy") or {}).get(channel, "retry") == "hold":
+                    _mark_unknown(conn, sid, now)
+                    continue
+            conn.execute(
+                s.update()
+                .where(s.c.id == sid)
+                .values(
+                    status="sending",
+                    worker_id=worker_id,
+                    lease_until=now + dt.timedelta(seconds=_lease(policies, conn, tid)),
+                    handed_off_at=None,
+                    updated_at=now,
+                    # re-sent after a crash past the hand-off (inflight_policy "retry")
+                    detail={**(detail or {}), "resumed_after_crash": True} if handed is not None else detail,
                 )
-                claimed.append(sid)
-            return claimed
-    finally:
-        if lock:
-            lock.release()
+            )
+            claimed.append(sid)
+        return claimed
 
 
 def _lease(policies: dict, conn: sa.Connection, tenant_id: str) -> int:
@@ -473,7 +462,7 @@ def _deliver(engine: sa.Engine, send_id: str, *, worker_id: str, fixed_now: dt.d
         max_attempts = int(policy.get("max_attempts") or 5)
         if error.retryable and attempts < max_attempts:
             base = int(policy.get("backoff_seconds") or 30)
-            wait = min(base * 2 ** (attempts - 1), int(policy.get("backoff_max_seconds") or 3600))
+            wait = backoff(attempts, base, int(policy.get("backoff_max_seconds") or 3600))
             conn.execute(
                 s.update()
                 .where(*_fence(send_id, worker_id))

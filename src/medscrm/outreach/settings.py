@@ -46,7 +46,7 @@ DEFAULT_POLICY: dict[str, Any] = {
     # purposes exempt from caps (transactional service messages)
     "cap_exempt_purposes": ["service"],
     "max_attempts": 5,
-    "backoff_seconds": 30,  # attempt n waits backoff * 2**(n-1), capped at backoff_max_seconds
+    "backoff_seconds": 30,  # attempt n waits backoff * 2**(n-1), capped, jittered into its upper half
     "backoff_max_seconds": 3600,
     "lease_seconds": 120,
     # what to do with a send whose dispatcher died after handing it to the provider:

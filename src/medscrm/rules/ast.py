@@ -122,7 +122,7 @@ class PersonType(Node):
 
 @dataclass(frozen=True)
 class Score(Node):
-    """A person's score (``person_scores``, contract C1) compared with a number."""
+    """A person's score (``person_scores``) compared with a number."""
 
     score: str
     cmp: Compare
@@ -130,7 +130,7 @@ class Score(Node):
 
 @dataclass(frozen=True)
 class Consent(Node):
-    """The person's consent (``consents``, contract C2) for a channel and purpose is ``status``.
+    """The person's consent (``consents``) for a channel and purpose is ``status``.
 
     ``granted`` for a channel also holds through a granted ``any``-channel consent of the same purpose,
     unless that channel's own row says otherwise (an explicit withdrawal wins)."""

@@ -55,10 +55,10 @@ LEAF_KEYS = (
     "segment",
     "person_type",
 )
-#: Score keys every tenant has (contract C1); a tenant's other keys come from its ``person_scores``.
+#: Score keys every tenant has (``medscrm.scores``); a tenant's other keys come from its ``person_scores``.
 DEFAULT_SCORES = ("lead_score", "engagement")
 SCORE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "between", "exists", "not_exists")
-#: Consent channels and purposes (contract C2).
+#: Consent channels and purposes (``medscrm.outreach.consent``).
 CONSENT_CHANNELS = ("email", "sms", "wecom", "wechat", "phone", "any")
 CONSENT_PURPOSES = ("marketing", "medical_info", "survey", "service")
 CONSENT_STATUSES = ("granted", "withdrawn")

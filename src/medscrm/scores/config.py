@@ -5,7 +5,6 @@ scalars replace. Bad values are refused with the key path and the reason."""
 from __future__ import annotations
 
 import copy
-import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import yaml
 
 from medscrm.common import InvalidInput
+from medscrm.config import get_settings
 
 ENV_VAR = "MEDSCRM_SCORES_CONFIG"
 
@@ -40,7 +40,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def load_config(path: str | Path | None = None) -> dict[str, Any]:
     """The effective configuration: defaults, then the override file (argument, else the environment)."""
     cfg = default_config()
-    path = path or os.environ.get(ENV_VAR) or None
+    path = path or get_settings().scores_config or None
     if path:
         try:
             over = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -55,7 +55,7 @@ def load_config(path: str | Path | None = None) -> dict[str, Any]:
 
 def get_config(path: str | Path | None = None) -> dict[str, Any]:
     """:func:`load_config`, cached while the override file is unchanged (per-event refreshes call this)."""
-    path = path or os.environ.get(ENV_VAR) or None
+    path = path or get_settings().scores_config or None
     stamp = None
     if path:
         try:

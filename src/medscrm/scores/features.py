@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from medscrm.common import as_utc
 from medscrm.db.query import in_ids
 from medscrm.db.schema import events, identities, persons
 
@@ -341,7 +342,7 @@ def compute(
         if dim == AGG_DIM:
             for k, v in zip(agg_names, row[k_agg:], strict=True):
                 if k in ("last_ts", "first_ts"):
-                    setattr(f, k, _utc(v))
+                    setattr(f, k, as_utc(v))
                 elif isinstance(getattr(f, k), int):
                     setattr(f, k, int(v or 0))
                 else:
@@ -356,11 +357,3 @@ def compute(
         for lst in f.dims.values():
             lst.sort(key=lambda d: d["rank"])
     return out
-
-
-def _utc(v: Any) -> dt.datetime | None:
-    if v is None:
-        return None
-    if v.tzinfo is None:
-        return v.replace(tzinfo=dt.UTC)
-    return v.astimezone(dt.UTC)

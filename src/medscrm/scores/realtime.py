@@ -1,4 +1,4 @@
-"""Per-person refresh (contract C1): called when events arrive for some persons.
+"""Per-person refresh of tags and scores: called when events arrive for some persons.
 
 Same features, same rules and the same writer as the batch (:func:`medscrm.scores.service.refresh_all`),
 limited to the given persons: the results for those persons are identical. Micro-segments are not

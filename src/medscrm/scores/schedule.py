@@ -1,4 +1,4 @@
-"""The scheduled batch of C1's tags and scores, run by ``medscrm serve`` itself.
+"""The scheduled batch of the behaviour tags and scores, run by ``medscrm serve`` itself.
 
 Scores decay and stages age with time alone (active → dormant → churned), so every tenant needs the
 batch (:func:`medscrm.scores.service.refresh_all`) now and then even without new events; real-time
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +24,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from medscrm.accounts.service import audit_row
-from medscrm.common import MedscrmError, utcnow
+from medscrm.common import MedscrmError, as_utc, utcnow
+from medscrm.config import get_settings
 from medscrm.db.schema import audit_log, tenants
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def parse_at(text: str | None) -> dt.time | None:
 
 
 def configured_at() -> dt.time | None:
-    return parse_at(os.environ.get(ENV, DEFAULT_AT))
+    return parse_at(get_settings().scores_batch_at)
 
 
 def last_slot(now: dt.datetime, at: dt.time) -> dt.datetime:
@@ -71,7 +71,7 @@ def last_runs(conn: sa.Connection, tenant_id: str | None = None) -> dict[str, dt
         q = q.where(a.c.tenant_id == tenant_id)
     out = {}
     for tid, at in conn.execute(q.group_by(a.c.tenant_id)).all():
-        out[tid] = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+        out[tid] = as_utc(at)
     return out
 
 

@@ -177,7 +177,7 @@ def refresh_all(
     k: int | None = None,
     chunk: int = 20_000,
 ) -> dict[str, Any]:
-    """Recompute every scored person's behaviour tags and scores (scheduled refresh; contract C1), in
+    """Recompute every scored person's behaviour tags and scores (the scheduled refresh), in
     the caller's transaction. With ``micro``, also re-cluster the micro-segments. Persons are processed
     in id ranges of about ``chunk`` (memory stays bounded on big tenants). Returns counts, what changed
     and distributions. A big tenant on DuckDB needs :func:`refresh_all_committed` (one transaction per

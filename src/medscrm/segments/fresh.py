@@ -12,7 +12,7 @@ Ingestor; on DuckDB the server is the only process holding the file) as two thre
   ``user_id``); each dynamic segment whose rule reads one of a person's new events is re-evaluated
   **for those persons only** (``compile_rule(..., person_ids=...)``), and the entered/exited
   differences go to ``segment_members`` and ``segment_history``;
-* the **slow lane** runs contract C1's real-time tags/scores (``medscrm.scores.realtime
+* the **slow lane** runs the real-time behaviour tags/scores (``medscrm.scores.realtime
   .refresh_persons``, when that module exists) for the same persons, then re-evaluates the segments
   that read tags or scores; and it runs the **scheduled full recomputes** (``refresh_every_minutes``,
   default :data:`~medscrm.segments.service.DEFAULT_REFRESH_MINUTES`, 0 = never; everything once at
@@ -29,7 +29,6 @@ import contextlib
 import datetime as dt
 import importlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -39,7 +38,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm import hooks
-from medscrm.common import utcnow
+from medscrm.common import as_utc, backoff, utcnow
+from medscrm.config import get_settings
 from medscrm.db.schema import events, identities, segment_history, segment_members, segments
 from medscrm.rules import RuleError, compile_rule, parse
 from medscrm.rules.compile import in_ids
@@ -63,7 +63,7 @@ class _Item:
     ctx: Any
     #: event names its rule (or a dynamic segment it refers to) reads: other events cannot move anyone
     events: frozenset[str]
-    #: reads tags or scores (directly or through other segments): C1's real-time updates can move people
+    #: reads tags or scores (directly or through other segments): the real-time tag/score updates can move people
     reads_models: bool
 
 
@@ -160,7 +160,7 @@ def refresh_persons(
 
     ``events`` (person → names of their new events) narrows the work to what can have changed: a
     segment is re-evaluated for a person when its rule reads one of those events, or reads tags/scores
-    and ``models_changed`` (C1's real-time tags ran for them). Without ``events``: every segment."""
+    and ``models_changed`` (the real-time tags ran for them). Without ``events``: every segment."""
     now = now or utcnow()
     pids = sorted(set(person_ids))
     plan = plan or build_plan(conn, tenant_id=tenant_id)
@@ -268,7 +268,7 @@ def due_segments(
         every = service.DEFAULT_REFRESH_MINUTES if every is None else every
         if every == 0:
             continue
-        if last is None or _aware(last) + dt.timedelta(minutes=every) <= now:
+        if last is None or as_utc(last) + dt.timedelta(minutes=every) <= now:
             out.append((tid, key))
     return out
 
@@ -311,12 +311,8 @@ def refresh_all(
     return results
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
 def _us(t: dt.datetime) -> int:
-    return (_aware(t) - _EPOCH) // dt.timedelta(microseconds=1)
+    return (as_utc(t) - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _retrying(engine: sa.Engine, fn: Callable[[sa.Connection], Any], tries: int = 4) -> Any:
@@ -335,9 +331,9 @@ def _retrying(engine: sa.Engine, fn: Callable[[sa.Connection], Any], tries: int 
     return None  # pragma: no cover
 
 
-# --- contract C1 --------------------------------------------------------------------------------------
+# --- real-time tags and scores --------------------------------------------------------------------------------------
 def realtime_scores() -> Callable[..., int] | None:
-    """``medscrm.scores.realtime.refresh_persons`` (contract C1) if that module is installed."""
+    """``medscrm.scores.realtime.refresh_persons`` if that module is installed."""
     try:
         mod = importlib.import_module("medscrm.scores.realtime")
     except ImportError:
@@ -347,7 +343,7 @@ def realtime_scores() -> Callable[..., int] | None:
 
 # --- the background refresher ------------------------------------------------------------------------
 class Refresher:
-    """Follows newly stored events and keeps dynamic segments (and C1's real-time tags) fresh.
+    """Follows newly stored events and keeps dynamic segments (and the real-time behaviour tags) fresh.
 
     ``step()`` does one cycle synchronously (tests, tools); ``start()``/``stop()`` run the fast and
     the slow lane as daemon threads (see the module docstring)."""
@@ -370,7 +366,7 @@ class Refresher:
         scores_batch_at: dt.time | None = None,
     ):
         self.engine = engine
-        #: C1's scheduled batch (``medscrm.scores.schedule``), daily at this China time; None: off
+        #: the scheduled scores batch (``medscrm.scores.schedule``), daily at this China time; None: off
         self.scores_batch_at = scores_batch_at
         self._scores_checked = -1e9  # monotonic time of the last look for due tenants
         #: the fast lane starts a cycle at most this often while events keep coming (seconds)
@@ -384,10 +380,8 @@ class Refresher:
         self.recent = min(recent, overlap)
         self.schedule_every = schedule_every
         self.full_on_start = full_on_start
-        # C1's real-time tags/scores (MEDSCRM_REALTIME_SCORES=0 leaves them to their scheduled batch)
-        self.use_scores = (
-            scores if scores is not None else os.environ.get("MEDSCRM_REALTIME_SCORES", "1") != "0"
-        )
+        # real-time behaviour tags and scores (MEDSCRM_REALTIME_SCORES=0 leaves them to the daily batch)
+        self.use_scores = scores if scores is not None else get_settings().realtime_scores
         self.plan_ttl = plan_ttl
         self.batch = batch
         self.watermark: dt.datetime | None = None
@@ -401,14 +395,14 @@ class Refresher:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._queue: dict[str, set[str]] = {}  # tenant → persons waiting for C1 (slow lane)
-        # tenant → persons whose tags/scores C1 changed, for the fast lane's segments reading them
+        self._queue: dict[str, set[str]] = {}  # tenant → persons waiting for the real-time scores (slow lane)
+        # tenant → persons whose tags/scores the real-time refresh changed, for the fast lane's segments reading them
         self._models_changed: dict[str, set[str]] = {}
         self._queue_cv = threading.Condition()
-        # event id → when it was handed to C1 by notify_stored (the fast lane does not hand it again)
+        # event id → when it was handed to the real-time scores by notify_stored (the fast lane does not hand it again)
         self._c1_given: dict[str, float] = {}
         self._c1_given_pruned = time.monotonic()
-        self._c1_affected: dict[str, dict[str, set[str]]] = {}  # the last poll's persons for C1
+        self._c1_affected: dict[str, dict[str, set[str]]] = {}  # the last poll's persons to score
         self.last_error: str | None = None
         self.stats: dict[str, Any] = {
             "cycles": 0,
@@ -422,21 +416,21 @@ class Refresher:
             "last_cycle_s": 0.0,
             "poll_s": 0.0,
             "segments_s": 0.0,
-            "c1_pushed": 0,  # events whose persons the in-process Ingestor handed to C1 (notify_stored)
-            "c1_persons": 0,  # slow lane: persons given to C1's real-time refresh, in how many batches
+            "c1_pushed": 0,  # events whose persons the in-process Ingestor handed to the real-time scores (notify_stored)
+            "c1_persons": 0,  # slow lane: persons given to the real-time score refresh, in how many batches
             "c1_batches": 0,
-            "c1_s": 0.0,  # … the time C1 took, and the re-evaluation of the segments reading its output
+            "c1_s": 0.0,  # … the time the scores took, and the re-evaluation of the segments reading its output
             "c1_segments_s": 0.0,
             "visible_lag_max_s": None,
             "visible_lag_mean_s": None,
-            "scores_batches": 0,  # C1's scheduled batches run by the slow lane, and the last one's summary
+            "scores_batches": 0,  # scheduled scores batches run by the slow lane, and the last one's summary
             "last_scores_batch": None,
         }
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
         """Two daemon threads: the fast lane follows events and updates memberships (a fraction of a
-        second per cycle); the slow lane runs C1's real-time tags/scores for the same persons (then
+        second per cycle); the slow lane runs the real-time tags/scores for the same persons (then
         re-evaluates the segments that read tags or scores) and the scheduled full recomputes, so
         neither ever holds up a membership update."""
         if self.full_on_start:
@@ -456,24 +450,24 @@ class Refresher:
             t.join(timeout=30)
 
     def _loop(self, fn: Callable[[], bool], lane: str) -> None:
-        backoff = self.poll
+        failures = 0
         while not self._stop.is_set():
             try:
                 t0 = time.monotonic()
                 busy = fn()
-                backoff = self.poll
+                failures = 0
                 if not busy and lane == "fast":
                     self._idle()
                 elif busy and lane == "fast" and self.min_cycle > 0:
                     # under a steady load, cycles back to back each paid their fixed queries for a few
                     # dozen events; a floor on the period lets each cycle take more events at once
-                    # and leaves the process's one core to the slow lane (C1) meanwhile
+                    # and leaves the process's one core to the slow lane (real-time scores) meanwhile
                     self._stop.wait(max(0.0, self.min_cycle - (time.monotonic() - t0)))
             except Exception as exc:  # database down or busy: keep the watermark, retry
                 self.last_error = f"{lane}: {type(exc).__name__}: {exc}"
                 log.warning("segment refresh (%s lane) failed, will retry: %s", lane, self.last_error)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                failures += 1
+                self._stop.wait(backoff(failures, self.poll, 10.0))
 
     def _idle(self) -> None:
         """Wait up to ``poll`` seconds, less when the ``wake`` counter says events were stored."""
@@ -500,13 +494,13 @@ class Refresher:
         self._pending = {}
         for_c1, self._c1_affected = self._c1_affected, {}  # (a failed cycle's persons were handed already)
         if self.use_scores and self._c1 is not None and for_c1:
-            # C1 starts on these persons now, beside the membership updates below (those whose events
+            # the real-time scores start on these persons now, beside the membership updates below (those whose events
             # the Ingestor already handed over through notify_stored are not queued twice)
             with self._queue_cv:
                 for tenant_id, by_person in for_c1.items():
                     self._queue.setdefault(tenant_id, set()).update(by_person)
                 self._queue_cv.notify_all()
-        with self._queue_cv:  # persons whose tags/scores C1 changed: segments reading those
+        with self._queue_cv:  # persons whose tags/scores changed: segments reading those
             models, self._models_changed = self._models_changed, {}
         t1 = time.perf_counter()
         self.stats["poll_s"] += t1 - t0
@@ -545,7 +539,7 @@ class Refresher:
                 n = self._scores(fn, tenant_id, part, None) if fn is not None else 0
                 if n:
                     # the segments reading tags/scores are re-evaluated by the fast lane's next cycle:
-                    # the slow lane goes on with the next C1 batch
+                    # the slow lane goes on with the next batch of real-time scores
                     with self._queue_cv:
                         self._models_changed.setdefault(tenant_id, set()).update(part)
                 self.stats["c1_persons"] += len(part)
@@ -555,13 +549,13 @@ class Refresher:
         self.run_scores_batch()
         return bool(queued)
 
-    #: how often the slow lane looks for tenants due for C1's scheduled batch (seconds)
+    #: how often the slow lane looks for tenants due for the scheduled scores batch (seconds)
     SCORES_CHECK_EVERY = 60.0
 
     def run_scores_batch(
         self, now: dt.datetime | None = None, force_check: bool = False
     ) -> list[dict[str, Any]]:
-        """C1's scheduled batch for the tenants due (``medscrm.scores.schedule``), looked for at most
+        """The scheduled scores batch for the tenants due (``medscrm.scores.schedule``), looked for at most
         every :data:`SCORES_CHECK_EVERY` seconds (a failed tenant is retried at the next look)."""
         if self.scores_batch_at is None:
             return []
@@ -595,7 +589,7 @@ class Refresher:
 
     # -- one cycle -------------------------------------------------------------------------------------
     def step(self, now: dt.datetime | None = None) -> bool:
-        """One synchronous cycle (tests, tools): newly stored events → C1's real-time tags/scores →
+        """One synchronous cycle (tests, tools): newly stored events → real-time tags/scores →
         segments, then the due full recomputes. True if there was work."""
         t0 = time.perf_counter()
         started = self.watermark is not None
@@ -618,7 +612,7 @@ class Refresher:
             if self.watermark is None:
                 top = conn.execute(sa.select(sa.func.max(e.c.received_at)).where(*self._scope())).scalar()
                 # never in the future: a row written with a future received_at must not hide new events
-                self.watermark = min(_aware(top), utcnow()) if top is not None else _EPOCH
+                self.watermark = min(as_utc(top), utcnow()) if top is not None else _EPOCH
                 if self.full_on_start:
                     # what is stored now is covered by the start-up full recompute: late detection
                     # only looks after it
@@ -636,17 +630,17 @@ class Refresher:
         self.stats["late_events"] += len(late)
         if fresh:  # received by the API → visible here (the ingestion flusher's share of the latency)
             at = utcnow()
-            lags = [(at - _aware(r.received_at)).total_seconds() for r in fresh]
+            lags = [(at - as_utc(r.received_at)).total_seconds() for r in fresh]
             self.stats["visible_lag_max_s"] = round(max(lags), 3)
             self.stats["visible_lag_mean_s"] = round(sum(lags) / len(lags), 3)
         for r in fresh:
             self._remember(r.id, _us(r.received_at))
         if rows:
-            self.watermark = min(max(w, _aware(rows[-1].received_at)), max(w, utcnow()))
+            self.watermark = min(max(w, as_utc(rows[-1].received_at)), max(w, utcnow()))
         self._forget_before(_us(self.watermark - self.overlap))
         self.stats["events"] += len(fresh)
         affected = self._persons(fresh)
-        with self._queue_cv:  # C1 needs the persons of the events notify_stored did not hand over
+        with self._queue_cv:  # to score: the persons of events notify_stored did not hand over
             given = self._c1_given
             rest = [r for r in fresh if r.id not in given] if given else fresh
             now = time.monotonic()
@@ -659,9 +653,9 @@ class Refresher:
 
     def notify_stored(self, rows: list[tuple]) -> None:
         """Track events the in-process Ingestor just committed, ``(id, tenant_id, person_id, event)``
-        with the person known: their persons go to C1 (the slow lane) at once, instead of after the
+        with the person known: their persons go to the real-time scores (the slow lane) at once, instead of after the
         fast lane's next poll; the fast lane still updates their memberships and does not hand these
-        events to C1 again. Called from the flusher thread."""
+        events to the real-time scores again. Called from the flusher thread."""
         if not (self.use_scores and self._c1 is not None) or not rows:
             return
         now = time.monotonic()
@@ -792,8 +786,8 @@ class Refresher:
         models_only: bool = False,
         count: bool = True,
     ) -> dict:
-        """C1's real-time tags and scores first when ``scores`` (rules may read them), then the
-        segments: with ``events`` (person → new event names) only where those events or (after C1)
+        """The real-time tags and scores first when ``scores`` (rules may read them), then the
+        segments: with ``events`` (person → new event names) only where those events or (after the scores)
         tags/scores can move someone; with ``models_only`` only the segments reading tags/scores."""
         pids = sorted(person_ids)
         if count:

@@ -31,7 +31,7 @@ MAX_REFRESH_MINUTES = 43_200  # 30 days
 
 
 def score_keys(conn: sa.Connection, *, tenant_id: str) -> set[str]:
-    """The score keys the scores module declares (contract C1) and those present in the tenant's
+    """The score keys the scores module declares (``medscrm.scores``) and those present in the tenant's
     ``person_scores`` (e.g. imported ones)."""
     try:
         from medscrm.scores.model import SCORES

@@ -1,1 +1,1 @@
-"""The web console (issue 7): pages served by `medscrm serve` at `/`."""
+"""The web console: pages served by `medscrm serve` at `/`."""

@@ -2,7 +2,7 @@
 
 Everything here is computed from stored data; a figure whose data does not exist yet (no events,
 no behaviour-model tags, no journeys module) is reported as missing, never invented.
-Optional modules built by other issues (scores C1, consents C2, sends C3, journeys C4, content C5)
+Optional modules (scores, consents, sends, journeys, the content library)
 are used when their tables / services are present in this installation.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm.access import visible_attributes
-from medscrm.common import utcnow
+from medscrm.common import as_utc, utcnow
 from medscrm.db.schema import (
     audit_log,
     events,
@@ -171,7 +171,7 @@ def last_scores_batch(conn: sa.Connection, *, tenant_id: str) -> dict[str, Any] 
     detail = row["detail"] or {}
     at = row["occurred_at"]
     return {
-        "at": at if at.tzinfo else at.replace(tzinfo=dt.UTC),
+        "at": as_utc(at),
         "actor": row["actor"],
         "persons": int(detail.get("persons") or 0),
         "changed": int(detail.get("changed") or 0),
@@ -231,7 +231,7 @@ def _top_content(conn: sa.Connection, tenant_id: str, scope, now) -> list[dict[s
 
 
 def _journeys_glance(conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]] | None:
-    """The journeys (C4) with how many entered, or None where the module is absent or not migrated.
+    """The journeys with how many entered, or None where the module is absent or not migrated.
 
     Runs on its own connection so a missing table cannot abort the caller's transaction."""
     svc = optional_module("journeys.service")
@@ -602,13 +602,13 @@ def readable_timeline(
         at = x["at"]
         if at is None:
             return dt.datetime.min.replace(tzinfo=dt.UTC)
-        return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+        return as_utc(at)
 
     return sorted(items, key=key, reverse=True)[:limit]
 
 
 def content_performance(conn: sa.Connection, *, tenant_id: str) -> dict[str, dict[str, int]]:
-    """Sends (C3) per content item and status (queued, sent, blocked, failed …); {} without sends."""
+    """Sends per content item and status (queued, sent, blocked, failed …); {} without sends."""
     sends = table(conn, "sends")
     if sends is None or "content_id" not in sends.c:
         return {}

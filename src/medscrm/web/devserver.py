@@ -87,7 +87,7 @@ def build_tenant(
 
 
 def _try_scores(engine: sa.Engine, tenant_id: str) -> None:
-    """Behaviour-model tags and scores (issue 5, C1) where that module is installed."""
+    """Behaviour-model tags and scores (``medscrm.scores``) where that module is installed."""
     svc = optional_module("scores.service")
     if svc is None or not hasattr(svc, "refresh_all"):
         return

@@ -24,7 +24,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import random
 import threading
 import time
 from typing import Any
@@ -35,8 +34,9 @@ import sqlalchemy as sa
 
 from medscrm import __version__
 from medscrm.accounts.secrets import unseal
-from medscrm.common import InvalidInput, MedscrmError, new_id, utcnow
+from medscrm.common import InvalidInput, MedscrmError, backoff, new_id, utcnow
 from medscrm.config import get_settings
+from medscrm.db.claim import claim_ids, due_or_expired
 from medscrm.db.schema import webhook_attempts, webhook_deliveries, webhook_subscriptions
 from medscrm.webhooks.service import check_url
 
@@ -46,7 +46,6 @@ SIGNATURE_HEADER = "X-Medscrm-Signature"
 EVENT_ID_HEADER = "X-Medscrm-Event-Id"
 #: how long a claimed delivery stays with its dispatcher (beyond the HTTP timeout)
 LEASE_SECONDS = 60
-_duck_claim = threading.Lock()
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -73,17 +72,6 @@ def verify(
     )
 
 
-def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
-    """Seconds before attempt ``attempt + 1``: ``base·2^(attempt-1)`` capped at ``cap``, jittered down to
-    half of it at random (many failing deliveries do not retry in lockstep)."""
-    wait = min(cap, base * 2 ** max(attempt - 1, 0))
-    return wait * (0.5 + 0.5 * (rng or random).random())
-
-
-def _aware(v: dt.datetime | None) -> dt.datetime | None:
-    return v if v is None or v.tzinfo else v.replace(tzinfo=dt.UTC)
-
-
 def _claim(
     engine: sa.Engine,
     *,
@@ -94,9 +82,13 @@ def _claim(
     tenant_id: str | None = None,
 ) -> list[str]:
     d, w = webhook_deliveries, webhook_subscriptions
-    due = sa.or_(
-        sa.and_(d.c.status == "pending", d.c.next_attempt_at <= now),
-        sa.and_(d.c.status == "delivering", d.c.lease_until < now),
+    due = due_or_expired(
+        status=d.c.status,
+        waiting="pending",
+        due=d.c.next_attempt_at <= now,
+        working="delivering",
+        lease_until=d.c.lease_until,
+        now=now,
     )
     active = sa.select(w.c.id).where(w.c.id == d.c.subscription_id, w.c.active.is_(True)).exists()
     q = sa.select(d.c.id).where(due, active)
@@ -105,30 +97,17 @@ def _claim(
     if delivery_id is not None:
         q = sa.select(d.c.id).where(d.c.id == delivery_id, d.c.status == "pending")
     q = q.order_by(d.c.next_attempt_at, d.c.id).limit(limit)
-    is_pg = engine.dialect.name == "postgresql"
-    if is_pg:
-        q = q.with_for_update(skip_locked=True, of=d)
-    lock = None if is_pg else _duck_claim
-    if lock:
-        lock.acquire()
-    try:
-        with engine.begin() as conn:
-            ids = list(conn.execute(q).scalars())
-            if ids:
-                conn.execute(
-                    d.update()
-                    .where(d.c.id.in_(ids))
-                    .values(
-                        status="delivering",
-                        worker_id=worker_id,
-                        lease_until=now + dt.timedelta(seconds=LEASE_SECONDS + _timeout()),
-                        updated_at=now,
-                    )
-                )
-            return ids
-    finally:
-        if lock:
-            lock.release()
+    return claim_ids(
+        engine,
+        d,
+        q,
+        values={
+            "status": "delivering",
+            "worker_id": worker_id,
+            "lease_until": now + dt.timedelta(seconds=LEASE_SECONDS + _timeout()),
+            "updated_at": now,
+        },
+    )
 
 
 def _timeout() -> float:

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm import hooks
-from medscrm.common import new_id, utcnow
+from medscrm.common import as_utc, new_id, utcnow
 from medscrm.db.schema import segments, webhook_deliveries, webhook_subscriptions
 
 #: every event type a subscription can ask for (``*`` = all of them)
@@ -82,9 +82,7 @@ def wants(events: frozenset[str], event_type: str) -> bool:
 
 
 def _iso(t: dt.datetime) -> str:
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return as_utc(t).isoformat().replace("+00:00", "Z")
 
 
 def event_body(event_id: str, event_type: str, tenant_id: str, data: dict[str, Any], at: dt.datetime) -> dict:
