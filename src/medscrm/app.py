@@ -15,6 +15,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from medscrm import __version__
 from medscrm.api import collect, core, observe
@@ -69,6 +70,10 @@ def settle_heap() -> None:
 
 #: young-generation threshold of a serving process (CPython's default is 700; 3.13 uses 2,000)
 GC_GEN0_THRESHOLD = 5000
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
 
 
 def _scores_batch_at():
@@ -156,6 +161,9 @@ def create_app(
         title="medscrm API",
         version=__version__,
         lifespan=lifespan,
+        # operationId = the route function's name (unique across the app: tests/api/test_openapi_ids.py),
+        # so that the generated client reads ``medscrm_client.api.webhooks.list_subscriptions``
+        generate_unique_id_function=_operation_id,
         # OpenTelemetry only with MEDSCRM_OTEL=1: FastAPI otherwise re-reads its settings on every
         # request (~8% of a /v1/track)
         telemetry=observe.telemetry_config(span_exporter),

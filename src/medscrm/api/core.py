@@ -154,7 +154,7 @@ def replay_quarantine(
 
 
 @router.get("/audit", tags=["accounts"], summary="Audit log, newest first")
-def audit(
+def list_audit(
     engine: EngineDep,
     p: Annotated[Principal, require("audit.read")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -54,7 +54,7 @@ class EnrollIn(BaseModel):
 
 
 @router.post("/validate", summary="Validate a definition against this tenant's data (nothing saved)")
-def validate(body: DefinitionIn, engine: EngineDep, p: Reader) -> Any:
+def validate_journey(body: DefinitionIn, engine: EngineDep, p: Reader) -> Any:
     try:
         with engine.connect() as conn:
             j = service.validate(conn, tenant_id=p.tenant_id, definition=body.definition)
@@ -66,7 +66,7 @@ def validate(body: DefinitionIn, engine: EngineDep, p: Reader) -> Any:
 @router.post(
     "", status_code=201, summary="Create a journey (draft, version 1)", responses=responses(404, 409)
 )
-def create(body: DefinitionIn, engine: EngineDep, p: Writer) -> Any:
+def create_journey(body: DefinitionIn, engine: EngineDep, p: Writer) -> Any:
     try:
         with engine.begin() as conn:
             return service.create(conn, tenant_id=p.tenant_id, definition=body.definition, actor=p.actor)
@@ -95,7 +95,7 @@ def get_journey(key: str, engine: EngineDep, p: Reader) -> Any:
     summary="Save an edited definition as a new version; migrate or keep enrollments",
     responses=responses(404, 409),
 )
-def update(key: str, body: UpdateIn, engine: EngineDep, p: Writer) -> Any:
+def update_journey(key: str, body: UpdateIn, engine: EngineDep, p: Writer) -> Any:
     try:
         with engine.begin() as conn:
             return service.update(
@@ -143,7 +143,7 @@ for _action, _summary in (
     summary="Per-step statistics: entered, waiting, sent, blocked by reason, converted",
     responses=responses(404),
 )
-def stats(key: str, engine: EngineDep, p: Reader) -> Any:
+def journey_stats(key: str, engine: EngineDep, p: Reader) -> Any:
     try:
         with engine.connect() as conn:
             return {
@@ -157,7 +157,7 @@ def stats(key: str, engine: EngineDep, p: Reader) -> Any:
 @router.post(
     "/{key}/enroll", summary="Enrol persons through the journey's api trigger", responses=responses(404, 409)
 )
-def enroll(key: str, body: EnrollIn, engine: EngineDep, p: Writer) -> Any:
+def enroll_persons(key: str, body: EnrollIn, engine: EngineDep, p: Writer) -> Any:
     try:
         with engine.begin() as conn:
             return service.enroll(

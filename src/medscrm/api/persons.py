@@ -29,7 +29,7 @@ def _404(exc: NotFound, field: str = "person_id") -> HTTPException:
 
 
 @router.get("/lookup", summary="Find the person behind an identifier", responses=responses(404, 503))
-def lookup(
+def lookup_person(
     engine: EngineDep,
     p: Reader,
     type: Annotated[
@@ -83,7 +83,7 @@ def _audited_profile(engine: sa.Engine, p: Principal, find: Callable[[sa.Connect
 
 
 @router.get("", summary="Search persons by name, hospital, department")
-def search(
+def search_persons(
     engine: EngineDep,
     p: Reader,
     q: str | None = None,
@@ -122,7 +122,7 @@ def get_person(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     summary="The person's events, newest first (page with `cursor`)",
     responses=responses(404),
 )
-def timeline(
+def person_timeline(
     person_id: str,
     engine: EngineDep,
     p: Reader,
@@ -158,7 +158,7 @@ def timeline(
     summary="The source records behind the person (what each source sent)",
     responses=responses(404),
 )
-def records(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
+def person_records(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             pid = visible_person_id(conn, p, person_id)

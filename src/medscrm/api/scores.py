@@ -46,13 +46,13 @@ class MicroBody(BaseModel):
     "/scores/distributions",
     summary="Counts per tier, AIPL and lifecycle stage, preferences; score histograms",
 )
-def distributions(engine: EngineDep, p: Reader) -> dict[str, Any]:
+def score_distributions(engine: EngineDep, p: Reader) -> dict[str, Any]:
     with engine.connect() as conn:
         return scores.distributions(conn, tenant_id=p.tenant_id)
 
 
 @router.get("/scores/micro-segments", summary="Micro-segments with what distinguishes each (zh, en)")
-def micro_segments(engine: EngineDep, p: Reader) -> dict[str, Any]:
+def list_micro_segments(engine: EngineDep, p: Reader) -> dict[str, Any]:
     with engine.connect() as conn:
         rows = scores.list_micro_segments(conn, tenant_id=p.tenant_id)
     return {"micro_segments": [{k: v for k, v in r.items() if k != "tenant_id"} for r in rows]}
@@ -105,7 +105,7 @@ def _refresh_once(engine: sa.Engine, tenant_id: str, fn: Callable[[sa.Connection
     summary="Recompute every person's behaviour tags and scores (batch)",
     responses=responses(409),
 )
-def refresh(engine: EngineDep, p: Writer, body: RefreshBody | None = None) -> dict[str, Any]:
+def refresh_scores(engine: EngineDep, p: Writer, body: RefreshBody | None = None) -> dict[str, Any]:
     body = body or RefreshBody()
 
     def run(conn: sa.Connection) -> dict[str, Any]:
@@ -127,7 +127,7 @@ def refresh(engine: EngineDep, p: Writer, body: RefreshBody | None = None) -> di
 @router.post(
     "/scores/micro-segments/refresh", summary="Re-cluster the micro-segments", responses=responses(409)
 )
-def refresh_micro(engine: EngineDep, p: Writer, body: MicroBody | None = None) -> dict[str, Any]:
+def refresh_micro_segments(engine: EngineDep, p: Writer, body: MicroBody | None = None) -> dict[str, Any]:
     from medscrm.scores.micro import refresh_micro as run
 
     body = body or MicroBody()

@@ -93,7 +93,7 @@ class EvaluateIn(BaseModel):
 
 
 @router.post("/segments/preview", summary="Count (and a sample of) the persons matching a rule")
-def preview(body: PreviewIn, engine: EngineDep, p: Reader) -> Any:
+def preview_segment(body: PreviewIn, engine: EngineDep, p: Reader) -> Any:
     try:
         with engine.connect() as conn:
             return segs.preview(
