@@ -26,7 +26,7 @@ from medscrm.api import persons as persons_api
 from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
 from medscrm.api import webhooks as webhooks_api
-from medscrm.api.errors import declare_body_errors, from_medscrm_error
+from medscrm.api.errors import declare_body_errors, from_medscrm_error, shape_of
 from medscrm.common import MedscrmError
 from medscrm.config import get_settings
 from medscrm.db import get_engine
@@ -194,7 +194,11 @@ def create_app(
     @app.exception_handler(MedscrmError)
     async def _refused(request: Request, exc: MedscrmError) -> JSONResponse:
         # a domain error a route did not answer itself: 404, 422 (naming the field) or 409
-        status, body = from_medscrm_error(exc, segment_shape=request.url.path.startswith("/v1/"))
+        status, body = from_medscrm_error(
+            exc,
+            shape=shape_of(request.url.path, request.scope.get("endpoint")),
+            path_params=request.path_params,
+        )
         return JSONResponse(status_code=status, content=body)
 
     @app.exception_handler(Exception)
