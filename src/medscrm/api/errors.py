@@ -4,12 +4,15 @@ Two shapes are in use, both naming the field (or the JSON path inside a rule or 
 and the reason:
 
 * ``{"error": "not_found", "errors": [{"field" | "path": …, "reason": …}], "field": …}`` — request
-  validation (422), segments, journeys, outreach and the scores refreshes;
-* ``{"detail": {"field": …, "reason": …}}`` — the other handlers (``HTTPException``); routing errors
-  of FastAPI itself (an unknown path, a wrong method) carry a plain string as ``detail``.
+  validation (422), segments, journeys, outreach, webhooks;
+* ``{"detail": {"field": …, "reason": …}}`` — the profiles, scores and ingest (quarantine) routes;
+  routing errors of FastAPI itself (an unknown path, a wrong method) carry a plain string as ``detail``.
 
-:func:`responses` builds the ``responses=`` argument of a route from the status codes it can answer,
-so that the document lists every status and its shape (schemathesis checks the answers against it)."""
+A domain error (:class:`~medscrm.common.MedscrmError`) is answered by the app's one handler through
+:func:`from_medscrm_error`, worded by the router that raised it (:data:`SHAPES`); routes raise and
+keep no error helpers of their own. :func:`responses` builds the ``responses=`` argument of a route
+from the status codes it can answer, so that the document lists every status and its shape
+(schemathesis checks the answers against it)."""
 
 from __future__ import annotations
 
