@@ -89,6 +89,7 @@ def test_import_exit_codes_and_quarantine_cli(tmp_path):
 @pytest.mark.postgres
 def test_cli_runs_on_postgresql(tmp_path, pg_url):
     env = {"MEDSCRM_DATABASE_URL": pg_url, "MEDSCRM_TENANT": f"pg-{tmp_path.name[-8:]}"}
+    cli(tmp_path, "tenants", "create", env["MEDSCRM_TENANT"], env=env)
     key = last_line(cli(tmp_path, "sources", "create", "--name", "crm", env=env))
     assert key.startswith("wk_")
     assert not (tmp_path / "medscrm.duckdb").exists()

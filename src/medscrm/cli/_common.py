@@ -16,7 +16,9 @@ err = Console(stderr=True)
 TenantOpt = Annotated[
     str | None,
     typer.Option(
-        "--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default'). Created on first use."
+        "--tenant",
+        help="Tenant slug (default: $MEDSCRM_TENANT or 'default'). It must exist: `medscrm tenants "
+        "create SLUG` creates one.",
     ),
 ]
 
@@ -24,7 +26,10 @@ TenantOpt = Annotated[
 def _ws(tenant: str | None):
     from medscrm.workspace import open_workspace
 
-    return open_workspace(tenant)
+    try:
+        return open_workspace(tenant)
+    except MedscrmError as exc:  # an unknown tenant: one line naming it and the known ones
+        _fail(exc)
 
 
 def _fail(exc: Exception, code: int = 2) -> None:

@@ -11,6 +11,11 @@ from rich.table import Table
 from medscrm.cli._common import TenantOpt, _fail, _transact, _ws, console, err
 from medscrm.common import MedscrmError
 
+tenants_app = typer.Typer(
+    help="Tenants (one per company or brand team). A tenant is only ever created here: an unknown "
+    "--tenant is an error. 租户：只能用 `medscrm tenants create` 显式创建。",
+    no_args_is_help=True,
+)
 sources_app = typer.Typer(help="Data sources and their write keys (for the event API).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (Bearer) for /api/v1, each with a role.", no_args_is_help=True)
 users_app = typer.Typer(help="Console users and their roles.", no_args_is_help=True)
@@ -64,6 +69,47 @@ def secrets_rotate(
     print(f"resealed={report.total} unreadable={len(report.unreadable)}")
     if report.unreadable:
         raise typer.Exit(1)
+
+
+# --- tenants -------------------------------------------------------------------------------------
+@tenants_app.command("create")
+def tenants_create(
+    slug: Annotated[str, typer.Argument(help="Tenant slug: letters, digits, - and _ (at most 64).")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name (default: the slug).")] = None,
+) -> None:
+    """Create a tenant. Other commands then act on it with --tenant SLUG (or MEDSCRM_TENANT=SLUG)."""
+    from medscrm.accounts import service as accounts
+    from medscrm.db import get_engine, upgrade_to_head
+
+    engine = get_engine()
+    upgrade_to_head(engine)
+    try:
+        with engine.begin() as conn:
+            t = accounts.create_tenant(conn=conn, slug=slug, name=name, actor="cli")
+    except MedscrmError as exc:
+        _fail(exc)
+    console.print(f"tenant [bold]{t['slug']}[/] created ({t['id']})")
+
+
+@tenants_app.command("list")
+def tenants_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, full values.")] = False,
+) -> None:
+    """List the tenants of this workspace."""
+    from medscrm.accounts import service as accounts
+    from medscrm.db import get_engine, upgrade_to_head
+
+    engine = get_engine()
+    upgrade_to_head(engine)
+    with engine.connect() as conn:
+        rows = accounts.list_tenants(conn=conn)
+    if as_json:
+        print(json.dumps([{k: r[k] for k in ("id", "slug", "name")} for r in rows], ensure_ascii=False))
+        return
+    t = Table("slug", "name", "id", "created")
+    for r in rows:
+        t.add_row(r["slug"], r["name"], r["id"], str(r["created_at"])[:19])
+    console.print(t)
 
 
 # --- sources -------------------------------------------------------------------------------------

@@ -11,22 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.cli._common import TenantOpt, _ws
 from medscrm.common import MedscrmError
 
 console = Console()
 err = Console(stderr=True)
-TenantOpt = Annotated[
-    str | None, typer.Option("--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default').")
-]
 AsOpt = Annotated[
     str, typer.Option("--as", help="Your username (its role applies: approval needs compliance).")
 ]
-
-
-def _ws(tenant: str | None):
-    from medscrm.workspace import open_workspace
-
-    return open_workspace(tenant)
 
 
 def _fail(exc: Exception) -> None:

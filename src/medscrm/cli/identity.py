@@ -398,9 +398,8 @@ def explain_command(record_a: str, record_b: str, tenant: str | None = None) -> 
     from medscrm.common import MedscrmError
     from medscrm.db.schema import PERSON_FIELDS, source_records, sources
     from medscrm.persons.engine import load_or_train_model, record_table
-    from medscrm.workspace import open_workspace
 
-    ws = open_workspace(tenant)
+    ws = _ws(tenant)
     sr = source_records
     with ws.engine.connect() as conn:
         rows = (

@@ -11,22 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from medscrm.cli._common import TenantOpt, _ws
 from medscrm.common import MedscrmError
 
 console = Console()
 err = Console(stderr=True)
 
-TenantOpt = Annotated[
-    str | None,
-    typer.Option("--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default')."),
-]
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who does this (recorded in the audit log).")]
-
-
-def _ws(tenant: str | None):
-    from medscrm.workspace import open_workspace
-
-    return open_workspace(tenant)
 
 
 def _fail(exc: Exception, code: int = 2) -> None:

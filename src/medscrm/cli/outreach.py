@@ -14,20 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.cli._common import TenantOpt, _ws
 from medscrm.common import MedscrmError
 
 console = Console()
 err = Console(stderr=True)
-TenantOpt = Annotated[
-    str | None, typer.Option("--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default').")
-]
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who makes the change (audited).")]
-
-
-def _ws(tenant: str | None):
-    from medscrm.workspace import open_workspace
-
-    return open_workspace(tenant)
 
 
 def _fail(exc: Exception) -> None:

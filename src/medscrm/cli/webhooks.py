@@ -128,8 +128,8 @@ def replay(
 @app.command("dispatch")
 def dispatch_cmd(tenant: TenantOpt = None) -> None:
     """Attempt the due deliveries once now (``medscrm worker`` does this continuously)."""
+    from medscrm.cli._common import _ws
     from medscrm.webhooks import dispatch
-    from medscrm.workspace import open_workspace
 
-    r = dispatch.dispatch_once(open_workspace(tenant).engine, worker_id="cli")
+    r = dispatch.dispatch_once(_ws(tenant).engine, worker_id="cli")
     console.print(f"delivered {r['delivered']}, retry later {r['retry']}, dead {r['dead']}")

@@ -26,6 +26,19 @@ DEMO_USERS = (
 )
 
 
+def create_demo_tenant(tenant: str):
+    """The demo's tenant, created explicitly (an existing one of that name is reused: re-running the
+    demo in the same folder adds to it)."""
+    from medscrm.config import get_settings
+    from medscrm.db import get_engine, upgrade_to_head
+
+    engine = get_engine(get_settings().database_url)
+    upgrade_to_head(engine)
+    with engine.begin() as conn:
+        accounts.ensure_tenant(conn=conn, slug=tenant, actor="demo")
+    return open_workspace(tenant)
+
+
 def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Console) -> int:
     from medscrm.synth import generate
 
@@ -34,7 +47,7 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
     console.print(f"1/5 generating synthetic sources for {hcps:,} HCPs (seed {seed}) → {data_dir}/")
     manifest = generate(data_dir, hcps=hcps, seed=seed, progress=True)
 
-    ws = open_workspace(tenant)
+    ws = create_demo_tenant(tenant)
     console.print(
         f"2/5 importing into tenant [bold]{tenant}[/] on {ws.engine.dialect.name} "
         f"({ws.engine.url.render_as_string(hide_password=True)})"

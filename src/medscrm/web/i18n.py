@@ -37,6 +37,8 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "login.submit": ("登录", "Sign in"),
     "login.failed": ("用户名或密码不正确", "Wrong username or password"),
     "login.required": ("请填写租户、用户名和密码", "Tenant, username and password are required"),
+    "login.unknown_tenant": ("租户 “{slug}” 不存在", "There is no tenant “{slug}”"),
+    "login.known_tenants": ("已有租户：{known}", "Known tenants: {known}"),
     "login.locked": (
         "登录失败次数过多，请在 {seconds} 秒后重试",
         "Too many failed sign-ins; try again in {seconds} seconds",

@@ -111,6 +111,15 @@ def login(
         )
         resp.headers["Retry-After"] = str(refused.retry_after)
         return resp
+    if not ok and ten is None and not refused.retry_after:
+        # an unknown tenant is named (a typo is told apart from a wrong password); outside production
+        # the known tenants are listed too, to help a newcomer to the demo's
+        error = t("login.unknown_tenant", slug=slug)
+        if not get_settings().is_production:
+            with engine.connect() as conn:
+                known = ", ".join(x["slug"] for x in accounts.list_tenants(conn=conn)) or "—"
+            error += " · " + t("login.known_tenants", known=known)
+        return render(ctx, "login.html", 401, next=next, tenant=tenant, username=username, error=error)
     if not ok:
         return render(
             ctx, "login.html", 401, next=next, tenant=tenant, username=username, error=t("login.failed")
