@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from medscrm.cli._common import TenantOpt, _fail, _transact, _ws, console, err
+from medscrm.cli._ids import resolve_id
 from medscrm.common import MedscrmError
 
 tenants_app = typer.Typer(
@@ -244,7 +245,10 @@ def tokens_revoke(token_id: str, tenant: TenantOpt = None) -> None:
     from medscrm.accounts import service as accounts
 
     _transact(
-        tenant, lambda conn, ws: accounts.revoke_token(conn=conn, tenant_id=ws.tenant_id, token_id=token_id)
+        tenant,
+        lambda conn, ws: accounts.revoke_token(
+            conn=conn, tenant_id=ws.tenant_id, token_id=resolve_id(conn, ws.tenant_id, "token", token_id)
+        ),
     )
     console.print(f"revoked {token_id}")
 

@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medscrm.cli._common import TenantOpt, _ws
+from medscrm.cli._common import TenantOpt, _rid, _ws
 from medscrm.common import MedscrmError
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 AsOpt = Annotated[
     str, typer.Option("--as", help="Your username (its role applies: approval needs compliance).")
 ]
@@ -149,6 +149,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.content import service
 
         ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
         try:
             with ws.engine.begin() as conn:
                 out = service.submit_for_review(conn, tenant_id=ws.tenant_id, item_id=item, actor=as_)
@@ -168,6 +169,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.content import service
 
         ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
         try:
             with ws.engine.begin() as conn:
                 out = service.approve(
@@ -194,6 +196,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.content import service
 
         ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
         try:
             with ws.engine.begin() as conn:
                 out = service.reject(
@@ -219,6 +222,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.content import service
 
         ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
         try:
             with ws.engine.begin() as conn:
                 out = service.withdraw(conn, tenant_id=ws.tenant_id, item_id=item, actor=as_, reason=reason)
@@ -267,6 +271,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.content import service
 
         ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
         try:
             with ws.engine.connect() as conn:
                 it = service.get_item(conn, tenant_id=ws.tenant_id, item_id=item)

@@ -15,7 +15,7 @@ from medscrm.cli._common import TenantOpt, _ws
 from medscrm.common import MedscrmError
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who does this (recorded in the audit log).")]
 

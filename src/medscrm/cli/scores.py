@@ -16,7 +16,7 @@ from medscrm.common import MedscrmError, as_utc
 from medscrm.demo.scores import print_distributions, print_micro
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 
 ConfigOpt = Annotated[
     Path | None,

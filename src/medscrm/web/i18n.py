@@ -182,6 +182,11 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "idr.merge": ("合并", "Merge"),
     "idr.reject": ("不是同一人", "Not the same"),
     "idr.merged": ("已合并", "Merged"),
+    "idr.revoke": ("撤销拒绝", "Revoke rejection"),
+    "idr.revoke_hint": (
+        "撤销“不是同一人”的决定，这一对重新进入待审核",
+        "Take back “not the same person”: the pair is open for review again",
+    ),
     "idr.rejected": ("已标记为不同的人", "Marked as different people"),
     "idr.empty": ("没有待复核的配对", "No pairs to review"),
     "idr.record_a": ("记录 A", "Record A"),

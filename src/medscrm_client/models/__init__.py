@@ -6,6 +6,9 @@ from .audit_api_v1_audit_get_response_200_item import AuditApiV1AuditGetResponse
 from .body_replay_quarantine_api_v1_quarantine_replay_post import (
     BodyReplayQuarantineApiV1QuarantineReplayPost,
 )
+from .body_revoke_review_rejection_api_v1_identity_reviews_review_id_revoke_post import (
+    BodyRevokeReviewRejectionApiV1IdentityReviewsReviewIdRevokePost,
+)
 from .channel_in import ChannelIn
 from .channel_in_provider import ChannelInProvider
 from .channel_in_settings import ChannelInSettings
@@ -116,6 +119,9 @@ from .replay_quarantine_api_v1_quarantine_replay_post_response_replay_quarantine
     ReplayQuarantineApiV1QuarantineReplayPostResponseReplayQuarantineApiV1QuarantineReplayPost,
 )
 from .replayed import Replayed
+from .revoke_review_rejection_api_v1_identity_reviews_review_id_revoke_post_response_revoke_review_rejection_api_v1_identity_reviews_review_id_revoke_post import (
+    RevokeReviewRejectionApiV1IdentityReviewsReviewIdRevokePostResponseRevokeReviewRejectionApiV1IdentityReviewsReviewIdRevokePost,
+)
 from .search_api_v1_persons_get_response_search_api_v1_persons_get import (
     SearchApiV1PersonsGetResponseSearchApiV1PersonsGet,
 )
@@ -161,6 +167,7 @@ __all__ = (
     "Attempt",
     "AuditApiV1AuditGetResponse200Item",
     "BodyReplayQuarantineApiV1QuarantineReplayPost",
+    "BodyRevokeReviewRejectionApiV1IdentityReviewsReviewIdRevokePost",
     "ChannelIn",
     "ChannelInProvider",
     "ChannelInSettings",
@@ -221,6 +228,7 @@ __all__ = (
     "RefresherStatusApiV1SegmentsRefresherGetResponseRefresherStatusApiV1SegmentsRefresherGet",
     "ReplayQuarantineApiV1QuarantineReplayPostResponseReplayQuarantineApiV1QuarantineReplayPost",
     "Replayed",
+    "RevokeReviewRejectionApiV1IdentityReviewsReviewIdRevokePostResponseRevokeReviewRejectionApiV1IdentityReviewsReviewIdRevokePost",
     "SearchApiV1PersonsGetResponseSearchApiV1PersonsGet",
     "SegmentIn",
     "SegmentInFieldsType0",
