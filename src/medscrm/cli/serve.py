@@ -98,4 +98,13 @@ def serve(
             **options,
         )
         return
-    uvicorn.run(create_app(), host=host, port=port, **options)
+    from medscrm.workspace import announce_server, withdraw_server
+
+    # the server file beside an embedded database: the command line finds this server through it
+    # (one-line message, or reads through the API) instead of failing on the file's lock
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    announced = announce_server(engine, url=f"http://{local}:{port}")
+    try:
+        uvicorn.run(create_app(), host=host, port=port, **options)
+    finally:
+        withdraw_server(engine, announced)
