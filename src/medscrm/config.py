@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     #: API token the CLI uses to read through a running ``medscrm serve`` that holds the embedded
     #: database (empty: the token serve wrote into the server file beside the database).
     api_token: str = ""
+    #: The address HCPs reach this server at (tracked links ``/r/…`` and view beacons ``/b/…`` in
+    #: messages are built on it; a tenant's outreach policy ``tracking_base_url`` overrides it).
+    #: Default: where ``medscrm serve`` listens by default, for local trials.
+    public_base_url: str = "http://127.0.0.1:8000"
     #: ``development`` or ``production`` (any case); production refuses a missing or weak secret key.
     env: str = "development"
     secret_key: str = _DEV_SECRET

@@ -18,6 +18,7 @@ from medscrm.cli import (
     admin,
     content,
     db,
+    devtools,
     events,
     identity,
     imports,
@@ -62,6 +63,7 @@ journeys.register(app)  # journeys, worker
 content.register(app)  # content library
 outreach.register(app)  # consents, do-not-contact, channels, sends, outreach-policy
 app.add_typer(webhooks.app, name="webhooks")  # outbound event subscriptions
+app.add_typer(devtools.app, name="devtools")  # local provider stand-ins: inbox
 
 
 def main() -> None:  # pragma: no cover

@@ -192,8 +192,16 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
     console.print(st)
     console.print("journeys · 营销旅程: the heart-failure webinar journey over a simulated week")
     from medscrm.demo.journeys import journey_step
+    from medscrm.devtools.demo_providers import remember, start_demo_providers
 
-    journey_step(ws, console=console)
+    # the bundled local stand-ins for the e-mail and WeCom providers: the journey's messages arrive
+    # there (`medscrm devtools inbox`); `medscrm serve` starts them again on the same ports
+    providers = start_demo_providers(Path("demo-outbox"))
+    try:
+        journey_step(ws, console=console, providers=providers)
+    finally:
+        providers.stop()
+    remember(ws.engine.url.render_as_string(hide_password=False), providers)
     user_list = ", ".join(u if r != "rep" else f"{u} (rep · 代表)" for u, r in users)
     console.print(
         Panel(
@@ -206,7 +214,9 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
             f"  medscrm audit list --tenant {tenant}          audit log · 审计日志\n"
             f"  medscrm identity review list --tenant {tenant}   uncertain pairs · 待复核的疑似重复\n"
             f"  medscrm persons show PERSON_ID --tenant {tenant} a golden record with lineage · 黄金记录\n"
-            "  medscrm serve                                    REST API, OpenAPI at /docs\n\n"
+            "  medscrm devtools inbox                           messages the demo sent · 演示发出的消息\n"
+            "  medscrm serve                                    console at /, REST API at /docs;\n"
+            "                                                   starts the local e-mail/WeCom stand-ins too\n\n"
             f"Demo users (password = <username>-demo): {user_list}\n"
             f"Admin API token (Bearer): {token.token}",
             title=f"done in {time.perf_counter() - t0:.1f}s · 完成",
