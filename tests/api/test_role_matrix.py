@@ -74,6 +74,7 @@ API: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/journeys/{key}"): "data.read",
     ("PUT", "/api/v1/journeys/{key}"): "data.import",
     ("POST", "/api/v1/journeys/{key}/start"): "data.import",
+    ("GET", "/api/v1/journeys/{key}/current-members"): "data.read",
     ("POST", "/api/v1/journeys/{key}/pause"): "data.import",
     ("POST", "/api/v1/journeys/{key}/resume"): "data.import",
     ("POST", "/api/v1/journeys/{key}/stop"): "data.import",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -123,8 +123,47 @@ def _lifecycle(action: str):
     return endpoint
 
 
+@router.post(
+    "/{key}/start",
+    summary="Start a draft journey (content approval and channels are checked); by default also enrol "
+    "the current members of its entry segments",
+    responses=responses(404, 409),
+)
+def start_journey(
+    key: str,
+    engine: EngineDep,
+    p: Writer,
+    enrol_current: Annotated[
+        bool,
+        Query(
+            description="Enrol the persons already in the segments of the journey's segment_entry "
+            "triggers now (re-entry rules and caps apply); false: only persons who enter from now on"
+        ),
+    ] = True,
+) -> Any:
+    try:
+        with engine.begin() as conn:
+            return service.start(
+                conn, tenant_id=p.tenant_id, key=key, actor=p.actor, enrol_current=enrol_current
+            )
+    except (JourneyError, RuleError, NotFound, InvalidInput) as exc:
+        return _error(exc)
+
+
+@router.get(
+    "/{key}/current-members",
+    summary="How many persons starting with enrol_current would enrol now (the entry segments' members)",
+    responses=responses(404),
+)
+def current_members(key: str, engine: EngineDep, p: Reader) -> Any:
+    try:
+        with engine.connect() as conn:
+            return service.current_members(conn, tenant_id=p.tenant_id, key=key)
+    except (JourneyError, NotFound) as exc:
+        return _error(exc)
+
+
 for _action, _summary in (
-    ("start", "Start a draft journey (content approval and channels are checked)"),
     ("pause", "Pause: nobody moves on until resume"),
     ("resume", "Resume a paused journey"),
     ("stop", "Stop for good: everyone still in the journey leaves"),

@@ -63,6 +63,7 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "common.none": ("暂无", "None"),
     "common.search": ("搜索", "Search"),
     "common.save": ("保存", "Save"),
+    "common.cancel": ("取消", "Cancel"),
     "common.yes": ("是", "Yes"),
     "common.no": ("否", "No"),
     "common.count": ("人数", "Count"),
@@ -282,6 +283,20 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "jr.status": ("状态", "Status"),
     "jr.version": ("版本", "Version"),
     "jr.start": ("启动", "Start"),
+    "jr.start_title": ("启动旅程 {journey}", "Start journey {journey}"),
+    "jr.enrol_current": (
+        "立即纳入分群现有成员：{n} 人（分群 {segments}）",
+        "Enrol current members now: {n} persons (segment {segments})",
+    ),
+    "jr.enrol_current_hint": (
+        "不勾选则只有启动后新进入分群的人会进入旅程。重复进入规则和上限照常适用；同意与免打扰在每次发送时检查。",
+        "Unticked, only persons who enter the segment after the start join. Re-entry rules and caps apply "
+        "as usual; consent and do-not-contact are checked at every send.",
+    ),
+    "jr.no_entry_segment": (
+        "此旅程没有“进入分群”触发器：启动后按触发器纳入。",
+        "This journey has no segment-entry trigger: persons join through its triggers after the start.",
+    ),
     "jr.pause": ("暂停", "Pause"),
     "jr.resume": ("恢复", "Resume"),
     "jr.steps": ("步骤统计", "Step statistics"),
