@@ -13,11 +13,14 @@ import sys
 import time
 
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
+from medscrm.app import create_app
 from medscrm.db import make_engine
 from medscrm.db.schema import sends
 from medscrm.devtools.demo_providers import inbox
 from tests_support import cli_env
+from web.conftest import csrf_of
 
 MEDSCRM = [sys.executable, "-m", "medscrm"]
 
@@ -78,6 +81,27 @@ def test_the_demo_delivers_to_the_local_stand_ins(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)) == len(received)
+
+    # the console's "Outbox (demo)" page shows them to roles that read PII
+    engine = make_engine(f"duckdb:///{tmp_path / 'medscrm.duckdb'}")
+    try:
+        with TestClient(create_app(engine)) as c:
+            for user, allowed in (("marketer", True), ("analyst", False)):
+                c.cookies.clear()
+                csrf = csrf_of(c.get("/login").text)
+                r = c.post(
+                    "/login",
+                    data={"csrf_token": csrf, "tenant": "demo", "username": user, "password": f"{user}-demo"},
+                    follow_redirects=False,
+                )
+                assert r.status_code == 303, r.text
+                assert ('data-nav="outbox"' in c.get("/").text) is allowed
+                page = c.get("/outbox")
+                assert page.status_code == (200 if allowed else 403)
+                if allowed:
+                    assert mails[-1]["subject"] in page.text and 'data-outbox-row="wecom"' in page.text
+    finally:
+        engine.dispose()
 
     # serve in the demo workspace starts the stand-ins again, on the channels' ports
     cfg = json.loads((tmp_path / "medscrm.duckdb.demo-providers.json").read_text(encoding="utf-8"))

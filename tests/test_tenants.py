@@ -96,3 +96,17 @@ def test_the_console_names_an_unknown_tenant(engine, tenant):
         )
         assert r.status_code == 401
         assert "dmeo" in r.text and tenant.slug in r.text
+
+
+def test_the_sign_in_form_starts_with_the_only_tenant(tmp_path):
+    engine = make_engine(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    try:
+        from medscrm.db import upgrade_to_head
+
+        upgrade_to_head(engine)
+        with engine.begin() as conn:
+            accounts.create_tenant(conn=conn, slug="demo")
+        with TestClient(create_app(engine)) as c:
+            assert 'value="demo"' in c.get("/login").text
+    finally:
+        engine.dispose()

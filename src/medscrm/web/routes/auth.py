@@ -20,7 +20,21 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 @router.get("/login")
 def login_page(request: Request, next: str = "/") -> Response:
     ctx = _ctx_anon(request)
-    return render(ctx, "login.html", next=next, tenant=get_settings().tenant, username="", error=None)
+    return render(ctx, "login.html", next=next, tenant=_default_tenant(request), username="", error=None)
+
+
+def _default_tenant(request: Request) -> str:
+    """The tenant the sign-in form starts with: MEDSCRM_TENANT, or, outside production, the only
+    tenant of the workspace when that one does not exist (the demo's `demo`)."""
+    slug = get_settings().tenant
+    if get_settings().is_production:
+        return slug
+    with _engine(request).connect() as conn:
+        if accounts.get_tenant(conn=conn, slug=slug) is None:
+            known = accounts.list_tenants(conn=conn)
+            if len(known) == 1:
+                return known[0]["slug"]
+    return slug
 
 
 def _login_throttle(request: Request) -> LoginThrottle:
