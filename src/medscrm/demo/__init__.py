@@ -196,12 +196,21 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
     # the bundled local stand-ins for the e-mail and WeCom providers: the journey's messages arrive
     # there (`medscrm devtools inbox`); `medscrm serve` starts them again on the same ports
-    providers = start_demo_providers(Path("demo-outbox"))
+    try:
+        providers = start_demo_providers(Path("demo-outbox"))
+    except (RuntimeError, OSError) as exc:  # e.g. installed without the devtools extra (aiosmtpd)
+        providers = None
+        console.print(
+            f"   [yellow]local provider stand-ins not started ({str(exc).splitlines()[0][:200]}); the "
+            "journey's sends stay queued · 未启动本地消息替身服务。pip install 'medscrm[devtools]'[/]"
+        )
     try:
         journey_step(ws, console=console, providers=providers)
     finally:
-        providers.stop()
-    remember(ws.engine.url.render_as_string(hide_password=False), providers)
+        if providers is not None:
+            providers.stop()
+    if providers is not None:
+        remember(ws.engine.url.render_as_string(hide_password=False), providers)
     user_list = ", ".join(u if r != "rep" else f"{u} (rep · 代表)" for u, r in users)
     console.print(
         Panel(
