@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from medscrm.cli._common import TenantOpt, _fail, _transact, _ws, console, err
+from medscrm.cli._common import JsonOpt, TenantOpt, WideOpt, _fail, _transact, _ws, console, err, print_rows
 from medscrm.cli._ids import resolve_id
 from medscrm.common import MedscrmError
 
@@ -219,24 +219,26 @@ def tokens_create(
 
 
 @tokens_app.command("list")
-def tokens_list(tenant: TenantOpt = None) -> None:
+def tokens_list(wide: WideOpt = False, as_json: JsonOpt = False, tenant: TenantOpt = None) -> None:
     """List tokens (hints only; the secret is never stored)."""
     from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
         rows = accounts.list_tokens(conn=conn, tenant_id=ws.tenant_id)
-    t = Table("id", "role", "name", "hint", "created", "revoked")
-    for r in rows:
-        t.add_row(
-            r["id"],
-            r["role"],
-            r["name"] or "",
-            r["token_hint"] + "…",
-            str(r["created_at"])[:19],
-            str(r["revoked_at"] or "")[:19],
-        )
-    console.print(t)
+    print_rows(
+        [{k: v for k, v in dict(r).items() if k != "token_hash"} for r in rows],
+        [
+            ("id", "id"),
+            ("role", "role"),
+            ("name", "name"),
+            ("hint", lambda r: r["token_hint"] + "…"),
+            ("created", lambda r: str(r["created_at"])[:19]),
+            ("revoked", lambda r: str(r["revoked_at"] or "")[:19]),
+        ],
+        wide=wide,
+        as_json=as_json,
+    )
 
 
 @tokens_app.command("revoke")

@@ -123,7 +123,9 @@ def import_cmd(
 
 
 @imports_app.command("list")
-def imports_list(limit: int = 20, tenant: TenantOpt = None) -> None:
+def imports_list(
+    limit: int = 20, wide: WideOpt = False, as_json: JsonOpt = False, tenant: TenantOpt = None
+) -> None:
     """Recent imports with their counts."""
     import sqlalchemy as sa
 
@@ -142,20 +144,24 @@ def imports_list(limit: int = 20, tenant: TenantOpt = None) -> None:
             .mappings()
             .all()
         )
-    t = Table("id", "file", "source", "status", "rows", "imported", "dup", "rejected", "started")
-    for r in rows:
-        t.add_row(
-            r["id"],
-            r["file_name"],
-            r["source"] or "",
-            r["status"],
-            f"{r['rows_total']:,}",
-            f"{r['rows_accepted']:,}",
-            f"{r['rows_duplicate']:,}",
-            f"{r['rows_rejected']:,}",
-            str(r["started_at"])[:19],
-        )
-    console.print(t)
+    print_rows(
+        [{k: v for k, v in dict(r).items() if k != "report"} for r in rows]
+        if as_json
+        else [dict(r) for r in rows],
+        [
+            ("id", "id"),
+            ("file", "file_name"),
+            ("source", "source"),
+            ("status", "status"),
+            ("rows", lambda r: f"{r['rows_total']:,}"),
+            ("imported", lambda r: f"{r['rows_accepted']:,}"),
+            ("dup", lambda r: f"{r['rows_duplicate']:,}"),
+            ("rejected", lambda r: f"{r['rows_rejected']:,}"),
+            ("started", lambda r: str(r["started_at"])[:19]),
+        ],
+        wide=wide,
+        as_json=as_json,
+    )
 
 
 # --- quarantine ----------------------------------------------------------------------------------
