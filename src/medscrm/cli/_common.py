@@ -130,17 +130,26 @@ class ServerApi:
         self.server, self.token, self.slug = server, token, slug
 
     def get(self, path: str, *, params: dict | None = None, missing: str | None = None) -> Any:
+        import time
+
         import httpx
 
-        try:
-            r = httpx.get(
-                self.server.url + path,
-                params={k: v for k, v in (params or {}).items() if v is not None},
-                headers={"Authorization": f"Bearer {self.token}"},
-                timeout=30,
-            )
-        except httpx.HTTPError as exc:
-            _fail(MedscrmError(f"{held_message(self.server)} (the API did not answer: {exc})"))
+        deadline = time.monotonic() + 30  # a server that is still starting has written its file already
+        while True:
+            try:
+                r = httpx.get(
+                    self.server.url + path,
+                    params={k: v for k, v in (params or {}).items() if v is not None},
+                    headers={"Authorization": f"Bearer {self.token}"},
+                    timeout=30,
+                )
+                break
+            except httpx.ConnectError as exc:
+                if time.monotonic() > deadline:
+                    _fail(MedscrmError(f"{held_message(self.server)} (the API did not answer: {exc})"))
+                time.sleep(0.5)
+            except httpx.HTTPError as exc:
+                _fail(MedscrmError(f"{held_message(self.server)} (the API did not answer: {exc})"))
         if r.status_code == 404 and missing:
             _fail(MedscrmError(missing))
         if r.status_code >= 400:
