@@ -11,16 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.cli._common import TenantOpt, _ws
 from medscrm.common import MedscrmError, as_utc
 from medscrm.demo.scores import print_distributions, print_micro
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 
-TenantOpt = Annotated[
-    str | None,
-    typer.Option("--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default')."),
-]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
@@ -32,12 +29,6 @@ NowOpt = Annotated[
     dt.datetime | None,
     typer.Option("--now", help="Compute as of this time (ISO, UTC), e.g. to replay a past day."),
 ]
-
-
-def _ws(tenant: str | None):
-    from medscrm.workspace import open_workspace
-
-    return open_workspace(tenant)
 
 
 def _fail(exc: Exception) -> None:
