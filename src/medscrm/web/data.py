@@ -398,7 +398,7 @@ def chart_options(d: dict[str, Any], t, now: dt.datetime | None = None) -> dict[
                     "minSize": "20%",
                     "label": {"position": "right", "formatter": "{b}: {c}"},
                     "labelLine": {"show": True},
-                    "data": [{"name": t.label("aipl", v), "value": n} for v, n in d["aipl"]],
+                    "data": [{"id": v, "name": t.label("aipl", v), "value": n} for v, n in d["aipl"]],
                 }
             ],
         }
@@ -409,7 +409,9 @@ def chart_options(d: dict[str, Any], t, now: dt.datetime | None = None) -> dict[
                 {
                     "type": "pie",
                     "radius": ["40%", "70%"],
-                    "data": [{"name": t.label("lifecycle", v), "value": n} for v, n in d["lifecycle"]],
+                    "data": [
+                        {"id": v, "name": t.label("lifecycle", v), "value": n} for v, n in d["lifecycle"]
+                    ],
                 }
             ],
         }
