@@ -98,7 +98,7 @@ def test_build_a_segment_see_its_count_save_and_export(browser, base_url, demo):
     bad.locator(".cond-name").fill("Webinar Attended")
     bad.locator(".cond-days").fill("99999")
     bad.locator(".node-err").wait_for(state="visible")
-    assert "last" in bad.locator(".node-err").inner_text()
+    assert "最近天数" in bad.locator(".node-err").inner_text()  # the path and the problem in words
     assert page.locator(".cond").first.locator(".node-err").inner_text() == ""
     bad.locator(".remove").click()
     page.wait_for_function(

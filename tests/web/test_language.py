@@ -154,6 +154,16 @@ def base_url(demo: DemoTenant, tmp_path_factory) -> Iterator[str]:
         yield url
 
 
+#: a rule with three problems: an empty list, a window too long, an unknown attribute
+BAD_RULE = {
+    "and": [
+        {"attr": "department", "op": "in", "value": []},
+        {"event": "Webinar Attended", "op": "gte", "value": 1, "window": {"last": 99999, "unit": "days"}},
+        {"attr": "不存在的属性", "op": "eq", "value": "x"},
+    ]
+}
+
+
 def _pages(page, base_url: str, role: str) -> list[str]:
     """Every page reachable from the navigation, and one of each detail page the role may open."""
     nav = page.eval_on_selector_all("nav.side a[data-nav]", "els => els.map(e => e.getAttribute('href'))")
@@ -167,7 +177,7 @@ def _pages(page, base_url: str, role: str) -> list[str]:
         urls += page.eval_on_selector_all(
             "tr[data-segment] td:nth-child(7) a:first-child", "els => els.map(e => e.getAttribute('href'))"
         )
-        urls.append("/segments/new")
+        urls += ["/segments/new", "/segments/new#invalid"]
     if "/journeys" in nav:
         page.goto(base_url + "/journeys")
         urls += page.eval_on_selector_all("a[data-journey]", "els => els.map(e => e.getAttribute('href'))")
@@ -186,8 +196,14 @@ def _crawl(browser, base_url, demo, lang: str) -> dict[str, set[str]]:
             page.wait_for_load_state("networkidle")
             if page.locator("#builder").count():
                 page.wait_for_selector("#preview-body")
+            if url.endswith("#invalid"):  # the validator's problems beside the conditions
+                page.evaluate(
+                    f"() => {{ const b = window.medscrmBuilder; b.tree = b.fromDsl({json.dumps(BAD_RULE)}); b.changed(true); }}"
+                )
+                page.wait_for_selector("#preview-invalid")
+                page.wait_for_function("document.querySelectorAll('.node-err:not(:empty)').length >= 3")
             items = page.evaluate(COLLECT_JS)
-            where = re.sub(r"/hcps/per_\w+", "/hcps/ID", url.split("?")[0])
+            where = re.sub(r"/hcps/per_\w+", "/hcps/ID", url.split("?")[0].replace("#", " "))
             for p in zh_problems(items) if lang == "zh" else en_problems(items):
                 found.setdefault(p, set()).add(f"{where} ({'rep' if role == demo.rep_username else role})")
         page.context.close()

@@ -223,7 +223,7 @@ def test_segment_save_reports_problems_beside_nodes_and_fields(app, demo):
     assert '"and[1]"' in problems and "no_such_field" in problems and '"and[0]"' not in problems
     assert 'data-field="key"' in r.text
     r = c.post("/segments/save", data={"csrf_token": token, "key": "x1", "rule": "{not json"})
-    assert r.status_code == 422 and "not valid JSON" in r.text
+    assert r.status_code == 422 and "不是有效的 JSON" in r.text  # the problem in the reader's language
 
 
 def test_upload_refuses_wrong_type_and_oversize_files(app, demo, monkeypatch):

@@ -16,6 +16,7 @@ from medscrm.common import InvalidInput
 from medscrm.db.schema import persons
 from medscrm.rules.validate import KEY_RE
 from medscrm.schema.person import IDENTIFYING_FIELDS
+from medscrm.web import rule_text
 from medscrm.web.auth import Ctx, Forbidden
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, render
 
@@ -46,8 +47,9 @@ def node_paths(rule: Any, path: str = "") -> list[str]:
     return out
 
 
-def problems_by_node(rule: Any, problems: list[dict[str, str]]) -> dict[str, list[str]]:
-    """Each problem placed at the deepest node whose path prefixes the problem's path."""
+def problems_by_node(rule: Any, problems: list[dict[str, str]], t=None) -> dict[str, list[str]]:
+    """Each problem placed at the deepest node whose path prefixes the problem's path (in the reader's
+    language when a translator ``t`` is given)."""
     nodes = sorted(set(node_paths(rule)), key=len, reverse=True)
     out: dict[str, list[str]] = {}
     for prob in problems:
@@ -57,7 +59,10 @@ def problems_by_node(rule: Any, problems: list[dict[str, str]]) -> dict[str, lis
             "",
         )
         detail = path[len(where) :].lstrip(".")
-        out.setdefault(where, []).append(f"{detail}: {prob['reason']}" if detail else prob["reason"])
+        reason = rule_text.problem(prob["reason"], t) if t else prob["reason"]
+        if detail and t:
+            detail = rule_text.path(detail, t)
+        out.setdefault(where, []).append(f"{detail}: {reason}" if detail else reason)
     return out
 
 
@@ -236,7 +241,7 @@ def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Re
         result=result,
         sample=sample,
         normalised=normalised,
-        problems=problems_by_node(parsed, problems) if problems else {},
+        problems=problems_by_node(parsed, problems, ctx.t) if problems else {},
     )
 
 
@@ -290,7 +295,7 @@ def segment_save(
             problems = []
             for p in exc.as_list():
                 if p["path"] in ("key", "kind", "name"):
-                    field_errors.setdefault(p["path"], []).append(p["reason"])
+                    field_errors.setdefault(p["path"], []).append(rule_text.problem(p["reason"], ctx.t))
                 else:
                     problems.append(
                         {"path": p["path"].removeprefix("rule.").removeprefix("rule"), "reason": p["reason"]}
@@ -304,7 +309,7 @@ def segment_save(
         seg=seg,
         rule=parsed if parsed is not None else {"and": []},
         status=422,
-        problems=problems_by_node(parsed, problems) if problems else {},
+        problems=problems_by_node(parsed, problems, ctx.t) if problems else {},
         field_errors=field_errors,
         form=form,
         error=ctx.t("seg.invalid"),
