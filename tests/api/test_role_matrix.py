@@ -106,6 +106,15 @@ API: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): "webhooks.manage",
     ("POST", "/api/v1/webhooks/{subscription_id}/replay"): "webhooks.manage",
     ("POST", "/api/v1/webhooks/{subscription_id}/ping"): "webhooks.manage",
+    ("POST", "/api/v1/dsr/lookup"): "privacy.manage",
+    ("POST", "/api/v1/dsr/export"): "privacy.manage",
+    ("POST", "/api/v1/dsr/erase"): "privacy.manage",
+    ("POST", "/api/v1/dsr/correct"): "privacy.manage",
+    ("POST", "/api/v1/dsr/restrict"): "privacy.manage",
+    ("POST", "/api/v1/dsr/hold"): "privacy.manage",
+    ("GET", "/api/v1/dsr/requests"): "privacy.manage",
+    ("GET", "/api/v1/dsr/requests/{request_id}"): "privacy.manage",
+    ("GET", "/api/v1/dsr/requests/{request_id}/certificate"): "privacy.manage",
 }
 
 #: every POST route of the console: (method, path) -> the permission it checks (``ctx.require``)
@@ -140,6 +149,12 @@ BODIES: dict[tuple[str, str], object] = {
     ("PUT", "/api/v1/outreach/policy"): {},
     # a public address given as an IP: no DNS look-up in the test
     ("POST", "/api/v1/webhooks"): {"url": "https://93.184.215.14/hook"},
+    ("POST", "/api/v1/dsr/lookup"): {"identifier": "nobody"},
+    ("POST", "/api/v1/dsr/export"): {"identifier": "nobody"},
+    ("POST", "/api/v1/dsr/erase"): {"identifier": "nobody", "confirm": True},
+    ("POST", "/api/v1/dsr/correct"): {"identifier": "nobody", "field": "hospital", "value": "x"},
+    ("POST", "/api/v1/dsr/restrict"): {"identifier": "nobody", "reason": "r"},
+    ("POST", "/api/v1/dsr/hold"): {"identifier": "nobody", "reason": "r"},
 }
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}

@@ -16,6 +16,7 @@ from medscrm.cli import (
     admin,
     content,
     db,
+    dsr,
     events,
     identity,
     imports,
@@ -59,6 +60,7 @@ journeys.register(app)  # journeys, worker
 content.register(app)  # content library
 outreach.register(app)  # consents, do-not-contact, channels, sends, outreach-policy
 app.add_typer(webhooks.app, name="webhooks")  # outbound event subscriptions
+app.add_typer(dsr.app, name="dsr")  # data-subject requests (PIPL Arts. 44–47)
 
 
 def main() -> None:  # pragma: no cover

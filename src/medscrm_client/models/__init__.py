@@ -6,6 +6,8 @@ from .audit_api_v1_audit_get_response_200_item import AuditApiV1AuditGetResponse
 from .body_replay_quarantine_api_v1_quarantine_replay_post import (
     BodyReplayQuarantineApiV1QuarantineReplayPost,
 )
+from .certificate import Certificate
+from .certificate_certificate import CertificateCertificate
 from .channel_in import ChannelIn
 from .channel_in_provider import ChannelInProvider
 from .channel_in_settings import ChannelInSettings
@@ -19,6 +21,8 @@ from .content_in import ContentIn
 from .content_in_audience import ContentInAudience
 from .content_in_kind import ContentInKind
 from .content_in_template_type_0 import ContentInTemplateType0
+from .correct_in import CorrectIn
+from .correct_in_kind import CorrectInKind
 from .definition_in import DefinitionIn
 from .definition_in_definition import DefinitionInDefinition
 from .delivery import Delivery
@@ -29,8 +33,12 @@ from .detail import Detail
 from .distributions_api_v1_scores_distributions_get_response_distributions_api_v1_scores_distributions_get import (
     DistributionsApiV1ScoresDistributionsGetResponseDistributionsApiV1ScoresDistributionsGet,
 )
+from .dsr_request import DsrRequest
+from .dsr_request_result_type_0 import DsrRequestResultType0
 from .enroll_in import EnrollIn
 from .enroll_in_context import EnrollInContext
+from .erase_in import EraseIn
+from .erase_in_kind import EraseInKind
 from .error_item import ErrorItem
 from .error_list import ErrorList
 from .evaluate_in import EvaluateIn
@@ -44,6 +52,12 @@ from .fix_quarantine_api_v1_quarantine_entry_id_fix_post_response_fix_quarantine
 from .get_person_api_v1_persons_person_id_get_response_get_person_api_v1_persons_person_id_get import (
     GetPersonApiV1PersonsPersonIdGetResponseGetPersonApiV1PersonsPersonIdGet,
 )
+from .held import Held
+from .held_legal_hold_type_0 import HeldLegalHoldType0
+from .held_restricted_type_0 import HeldRestrictedType0
+from .held_tables import HeldTables
+from .hold_in import HoldIn
+from .hold_in_kind import HoldInKind
 from .http_validation_error import HTTPValidationError
 from .list_content_api_v1_content_get_status_type_0 import (
     ListContentApiV1ContentGetStatusType0,
@@ -116,6 +130,9 @@ from .replay_quarantine_api_v1_quarantine_replay_post_response_replay_quarantine
     ReplayQuarantineApiV1QuarantineReplayPostResponseReplayQuarantineApiV1QuarantineReplayPost,
 )
 from .replayed import Replayed
+from .request_list import RequestList
+from .restrict_in import RestrictIn
+from .restrict_in_kind import RestrictInKind
 from .search_api_v1_persons_get_response_search_api_v1_persons_get import (
     SearchApiV1PersonsGetResponseSearchApiV1PersonsGet,
 )
@@ -134,6 +151,8 @@ from .send_in import SendIn
 from .send_in_channel import SendInChannel
 from .send_in_purpose import SendInPurpose
 from .send_in_variables import SendInVariables
+from .subject import Subject
+from .subject_kind import SubjectKind
 from .subscription import Subscription
 from .subscription_in import SubscriptionIn
 from .subscription_list import SubscriptionList
@@ -161,6 +180,8 @@ __all__ = (
     "Attempt",
     "AuditApiV1AuditGetResponse200Item",
     "BodyReplayQuarantineApiV1QuarantineReplayPost",
+    "Certificate",
+    "CertificateCertificate",
     "ChannelIn",
     "ChannelInProvider",
     "ChannelInSettings",
@@ -174,6 +195,8 @@ __all__ = (
     "ContentInAudience",
     "ContentInKind",
     "ContentInTemplateType0",
+    "CorrectIn",
+    "CorrectInKind",
     "DefinitionIn",
     "DefinitionInDefinition",
     "Delivery",
@@ -182,8 +205,12 @@ __all__ = (
     "DeliveryStatus",
     "Detail",
     "DistributionsApiV1ScoresDistributionsGetResponseDistributionsApiV1ScoresDistributionsGet",
+    "DsrRequest",
+    "DsrRequestResultType0",
     "EnrollIn",
     "EnrollInContext",
+    "EraseIn",
+    "EraseInKind",
     "ErrorItem",
     "ErrorList",
     "EvaluateIn",
@@ -192,6 +219,12 @@ __all__ = (
     "FixQuarantineApiV1QuarantineEntryIdFixPostResponseFixQuarantineApiV1QuarantineEntryIdFixPost",
     "GetPersonApiV1PersonsPersonIdGetResponseGetPersonApiV1PersonsPersonIdGet",
     "HTTPValidationError",
+    "Held",
+    "HeldLegalHoldType0",
+    "HeldRestrictedType0",
+    "HeldTables",
+    "HoldIn",
+    "HoldInKind",
     "ListContentApiV1ContentGetStatusType0",
     "ListDeliveriesApiV1WebhooksSubscriptionIdDeliveriesGetStatusType0",
     "ListEventsApiV1EventsGetResponseListEventsApiV1EventsGet",
@@ -221,6 +254,9 @@ __all__ = (
     "RefresherStatusApiV1SegmentsRefresherGetResponseRefresherStatusApiV1SegmentsRefresherGet",
     "ReplayQuarantineApiV1QuarantineReplayPostResponseReplayQuarantineApiV1QuarantineReplayPost",
     "Replayed",
+    "RequestList",
+    "RestrictIn",
+    "RestrictInKind",
     "SearchApiV1PersonsGetResponseSearchApiV1PersonsGet",
     "SegmentIn",
     "SegmentInFieldsType0",
@@ -233,6 +269,8 @@ __all__ = (
     "SendInChannel",
     "SendInPurpose",
     "SendInVariables",
+    "Subject",
+    "SubjectKind",
     "Subscription",
     "SubscriptionIn",
     "SubscriptionList",
