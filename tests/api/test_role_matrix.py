@@ -130,6 +130,11 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/quarantine/{entry_id}/replay"): "quarantine.manage",
     ("POST", "/quarantine/replay"): "quarantine.manage",
     ("POST", "/journeys/{key}/{action}"): "data.import",
+    ("POST", "/privacy/lookup"): "privacy.manage",
+    ("POST", "/privacy/export"): "privacy.manage",
+    ("POST", "/privacy/restrict"): "privacy.manage",
+    ("POST", "/privacy/hold"): "privacy.manage",
+    ("POST", "/privacy/erase"): "privacy.manage",
 }
 
 #: bodies that pass validation, so that a refusal cannot hide behind a 422
