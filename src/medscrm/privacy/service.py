@@ -50,6 +50,7 @@ from medscrm.db.schema import (
 )
 from medscrm.exports import SafeDictWriter
 from medscrm.ingest import suppress
+from medscrm.ingest.store import forget_identity_cache
 from medscrm.persons.restrictions import LEGAL_HOLD, RESTRICTED
 from medscrm.privacy.tables import PERSON_TABLES, Subject, jsonable
 from medscrm.schema.person import STANDARD_FIELDS, normalize_record
@@ -489,8 +490,6 @@ def erase(
     if new:
         conn.execute(dsr_tombstones.insert(), new)
     suppress.forget_cache(tenant_id)
-    from medscrm.ingest.events import forget_identity_cache
-
     forget_identity_cache(tenant_id)
     if feature_index is None:
         feature_index = feature_index_for(conn.engine, conn, tenant_id)
@@ -801,7 +800,13 @@ def hold(
 
 
 def feature_index_for(engine: sa.Engine, conn: sa.Connection, tenant_id: str) -> Path | None:
-    """The tenant's identity feature index directory (beside its match model), if there is one."""
+    """The tenant's identity feature index directory (beside its match model), if there is one.
+    Looked for by file name first: the identity engine's modules (Splink) load slowly and are only
+    imported when a model file exists."""
+    db = getattr(engine.url, "database", None)
+    near = Path(f"{db}.x").parent if db and db != ":memory:" else Path.cwd()
+    if not any(near.glob("*identity-model.*")) and not any(Path.cwd().glob(".medscrm-identity-model.*")):
+        return None
     from medscrm.identity.model import model_path
     from medscrm.persons.engine import index_dir_for
 
