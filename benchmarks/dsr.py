@@ -121,12 +121,16 @@ def _plans(engine, tenant_id: str, person_id: str) -> dict[str, Any]:
     with engine.connect() as c:
         for name, q in queries.items():
             plan = "\n".join(
-                r[0] for r in c.execute(sa.text("EXPLAIN " + q), {"t": tenant_id, "p": person_id})
+                " ".join(str(x) for x in r)
+                for r in c.execute(sa.text("EXPLAIN " + q), {"t": tenant_id, "p": person_id})
             )
+            empty = c.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar() == 0
             if engine.dialect.name == "postgresql":
-                out[name] = "index" if ("Index" in plan or "Bitmap" in plan) else "seq scan"
+                uses = "Index" in plan or "Bitmap" in plan
+                out[name] = "index" if uses else ("seq scan (empty table)" if empty else "seq scan")
             else:
-                out[name] = "scan (zone maps)" if "SCAN" in plan.upper() else "other"
+                kind = "index scan" if "INDEX_SCAN" in plan.upper() else "table scan (zone maps)"
+                out[name] = kind + (" (empty table)" if empty else "")
     return out
 
 
