@@ -139,9 +139,11 @@ def erase(
     ] = None,
     tenant: TenantOpt = None,
 ) -> None:
-    """Erase the person (PIPL Art. 47): every row deleted, audit rows stripped of personal data, keyed
-    hashes kept so re-imports and events are suppressed; prints the certificate id. Refused (exit 3)
-    under legal hold."""
+    """Erase the person (PIPL Art. 47); refused (exit 3) under legal hold.
+
+    Every row is deleted, audit rows keep the action without the personal data, and keyed hashes of
+    the identifiers are kept so re-imports and events are suppressed. Prints the certificate's sha256
+    (``medscrm dsr certificate REQUEST_ID`` downloads it)."""
     from medscrm.privacy import service
 
     if not yes:
@@ -178,8 +180,10 @@ def restrict(
     reason: ReasonOpt = None,
     tenant: TenantOpt = None,
 ) -> None:
-    """Restrict the person's processing (PIPL Art. 44): no segment entry, no journey step, no send
-    (reason processing_restricted) until --lift."""
+    """Restrict the person's processing (PIPL Art. 44), or --lift it.
+
+    While restricted the person enters no segment, takes no journey step and gets no message (sends
+    are blocked with reason processing_restricted)."""
     from medscrm.privacy import service
 
     _print_request(
