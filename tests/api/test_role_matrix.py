@@ -135,6 +135,9 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/privacy/restrict"): "privacy.manage",
     ("POST", "/privacy/hold"): "privacy.manage",
     ("POST", "/privacy/erase"): "privacy.manage",
+    ("POST", "/webhooks"): "webhooks.manage",
+    ("POST", "/webhooks/{subscription_id}/{action}"): "webhooks.manage",
+    ("POST", "/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): "webhooks.manage",
 }
 
 #: bodies that pass validation, so that a refusal cannot hide behind a 422

@@ -112,7 +112,7 @@ class Certificate(BaseModel):
     response_model=Held,
     responses=NOT_FOUND,
 )
-def lookup(body: Subject, engine: EngineDep, p: Dpo) -> Any:
+def dsr_lookup(body: Subject, engine: EngineDep, p: Dpo) -> Any:
     with engine.begin() as conn:
         out = service.held(conn, tenant_id=p.tenant_id, identifier=body.identifier, kind=body.kind)
         from medscrm.accounts import service as accounts
@@ -136,7 +136,7 @@ def lookup(body: Subject, engine: EngineDep, p: Dpo) -> Any:
         404, extra={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}
     ),
 )
-def export(body: Subject, engine: EngineDep, p: Dpo) -> Response:
+def dsr_export(body: Subject, engine: EngineDep, p: Dpo) -> Response:
     with engine.begin() as conn:
         req, blob = service.export(
             conn,
@@ -162,7 +162,7 @@ def export(body: Subject, engine: EngineDep, p: Dpo) -> Response:
     response_model=DsrRequest,
     responses=responses(404, 409),
 )
-def erase(body: EraseIn, engine: EngineDep, p: Dpo) -> Any:
+def dsr_erase(body: EraseIn, engine: EngineDep, p: Dpo) -> Any:
     if not body.confirm:
         return JSONResponse(
             status_code=422,
@@ -201,7 +201,7 @@ def erase(body: EraseIn, engine: EngineDep, p: Dpo) -> Any:
     response_model=DsrRequest,
     responses=NOT_FOUND,
 )
-def correct(body: CorrectIn, engine: EngineDep, p: Dpo) -> Any:
+def dsr_correct(body: CorrectIn, engine: EngineDep, p: Dpo) -> Any:
     with engine.begin() as conn:
         return service.correct(
             conn,
@@ -221,7 +221,7 @@ def correct(body: CorrectIn, engine: EngineDep, p: Dpo) -> Any:
     response_model=DsrRequest,
     responses=NOT_FOUND,
 )
-def restrict(body: RestrictIn, engine: EngineDep, p: Dpo) -> Any:
+def dsr_restrict(body: RestrictIn, engine: EngineDep, p: Dpo) -> Any:
     with engine.begin() as conn:
         return service.restrict(
             conn,
@@ -240,7 +240,7 @@ def restrict(body: RestrictIn, engine: EngineDep, p: Dpo) -> Any:
     response_model=DsrRequest,
     responses=NOT_FOUND,
 )
-def hold(body: HoldIn, engine: EngineDep, p: Dpo) -> Any:
+def dsr_hold(body: HoldIn, engine: EngineDep, p: Dpo) -> Any:
     with engine.begin() as conn:
         return service.hold(
             conn,
@@ -254,13 +254,13 @@ def hold(body: HoldIn, engine: EngineDep, p: Dpo) -> Any:
 
 
 @router.get("/requests", summary="The request log, newest first", response_model=RequestList)
-def list_requests(engine: EngineDep, p: Dpo, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+def dsr_list_requests(engine: EngineDep, p: Dpo, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
     with engine.connect() as conn:
         return {"requests": service.list_requests(conn, tenant_id=p.tenant_id, limit=limit)}
 
 
 @router.get("/requests/{request_id}", summary="One request", response_model=DsrRequest, responses=NOT_FOUND)
-def get_request(request_id: str, engine: EngineDep, p: Dpo) -> Any:
+def dsr_get_request(request_id: str, engine: EngineDep, p: Dpo) -> Any:
     with engine.connect() as conn:
         return service.get_request(conn, tenant_id=p.tenant_id, request_id=request_id)
 
@@ -271,6 +271,6 @@ def get_request(request_id: str, engine: EngineDep, p: Dpo) -> Any:
     response_model=Certificate,
     responses=NOT_FOUND,
 )
-def certificate(request_id: str, engine: EngineDep, p: Dpo) -> Any:
+def dsr_certificate(request_id: str, engine: EngineDep, p: Dpo) -> Any:
     with engine.connect() as conn:
         return service.certificate(conn, tenant_id=p.tenant_id, request_id=request_id)

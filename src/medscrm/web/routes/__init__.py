@@ -22,9 +22,22 @@ from medscrm.web.routes import (
     privacy,
     segments,
     static,
+    webhooks,
 )
 from medscrm.web.routes.base import ConsoleRoute
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-for _pages in (static, auth, persons, identity, segments, imports, audit, journeys, content, privacy):
+for _pages in (
+    static,
+    auth,
+    persons,
+    identity,
+    segments,
+    imports,
+    audit,
+    journeys,
+    content,
+    webhooks,
+    privacy,
+):
     router.include_router(_pages.router)

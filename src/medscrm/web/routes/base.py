@@ -155,6 +155,7 @@ NAV = (
     ("imports", "/imports", "quarantine.manage"),
     ("audit", "/audit", "audit.read"),
     ("privacy", "/privacy", "privacy.manage"),
+    ("webhooks", "/webhooks", "webhooks.manage"),
 )
 
 
