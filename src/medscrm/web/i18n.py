@@ -361,15 +361,15 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     # data-subject requests (PIPL Arts. 44–47)
     "privacy.title": ("个人信息主体请求", "Data-subject requests"),
     "privacy.intro": (
-        "按任一标识查找个人（手机、邮箱、企业微信外部联系人、openid、执业证号、记录 ID），查看所持数据，"
+        "按任一标识查找个人（手机、邮箱、企业微信外部联系人、OpenID、执业证号、记录 ID），查看所持数据，"
         "导出副本、限制处理、法律保全或删除（《个人信息保护法》第 44–47 条）。",
-        "Find a person by any identifier (phone, e-mail, WeCom external contact, openid, licence number, "
+        "Find a person by any identifier (phone, e-mail, WeCom external contact, OpenID, licence number, "
         "record id), see what is held, export a copy, restrict processing, put on legal hold or erase "
         "(PIPL Arts. 44–47).",
     ),
     "privacy.identifier": (
-        "手机 / 邮箱 / 企业微信 ID / openid / 执业证号 / 个人或记录 ID",
-        "Phone / e-mail / WeCom id / openid / licence / person or record id",
+        "手机 / 邮箱 / 企业微信 ID / OpenID / 执业证号 / 个人或记录 ID",
+        "Phone / e-mail / WeCom id / OpenID / licence / person or record id",
     ),
     "privacy.kind": ("标识类型", "Identifier type"),
     "privacy.kind_auto": ("自动识别", "Detect"),
@@ -379,8 +379,8 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "privacy.kind_email": ("邮箱", "E-mail"),
     "privacy.kind_license_no": ("执业证号", "Licence number"),
     "privacy.kind_wecom": ("企业微信外部联系人", "WeCom external userid"),
-    "privacy.kind_openid": ("微信 openid", "WeChat openid"),
-    "privacy.kind_unionid": ("微信 unionid", "WeChat unionid"),
+    "privacy.kind_openid": ("微信 OpenID", "WeChat OpenID"),
+    "privacy.kind_unionid": ("微信 UnionID", "WeChat UnionID"),
     "privacy.kind_user_id": ("事件用户 ID", "Event user id"),
     "privacy.lookup": ("查找", "Look up"),
     "privacy.not_found": ("未找到：{detail}。未做任何更改。", "Not found: {detail}. Nothing was changed."),
