@@ -4,6 +4,10 @@ The command line is presentation: one module per group of commands, each calling
 its domain. This module builds the ``medscrm`` app and is the one place that lists the groups, in
 the order ``medscrm --help`` shows them (top-level commands first, then groups). A new group is a
 new module here and one line below.
+
+Commands import the services they call inside the command function, not at the top of their
+module: ``medscrm --help`` (and every command's start) then loads only the command line itself,
+not pandas, Splink, scikit-learn or the web app.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from medscrm.common import MedscrmError
+from medscrm.workspace import open_workspace
 
 console = Console()
 err = Console(stderr=True)
@@ -22,8 +23,6 @@ TenantOpt = Annotated[
 
 
 def _ws(tenant: str | None):
-    from medscrm.workspace import open_workspace
-
     return open_workspace(tenant)
 
 

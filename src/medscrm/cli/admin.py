@@ -8,8 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from medscrm.accounts import service as accounts
 from medscrm.cli._common import TenantOpt, _fail, _transact, _ws, console, err
 from medscrm.common import MedscrmError
+from medscrm.db import get_engine, upgrade_to_head
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 sources_app = typer.Typer(help="Data sources and their write keys (for the event API).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (Bearer) for /api/v1, each with a role.", no_args_is_help=True)
@@ -35,8 +40,6 @@ def secrets_rotate(
 
     Rotation: set MEDSCRM_SECRET_KEY=NEW and MEDSCRM_OLD_SECRET_KEYS=OLD, run this, then drop OLD."""
     from medscrm.accounts import secrets as sealing
-    from medscrm.accounts import service as accounts
-    from medscrm.db import get_engine, upgrade_to_head
 
     engine = get_engine()
     upgrade_to_head(engine)
@@ -76,7 +79,6 @@ def sources_create(
     tenant: TenantOpt = None,
 ) -> None:
     """Create a source. Prints its write key (HTTP Basic user for /v1/*) as the last line."""
-    from medscrm.accounts import service as accounts
 
     created = _transact(
         tenant,
@@ -102,7 +104,6 @@ def sources_configure(
     tenant: TenantOpt = None,
 ) -> None:
     """Set a source's settings and credentials (stored encrypted; values are never printed)."""
-    from medscrm.accounts import service as accounts
 
     changes: dict[str, str | None] = {}
     for kv in set_:
@@ -125,7 +126,6 @@ def sources_configure(
 @sources_app.command("list")
 def sources_list(tenant: TenantOpt = None) -> None:
     """List sources with their kind and key hint."""
-    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
@@ -151,7 +151,6 @@ def tokens_create(
     tenant: TenantOpt = None,
 ) -> None:
     """Create an API token. Prints the token (Authorization: Bearer …) as the last line."""
-    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     try:
@@ -174,7 +173,6 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(tenant: TenantOpt = None) -> None:
     """List tokens (hints only; the secret is never stored)."""
-    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
@@ -195,7 +193,6 @@ def tokens_list(tenant: TenantOpt = None) -> None:
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: str, tenant: TenantOpt = None) -> None:
     """Revoke a token by id; it stops working at once."""
-    from medscrm.accounts import service as accounts
 
     _transact(
         tenant, lambda conn, ws: accounts.revoke_token(conn=conn, tenant_id=ws.tenant_id, token_id=token_id)
@@ -213,7 +210,6 @@ def users_create(
     tenant: TenantOpt = None,
 ) -> None:
     """Create a user with a role."""
-    from medscrm.accounts import service as accounts
 
     u = _transact(
         tenant,
@@ -234,7 +230,6 @@ def users_create(
 @audit_app.command("list")
 def audit_list(limit: int = 50, tenant: TenantOpt = None) -> None:
     """Newest audit entries first."""
-    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:

@@ -11,7 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.accounts import service as accounts
 from medscrm.common import MedscrmError
+from medscrm.workspace import open_workspace
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True)
@@ -24,8 +29,6 @@ AsOpt = Annotated[
 
 
 def _ws(tenant: str | None):
-    from medscrm.workspace import open_workspace
-
     return open_workspace(tenant)
 
 
@@ -35,8 +38,6 @@ def _fail(exc: Exception) -> None:
 
 
 def _role(conn, tenant_id: str, username: str) -> str:
-    from medscrm.accounts import service as accounts
-
     u = accounts.get_user(conn=conn, tenant_id=tenant_id, username=username)
     if not u or u["disabled_at"]:
         raise MedscrmError(

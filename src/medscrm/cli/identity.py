@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,6 +15,11 @@ from rich.table import Table
 
 from medscrm.cli._common import TenantOpt, _fail, _transact, _ws, console
 from medscrm.common import MedscrmError
+from medscrm.db.schema import PERSON_FIELDS, identities, persons, source_records, sources
+from medscrm.workspace import open_workspace
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 identity_app = typer.Typer(
     help="OneID: resolve records into persons, review uncertain pairs, merge and "
@@ -254,9 +260,7 @@ def persons_search(
 @persons_app.command("show")
 def persons_show(person_id: str, tenant: TenantOpt = None) -> None:
     """A person's golden record: each attribute with the source record and rule it came from."""
-    import sqlalchemy as sa
 
-    from medscrm.db.schema import identities, persons
     from medscrm.persons import review
 
     ws = _ws(tenant)
@@ -393,12 +397,8 @@ def _val(feat: dict, comparison: str) -> str:
 
 def explain_command(record_a: str, record_b: str, tenant: str | None = None) -> None:
     """``medscrm identity explain A B``: why two source records did or did not match."""
-    import sqlalchemy as sa
 
-    from medscrm.common import MedscrmError
-    from medscrm.db.schema import PERSON_FIELDS, source_records, sources
     from medscrm.persons.engine import load_or_train_model, record_table
-    from medscrm.workspace import open_workspace
 
     ws = open_workspace(tenant)
     sr = source_records

@@ -6,12 +6,18 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
+from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medscrm.cli._common import TenantOpt, _fail, _transact, _ws, console, err
 from medscrm.common import MedscrmError
+from medscrm.db.schema import imports, sources
+from medscrm.ingest import quarantine as qs
+from medscrm.ingest.importer import import_file
+from medscrm.ingest.mapping import load_mapping
 
 quarantine_app = typer.Typer(
     help="Rejected input: list, inspect, fix, replay or discard.", no_args_is_help=True
@@ -21,8 +27,6 @@ imports_app = typer.Typer(help="History of file imports.", no_args_is_help=True)
 
 # --- import --------------------------------------------------------------------------------------
 def print_report(report, *, show: int = 20) -> None:
-    from rich.panel import Panel
-
     if report.status != "committed":
         err.print(
             Panel(f"[bold red]{report.error}[/]\nNothing was imported.", title=f"refused: {report.file}")
@@ -73,8 +77,6 @@ def import_cmd(
     import is atomic; re-importing the same file adds nothing. Exit code: 0 all imported, 1 some
     rows quarantined, 2 file refused.
     """
-    from medscrm.ingest.importer import import_file
-    from medscrm.ingest.mapping import load_mapping
 
     try:
         m = load_mapping(mapping) if mapping else None
@@ -112,9 +114,6 @@ def import_cmd(
 @imports_app.command("list")
 def imports_list(limit: int = 20, tenant: TenantOpt = None) -> None:
     """Recent imports with their counts."""
-    import sqlalchemy as sa
-
-    from medscrm.db.schema import imports, sources
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
@@ -154,7 +153,6 @@ def quarantine_list(
     tenant: TenantOpt = None,
 ) -> None:
     """List quarantined input with the reason."""
-    from medscrm.ingest import quarantine as qs
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
@@ -182,7 +180,6 @@ def quarantine_list(
 @quarantine_app.command("show")
 def quarantine_show(entry_id: str, tenant: TenantOpt = None) -> None:
     """Show one entry: every problem and the payload as sent (and as fixed)."""
-    from medscrm.ingest import quarantine as qs
 
     ws = _ws(tenant)
     try:
@@ -222,7 +219,6 @@ def quarantine_fix(
     tenant: TenantOpt = None,
 ) -> None:
     """Correct values of a quarantined row (then `replay` it)."""
-    from medscrm.ingest import quarantine as qs
 
     changes = {}
     for kv in set_:
@@ -243,7 +239,6 @@ def quarantine_replay(
     tenant: TenantOpt = None,
 ) -> None:
     """Validate entries again; those that pass become source records. Exit 1 if any still fail."""
-    from medscrm.ingest import quarantine as qs
 
     if not entry_ids and not all_:
         _fail(MedscrmError("give entry ids or --all"))
@@ -264,7 +259,6 @@ def quarantine_discard(
     entry_id: str, reason: Annotated[str, typer.Option(help="Why.")], tenant: TenantOpt = None
 ) -> None:
     """Mark an entry discarded (kept for the record, never imported)."""
-    from medscrm.ingest import quarantine as qs
 
     _transact(
         tenant,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +16,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from medscrm.common import MedscrmError
+from medscrm.db import get_engine, upgrade_to_head
+from medscrm.workspace import open_workspace
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True)
@@ -24,8 +33,6 @@ ActorOpt = Annotated[str, typer.Option("--actor", help="Who does this (recorded 
 
 
 def _ws(tenant: str | None):
-    from medscrm.workspace import open_workspace
-
     return open_workspace(tenant)
 
 
@@ -272,12 +279,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run journeys, deliver queued sends and webhooks (several workers may run at once on PostgreSQL)."""
-        import os
-        import signal
-        import socket
-        import threading
 
-        from medscrm.db import get_engine, upgrade_to_head
         from medscrm.journeys.engine import worker_loop
 
         engine = get_engine()

@@ -15,6 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from medscrm.common import MedscrmError
+from medscrm.workspace import open_workspace
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True)
@@ -25,8 +29,6 @@ ActorOpt = Annotated[str, typer.Option("--actor", help="Who makes the change (au
 
 
 def _ws(tenant: str | None):
-    from medscrm.workspace import open_workspace
-
     return open_workspace(tenant)
 
 

@@ -8,9 +8,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from medscrm.common import MedscrmError
+from medscrm.workspace import open_workspace
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True)
@@ -23,8 +28,6 @@ RoleOpt = Annotated[str, typer.Option(help="Role whose PII rights apply to the e
 
 
 def _ws(tenant: str | None):
-    from medscrm.workspace import open_workspace
-
     return open_workspace(tenant)
 
 
@@ -140,7 +143,6 @@ def register(app: typer.Typer) -> None:
 
         `medscrm serve` does this by itself: incrementally as events arrive, and fully every
         refresh_every_minutes (see `segments schedule`)."""
-        from rich.progress import Progress
 
         from medscrm.segments import fresh, service
 

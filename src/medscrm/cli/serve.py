@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,13 @@ from rich.table import Table
 
 from medscrm.cli._common import _fail, console
 from medscrm.common import MedscrmError
+from medscrm.config import get_settings
+from medscrm.db import get_engine, upgrade_to_head
+from medscrm.db.engine import default_spool_dir
+from medscrm.demo import run_demo
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 
 # --- synth, demo, serve --------------------------------------------------------------------------
@@ -39,7 +47,6 @@ def demo(
     tenant: Annotated[str, typer.Option(help="Demo tenant slug.")] = "demo",
 ) -> None:
     """Build a demo tenant end to end from synthetic data and print what happened."""
-    from medscrm.demo import run_demo
 
     try:
         code = run_demo(hcps=hcps, data_dir=data_dir, seed=seed, tenant=tenant, console=console)
@@ -62,13 +69,10 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the REST API (/api/v1, OpenAPI at /openapi.json) and the web console (/)."""
-    import os
 
     import uvicorn
 
     from medscrm.app import create_app
-    from medscrm.config import get_settings
-    from medscrm.db import get_engine, upgrade_to_head
     from medscrm.workers import WORKERS_ENV
 
     get_settings()  # a bad MEDSCRM_ENV or a weak production key stops here, before anything starts
@@ -76,7 +80,6 @@ def serve(
     upgrade_to_head(engine)
     # log format, access log, multiprocess metrics (medscrm.api.observe)
     from medscrm.api.observe import serve_options
-    from medscrm.db.engine import default_spool_dir
 
     options = serve_options(workers, engine, default_spool_dir(engine.url))
     if workers > 1:

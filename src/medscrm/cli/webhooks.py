@@ -10,6 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from medscrm.common import MedscrmError
+from medscrm.workspace import open_workspace
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True)
@@ -20,8 +24,6 @@ TenantOpt = Annotated[
 
 
 def _run(tenant: str | None, fn, *, write: bool = True):
-    from medscrm.workspace import open_workspace
-
     try:
         ws = open_workspace(tenant)
         with ws.engine.begin() if write else ws.engine.connect() as conn:
@@ -129,7 +131,6 @@ def replay(
 def dispatch_cmd(tenant: TenantOpt = None) -> None:
     """Attempt the due deliveries once now (``medscrm worker`` does this continuously)."""
     from medscrm.webhooks import dispatch
-    from medscrm.workspace import open_workspace
 
     r = dispatch.dispatch_once(open_workspace(tenant).engine, worker_id="cli")
     console.print(f"delivered {r['delivered']}, retry later {r['retry']}, dead {r['dead']}")

@@ -101,6 +101,7 @@ def append_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
             raw.unregister(view)
         return len(rows)
     if name == "postgresql":
+        # lazy: keeps `medscrm --help` light
         from psycopg import sql
 
         raw = conn.connection.driver_connection

@@ -12,7 +12,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medscrm.accounts import service as accounts
-from medscrm.db.schema import source_records
+from medscrm.db.schema import person_records, persons, source_records
+from medscrm.demo.scores import behaviour_step
 from medscrm.ingest import quarantine as qs
 from medscrm.ingest.importer import import_file
 from medscrm.ingest.mapping import load_mapping
@@ -27,6 +28,7 @@ DEMO_USERS = (
 
 
 def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Console) -> int:
+    # lazy: keeps `medscrm --help` light
     from medscrm.synth import generate
 
     t0 = time.perf_counter()
@@ -63,6 +65,7 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
             results.append((src, rep))
 
     console.print("3/5 OneID: resolving every record into persons · 统一身份识别")
+    # lazy: keeps `medscrm --help` light
     from medscrm.persons.engine import resolve_with_engine
     from medscrm.persons.run import run_identity
 
@@ -74,7 +77,6 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
     console.print("4/5 tags and segments · 标签与分群")
     seg_rows = _tags_and_segments(ws)
-    from medscrm.demo.scores import behaviour_step  # behaviour, scores, stages, micro-segments
 
     behaviour_step(ws, console=console, seed=seed)
 
@@ -178,6 +180,7 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
         st.add_row(key, desc, f"{n:,}")
     console.print(st)
     console.print("journeys · 营销旅程: the heart-failure webinar journey over a simulated week")
+    # lazy: keeps `medscrm --help` light
     from medscrm.demo.journeys import journey_step
 
     journey_step(ws, console=console)
@@ -204,7 +207,6 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
 def _example_person(conn, tenant_id: str):
     """A person built from several sources (the most), to show survivorship and lineage."""
-    from medscrm.db.schema import person_records, persons
 
     pid = conn.execute(
         sa.select(person_records.c.person_id)
@@ -258,6 +260,7 @@ DEMO_SEGMENTS = {
 
 def _tags_and_segments(ws) -> list[tuple[str, str, int]]:
     """Rule tags and dynamic segments over the golden records (re-runs refresh them)."""
+    # lazy: keeps `medscrm --help` light
     from medscrm.segments import service as segments
     from medscrm.tags import service as tags
 

@@ -13,10 +13,19 @@ from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
+import yaml
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.accounts import service as accounts
 from medscrm.common import NotFound, new_id, utcnow
+from medscrm.content import service as content
+from medscrm.db.schema import events, journeys, segment_members, tasks
+from medscrm.journeys import engine as je
+from medscrm.journeys import service as js
+from medscrm.outreach import consent
+from medscrm.outreach.settings import channel_config, configure_channel
+from medscrm.tags import service as tags
 
 CONTENT = {
     "webinar_hf_invite_wecom": (
@@ -52,8 +61,6 @@ def _share(pid: str, salt: str) -> float:
 
 
 def _content(conn, tenant_id: str) -> None:
-    from medscrm.content import service as content
-
     for key, (kind, title, body) in CONTENT.items():
         try:
             content.get_item(conn, tenant_id=tenant_id, item_id=key)
@@ -87,8 +94,6 @@ def _content(conn, tenant_id: str) -> None:
 
 
 def _channels(conn, tenant_id: str) -> None:
-    from medscrm.outreach.settings import channel_config, configure_channel
-
     if channel_config(conn, tenant_id=tenant_id, channel="email") is None:
         configure_channel(
             conn,
@@ -110,8 +115,6 @@ def _channels(conn, tenant_id: str) -> None:
 
 
 def _free_key(conn, tenant_id: str, base: str) -> str:
-    from medscrm.db.schema import journeys
-
     taken = set(conn.execute(sa.select(journeys.c.key).where(journeys.c.tenant_id == tenant_id)).scalars())
     if base not in taken:
         return base
@@ -123,14 +126,6 @@ def _free_key(conn, tenant_id: str, base: str) -> str:
 
 def journey_step(ws, *, console: Console, max_persons: int = 30) -> dict[str, Any]:
     """Run the webinar journey on the demo tenant with a simulated clock; print per-step statistics."""
-    import yaml
-
-    from medscrm.accounts import service as accounts
-    from medscrm.db.schema import events, segment_members, tasks
-    from medscrm.journeys import engine as je
-    from medscrm.journeys import service as js
-    from medscrm.outreach import consent
-    from medscrm.tags import service as tags
 
     t0 = time.perf_counter()
     definition = yaml.safe_load(

@@ -34,6 +34,7 @@ from medscrm.content.service import sendable_reason
 from medscrm.db.schema import identities, sends
 from medscrm.outreach.consent import has_consent, is_dnc
 from medscrm.outreach.settings import configured_channels
+from medscrm.profiles.service import resolve_person_id
 
 CONSENT_CHANNEL = {"email": "email", "sms": "sms", "wecom": "wecom", "wechat_template": "wechat"}
 #: send statuses that count against frequency caps
@@ -272,8 +273,6 @@ def evaluate(
 
 
 def load_person(conn: sa.Connection, tenant_id: str, person_id: str) -> dict[str, Any] | None:
-    from medscrm.profiles.service import resolve_person_id
-
     try:
         return resolve_person_id(conn, tenant_id, person_id)
     except NotFound:

@@ -12,7 +12,10 @@ from fastapi.responses import Response
 
 from medscrm import access
 from medscrm.accounts import service as accounts
-from medscrm.db.schema import persons
+from medscrm.db.schema import events, persons
+from medscrm.rules import RuleError
+from medscrm.segments import service as segs
+from medscrm.tags.service import rule_context
 from medscrm.web.auth import Ctx, Forbidden
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, render
 
@@ -59,9 +62,6 @@ def problems_by_node(rule: Any, problems: list[dict[str, str]]) -> dict[str, lis
 
 
 def _builder_meta(conn: sa.Connection, tenant_id: str) -> dict[str, Any]:
-    from medscrm.db.schema import events
-    from medscrm.tags.service import rule_context
-
     rc = rule_context(conn, tenant_id=tenant_id)
     ev_names = list(
         conn.execute(
@@ -78,7 +78,6 @@ def _builder_meta(conn: sa.Connection, tenant_id: str) -> dict[str, Any]:
 @router.get("/segments")
 def segments_list(ctx: Page) -> Response:
     _seg_ctx(ctx)
-    from medscrm.segments import service as segs
 
     with _engine(ctx.request).connect() as conn:
         rows = segs.list_segments(conn, tenant_id=ctx.tenant_id)
@@ -109,7 +108,6 @@ def segment_new(ctx: Page) -> Response:
 @router.get("/segments/{key}")
 def segment_edit(ctx: Page, key: str) -> Response:
     _seg_ctx(ctx)
-    from medscrm.segments import service as segs
 
     with _engine(ctx.request).connect() as conn:
         seg = segs.get(conn, tenant_id=ctx.tenant_id, key=key)
@@ -136,8 +134,6 @@ def _parse_rule(text: str) -> tuple[Any, list[dict[str, str]]]:
 @router.post("/segments/preview")
 def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Response:
     _seg_ctx(ctx)
-    from medscrm.rules import RuleError
-    from medscrm.segments import service as segs
 
     parsed, problems = _parse_rule(rule)
     result, sample = None, []
@@ -177,8 +173,6 @@ def segment_save(
 ) -> Response:
     _seg_ctx(ctx)
     ctx.require("data.import")
-    from medscrm.rules import RuleError
-    from medscrm.segments import service as segs
 
     parsed, problems = _parse_rule(rule)
     form = {"key": key, "name": name, "kind": kind}
@@ -239,7 +233,6 @@ def segment_save(
 @router.get("/segments/{key}/export.csv")
 def segment_export(ctx: Page, key: str) -> Response:
     _seg_ctx(ctx)
-    from medscrm.segments import service as segs
 
     with _engine(ctx.request).begin() as conn:
         text = segs.export_csv(conn, tenant_id=ctx.tenant_id, key=key, role=ctx.role)
