@@ -22,6 +22,8 @@ _counter = itertools.count()
 
 def _arrow_type(col: sa.Column) -> pa.DataType:
     t = col.type
+    if isinstance(t, sa.types.TypeDecorator):  # UTCDateTime: the bulk load writes its impl directly
+        t = t.impl
     if isinstance(t, sa.DateTime):
         return pa.timestamp("us", tz="UTC")
     if isinstance(t, sa.Integer):
