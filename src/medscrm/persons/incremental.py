@@ -17,6 +17,7 @@ rows, the review queue. People's constraints are respected (see
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections import defaultdict
@@ -33,7 +34,7 @@ from medscrm.db.bulk import append_rows
 from medscrm.db.schema import PERSON_FIELDS, person_changes, person_records, persons, source_records, sources
 from medscrm.identity.features import build_features
 from medscrm.identity.hospitals import HospitalIndex, load_extra_aliases
-from medscrm.identity.incremental import IncrementalLinker
+from medscrm.identity.incremental import IncrementalLinker, LinkResult
 from medscrm.identity.model import MatchModel
 from medscrm.metrics import timed_identity_run
 from medscrm.persons import review
@@ -175,11 +176,11 @@ def run_incremental(
 def _build_linker(
     conn: sa.Connection,
     tenant_id: str,
-    models: dict,
+    models: dict[str, MatchModel],
     store: FeatureStore,
     assignment: dict[str, str],
     rep: IncrementalReport,
-) -> Any:
+) -> IncrementalLinker:
     """The index of resolved records: features from the store, the missing ones recomputed (and
     added to the store)."""
 
@@ -202,7 +203,7 @@ def _build_linker(
     return linker
 
 
-def _attach_records(conn: sa.Connection, tenant_id: str, lr: Any, now: Any) -> None:
+def _attach_records(conn: sa.Connection, tenant_id: str, lr: LinkResult, now: dt.datetime) -> None:
     """A person_records row for each newly linked record."""
     append_rows(
         conn,
@@ -222,7 +223,7 @@ def _attach_records(conn: sa.Connection, tenant_id: str, lr: Any, now: Any) -> N
     )
 
 
-def _retire_absorbed(conn: sa.Connection, tenant_id: str, absorbed: dict[str, str], now: Any) -> None:
+def _retire_absorbed(conn: sa.Connection, tenant_id: str, absorbed: dict[str, str], now: dt.datetime) -> None:
     """Absorbed persons: their records move to the survivor, they are marked merged (one statement
     per chunk, a CASE maps each absorbed id to its survivor)."""
     olds = sorted(absorbed)
@@ -270,7 +271,12 @@ def _records_of_persons(
 
 
 def _log_changes(
-    conn: sa.Connection, tenant_id: str, lr: Any, person_recs: dict[str, list[dict]], now: Any, actor: str
+    conn: sa.Connection,
+    tenant_id: str,
+    lr: LinkResult,
+    person_recs: dict[str, list[dict]],
+    now: dt.datetime,
+    actor: str,
 ) -> None:
     """person_changes rows: persons created, grown and merged by this run."""
     changes = [
@@ -298,7 +304,7 @@ def _log_changes(
 
 
 def _fill_report(
-    rep: IncrementalReport, lr: Any, assignment: dict[str, str], n_fresh: int, absorbed: dict[str, str]
+    rep: IncrementalReport, lr: LinkResult, assignment: dict[str, str], n_fresh: int, absorbed: dict[str, str]
 ) -> None:
     rep.records = len(assignment) + n_fresh
     rep.persons = len(set(assignment.values()) - set(absorbed)) + len(lr.created)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -440,15 +441,25 @@ def _academic_interest(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
     )
 
 
-def _content_preference(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
-    top = _top(f, "therapy_area", cfg)
+def _top_tag(
+    f: PersonFeatures, cfg: dict[str, Any], dim: str, rule: str, reason: Callable[[dict[str, Any]], Reason]
+) -> TagValue:
+    """A preference tag: the top value of dimension ``dim`` with ``reason(top)``, or no value when
+    there are too few events."""
+    top = _top(f, dim, cfg)
     if not top:
-        return (None, {"rule": "content_preference", "text_en": "too few events"})
+        return (None, {"rule": rule, "text_en": "too few events"})
+    return (top["value"], {"rule": rule, **reason(top)})
+
+
+def _content_preference(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
     w = cfg["windows"]
-    return (
-        top["value"],
-        {
-            "rule": "content_preference",
+    return _top_tag(
+        f,
+        cfg,
+        "therapy_area",
+        "content_preference",
+        lambda top: {
             "events": top["n"],
             "article_views": top["views"],
             "weight": _r(top["w"]),
@@ -463,14 +474,13 @@ def _content_preference(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
 
 
 def _treatment_concept(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
-    top = _top(f, "treatment_concept", cfg)
-    if not top:
-        return (None, {"rule": "treatment_concept", "text_en": "too few events"})
     w = cfg["windows"]
-    return (
-        top["value"],
-        {
-            "rule": "treatment_concept",
+    return _top_tag(
+        f,
+        cfg,
+        "treatment_concept",
+        "treatment_concept",
+        lambda top: {
             "events": top["n"],
             "weight": _r(top["w"]),
             "text_en": f"{top['n']} engagements with content on {top['value']} in {w['preference']} days",
@@ -480,14 +490,13 @@ def _treatment_concept(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
 
 
 def _channel_preference(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
-    top = _top(f, "channel", cfg)
-    if not top:
-        return (None, {"rule": "channel_preference", "text_en": "too few events"})
     w = cfg["windows"]
-    return (
-        top["value"],
-        {
-            "rule": "channel_preference",
+    return _top_tag(
+        f,
+        cfg,
+        "channel",
+        "channel_preference",
+        lambda top: {
             "events": top["n"],
             "weight": _r(top["w"]),
             "mix": {d["value"]: d["n"] for d in f.dims["channel"]},
@@ -498,13 +507,12 @@ def _channel_preference(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
 
 
 def _time_preference(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
-    top = _top(f, "time_slot", cfg)
-    if not top:
-        return (None, {"rule": "time_preference", "text_en": "too few events"})
-    return (
-        top["value"],
-        {
-            "rule": "time_preference",
+    return _top_tag(
+        f,
+        cfg,
+        "time_slot",
+        "time_preference",
+        lambda top: {
             "events": top["n"],
             "weight": _r(top["w"]),
             "timezone": "Asia/Shanghai",
