@@ -38,13 +38,9 @@ def test_the_committed_client_matches_the_current_openapi_document(tmp_path):
 
 def test_the_client_talks_to_a_live_server(tmp_path):
     from medscrm_client import AuthenticatedClient
-    from medscrm_client.api.profiles_hcp360 import get_person_api_v1_persons_person_id_get as get_person
-    from medscrm_client.api.webhooks import (
-        create_subscription_api_v1_webhooks_post as create_sub,
-    )
-    from medscrm_client.api.webhooks import (
-        list_subscriptions_api_v1_webhooks_get as list_subs,
-    )
+    from medscrm_client.api.profiles_hcp360 import get_person
+    from medscrm_client.api.webhooks import create_subscription as create_sub
+    from medscrm_client.api.webhooks import list_subscriptions as list_subs
     from medscrm_client.models import SubscriptionIn, SubscriptionList
 
     token = last_line(run_cli(tmp_path, "tokens", "create", "--role", "admin"))

@@ -15,6 +15,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from medscrm import __version__
 from medscrm.api import collect, core, observe
@@ -25,7 +26,7 @@ from medscrm.api import persons as persons_api
 from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
 from medscrm.api import webhooks as webhooks_api
-from medscrm.api.errors import declare_body_errors, from_medscrm_error
+from medscrm.api.errors import declare_body_errors, from_medscrm_error, shape_of
 from medscrm.common import MedscrmError
 from medscrm.config import get_settings
 from medscrm.db import get_engine
@@ -69,6 +70,10 @@ def settle_heap() -> None:
 
 #: young-generation threshold of a serving process (CPython's default is 700; 3.13 uses 2,000)
 GC_GEN0_THRESHOLD = 5000
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
 
 
 def _scores_batch_at():
@@ -156,6 +161,9 @@ def create_app(
         title="medscrm API",
         version=__version__,
         lifespan=lifespan,
+        # operationId = the route function's name (unique across the app: tests/api/test_openapi_ids.py),
+        # so that the generated client reads ``medscrm_client.api.webhooks.list_subscriptions``
+        generate_unique_id_function=_operation_id,
         # OpenTelemetry only with MEDSCRM_OTEL=1: FastAPI otherwise re-reads its settings on every
         # request (~8% of a /v1/track)
         telemetry=observe.telemetry_config(span_exporter),
@@ -186,7 +194,11 @@ def create_app(
     @app.exception_handler(MedscrmError)
     async def _refused(request: Request, exc: MedscrmError) -> JSONResponse:
         # a domain error a route did not answer itself: 404, 422 (naming the field) or 409
-        status, body = from_medscrm_error(exc, segment_shape=request.url.path.startswith("/v1/"))
+        status, body = from_medscrm_error(
+            exc,
+            shape=shape_of(request.url.path, request.scope.get("endpoint")),
+            path_params=request.path_params,
+        )
         return JSONResponse(status_code=status, content=body)
 
     @app.exception_handler(Exception)

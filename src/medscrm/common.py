@@ -171,11 +171,25 @@ def new_secret(prefix: str, nbytes: int = 24) -> str:
 
 
 class MedscrmError(Exception):
-    """A user-facing error: its message says what is wrong and, where it can, how to fix it."""
+    """A user-facing error: its message says what is wrong and, where it can, how to fix it.
+    ``field`` names the input at fault where the raiser knows it (the API's answer names it)."""
+
+    field: str | None = None
 
 
 class NotFound(MedscrmError):
-    pass
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class Conflict(MedscrmError):
+    """The request is valid but the current state refuses it (e.g. the same refresh already runs)."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
 
 
 class InvalidInput(MedscrmError):

@@ -121,6 +121,9 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/quarantine/{entry_id}/replay"): "quarantine.manage",
     ("POST", "/quarantine/replay"): "quarantine.manage",
     ("POST", "/journeys/{key}/{action}"): "data.import",
+    ("POST", "/webhooks"): "webhooks.manage",
+    ("POST", "/webhooks/{subscription_id}/{action}"): "webhooks.manage",
+    ("POST", "/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): "webhooks.manage",
 }
 
 #: bodies that pass validation, so that a refusal cannot hide behind a 422

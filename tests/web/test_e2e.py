@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+import pytest
 import sqlalchemy as sa
 
 from medscrm import access
-from medscrm.db.schema import identity_review, persons, quarantine
+from medscrm.config import get_settings
+from medscrm.db.schema import audit_log, identity_review, persons, quarantine
+from medscrm.outreach import consent
 from medscrm.segments import service as segments
+from medscrm.webhooks import dispatch
+from medscrm.webhooks import service as webhook_service
 from web.conftest import count, login
+from webhooks.receiver import Receiver
 
 
 def test_login_dashboard_and_logout(browser, base_url, demo):
@@ -353,3 +360,138 @@ def test_content_library_shows_approval_status_and_expiry(browser, base_url, dem
         and draft.locator(".expiry-warning").count() == 0
     )
     page.context.close()
+
+
+WEBHOOK_LABELS = {
+    "zh": {
+        "title": "Webhook 推送",
+        "dead": "已放弃",
+        "pending": "待投递",
+        "delivered": "已送达",
+        "paused": "已暂停",
+    },
+    "en": {
+        "title": "Webhooks",
+        "dead": "Gave up",
+        "pending": "Pending",
+        "delivered": "Delivered",
+        "paused": "Paused",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_an_admin_subscribes_sees_a_failed_delivery_and_replays_it(
+    browser, base_url, demo, monkeypatch, lang
+):
+    """Create a subscription in the browser against a real receiver on loopback; a consent change
+    produces a delivery that the receiver refuses (HTTP 500, one attempt allowed: dead); the log shows it
+    and its error; replay queues it again and the receiver gets the same event, signed with the secret
+    the page showed once. Then pause, rotate the secret and delete, all audited."""
+    monkeypatch.setenv("MEDSCRM_WEBHOOKS_ALLOW_PRIVATE", "1")  # the receiver listens on 127.0.0.1
+    get_settings.cache_clear()
+    labels = WEBHOOK_LABELS[lang]
+    page = login(browser, base_url, demo, "admin", lang=lang)
+    page.on("dialog", lambda d: d.accept())  # rotate and delete ask first
+    with Receiver(statuses=[500, 200]) as rx:
+        page.click("[data-nav=webhooks]")
+        page.wait_for_url(re.compile(r".*/webhooks$"))
+        assert page.locator("h1").inner_text() == labels["title"]
+        page.fill("#wh-url", rx.url)
+        page.uncheck("[data-topic='*']")
+        page.check("[data-topic='consent.changed']")
+        page.click("#wh-submit")
+        secret = page.locator("#secret-value").inner_text()
+        sid = page.locator("#new-secret").get_attribute("data-subscription")
+        assert secret.startswith("whsec_")
+        row = page.locator(f"tr[data-subscription={sid}]")
+        assert row.locator("[data-state]").get_attribute("data-state") == "active"
+        assert "consent.changed" in row.inner_text()
+        page.goto(base_url + "/webhooks")  # the secret is not shown again
+        assert page.locator("#new-secret").count() == 0 and secret not in page.content()
+
+        # an event: a consent change of one of the tenant's HCPs
+        with demo.engine.begin() as conn:
+            pid = conn.execute(
+                sa.select(persons.c.id)
+                .where(persons.c.tenant_id == demo.tenant_id, persons.c.status == "active")
+                .order_by(persons.c.id)
+                .limit(1)
+            ).scalar_one()
+            consent.set_consent(
+                conn,
+                tenant_id=demo.tenant_id,
+                person_id=pid,
+                channel="sms",
+                purpose="marketing",
+                status="withdrawn" if lang == "zh" else "granted",
+                source="console-test",
+                actor="test",
+            )
+        assert dispatch.dispatch_once(demo.engine, tenant_id=demo.tenant_id, max_attempts=1) == {
+            "delivered": 0,
+            "retry": 0,
+            "dead": 1,
+        }
+        page.goto(base_url + "/webhooks")
+        assert row.locator("[data-last-status]").inner_text() == labels["dead"]
+
+        # the delivery log: status, attempts, the receiver's answer
+        row.locator(f"[data-log={sid}]").click()
+        page.wait_for_url(re.compile(rf".*/webhooks/{sid}$"))
+        delivery = page.locator("tr[data-delivery]")
+        assert delivery.count() == 1
+        assert delivery.locator("[data-status]").inner_text() == labels["dead"]
+        assert delivery.locator("[data-attempts]").get_attribute("data-attempts") == "1"
+        assert "HTTP 500" in delivery.inner_text() and "consent.changed" in delivery.inner_text()
+
+        delivery.locator("[data-action=replay]").click()
+        page.wait_for_url(re.compile(rf".*/webhooks/{sid}\?replayed=.+"))
+        page.locator("#replayed").wait_for()
+        assert delivery.locator("[data-status]").inner_text() == labels["pending"]
+        assert dispatch.dispatch_once(demo.engine, tenant_id=demo.tenant_id)["delivered"] == 1
+        page.reload()
+        assert delivery.locator("[data-status]").inner_text() == labels["delivered"]
+        assert delivery.locator("[data-attempts]").get_attribute("data-attempts") == "1"
+        assert "HTTP 500" not in delivery.locator("td").nth(5).inner_text()
+
+    first, again = rx.requests
+    assert first["headers"]["X-Medscrm-Event-Id"] == again["headers"]["X-Medscrm-Event-Id"]
+    assert dispatch.verify(secret, again["headers"]["X-Medscrm-Signature"], again["body"])
+    assert json.loads(again["body"])["data"]["person_id"] == pid
+
+    # pause, rotate, delete from the list
+    page.goto(base_url + "/webhooks")
+    row = page.locator(f"tr[data-subscription={sid}]")
+    row.locator("[data-action=pause]").click()
+    page.wait_for_url(re.compile(r".*/webhooks$"))
+    assert row.locator("[data-state]").inner_text() == labels["paused"]
+    row.locator("[data-action=rotate]").click()
+    rotated = page.locator("#secret-value").inner_text()
+    assert rotated.startswith("whsec_") and rotated != secret
+    with demo.engine.connect() as conn:
+        assert webhook_service.signing_secret(conn, tenant_id=demo.tenant_id, subscription_id=sid) == rotated
+    row.locator("[data-action=delete]").click()
+    page.wait_for_url(re.compile(r".*/webhooks$"))
+    assert page.locator(f"tr[data-subscription={sid}]").count() == 0
+    with demo.engine.connect() as conn:
+        actions = list(
+            conn.execute(
+                sa.select(audit_log.c.action)
+                .where(
+                    audit_log.c.tenant_id == demo.tenant_id,
+                    audit_log.c.object_id == sid,
+                    audit_log.c.actor == "user:admin",
+                )
+                .order_by(audit_log.c.occurred_at, audit_log.c.id)
+            ).scalars()
+        )
+    assert actions == [
+        "webhook.create",
+        "webhook.replay",
+        "webhook.update",
+        "webhook.update",
+        "webhook.delete",
+    ]
+    page.context.close()
+    get_settings.cache_clear()

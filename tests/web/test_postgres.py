@@ -94,3 +94,55 @@ def test_rep_scope_on_postgresql(pg_demo):
     assert c.get("/").status_code == 200
     shown = set(re.findall(r'data-person="([^"]+)"', c.get("/hcps").text))
     assert shown and shown <= owned
+
+
+def test_webhooks_pages_on_postgresql(pg_demo, monkeypatch):
+    """Create a subscription through the console form, deliver an event to a real loopback receiver
+    (it refuses once), read the log and replay the delivery."""
+    from medscrm.config import get_settings
+    from medscrm.outreach import consent
+    from medscrm.webhooks import dispatch
+    from webhooks.receiver import Receiver
+
+    demo, app = pg_demo
+    monkeypatch.setenv("MEDSCRM_WEBHOOKS_ALLOW_PRIVATE", "1")
+    get_settings.cache_clear()
+    c = _login(app, demo, "admin")
+    token = csrf_of(c.get("/webhooks").text)
+    try:
+        with Receiver(statuses=[503, 200]) as rx:
+            r = c.post("/webhooks", data={"csrf_token": token, "url": rx.url, "events": ["consent.changed"]})
+            assert r.status_code == 200 and 'id="new-secret"' in r.text
+            sid = re.search(r'id="new-secret" data-subscription="([^"]+)"', r.text).group(1)
+            with demo.engine.begin() as conn:
+                pid = conn.execute(
+                    sa.select(persons.c.id)
+                    .where(persons.c.tenant_id == demo.tenant_id, persons.c.status == "active")
+                    .limit(1)
+                ).scalar_one()
+                consent.set_consent(
+                    conn,
+                    tenant_id=demo.tenant_id,
+                    person_id=pid,
+                    channel="email",
+                    purpose="marketing",
+                    status="withdrawn",
+                    source="console-test",
+                    actor="test",
+                )
+            assert dispatch.dispatch_once(demo.engine, tenant_id=demo.tenant_id, max_attempts=1)["dead"] == 1
+            assert 'data-last-status="dead"' in c.get("/webhooks").text
+            log = c.get(f"/webhooks/{sid}").text
+            did = re.search(r'data-delivery="([^"]+)"', log).group(1)
+            assert 'data-status="dead"' in log and "HTTP 503" in log
+            r = c.post(
+                f"/webhooks/{sid}/deliveries/{did}/replay", data={"csrf_token": token}, follow_redirects=False
+            )
+            assert r.status_code == 303 and r.headers["location"] == f"/webhooks/{sid}?replayed={did}"
+            assert dispatch.dispatch_once(demo.engine, tenant_id=demo.tenant_id)["delivered"] == 1
+            assert 'data-status="delivered"' in c.get(f"/webhooks/{sid}").text
+        assert len(rx.requests) == 2
+        r = c.post(f"/webhooks/{sid}/delete", data={"csrf_token": token}, follow_redirects=False)
+        assert r.status_code == 303 and f'data-subscription="{sid}"' not in c.get("/webhooks").text
+    finally:
+        get_settings.cache_clear()

@@ -20,7 +20,7 @@ from medscrm.web.i18n import MESSAGES
 from medscrm.web.routes.segments import node_paths, problems_by_node
 from web.conftest import csrf_of
 
-PAGES = ("/", "/hcps", "/identity", "/segments", "/segments/new", "/imports", "/audit")
+PAGES = ("/", "/hcps", "/identity", "/segments", "/segments/new", "/imports", "/audit", "/webhooks")
 TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "medscrm" / "web" / "templates"
 
 
@@ -328,3 +328,38 @@ def test_unmerge_from_the_profile_splits_the_person(app, demo):
     assert 'id="unmerge"' not in analyst.get(f"/hcps/{pid}").text
     r = analyst.post(f"/hcps/{pid}/unmerge", data={"csrf_token": csrf_of(analyst.get("/hcps").text)})
     assert r.status_code == 403
+
+
+def test_webhooks_page_is_for_admins_only_and_needs_csrf(app, demo):
+    from medscrm.webhooks.outbox import EVENT_TYPES
+    from medscrm.webhooks.service import STATUSES
+
+    # the keys the pages build from data: every topic and every delivery status has a label
+    assert {"wh_event.all"} | {"wh_event." + e.replace(".", "_") for e in EVENT_TYPES} <= MESSAGES[
+        "en"
+    ].keys()
+    assert {"wh_status." + s for s in STATUSES} <= MESSAGES["en"].keys()
+    for user in ("marketer", "analyst", "compliance", demo.rep_username):
+        c = logged_in(app, demo, user)
+        assert 'data-nav="webhooks"' not in c.get("/").text, user
+        r = c.get("/webhooks")
+        assert r.status_code == 403 and "您的角色无权访问此页面" in r.text, user
+        assert c.get("/webhooks/whs_x").status_code == 403, user
+        token = csrf_of(c.get("/").text)
+        r = c.post("/webhooks", data={"csrf_token": token, "url": "https://93.184.215.14/h", "events": "*"})
+        assert r.status_code == 403, user
+        assert c.post("/webhooks/whs_x/pause", data={"csrf_token": token}).status_code == 403, user
+    admin = logged_in(app, demo, "admin", lang="en")
+    html = admin.get("/").text
+    assert 'data-nav="webhooks"' in html and ">Webhooks<" in html
+    assert admin.get("/webhooks").status_code == 200
+    for url in ("/webhooks", "/webhooks/whs_x/pause", "/webhooks/whs_x/deliveries/whd_x/replay"):
+        assert admin.post(url, data={"url": "https://93.184.215.14/h", "events": "*"}).status_code == 403, url
+    token = csrf_of(admin.get("/webhooks").text)
+    # bad input answers on the form, naming the field; a private address is refused by default
+    r = admin.post("/webhooks", data={"csrf_token": token, "url": "http://10.0.0.1/h", "events": "*"})
+    assert r.status_code == 400 and 'id="webhook-error"' in r.text and "url: 10.0.0.1" in r.text
+    r = admin.post("/webhooks", data={"csrf_token": token, "url": "https://93.184.215.14/h"})
+    assert r.status_code == 400 and "events: choose at least one event type" in r.text
+    r = admin.post("/webhooks/whs_missing/pause", data={"csrf_token": token})
+    assert r.status_code == 404 and "whs_missing" in r.text

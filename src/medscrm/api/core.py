@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from medscrm import __version__
 from medscrm.accounts import service as accounts
 from medscrm.api.deps import CurrentPrincipal, EngineDep, Offset, Principal, require
 from medscrm.api.errors import AUTH, responses
-from medscrm.common import MedscrmError, NotFound
+from medscrm.common import InvalidInput, MedscrmError, NotFound
 from medscrm.db.schema import imports
 from medscrm.ingest import quarantine as qs
 
@@ -129,10 +129,10 @@ def fix_quarantine(
     try:
         with engine.begin() as conn:
             return qs.fix(conn=conn, tenant_id=p.tenant_id, entry_id=entry_id, changes=changes, actor=p.actor)
-    except NotFound as exc:
-        raise HTTPException(404, detail={"field": "entry_id", "reason": str(exc)}) from exc
-    except MedscrmError as exc:
-        raise HTTPException(422, detail={"field": "changes", "reason": str(exc)}) from exc
+    except NotFound:
+        raise  # the entry: answered 404 naming entry_id (the path parameter)
+    except MedscrmError as exc:  # the changes do not apply to this entry
+        raise InvalidInput("changes", str(exc)) from exc
 
 
 @router.post(
@@ -150,11 +150,11 @@ def replay_quarantine(
         with engine.begin() as conn:
             return qs.replay(conn=conn, tenant_id=p.tenant_id, entry_ids=ids, actor=p.actor)
     except NotFound as exc:
-        raise HTTPException(404, detail={"field": "ids", "reason": str(exc)}) from exc
+        raise NotFound(str(exc), field="ids") from exc
 
 
 @router.get("/audit", tags=["accounts"], summary="Audit log, newest first")
-def audit(
+def list_audit(
     engine: EngineDep,
     p: Annotated[Principal, require("audit.read")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

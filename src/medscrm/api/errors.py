@@ -4,20 +4,27 @@ Two shapes are in use, both naming the field (or the JSON path inside a rule or 
 and the reason:
 
 * ``{"error": "not_found", "errors": [{"field" | "path": …, "reason": …}], "field": …}`` — request
-  validation (422), segments, journeys, outreach and the scores refreshes;
-* ``{"detail": {"field": …, "reason": …}}`` — the other handlers (``HTTPException``); routing errors
-  of FastAPI itself (an unknown path, a wrong method) carry a plain string as ``detail``.
+  validation (422), segments, journeys, outreach, webhooks;
+* ``{"detail": {"field": …, "reason": …}}`` — the profiles, scores and ingest (quarantine) routes;
+  routing errors of FastAPI itself (an unknown path, a wrong method) carry a plain string as ``detail``.
 
-:func:`responses` builds the ``responses=`` argument of a route from the status codes it can answer,
-so that the document lists every status and its shape (schemathesis checks the answers against it)."""
+A domain error (:class:`~medscrm.common.MedscrmError`) is answered by the app's one handler through
+:func:`from_medscrm_error`, worded by the router that raised it (:data:`SHAPES`); routes raise and
+keep no error helpers of their own. :func:`responses` builds the ``responses=`` argument of a route
+from the status codes it can answer, so that the document lists every status and its shape
+(schemathesis checks the answers against it)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field, RootModel
 
-from medscrm.common import InvalidInput, MedscrmError, NotFound
+from medscrm.accounts.audit_writer import AuditFailed
+from medscrm.common import Conflict, InvalidInput, MedscrmError, NotFound
+from medscrm.journeys.model import JourneyError
+from medscrm.rules import RuleError
 
 
 class ErrorItem(BaseModel):
@@ -61,20 +68,68 @@ _DESCRIPTIONS = {
 AUTH = (401, 403, 422)
 
 
-def from_medscrm_error(exc: MedscrmError, *, segment_shape: bool = False) -> tuple[int, dict[str, Any]]:
-    """The status and body that answer a :class:`~medscrm.common.MedscrmError` a route let through:
-    ``NotFound`` → 404 ``not_found``; ``InvalidInput`` → 422 ``invalid_request`` naming its field;
-    any other → 409 ``refused`` (the request conflicts with the current state). The field is the
-    exception's ``field``, else the text before its first colon (messages read ``field: reason``).
+#: how each router words its errors (by the module of the route that raised), where it is not the
+#: default ``ErrorList`` naming ``field``: ``detail`` is ``{"detail": {"field", "reason"}}`` (the
+#: profile, scores and ingest routes); ``rule`` and ``journey`` name a JSON ``path`` (the node of a
+#: rule or definition, else the path parameter), and a journey refuses a state change with 409 ``conflict``
+SHAPES = {
+    "medscrm.api.persons": "detail",
+    "medscrm.api.core": "detail",
+    "medscrm.api.scores": "detail",
+    "medscrm.api.segments": "rule",
+    "medscrm.api.journeys": "journey",
+}
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]]*")
 
-    ``segment_shape``: the flat answer of the Segment-spec collection API ``/v1/*``
-    (``{"success": false, "error", "field", "reason"}``) instead of an :class:`ErrorList`."""
-    status = 404 if isinstance(exc, NotFound) else 422 if isinstance(exc, InvalidInput) else 409
-    field = getattr(exc, "field", None) or str(exc).split(":", 1)[0]
-    kind = "not_found" if status == 404 else "invalid_request" if status == 422 else "refused"
-    if segment_shape:
-        reason = exc.reason if isinstance(exc, InvalidInput) else str(exc)
+
+def shape_of(path: str, endpoint: Any) -> str:
+    """The answer shape for a request: ``segment`` on the collection API ``/v1/*``, else the one of the
+    route's module (:data:`SHAPES`), else ``default``."""
+    if path.startswith("/v1/"):
+        return "segment"
+    return SHAPES.get(getattr(endpoint, "__module__", ""), "default")
+
+
+def _field_of(exc: MedscrmError, path_params: dict[str, Any]) -> str | None:
+    """The field at fault: the exception's own, else the word before the message's first colon
+    (messages read ``field: reason``), else the route's only path parameter."""
+    if exc.field:
+        return exc.field
+    head, colon, _ = str(exc).partition(":")
+    if colon and _IDENT.fullmatch(head):
+        return head
+    return next(iter(path_params)) if len(path_params) == 1 else None
+
+
+def from_medscrm_error(
+    exc: MedscrmError, *, shape: str = "default", path_params: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The status and body that answer a :class:`~medscrm.common.MedscrmError` a route let through:
+    ``NotFound`` → 404 ``not_found``; ``InvalidInput`` → 422 ``invalid_request`` naming its field; a
+    rule or journey definition with problems (``as_list()``) → 422 ``invalid_rule`` / ``invalid_journey``
+    with each problem at its path; ``AuditFailed`` → 503; any other → 409 ``refused`` (the request
+    conflicts with the current state). ``shape`` (:func:`shape_of`) words the body."""
+    field = _field_of(exc, path_params or {})
+    reason = exc.reason if isinstance(exc, InvalidInput | Conflict) else str(exc)
+    if isinstance(exc, NotFound):
+        status, kind = 404, "not_found"
+    elif isinstance(exc, AuditFailed):
+        status, kind, field = 503, "unavailable", "audit"
+    elif shape == "journey" and isinstance(exc, InvalidInput):
+        status, kind, reason = 409, "conflict", exc.reason
+    elif isinstance(exc, InvalidInput):
+        status, kind = 422, "invalid_request"
+    elif isinstance(exc, RuleError | JourneyError):
+        kind = "invalid_journey" if shape == "journey" else "invalid_rule"
+        return 422, {"error": kind, "errors": exc.as_list()}
+    else:
+        status, kind = 409, "refused"
+    if shape == "segment":
         return status, {"success": False, "error": kind, "field": field, "reason": reason}
+    if shape == "detail":
+        return status, {"detail": {"field": field, "reason": reason}}
+    if shape in ("rule", "journey") and status != 422:
+        return status, {"error": kind, "errors": [{"path": field, "reason": reason}]}
     return status, {"error": kind, "errors": [{"field": field, "reason": str(exc)}]}
 
 

@@ -8,34 +8,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from medscrm.api.deps import EngineDep, Principal, require
 from medscrm.api.errors import AUTH, responses
-from medscrm.common import InvalidInput, NotFound
 from medscrm.journeys import service
-from medscrm.journeys.model import JourneyError
-from medscrm.rules import RuleError
 
 router = APIRouter(prefix="/api/v1/journeys", tags=["journeys"], responses=responses(*AUTH))
 Reader = Annotated[Principal, require("data.read")]
 Writer = Annotated[Principal, require("data.import")]
-
-
-def _error(exc: Exception) -> JSONResponse:
-    if isinstance(exc, JourneyError | RuleError):
-        return JSONResponse(status_code=422, content={"error": "invalid_journey", "errors": exc.as_list()})
-    if isinstance(exc, NotFound):
-        return JSONResponse(
-            status_code=404, content={"error": "not_found", "errors": [{"path": "key", "reason": str(exc)}]}
-        )
-    if isinstance(exc, InvalidInput):
-        return JSONResponse(
-            status_code=409,
-            content={"error": "conflict", "errors": [{"path": exc.field, "reason": exc.reason}]},
-        )
-    raise exc
 
 
 class DefinitionIn(BaseModel):
@@ -54,24 +35,18 @@ class EnrollIn(BaseModel):
 
 
 @router.post("/validate", summary="Validate a definition against this tenant's data (nothing saved)")
-def validate(body: DefinitionIn, engine: EngineDep, p: Reader) -> Any:
-    try:
-        with engine.connect() as conn:
-            j = service.validate(conn, tenant_id=p.tenant_id, definition=body.definition)
-    except (JourneyError, RuleError) as exc:
-        return _error(exc)
+def validate_journey(body: DefinitionIn, engine: EngineDep, p: Reader) -> Any:
+    with engine.connect() as conn:
+        j = service.validate(conn, tenant_id=p.tenant_id, definition=body.definition)
     return {"valid": True, "key": j.key, "steps": len(j.steps), "triggers": len(j.triggers)}
 
 
 @router.post(
     "", status_code=201, summary="Create a journey (draft, version 1)", responses=responses(404, 409)
 )
-def create(body: DefinitionIn, engine: EngineDep, p: Writer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return service.create(conn, tenant_id=p.tenant_id, definition=body.definition, actor=p.actor)
-    except (JourneyError, RuleError, NotFound, InvalidInput) as exc:
-        return _error(exc)
+def create_journey(body: DefinitionIn, engine: EngineDep, p: Writer) -> Any:
+    with engine.begin() as conn:
+        return service.create(conn, tenant_id=p.tenant_id, definition=body.definition, actor=p.actor)
 
 
 @router.get("", summary="All journeys with status, version and enrolment counts")
@@ -83,11 +58,8 @@ def list_journeys(engine: EngineDep, p: Reader) -> dict[str, Any]:
 
 @router.get("/{key}", summary="One journey: current definition, status, versions", responses=responses(404))
 def get_journey(key: str, engine: EngineDep, p: Reader) -> Any:
-    try:
-        with engine.connect() as conn:
-            return service.get_journey(conn, tenant_id=p.tenant_id, key=key)
-    except NotFound as exc:
-        return _error(exc)
+    with engine.connect() as conn:
+        return service.get_journey(conn, tenant_id=p.tenant_id, key=key)
 
 
 @router.put(
@@ -95,29 +67,23 @@ def get_journey(key: str, engine: EngineDep, p: Reader) -> Any:
     summary="Save an edited definition as a new version; migrate or keep enrollments",
     responses=responses(404, 409),
 )
-def update(key: str, body: UpdateIn, engine: EngineDep, p: Writer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return service.update(
-                conn,
-                tenant_id=p.tenant_id,
-                key=key,
-                definition=body.definition,
-                actor=p.actor,
-                migrate=body.migrate,
-                step_map=body.step_map,
-            )
-    except (JourneyError, RuleError, NotFound, InvalidInput) as exc:
-        return _error(exc)
+def update_journey(key: str, body: UpdateIn, engine: EngineDep, p: Writer) -> Any:
+    with engine.begin() as conn:
+        return service.update(
+            conn,
+            tenant_id=p.tenant_id,
+            key=key,
+            definition=body.definition,
+            actor=p.actor,
+            migrate=body.migrate,
+            step_map=body.step_map,
+        )
 
 
 def _lifecycle(action: str):
     def endpoint(key: str, engine: EngineDep, p: Writer) -> Any:
-        try:
-            with engine.begin() as conn:
-                return getattr(service, action)(conn, tenant_id=p.tenant_id, key=key, actor=p.actor)
-        except (JourneyError, RuleError, NotFound, InvalidInput) as exc:
-            return _error(exc)
+        with engine.begin() as conn:
+            return getattr(service, action)(conn, tenant_id=p.tenant_id, key=key, actor=p.actor)
 
     endpoint.__name__ = f"{action}_journey"
     return endpoint
@@ -143,31 +109,25 @@ for _action, _summary in (
     summary="Per-step statistics: entered, waiting, sent, blocked by reason, converted",
     responses=responses(404),
 )
-def stats(key: str, engine: EngineDep, p: Reader) -> Any:
-    try:
-        with engine.connect() as conn:
-            return {
-                "steps": service.step_stats(conn, tenant_id=p.tenant_id, key=key),
-                "enrollments": service.enrollment_counts(conn, tenant_id=p.tenant_id, key=key),
-            }
-    except NotFound as exc:
-        return _error(exc)
+def journey_stats(key: str, engine: EngineDep, p: Reader) -> Any:
+    with engine.connect() as conn:
+        return {
+            "steps": service.step_stats(conn, tenant_id=p.tenant_id, key=key),
+            "enrollments": service.enrollment_counts(conn, tenant_id=p.tenant_id, key=key),
+        }
 
 
 @router.post(
     "/{key}/enroll", summary="Enrol persons through the journey's api trigger", responses=responses(404, 409)
 )
-def enroll(key: str, body: EnrollIn, engine: EngineDep, p: Writer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return service.enroll(
-                conn,
-                tenant_id=p.tenant_id,
-                key=key,
-                person_ids=body.person_ids,
-                actor=p.actor,
-                context=body.context,
-                ref=body.ref,
-            )
-    except (JourneyError, RuleError, NotFound, InvalidInput) as exc:
-        return _error(exc)
+def enroll_persons(key: str, body: EnrollIn, engine: EngineDep, p: Writer) -> Any:
+    with engine.begin() as conn:
+        return service.enroll(
+            conn,
+            tenant_id=p.tenant_id,
+            key=key,
+            person_ids=body.person_ids,
+            actor=p.actor,
+            context=body.context,
+            ref=body.ref,
+        )

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
-from medscrm.accounts.audit_writer import AuditFailed, audit_committed
+from medscrm.accounts.audit_writer import audit_committed
 from medscrm.api.deps import EngineDep, Offset, Principal, check_person_visible, require, visible_person_id
 from medscrm.api.errors import AUTH, responses
 from medscrm.api.events import cursor_param
-from medscrm.common import NotFound
+from medscrm.common import InvalidInput, NotFound
 from medscrm.profiles import service as profiles
 from medscrm.profiles.events import next_cursor
 
@@ -24,12 +24,8 @@ router = APIRouter(prefix="/api/v1/persons", tags=["profiles (HCP360)"], respons
 Reader = Annotated[Principal, require("data.read")]
 
 
-def _404(exc: NotFound, field: str = "person_id") -> HTTPException:
-    return HTTPException(404, detail={"field": field, "reason": str(exc)})
-
-
 @router.get("/lookup", summary="Find the person behind an identifier", responses=responses(404, 503))
-def lookup(
+def lookup_person(
     engine: EngineDep,
     p: Reader,
     type: Annotated[
@@ -44,14 +40,12 @@ def lookup(
                 conn, tenant_id=p.tenant_id, type_=type, value=value, scope=p.person_scope()
             )
         except ValueError as exc:  # a value that is no phone number, e-mail, licence number
-            raise HTTPException(422, detail={"field": "value", "reason": str(exc)}) from exc
-        except NotFound as exc:
-            raise _404(exc, "value") from exc
+            raise InvalidInput("value", str(exc)) from exc
 
     try:
         return _audited_profile(engine, p, find)
     except NotFound as exc:  # a person the principal may not see: answered as an unknown identifier
-        raise _404(NotFound(f"no person with {type} {value!r}"), "value") from exc
+        raise NotFound(f"no person with {type} {value!r}", field="value") from exc
 
 
 def _read_conn(engine: sa.Engine) -> sa.Connection:
@@ -73,17 +67,14 @@ def _audited_profile(engine: sa.Engine, p: Principal, find: Callable[[sa.Connect
         prof = profiles.get_profile(
             conn, tenant_id=p.tenant_id, person_id=person_id, role=p.role, actor=p.actor, audit=False
         )
-    try:
-        audit_committed(
-            engine, tenant_id=p.tenant_id, actor=p.actor, **profiles.read_audit(prof["person_id"], p.role)
-        )
-    except AuditFailed as exc:
-        raise HTTPException(503, detail={"field": "audit", "reason": str(exc)}) from exc
+    audit_committed(  # AuditFailed: answered 503 (api/errors.py)
+        engine, tenant_id=p.tenant_id, actor=p.actor, **profiles.read_audit(prof["person_id"], p.role)
+    )
     return prof
 
 
 @router.get("", summary="Search persons by name, hospital, department")
-def search(
+def search_persons(
     engine: EngineDep,
     p: Reader,
     q: str | None = None,
@@ -111,10 +102,7 @@ def search(
 
 @router.get("/{person_id}", summary="The 360° profile of one person", responses=responses(404, 503))
 def get_person(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
-    try:
-        return _audited_profile(engine, p, lambda _: person_id)
-    except NotFound as exc:
-        raise _404(exc) from exc
+    return _audited_profile(engine, p, lambda _: person_id)
 
 
 @router.get(
@@ -122,7 +110,7 @@ def get_person(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     summary="The person's events, newest first (page with `cursor`)",
     responses=responses(404),
 )
-def timeline(
+def person_timeline(
     person_id: str,
     engine: EngineDep,
     p: Reader,
@@ -131,20 +119,17 @@ def timeline(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> dict[str, Any]:
     after = cursor_param(cursor)
-    try:
-        with engine.connect() as conn:
-            check_person_visible(conn, p, person_id)
-            rows = profiles.timeline(
-                conn,
-                tenant_id=p.tenant_id,
-                person_id=person_id,
-                limit=limit,
-                before=before,
-                role=p.role,
-                after=after,
-            )
-    except NotFound as exc:
-        raise _404(exc) from exc
+    with engine.connect() as conn:
+        check_person_visible(conn, p, person_id)
+        rows = profiles.timeline(
+            conn,
+            tenant_id=p.tenant_id,
+            person_id=person_id,
+            limit=limit,
+            before=before,
+            role=p.role,
+            after=after,
+        )
     return {
         "events": rows,
         "next_cursor": next_cursor(rows, limit),
@@ -158,10 +143,7 @@ def timeline(
     summary="The source records behind the person (what each source sent)",
     responses=responses(404),
 )
-def records(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
-    try:
-        with engine.connect() as conn:
-            pid = visible_person_id(conn, p, person_id)
-            return {"records": profiles.records_of(conn, tenant_id=p.tenant_id, person_id=pid, role=p.role)}
-    except NotFound as exc:
-        raise _404(exc) from exc
+def person_records(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
+    with engine.connect() as conn:
+        pid = visible_person_id(conn, p, person_id)
+        return {"records": profiles.records_of(conn, tenant_id=p.tenant_id, person_id=pid, role=p.role)}

@@ -13,17 +13,17 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from medscrm.accounts import service as accounts
 from medscrm.accounts.roles import can
 from medscrm.api.deps import EngineDep, Offset, Principal, require, visible_person_id
 from medscrm.api.errors import AUTH, responses
-from medscrm.common import InvalidInput, NotFound
+from medscrm.common import Conflict
 from medscrm.db.schema import persons
 from medscrm.scores import service as scores
-from medscrm.scores.micro import refresh_micro as run
+from medscrm.scores.micro import refresh_micro
 from medscrm.scores.model import hide_prescription_detail
 from medscrm.tags import service as tags
 
@@ -47,13 +47,13 @@ class MicroBody(BaseModel):
     "/scores/distributions",
     summary="Counts per tier, AIPL and lifecycle stage, preferences; score histograms",
 )
-def distributions(engine: EngineDep, p: Reader) -> dict[str, Any]:
+def score_distributions(engine: EngineDep, p: Reader) -> dict[str, Any]:
     with engine.connect() as conn:
         return scores.distributions(conn, tenant_id=p.tenant_id)
 
 
 @router.get("/scores/micro-segments", summary="Micro-segments with what distinguishes each (zh, en)")
-def micro_segments(engine: EngineDep, p: Reader) -> dict[str, Any]:
+def list_micro_segments(engine: EngineDep, p: Reader) -> dict[str, Any]:
     with engine.connect() as conn:
         rows = scores.list_micro_segments(conn, tenant_id=p.tenant_id)
     return {"micro_segments": [{k: v for k, v in r.items() if k != "tenant_id"} for r in rows]}
@@ -67,10 +67,6 @@ _refreshing_guard = threading.Lock()
 REFRESH_TRIES = 3
 
 
-def _busy(reason: str) -> HTTPException:
-    return HTTPException(409, detail={"field": "refresh", "reason": reason})
-
-
 def _refresh_once(engine: sa.Engine, tenant_id: str, fn: Callable[[sa.Connection], Any]) -> Any:
     """Run ``fn`` in a transaction as the only refresh of the tenant's scores in this process: a request
     that arrives while another one runs answers 409 at once (a refresh rewrites every person's tags
@@ -80,7 +76,9 @@ def _refresh_once(engine: sa.Engine, tenant_id: str, fn: Callable[[sa.Connection
     other on ``scores.definitions.lock_tenant``."""
     with _refreshing_guard:
         if tenant_id in _refreshing:
-            raise _busy("a refresh of this tenant's scores is already running; retry when it has finished")
+            raise Conflict(
+                "refresh", "a refresh of this tenant's scores is already running; retry when it has finished"
+            )
         _refreshing.add(tenant_id)
     try:
         for attempt in range(REFRESH_TRIES):
@@ -92,10 +90,10 @@ def _refresh_once(engine: sa.Engine, tenant_id: str, fn: Callable[[sa.Connection
                 if not ("conflict" in text or "deadlock" in text or "serializ" in text):
                     raise
                 if attempt == REFRESH_TRIES - 1:
-                    raise _busy("another writer kept changing the same scores; retry shortly") from exc
+                    raise Conflict(
+                        "refresh", "another writer kept changing the same scores; retry shortly"
+                    ) from exc
                 time.sleep(0.1 * (attempt + 1))
-    except InvalidInput as exc:
-        raise HTTPException(422, detail={"field": exc.field, "reason": exc.reason}) from exc
     finally:
         with _refreshing_guard:
             _refreshing.discard(tenant_id)
@@ -106,7 +104,7 @@ def _refresh_once(engine: sa.Engine, tenant_id: str, fn: Callable[[sa.Connection
     summary="Recompute every person's behaviour tags and scores (batch)",
     responses=responses(409),
 )
-def refresh(engine: EngineDep, p: Writer, body: RefreshBody | None = None) -> dict[str, Any]:
+def refresh_scores(engine: EngineDep, p: Writer, body: RefreshBody | None = None) -> dict[str, Any]:
     body = body or RefreshBody()
 
     def run(conn: sa.Connection) -> dict[str, Any]:
@@ -128,9 +126,11 @@ def refresh(engine: EngineDep, p: Writer, body: RefreshBody | None = None) -> di
 @router.post(
     "/scores/micro-segments/refresh", summary="Re-cluster the micro-segments", responses=responses(409)
 )
-def refresh_micro(engine: EngineDep, p: Writer, body: MicroBody | None = None) -> dict[str, Any]:
+def refresh_micro_segments(engine: EngineDep, p: Writer, body: MicroBody | None = None) -> dict[str, Any]:
     body = body or MicroBody()
-    rows = _refresh_once(engine, p.tenant_id, lambda conn: run(conn, tenant_id=p.tenant_id, k=body.k))
+    rows = _refresh_once(
+        engine, p.tenant_id, lambda conn: refresh_micro(conn, tenant_id=p.tenant_id, k=body.k)
+    )
     return {"micro_segments": rows}
 
 
@@ -140,18 +140,15 @@ def refresh_micro(engine: EngineDep, p: Writer, body: MicroBody | None = None) -
     responses=responses(404),
 )
 def person_scores(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
-    try:
-        with engine.connect() as conn:
-            pid = visible_person_id(conn, p, person_id)
-            return {
-                "person_id": pid,
-                "scores": scores.scores_of(
-                    conn, tenant_id=p.tenant_id, person_id=pid, prescriptions=p.can("prescriptions.read")
-                ),
-                "stage": scores.stage_of(conn, tenant_id=p.tenant_id, person_id=pid),
-            }
-    except NotFound as exc:
-        raise HTTPException(404, detail={"field": "person_id", "reason": str(exc)}) from exc
+    with engine.connect() as conn:
+        pid = visible_person_id(conn, p, person_id)
+        return {
+            "person_id": pid,
+            "scores": scores.scores_of(
+                conn, tenant_id=p.tenant_id, person_id=pid, prescriptions=p.can("prescriptions.read")
+            ),
+            "stage": scores.stage_of(conn, tenant_id=p.tenant_id, person_id=pid),
+        }
 
 
 @router.get(
@@ -167,37 +164,34 @@ def tag_persons(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    try:
-        with engine.begin() as conn:
-            res = tags.persons_with_tag(
-                conn,
-                tenant_id=p.tenant_id,
-                tag_key=key,
-                value=value,
-                limit=limit,
-                offset=offset,
-                scope=p.person_scope(),
-            )
-            ids = [r["person_id"] for r in res["persons"]]
-            attrs = {}
-            if ids:
-                name = persons.c.attributes
-                q = sa.select(
-                    persons.c.id,
-                    *[name[k].as_string().label(k) for k in ("name", "hospital", "department", "title")],
-                ).where(persons.c.tenant_id == p.tenant_id, persons.c.id.in_(ids))
-                attrs = {r["id"]: dict(r) for r in conn.execute(q).mappings()}
-            accounts.audit(  # a list of named HCPs: who read it (PIPL)
-                conn=conn,
-                tenant_id=p.tenant_id,
-                actor=p.actor,
-                action="tags.query",
-                object_type="tag",
-                object_id=key,
-                detail={"value": value, "offset": offset, "returned": len(ids), "role": p.role},
-            )
-    except NotFound as exc:
-        raise HTTPException(404, detail={"field": "key", "reason": str(exc)}) from exc
+    with engine.begin() as conn:
+        res = tags.persons_with_tag(
+            conn,
+            tenant_id=p.tenant_id,
+            tag_key=key,
+            value=value,
+            limit=limit,
+            offset=offset,
+            scope=p.person_scope(),
+        )
+        ids = [r["person_id"] for r in res["persons"]]
+        attrs = {}
+        if ids:
+            name = persons.c.attributes
+            q = sa.select(
+                persons.c.id,
+                *[name[k].as_string().label(k) for k in ("name", "hospital", "department", "title")],
+            ).where(persons.c.tenant_id == p.tenant_id, persons.c.id.in_(ids))
+            attrs = {r["id"]: dict(r) for r in conn.execute(q).mappings()}
+        accounts.audit(  # a list of named HCPs: who read it (PIPL)
+            conn=conn,
+            tenant_id=p.tenant_id,
+            actor=p.actor,
+            action="tags.query",
+            object_type="tag",
+            object_id=key,
+            detail={"value": value, "offset": offset, "returned": len(ids), "role": p.role},
+        )
     rx = can(p.role, "prescriptions.read")
     out = []
     for r in res["persons"]:

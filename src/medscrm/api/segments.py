@@ -9,13 +9,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from medscrm.api.deps import EngineDep, Offset, Principal, require, visible_person_id
 from medscrm.api.errors import AUTH, responses
-from medscrm.common import NotFound
-from medscrm.rules import RuleError
 from medscrm.segments import service as segs
 from medscrm.tags import service as tags
 
@@ -29,16 +27,6 @@ FieldTypes = Annotated[
         description='Types of custom attributes not yet seen in the data, e.g. {"hospital_grade": "string"}'
     ),
 ]
-
-
-def _422(exc: RuleError) -> JSONResponse:
-    return JSONResponse(status_code=422, content={"error": "invalid_rule", "errors": exc.as_list()})
-
-
-def _404(exc: NotFound, path: str) -> JSONResponse:
-    return JSONResponse(
-        status_code=404, content={"error": "not_found", "errors": [{"path": path, "reason": str(exc)}]}
-    )
 
 
 class PreviewIn(BaseModel):
@@ -93,38 +81,32 @@ class EvaluateIn(BaseModel):
 
 
 @router.post("/segments/preview", summary="Count (and a sample of) the persons matching a rule")
-def preview(body: PreviewIn, engine: EngineDep, p: Reader) -> Any:
-    try:
-        with engine.connect() as conn:
-            return segs.preview(
-                conn,
-                tenant_id=p.tenant_id,
-                rule=body.rule,
-                sample=body.sample,
-                fields=body.fields,
-                scope=p.person_scope(),
-            )
-    except RuleError as exc:
-        return _422(exc)
+def preview_segment(body: PreviewIn, engine: EngineDep, p: Reader) -> Any:
+    with engine.connect() as conn:
+        return segs.preview(
+            conn,
+            tenant_id=p.tenant_id,
+            rule=body.rule,
+            sample=body.sample,
+            fields=body.fields,
+            scope=p.person_scope(),
+        )
 
 
 @router.post("/segments", status_code=201, summary="Create a static or dynamic segment")
 def create_segment(body: SegmentIn, engine: EngineDep, p: Writer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return segs.create(
-                conn,
-                tenant_id=p.tenant_id,
-                key=body.key,
-                rule=body.rule,
-                name=body.name,
-                kind=body.kind,
-                created_by=p.actor,
-                fields=body.fields,
-                refresh_every_minutes=body.refresh_every_minutes,
-            )
-    except RuleError as exc:
-        return _422(exc)
+    with engine.begin() as conn:
+        return segs.create(
+            conn,
+            tenant_id=p.tenant_id,
+            key=body.key,
+            rule=body.rule,
+            name=body.name,
+            kind=body.kind,
+            created_by=p.actor,
+            fields=body.fields,
+            refresh_every_minutes=body.refresh_every_minutes,
+        )
 
 
 @router.get("/segments", summary="All segments")
@@ -142,11 +124,8 @@ def refresher_status(request: Request, p: Reader) -> dict[str, Any]:
 
 @router.get("/segments/{key}", summary="One segment", responses=responses(404))
 def get_segment(key: str, engine: EngineDep, p: Reader) -> Any:
-    try:
-        with engine.connect() as conn:
-            return segs.get(conn, tenant_id=p.tenant_id, key=key)
-    except NotFound as exc:
-        return _404(exc, "key")
+    with engine.connect() as conn:
+        return segs.get(conn, tenant_id=p.tenant_id, key=key)
 
 
 @router.put(
@@ -155,34 +134,24 @@ def get_segment(key: str, engine: EngineDep, p: Reader) -> Any:
     responses=responses(404),
 )
 def update_segment(key: str, body: SegmentUpdate, engine: EngineDep, p: Writer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return segs.update(
-                conn,
-                tenant_id=p.tenant_id,
-                key=key,
-                rule=body.rule,
-                name=body.name,
-                fields=body.fields,
-                refresh_every_minutes=body.refresh_every_minutes,
-            )
-    except NotFound as exc:
-        return _404(exc, "key")
-    except RuleError as exc:
-        return _422(exc)
+    with engine.begin() as conn:
+        return segs.update(
+            conn,
+            tenant_id=p.tenant_id,
+            key=key,
+            rule=body.rule,
+            name=body.name,
+            fields=body.fields,
+            refresh_every_minutes=body.refresh_every_minutes,
+        )
 
 
 @router.post(
     "/segments/{key}/refresh", summary="Recompute a dynamic segment's members", responses=responses(404)
 )
 def refresh_segment(key: str, engine: EngineDep, p: Writer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return segs.refresh(conn, tenant_id=p.tenant_id, key=key)
-    except NotFound as exc:
-        return _404(exc, "key")
-    except RuleError as exc:
-        return _422(exc)
+    with engine.begin() as conn:
+        return segs.refresh(conn, tenant_id=p.tenant_id, key=key)
 
 
 @router.get(
@@ -197,19 +166,16 @@ def segment_members(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> Any:
-    try:
-        with engine.connect() as conn:
-            rows = segs.members(
-                conn,
-                tenant_id=p.tenant_id,
-                key=key,
-                role=p.role,
-                limit=limit,
-                offset=offset,
-                scope=p.person_scope(),
-            )
-    except NotFound as exc:
-        return _404(exc, "key")
+    with engine.connect() as conn:
+        rows = segs.members(
+            conn,
+            tenant_id=p.tenant_id,
+            key=key,
+            role=p.role,
+            limit=limit,
+            offset=offset,
+            scope=p.person_scope(),
+        )
     return {"members": rows, "count": len(rows)}
 
 
@@ -220,11 +186,8 @@ def segment_members(
     responses=responses(404, extra={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}),
 )
 def export_segment(key: str, engine: EngineDep, p: Reader) -> Response:
-    try:
-        with engine.connect() as conn:
-            text = segs.export_csv(conn, tenant_id=p.tenant_id, key=key, role=p.role, scope=p.person_scope())
-    except NotFound as exc:
-        return _404(exc, "key")
+    with engine.connect() as conn:
+        text = segs.export_csv(conn, tenant_id=p.tenant_id, key=key, role=p.role, scope=p.person_scope())
     return Response(
         text.encode("utf-8"),
         media_type="text/csv; charset=utf-8",
@@ -234,11 +197,8 @@ def export_segment(key: str, engine: EngineDep, p: Reader) -> Response:
 
 @router.post("/tags", status_code=201, summary="Define (or redefine) a tag")
 def define_tag(body: TagIn, engine: EngineDep, p: Writer) -> Any:
-    try:
-        with engine.begin() as conn:
-            return tags.define(conn, tenant_id=p.tenant_id, **body.model_dump())
-    except RuleError as exc:
-        return _422(exc)
+    with engine.begin() as conn:
+        return tags.define(conn, tenant_id=p.tenant_id, **body.model_dump())
 
 
 @router.get("/tags", summary="Tag definitions")
@@ -250,11 +210,8 @@ def list_tags(engine: EngineDep, p: Reader) -> dict[str, Any]:
 
 @router.post("/tags/evaluate", summary="Recompute rule tags (all, or the given keys)")
 def evaluate_tags(engine: EngineDep, p: Writer, body: EvaluateIn | None = None) -> Any:
-    try:
-        with engine.begin() as conn:
-            return {"tags": tags.evaluate(conn, tenant_id=p.tenant_id, keys=body.keys if body else None)}
-    except RuleError as exc:
-        return _422(exc)
+    with engine.begin() as conn:
+        return {"tags": tags.evaluate(conn, tenant_id=p.tenant_id, keys=body.keys if body else None)}
 
 
 @router.get(
@@ -263,13 +220,10 @@ def evaluate_tags(engine: EngineDep, p: Writer, body: EvaluateIn | None = None) 
     responses=responses(404),
 )
 def person_tags(person_id: str, engine: EngineDep, p: Reader) -> Any:
-    try:
-        with engine.connect() as conn:
-            pid = visible_person_id(conn, p, person_id)
-            return {
-                "person_id": pid,
-                "tags": tags.tags_of(conn, tenant_id=p.tenant_id, person_id=pid),
-                "history": tags.history_of(conn, tenant_id=p.tenant_id, person_id=pid),
-            }
-    except NotFound as exc:
-        return _404(exc, "person_id")
+    with engine.connect() as conn:
+        pid = visible_person_id(conn, p, person_id)
+        return {
+            "person_id": pid,
+            "tags": tags.tags_of(conn, tenant_id=p.tenant_id, person_id=pid),
+            "history": tags.history_of(conn, tenant_id=p.tenant_id, person_id=pid),
+        }

@@ -2,10 +2,7 @@
 
 from .approve_in import ApproveIn
 from .attempt import Attempt
-from .audit_api_v1_audit_get_response_200_item import AuditApiV1AuditGetResponse200Item
-from .body_replay_quarantine_api_v1_quarantine_replay_post import (
-    BodyReplayQuarantineApiV1QuarantineReplayPost,
-)
+from .body_replay_quarantine import BodyReplayQuarantine
 from .channel_in import ChannelIn
 from .channel_in_provider import ChannelInProvider
 from .channel_in_settings import ChannelInSettings
@@ -26,99 +23,63 @@ from .delivery_list import DeliveryList
 from .delivery_payload import DeliveryPayload
 from .delivery_status import DeliveryStatus
 from .detail import Detail
-from .distributions_api_v1_scores_distributions_get_response_distributions_api_v1_scores_distributions_get import (
-    DistributionsApiV1ScoresDistributionsGetResponseDistributionsApiV1ScoresDistributionsGet,
-)
 from .enroll_in import EnrollIn
 from .enroll_in_context import EnrollInContext
 from .error_item import ErrorItem
 from .error_list import ErrorList
 from .evaluate_in import EvaluateIn
 from .field_reason import FieldReason
-from .fix_quarantine_api_v1_quarantine_entry_id_fix_post_changes import (
-    FixQuarantineApiV1QuarantineEntryIdFixPostChanges,
-)
-from .fix_quarantine_api_v1_quarantine_entry_id_fix_post_response_fix_quarantine_api_v1_quarantine_entry_id_fix_post import (
-    FixQuarantineApiV1QuarantineEntryIdFixPostResponseFixQuarantineApiV1QuarantineEntryIdFixPost,
-)
-from .get_person_api_v1_persons_person_id_get_response_get_person_api_v1_persons_person_id_get import (
-    GetPersonApiV1PersonsPersonIdGetResponseGetPersonApiV1PersonsPersonIdGet,
-)
+from .fix_quarantine_changes import FixQuarantineChanges
+from .fix_quarantine_response_fix_quarantine import FixQuarantineResponseFixQuarantine
+from .get_person_response_get_person import GetPersonResponseGetPerson
 from .http_validation_error import HTTPValidationError
-from .list_content_api_v1_content_get_status_type_0 import (
-    ListContentApiV1ContentGetStatusType0,
+from .list_audit_response_200_item import ListAuditResponse200Item
+from .list_content_status_type_0 import ListContentStatusType0
+from .list_deliveries_status_type_0 import ListDeliveriesStatusType0
+from .list_events_response_list_events import ListEventsResponseListEvents
+from .list_imports_response_200_item import ListImportsResponse200Item
+from .list_journeys_response_list_journeys import ListJourneysResponseListJourneys
+from .list_micro_segments_response_list_micro_segments import (
+    ListMicroSegmentsResponseListMicroSegments,
 )
-from .list_deliveries_api_v1_webhooks_subscription_id_deliveries_get_status_type_0 import (
-    ListDeliveriesApiV1WebhooksSubscriptionIdDeliveriesGetStatusType0,
-)
-from .list_events_api_v1_events_get_response_list_events_api_v1_events_get import (
-    ListEventsApiV1EventsGetResponseListEventsApiV1EventsGet,
-)
-from .list_imports_api_v1_imports_get_response_200_item import (
-    ListImportsApiV1ImportsGetResponse200Item,
-)
-from .list_journeys_api_v1_journeys_get_response_list_journeys_api_v1_journeys_get import (
-    ListJourneysApiV1JourneysGetResponseListJourneysApiV1JourneysGet,
-)
-from .list_quarantine_api_v1_quarantine_get_response_200_item import (
-    ListQuarantineApiV1QuarantineGetResponse200Item,
-)
-from .list_quarantine_api_v1_quarantine_get_status import (
-    ListQuarantineApiV1QuarantineGetStatus,
-)
-from .list_segments_api_v1_segments_get_response_list_segments_api_v1_segments_get import (
-    ListSegmentsApiV1SegmentsGetResponseListSegmentsApiV1SegmentsGet,
-)
-from .list_sources_api_v1_sources_get_response_200_item import (
-    ListSourcesApiV1SourcesGetResponse200Item,
-)
-from .list_tags_api_v1_tags_get_response_list_tags_api_v1_tags_get import (
-    ListTagsApiV1TagsGetResponseListTagsApiV1TagsGet,
-)
-from .lookup_api_v1_persons_lookup_get_response_lookup_api_v1_persons_lookup_get import (
-    LookupApiV1PersonsLookupGetResponseLookupApiV1PersonsLookupGet,
-)
-from .lookup_api_v1_persons_lookup_get_type import LookupApiV1PersonsLookupGetType
-from .me_api_v1_me_get_response_me_api_v1_me_get import MeApiV1MeGetResponseMeApiV1MeGet
+from .list_quarantine_response_200_item import ListQuarantineResponse200Item
+from .list_quarantine_status import ListQuarantineStatus
+from .list_segments_response_list_segments import ListSegmentsResponseListSegments
+from .list_sources_response_200_item import ListSourcesResponse200Item
+from .list_tags_response_list_tags import ListTagsResponseListTags
+from .lookup_person_response_lookup_person import LookupPersonResponseLookupPerson
+from .lookup_person_type import LookupPersonType
+from .me_response_me import MeResponseMe
 from .micro_body import MicroBody
-from .micro_segments_api_v1_scores_micro_segments_get_response_micro_segments_api_v1_scores_micro_segments_get import (
-    MicroSegmentsApiV1ScoresMicroSegmentsGetResponseMicroSegmentsApiV1ScoresMicroSegmentsGet,
-)
-from .person_scores_api_v1_scores_persons_person_id_get_response_person_scores_api_v1_scores_persons_person_id_get import (
-    PersonScoresApiV1ScoresPersonsPersonIdGetResponsePersonScoresApiV1ScoresPersonsPersonIdGet,
+from .person_records_response_person_records import PersonRecordsResponsePersonRecords
+from .person_scores_response_person_scores import PersonScoresResponsePersonScores
+from .person_timeline_response_person_timeline import (
+    PersonTimelineResponsePersonTimeline,
 )
 from .preview_in import PreviewIn
 from .preview_in_fields_type_0 import PreviewInFieldsType0
 from .preview_in_fields_type_0_additional_property import (
     PreviewInFieldsType0AdditionalProperty,
 )
-from .put_channel_api_v1_channels_channel_put_channel import (
-    PutChannelApiV1ChannelsChannelPutChannel,
-)
-from .put_policy_api_v1_outreach_policy_put_body import (
-    PutPolicyApiV1OutreachPolicyPutBody,
-)
+from .put_channel_channel import PutChannelChannel
+from .put_policy_body import PutPolicyBody
 from .reason_in import ReasonIn
-from .records_api_v1_persons_person_id_records_get_response_records_api_v1_persons_person_id_records_get import (
-    RecordsApiV1PersonsPersonIdRecordsGetResponseRecordsApiV1PersonsPersonIdRecordsGet,
-)
-from .refresh_api_v1_scores_refresh_post_response_refresh_api_v1_scores_refresh_post import (
-    RefreshApiV1ScoresRefreshPostResponseRefreshApiV1ScoresRefreshPost,
-)
 from .refresh_body import RefreshBody
-from .refresh_micro_api_v1_scores_micro_segments_refresh_post_response_refresh_micro_api_v1_scores_micro_segments_refresh_post import (
-    RefreshMicroApiV1ScoresMicroSegmentsRefreshPostResponseRefreshMicroApiV1ScoresMicroSegmentsRefreshPost,
+from .refresh_micro_segments_response_refresh_micro_segments import (
+    RefreshMicroSegmentsResponseRefreshMicroSegments,
 )
-from .refresher_status_api_v1_segments_refresher_get_response_refresher_status_api_v1_segments_refresher_get import (
-    RefresherStatusApiV1SegmentsRefresherGetResponseRefresherStatusApiV1SegmentsRefresherGet,
+from .refresh_scores_response_refresh_scores import RefreshScoresResponseRefreshScores
+from .refresher_status_response_refresher_status import (
+    RefresherStatusResponseRefresherStatus,
 )
-from .replay_quarantine_api_v1_quarantine_replay_post_response_replay_quarantine_api_v1_quarantine_replay_post import (
-    ReplayQuarantineApiV1QuarantineReplayPostResponseReplayQuarantineApiV1QuarantineReplayPost,
+from .replay_quarantine_response_replay_quarantine import (
+    ReplayQuarantineResponseReplayQuarantine,
 )
 from .replayed import Replayed
-from .search_api_v1_persons_get_response_search_api_v1_persons_get import (
-    SearchApiV1PersonsGetResponseSearchApiV1PersonsGet,
+from .score_distributions_response_score_distributions import (
+    ScoreDistributionsResponseScoreDistributions,
 )
+from .search_persons_response_search_persons import SearchPersonsResponseSearchPersons
 from .segment_in import SegmentIn
 from .segment_in_fields_type_0 import SegmentInFieldsType0
 from .segment_in_fields_type_0_additional_property import (
@@ -144,12 +105,7 @@ from .tag_in_fields_type_0 import TagInFieldsType0
 from .tag_in_fields_type_0_additional_property import TagInFieldsType0AdditionalProperty
 from .tag_in_refresh import TagInRefresh
 from .tag_in_value_type import TagInValueType
-from .tag_persons_api_v1_tags_key_persons_get_response_tag_persons_api_v1_tags_key_persons_get import (
-    TagPersonsApiV1TagsKeyPersonsGetResponseTagPersonsApiV1TagsKeyPersonsGet,
-)
-from .timeline_api_v1_persons_person_id_timeline_get_response_timeline_api_v1_persons_person_id_timeline_get import (
-    TimelineApiV1PersonsPersonIdTimelineGetResponseTimelineApiV1PersonsPersonIdTimelineGet,
-)
+from .tag_persons_response_tag_persons import TagPersonsResponseTagPersons
 from .update_in import UpdateIn
 from .update_in_definition import UpdateInDefinition
 from .update_in_step_map import UpdateInStepMap
@@ -159,8 +115,7 @@ from .validation_error_context import ValidationErrorContext
 __all__ = (
     "ApproveIn",
     "Attempt",
-    "AuditApiV1AuditGetResponse200Item",
-    "BodyReplayQuarantineApiV1QuarantineReplayPost",
+    "BodyReplayQuarantine",
     "ChannelIn",
     "ChannelInProvider",
     "ChannelInSettings",
@@ -181,47 +136,49 @@ __all__ = (
     "DeliveryPayload",
     "DeliveryStatus",
     "Detail",
-    "DistributionsApiV1ScoresDistributionsGetResponseDistributionsApiV1ScoresDistributionsGet",
     "EnrollIn",
     "EnrollInContext",
     "ErrorItem",
     "ErrorList",
     "EvaluateIn",
     "FieldReason",
-    "FixQuarantineApiV1QuarantineEntryIdFixPostChanges",
-    "FixQuarantineApiV1QuarantineEntryIdFixPostResponseFixQuarantineApiV1QuarantineEntryIdFixPost",
-    "GetPersonApiV1PersonsPersonIdGetResponseGetPersonApiV1PersonsPersonIdGet",
+    "FixQuarantineChanges",
+    "FixQuarantineResponseFixQuarantine",
+    "GetPersonResponseGetPerson",
     "HTTPValidationError",
-    "ListContentApiV1ContentGetStatusType0",
-    "ListDeliveriesApiV1WebhooksSubscriptionIdDeliveriesGetStatusType0",
-    "ListEventsApiV1EventsGetResponseListEventsApiV1EventsGet",
-    "ListImportsApiV1ImportsGetResponse200Item",
-    "ListJourneysApiV1JourneysGetResponseListJourneysApiV1JourneysGet",
-    "ListQuarantineApiV1QuarantineGetResponse200Item",
-    "ListQuarantineApiV1QuarantineGetStatus",
-    "ListSegmentsApiV1SegmentsGetResponseListSegmentsApiV1SegmentsGet",
-    "ListSourcesApiV1SourcesGetResponse200Item",
-    "ListTagsApiV1TagsGetResponseListTagsApiV1TagsGet",
-    "LookupApiV1PersonsLookupGetResponseLookupApiV1PersonsLookupGet",
-    "LookupApiV1PersonsLookupGetType",
-    "MeApiV1MeGetResponseMeApiV1MeGet",
+    "ListAuditResponse200Item",
+    "ListContentStatusType0",
+    "ListDeliveriesStatusType0",
+    "ListEventsResponseListEvents",
+    "ListImportsResponse200Item",
+    "ListJourneysResponseListJourneys",
+    "ListMicroSegmentsResponseListMicroSegments",
+    "ListQuarantineResponse200Item",
+    "ListQuarantineStatus",
+    "ListSegmentsResponseListSegments",
+    "ListSourcesResponse200Item",
+    "ListTagsResponseListTags",
+    "LookupPersonResponseLookupPerson",
+    "LookupPersonType",
+    "MeResponseMe",
     "MicroBody",
-    "MicroSegmentsApiV1ScoresMicroSegmentsGetResponseMicroSegmentsApiV1ScoresMicroSegmentsGet",
-    "PersonScoresApiV1ScoresPersonsPersonIdGetResponsePersonScoresApiV1ScoresPersonsPersonIdGet",
+    "PersonRecordsResponsePersonRecords",
+    "PersonScoresResponsePersonScores",
+    "PersonTimelineResponsePersonTimeline",
     "PreviewIn",
     "PreviewInFieldsType0",
     "PreviewInFieldsType0AdditionalProperty",
-    "PutChannelApiV1ChannelsChannelPutChannel",
-    "PutPolicyApiV1OutreachPolicyPutBody",
+    "PutChannelChannel",
+    "PutPolicyBody",
     "ReasonIn",
-    "RecordsApiV1PersonsPersonIdRecordsGetResponseRecordsApiV1PersonsPersonIdRecordsGet",
-    "RefreshApiV1ScoresRefreshPostResponseRefreshApiV1ScoresRefreshPost",
     "RefreshBody",
-    "RefreshMicroApiV1ScoresMicroSegmentsRefreshPostResponseRefreshMicroApiV1ScoresMicroSegmentsRefreshPost",
-    "RefresherStatusApiV1SegmentsRefresherGetResponseRefresherStatusApiV1SegmentsRefresherGet",
-    "ReplayQuarantineApiV1QuarantineReplayPostResponseReplayQuarantineApiV1QuarantineReplayPost",
+    "RefreshMicroSegmentsResponseRefreshMicroSegments",
+    "RefreshScoresResponseRefreshScores",
+    "RefresherStatusResponseRefresherStatus",
+    "ReplayQuarantineResponseReplayQuarantine",
     "Replayed",
-    "SearchApiV1PersonsGetResponseSearchApiV1PersonsGet",
+    "ScoreDistributionsResponseScoreDistributions",
+    "SearchPersonsResponseSearchPersons",
     "SegmentIn",
     "SegmentInFieldsType0",
     "SegmentInFieldsType0AdditionalProperty",
@@ -243,8 +200,7 @@ __all__ = (
     "TagInFieldsType0AdditionalProperty",
     "TagInRefresh",
     "TagInValueType",
-    "TagPersonsApiV1TagsKeyPersonsGetResponseTagPersonsApiV1TagsKeyPersonsGet",
-    "TimelineApiV1PersonsPersonIdTimelineGetResponseTimelineApiV1PersonsPersonIdTimelineGet",
+    "TagPersonsResponseTagPersons",
     "UpdateIn",
     "UpdateInDefinition",
     "UpdateInStepMap",

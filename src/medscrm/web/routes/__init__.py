@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from medscrm.web.routes import audit, auth, content, identity, imports, journeys, persons, segments, static
+from medscrm.web.routes import (
+    audit,
+    auth,
+    content,
+    identity,
+    imports,
+    journeys,
+    persons,
+    segments,
+    static,
+    webhooks,
+)
 from medscrm.web.routes.base import ConsoleRoute
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-for _pages in (static, auth, persons, identity, segments, imports, audit, journeys, content):
+for _pages in (static, auth, persons, identity, segments, imports, audit, journeys, content, webhooks):
     router.include_router(_pages.router)

@@ -154,6 +154,7 @@ NAV = (
     ("content", "/content", "content.view"),
     ("imports", "/imports", "quarantine.manage"),
     ("audit", "/audit", "audit.read"),
+    ("webhooks", "/webhooks", "webhooks.manage"),
 )
 
 

@@ -1,4 +1,5 @@
-/* medscrm console: ECharts charts (options come from the server) and the segment rule builder. */
+/* medscrm console: ECharts charts (options come from the server), the segment rule builder and forms
+   that ask for confirmation (data-confirm). */
 (function () {
   "use strict";
 
@@ -266,6 +267,12 @@
     var form = document.getElementById("save-form");
     if (form) form.addEventListener("submit", function () { document.getElementById("rule-input").value = JSON.stringify(b.rule()); });
   }
+
+  // --- forms that ask first: data-confirm holds the question (in the page's language) -------------------
+  document.addEventListener("submit", function (evt) {
+    var q = evt.target.dataset && evt.target.dataset.confirm;
+    if (q && !window.confirm(q)) evt.preventDefault();
+  }, true);
 
   document.addEventListener("DOMContentLoaded", function () {
     initCharts(document);
