@@ -69,5 +69,5 @@ def tenant(engine: sa.Engine) -> Tenant:
     """A fresh tenant: tests on the shared PostgreSQL database stay apart by tenant."""
     slug = f"t-{uuid.uuid4().hex[:10]}"
     with engine.begin() as conn:
-        t = accounts.ensure_tenant(conn=conn, slug=slug)
+        t = accounts.create_tenant(conn=conn, slug=slug, actor="test")
     return Tenant(engine=engine, id=t["id"], slug=slug)

@@ -16,10 +16,12 @@ from medscrm.db import make_engine
 MEDSCRM = [sys.executable, "-m", "medscrm"]
 
 
-def cli(cwd: Path, *args: str, env: dict | None = None, ok: bool = True) -> subprocess.CompletedProcess:
+def cli(
+    cwd: Path, *args: str, env: dict | None = None, ok: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if not k.startswith("MEDSCRM_")}
     e.update({"COLUMNS": "200", **(env or {})})
-    p = subprocess.run([*MEDSCRM, *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=120)
+    p = subprocess.run([*MEDSCRM, *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout)
     if ok:
         assert p.returncode == 0, p.stdout + p.stderr
     return p
@@ -89,20 +91,21 @@ def test_import_exit_codes_and_quarantine_cli(tmp_path):
 @pytest.mark.postgres
 def test_cli_runs_on_postgresql(tmp_path, pg_url):
     env = {"MEDSCRM_DATABASE_URL": pg_url, "MEDSCRM_TENANT": f"pg-{tmp_path.name[-8:]}"}
+    cli(tmp_path, "tenants", "create", env["MEDSCRM_TENANT"], env=env)
     key = last_line(cli(tmp_path, "sources", "create", "--name", "crm", env=env))
     assert key.startswith("wk_")
     assert not (tmp_path / "medscrm.duckdb").exists()
 
 
 def test_demo_runs_end_to_end_in_an_empty_directory(tmp_path):
-    p = cli(tmp_path, "demo", "--hcps", "300")
+    p = cli(tmp_path, "demo", "--hcps", "300", timeout=600)
     out = p.stdout
     assert "What was loaded" in out and "Quarantined, and why" in out and "OneID" in out
     assert "Segments on the golden records" in out and "senior_cardiology" in out
     assert "crm_export.csv" in out and "gb18030" in out and "event_signups.xlsx" in out
     assert "Admin API token (Bearer): msk_" in out
     assert (tmp_path / "medscrm.duckdb").exists() and (tmp_path / "demo-data" / "ground_truth.csv").exists()
-    again = cli(tmp_path, "demo", "--hcps", "300").stdout  # idempotent: nothing imported twice
+    again = cli(tmp_path, "demo", "--hcps", "300", timeout=600).stdout  # idempotent: nothing imported twice
     assert "duplicates" in again
     p2 = cli(tmp_path, "identity", "review", "list", "--tenant", "demo", "--limit", "1")
     assert p2.returncode == 0

@@ -34,6 +34,7 @@ from medscrm.db.engine import POOL_OVERFLOW, POOL_SIZE, default_spool_dir
 from medscrm.ingest.events import Ingestor
 from medscrm.journeys import engine as _journeys
 from medscrm.logs import REQUEST_ID
+from medscrm.persons.follow import IdentityFollower
 from medscrm.segments.fresh import Refresher
 from medscrm.web import routes as web_routes
 from medscrm.webhooks import dispatch as _webhooks
@@ -96,6 +97,7 @@ def create_app(
     spool_dir: Path | None = None,
     fsync: bool = True,
     refresher: bool | dict | None = None,
+    identity_follower: bool | None = None,
     workers: int = 1,
     span_exporter: Any = None,
 ) -> FastAPI:
@@ -108,6 +110,9 @@ def create_app(
     if refresher is None:
         refresher = engine is None and get_settings().segment_refresher
     serving = engine is None  # `medscrm serve`: this process is the server, not a test's app
+    if identity_follower is None:
+        identity_follower = serving and get_settings().identity_follower
+    follow_identity = identity_follower
     engine = engine or get_engine()
 
     @asynccontextmanager
@@ -134,6 +139,14 @@ def create_app(
             app.state.refresher.start()
             # the persons of each stored batch go to the real-time tags and scores right after the commit
             app.state.ingestor.on_stored = app.state.refresher.notify_stored
+        # identity resolution of new records (identify calls, imports): incremental, within seconds
+        app.state.identity = (
+            IdentityFollower(engine, wake=lambda: app.state.ingestor.stored_events)
+            if follow_identity and (slot is None or slot.leader)
+            else None
+        )
+        if app.state.identity:
+            app.state.identity.start()
         # journeys: in-process runner when serving the configured DuckDB (PostgreSQL: `medscrm worker`)
         app.state.journeys = _journeys.start_background(engine) if engine is get_engine() else None
         # the webhook dispatcher beside it, under the same rule
@@ -151,6 +164,8 @@ def create_app(
                 app.state.journeys.stop()
             if app.state.webhooks:
                 app.state.webhooks.stop()
+            if app.state.identity:
+                app.state.identity.stop()
             if app.state.refresher:
                 app.state.refresher.stop()
             app.state.ingestor.stop()

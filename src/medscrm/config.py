@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     database_url: str = ""
     #: Tenant used by the CLI when ``--tenant`` is not given.
     tenant: str = "default"
+    #: API token the CLI uses to read through a running ``medscrm serve`` that holds the embedded
+    #: database (empty: the token serve wrote into the server file beside the database).
+    api_token: str = ""
+    #: The address HCPs reach this server at (tracked links ``/r/…`` and view beacons ``/b/…`` in
+    #: messages are built on it; a tenant's outreach policy ``tracking_base_url`` overrides it).
+    #: Default: where ``medscrm serve`` listens by default, for local trials.
+    public_base_url: str = "http://127.0.0.1:8000"
     #: ``development`` or ``production`` (any case); production refuses a missing or weak secret key.
     env: str = "development"
     secret_key: str = _DEV_SECRET
@@ -89,6 +96,9 @@ class Settings(BaseSettings):
     realtime_scores: bool = True
     #: The journey runner inside ``medscrm serve`` on DuckDB (on PostgreSQL ``medscrm worker`` runs it).
     journey_runner: bool = True
+    #: Identity resolution inside ``medscrm serve``: new source records (``/v1/identify``, imports)
+    #: are linked into persons incrementally within seconds (after a first ``medscrm identity run``).
+    identity_follower: bool = True
     #: A YAML file that overrides the behaviour model's configuration (tags, scores, stages;
     #: docs/scores.md); empty: the built-in defaults.
     scores_config: str = ""

@@ -74,6 +74,7 @@ API: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/journeys/{key}"): "data.read",
     ("PUT", "/api/v1/journeys/{key}"): "data.import",
     ("POST", "/api/v1/journeys/{key}/start"): "data.import",
+    ("GET", "/api/v1/journeys/{key}/current-members"): "data.read",
     ("POST", "/api/v1/journeys/{key}/pause"): "data.import",
     ("POST", "/api/v1/journeys/{key}/resume"): "data.import",
     ("POST", "/api/v1/journeys/{key}/stop"): "data.import",
@@ -97,6 +98,7 @@ API: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/channels/{channel}"): "accounts.manage",
     ("GET", "/api/v1/outreach/policy"): "data.read",
     ("PUT", "/api/v1/outreach/policy"): "accounts.manage",
+    ("POST", "/api/v1/identity/reviews/{review_id}/revoke"): "identity.manage",
     ("POST", "/api/v1/webhooks"): "webhooks.manage",
     ("GET", "/api/v1/webhooks"): "webhooks.manage",
     ("GET", "/api/v1/webhooks/{subscription_id}"): "webhooks.manage",
@@ -114,6 +116,7 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/logout"): SESSION,
     ("POST", "/hcps/{person_id}/unmerge"): "identity.manage",
     ("POST", "/identity/{review_id}/decide"): "identity.manage",
+    ("POST", "/identity/{review_id}/revoke"): "identity.manage",
     ("POST", "/segments/preview"): frozenset({"admin", "marketer", "analyst", "compliance"}),  # not reps
     ("POST", "/segments/save"): "data.import",
     ("POST", "/imports"): "data.import",

@@ -88,6 +88,7 @@ def test_cli_validate_create_start_stats_worker(tmp_path):
         assert p.returncode == code, p.stdout + p.stderr
         return p.stdout + p.stderr
 
+    run("tenants", "create", "clit")
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         yaml.safe_dump(linear("cli_j", [{"id": "a", "type": "wait", "duration": "1d", "next": "ghost"}]))

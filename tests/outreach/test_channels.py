@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import sqlalchemy as sa
 
+from medscrm.config import get_settings
 from medscrm.db.schema import sends
 from medscrm.devtools.servers import start_sms_server, start_smtp_sink
 from medscrm.outreach.channels import OutMessage
@@ -322,7 +323,7 @@ def test_wecom_via_the_reps_account_with_the_access_token_flow(tenant, tmp_path)
     assert [r["sender"] for r in recs] == ["zhangsan", "zhangsan"] and recs[0]["external_userid"] == [
         "wmEXT001"
     ]
-    assert recs[0]["attachments"][0]["link"]["url"].startswith("http://localhost:8000/r/")
+    assert recs[0]["attachments"][0]["link"]["url"].startswith(get_settings().public_base_url + "/r/")
     row = _one(tenant.engine, tid, third)
     assert row["status"] == "failed" and "40013" in row["error"]
 

@@ -17,6 +17,7 @@ from medscrm.accounts import service as accounts
 from medscrm.accounts.secrets import callback_token, check_callback_token
 from medscrm.app import create_app
 from medscrm.config import get_settings
+from medscrm.db import make_engine, upgrade_to_head
 from medscrm.db.schema import audit_log
 from medscrm.outreach import consent
 from medscrm.outreach.settings import SMS_REPLIES, reply_callback_urls
@@ -96,6 +97,11 @@ def test_tencent_replies_through_the_tokened_url(world):
 
 def test_the_cli_prints_the_urls_with_the_token(tmp_path):
     url = f"duckdb:///{tmp_path / 'cb.duckdb'}"
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    with engine.begin() as conn:
+        accounts.create_tenant(conn=conn, slug="acme")
+    engine.dispose()
     p = subprocess.run(
         [
             sys.executable,

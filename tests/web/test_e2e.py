@@ -300,6 +300,9 @@ def test_start_and_pause_a_journey_and_see_its_graph(browser, base_url, demo):
     row = page.locator("tr[data-journey-row=e2e_journey]")
     assert row.locator("[data-status]").inner_text() == "draft"
     row.locator("[data-action=start]").click()
+    dialog = page.locator("dialog[data-start-dialog=e2e_journey]")
+    dialog.wait_for(state="visible")
+    dialog.locator("[data-confirm-start]").click()
     page.wait_for_url(re.compile(r".*/journeys/e2e_journey$"))
     assert page.locator("#journey-status").get_attribute("data-status") == "running"
     page.wait_for_selector("#chart-journey canvas")
@@ -308,6 +311,56 @@ def test_start_and_pause_a_journey_and_see_its_graph(browser, base_url, demo):
         assert journeys.get_journey(conn, tenant_id=demo.tenant_id, key="e2e_journey")["status"] == "running"
     page.click("[data-action=pause]")
     page.wait_for_selector("#journey-status[data-status=paused]")
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_start_dialog_offers_to_enrol_the_segments_current_members(browser, base_url, demo, lang):
+    from medscrm.db.schema import journey_enrollments
+    from medscrm.journeys import service as journeys
+
+    key = f"e2e_entry_{lang}"
+    definition = {
+        "key": key,
+        "name": f"分群进入 · segment entry {lang}",
+        "triggers": [{"type": "segment_entry", "segment": "senior_cardiology"}],
+        "steps": [{"id": "done", "type": "exit"}],
+    }
+    with demo.engine.begin() as conn:
+        journeys.create(conn, tenant_id=demo.tenant_id, definition=definition, actor="test")
+        n = journeys.current_members(conn, tenant_id=demo.tenant_id, key=key)["count"]
+    assert n > 0
+    page = login(browser, base_url, demo, "marketer", lang=lang)
+    page.goto(f"{base_url}/journeys")
+    row = page.locator(f"tr[data-journey-row={key}]")
+    dialog = page.locator(f"dialog[data-start-dialog={key}]")
+    assert not dialog.is_visible()
+    row.locator("[data-action=start]").click()
+    dialog.wait_for(state="visible")
+    text = dialog.inner_text()
+    expected = (
+        f"Enrol current members now: {n} persons (segment senior_cardiology)"
+        if lang == "en"
+        else f"立即纳入分群现有成员：{n} 人（分群 senior_cardiology）"
+    )
+    assert expected in text, text
+    box = dialog.locator("[data-enrol-current]")
+    assert box.is_checked()  # on by default
+    if lang == "zh":  # cancel closes the dialog and starts nothing; untick: only new entrants
+        dialog.locator("[data-close-dialog]").click()
+        dialog.wait_for(state="hidden")
+        row.locator("[data-action=start]").click()
+        dialog.wait_for(state="visible")
+        box.uncheck()
+    dialog.locator("[data-confirm-start]").click()
+    page.wait_for_url(re.compile(rf".*/journeys/{key}$"))
+    assert page.locator("#journey-status").get_attribute("data-status") == "running"
+    with demo.engine.connect() as conn:
+        jid = journeys.get_journey(conn, tenant_id=demo.tenant_id, key=key)["id"]
+        enrolled = conn.execute(
+            sa.select(sa.func.count()).where(journey_enrollments.c.journey_id == jid)
+        ).scalar()
+    assert enrolled == (n if lang == "en" else 0)
     page.context.close()
 
 

@@ -26,7 +26,44 @@ def get_tenant(*, conn: sa.Connection, slug: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def ensure_tenant(*, conn: sa.Connection, slug: str, name: str | None = None) -> dict[str, Any]:
+def list_tenants(*, conn: sa.Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(sa.select(tenants).order_by(tenants.c.slug)).mappings()]
+
+
+class UnknownTenant(NotFound):
+    """A tenant slug that names no tenant: the message names it and lists the known ones."""
+
+    def __init__(self, slug: str, known: list[str]):
+        self.slug, self.known = slug, known
+        listed = ", ".join(known) if known else "none yet"
+        super().__init__(
+            f"tenant: no tenant {slug!r} (known tenants: {listed}); create it with "
+            f"`medscrm tenants create {slug}`"
+        )
+
+
+def require_tenant(*, conn: sa.Connection, slug: str) -> dict[str, Any]:
+    """The tenant ``slug``; an unknown slug is an error (tenants are only created explicitly, so that
+    a typo never creates one)."""
+    row = get_tenant(conn=conn, slug=slug)
+    if row is None:
+        raise UnknownTenant(slug, [t["slug"] for t in list_tenants(conn=conn)])
+    return row
+
+
+def create_tenant(
+    *, conn: sa.Connection, slug: str, name: str | None = None, actor: str = "system"
+) -> dict[str, Any]:
+    """Create a tenant; an existing slug is an error."""
+    if get_tenant(conn=conn, slug=slug):
+        raise MedscrmError(f"tenant: {slug!r} already exists")
+    return ensure_tenant(conn=conn, slug=slug, name=name, actor=actor)
+
+
+def ensure_tenant(
+    *, conn: sa.Connection, slug: str, name: str | None = None, actor: str = "system"
+) -> dict[str, Any]:
+    """The tenant ``slug``, created when missing (set-up code: the demo, tests, benchmarks)."""
     row = get_tenant(conn=conn, slug=slug)
     if row:
         return row
@@ -37,7 +74,7 @@ def ensure_tenant(*, conn: sa.Connection, slug: str, name: str | None = None) ->
     audit(
         conn=conn,
         tenant_id=row["id"],
-        actor="system",
+        actor=actor,
         action="tenant.create",
         object_type="tenant",
         object_id=row["id"],

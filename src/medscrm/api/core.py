@@ -153,6 +153,26 @@ def replay_quarantine(
         raise NotFound(str(exc), field="ids") from exc
 
 
+@router.post(
+    "/identity/reviews/{review_id}/revoke",
+    tags=["identity"],
+    summary="Take back a rejected identity review decision (the pair is open for review again)",
+    responses=responses(404, 409),
+)
+def revoke_review_rejection(
+    review_id: str,
+    engine: EngineDep,
+    p: Annotated[Principal, require("identity.manage")],
+    reason: Annotated[str | None, Body(embed=True, max_length=2000)] = None,
+) -> dict:
+    from medscrm.persons import review
+
+    with engine.begin() as conn:
+        return review.revoke_rejection(
+            conn, tenant_id=p.tenant_id, review_id=review_id, actor=p.actor, reason=reason
+        )
+
+
 @router.get("/audit", tags=["accounts"], summary="Audit log, newest first")
 def list_audit(
     engine: EngineDep,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from medscrm.api.deps import EngineDep, Principal, require
@@ -89,8 +89,39 @@ def _lifecycle(action: str):
     return endpoint
 
 
+@router.post(
+    "/{key}/start",
+    summary="Start a draft journey (content approval and channels are checked); by default also enrol "
+    "the current members of its entry segments",
+    responses=responses(404, 409),
+)
+def start_journey(
+    key: str,
+    engine: EngineDep,
+    p: Writer,
+    enrol_current: Annotated[
+        bool,
+        Query(
+            description="Enrol the persons already in the segments of the journey's segment_entry "
+            "triggers now (re-entry rules and caps apply); false: only persons who enter from now on"
+        ),
+    ] = True,
+) -> Any:
+    with engine.begin() as conn:
+        return service.start(conn, tenant_id=p.tenant_id, key=key, actor=p.actor, enrol_current=enrol_current)
+
+
+@router.get(
+    "/{key}/current-members",
+    summary="How many persons starting with enrol_current would enrol now (the entry segments' members)",
+    responses=responses(404),
+)
+def current_members(key: str, engine: EngineDep, p: Reader) -> Any:
+    with engine.connect() as conn:
+        return service.current_members(conn, tenant_id=p.tenant_id, key=key)
+
+
 for _action, _summary in (
-    ("start", "Start a draft journey (content approval and channels are checked)"),
     ("pause", "Pause: nobody moves on until resume"),
     ("resume", "Resume a paused journey"),
     ("stop", "Stop for good: everyone still in the journey leaves"),

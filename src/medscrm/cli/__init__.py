@@ -12,14 +12,17 @@ not pandas, Splink, scikit-learn or the web app.
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
+from rich.markup import escape
 
 from medscrm.cli import (
     admin,
     content,
     db,
+    devtools,
     events,
     identity,
     imports,
@@ -45,6 +48,7 @@ app.command("import")(imports.import_cmd)
 app.command()(serve.synth)
 app.command()(serve.demo)
 app.command()(serve.serve)
+app.add_typer(admin.tenants_app, name="tenants")
 app.add_typer(admin.sources_app, name="sources")
 app.add_typer(admin.tokens_app, name="tokens")
 app.add_typer(admin.users_app, name="users")
@@ -63,6 +67,7 @@ journeys.register(app)  # journeys, worker
 content.register(app)  # content library
 outreach.register(app)  # consents, do-not-contact, channels, sends, outreach-policy
 app.add_typer(webhooks.app, name="webhooks")  # outbound event subscriptions
+app.add_typer(devtools.app, name="devtools")  # local provider stand-ins: inbox
 
 
 def main() -> None:  # pragma: no cover
@@ -71,3 +76,33 @@ def main() -> None:  # pragma: no cover
     except MedscrmError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         sys.exit(2)
+    except Exception as exc:
+        held = lock_message(exc)
+        if held is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(held)}")
+        sys.exit(2)
+
+
+def lock_message(exc: BaseException) -> str | None:
+    """One line for DuckDB's "Could not set lock" (another process holds the embedded file): the
+    running `medscrm serve` and what to do, instead of a long traceback. None for other errors."""
+    seen: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in seen:
+        seen.append(e)
+        e = e.__cause__ or e.__context__
+    text = " ".join(str(x) for x in seen)
+    if "Could not set lock" not in text:
+        return None
+    from medscrm.cli._common import held_message
+    from medscrm.workspace import running_server
+
+    server = running_server()
+    if server is not None:
+        return held_message(server)
+    m = re.search(r"\(PID (\d+)\)", text)
+    m_file = re.search(r'on file "([^"]+)"', text)
+    pid = f" (pid {m.group(1)})" if m else ""
+    where = m_file.group(1) if m_file else "the database file"
+    return f"{where} is in use by another process{pid}; stop it or wait until it has finished, then retry"

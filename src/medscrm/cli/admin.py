@@ -8,14 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from medscrm.accounts import service as accounts
-from medscrm.cli._common import TenantOpt, _fail, _transact, _ws, console, err
+from medscrm.cli._common import JsonOpt, TenantOpt, WideOpt, _fail, _transact, _ws, console, err, print_rows
+from medscrm.cli._ids import resolve_id
 from medscrm.common import MedscrmError
-from medscrm.db import get_engine, upgrade_to_head
 
-# The commands import their services when they run, so that `medscrm --help` stays light
-# (medscrm/cli/__init__.py).
-
+tenants_app = typer.Typer(
+    help="Tenants (one per company or brand team). A tenant is only ever created here: an unknown "
+    "--tenant is an error. 租户：只能用 `medscrm tenants create` 显式创建。",
+    no_args_is_help=True,
+)
 sources_app = typer.Typer(help="Data sources and their write keys (for the event API).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (Bearer) for /api/v1, each with a role.", no_args_is_help=True)
 users_app = typer.Typer(help="Console users and their roles.", no_args_is_help=True)
@@ -40,6 +41,8 @@ def secrets_rotate(
 
     Rotation: set MEDSCRM_SECRET_KEY=NEW and MEDSCRM_OLD_SECRET_KEYS=OLD, run this, then drop OLD."""
     from medscrm.accounts import secrets as sealing
+    from medscrm.accounts import service as accounts
+    from medscrm.db import get_engine, upgrade_to_head
 
     engine = get_engine()
     upgrade_to_head(engine)
@@ -69,6 +72,47 @@ def secrets_rotate(
         raise typer.Exit(1)
 
 
+# --- tenants -------------------------------------------------------------------------------------
+@tenants_app.command("create")
+def tenants_create(
+    slug: Annotated[str, typer.Argument(help="Tenant slug: letters, digits, - and _ (at most 64).")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name (default: the slug).")] = None,
+) -> None:
+    """Create a tenant. Other commands then act on it with --tenant SLUG (or MEDSCRM_TENANT=SLUG)."""
+    from medscrm.accounts import service as accounts
+    from medscrm.db import get_engine, upgrade_to_head
+
+    engine = get_engine()
+    upgrade_to_head(engine)
+    try:
+        with engine.begin() as conn:
+            t = accounts.create_tenant(conn=conn, slug=slug, name=name, actor="cli")
+    except MedscrmError as exc:
+        _fail(exc)
+    console.print(f"tenant [bold]{t['slug']}[/] created ({t['id']})")
+
+
+@tenants_app.command("list")
+def tenants_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array, full values.")] = False,
+) -> None:
+    """List the tenants of this workspace."""
+    from medscrm.accounts import service as accounts
+    from medscrm.db import get_engine, upgrade_to_head
+
+    engine = get_engine()
+    upgrade_to_head(engine)
+    with engine.connect() as conn:
+        rows = accounts.list_tenants(conn=conn)
+    if as_json:
+        print(json.dumps([{k: r[k] for k in ("id", "slug", "name")} for r in rows], ensure_ascii=False))
+        return
+    t = Table("slug", "name", "id", "created")
+    for r in rows:
+        t.add_row(r["slug"], r["name"], r["id"], str(r["created_at"])[:19])
+    console.print(t)
+
+
 # --- sources -------------------------------------------------------------------------------------
 @sources_app.command("create")
 def sources_create(
@@ -79,6 +123,7 @@ def sources_create(
     tenant: TenantOpt = None,
 ) -> None:
     """Create a source. Prints its write key (HTTP Basic user for /v1/*) as the last line."""
+    from medscrm.accounts import service as accounts
 
     created = _transact(
         tenant,
@@ -104,6 +149,7 @@ def sources_configure(
     tenant: TenantOpt = None,
 ) -> None:
     """Set a source's settings and credentials (stored encrypted; values are never printed)."""
+    from medscrm.accounts import service as accounts
 
     changes: dict[str, str | None] = {}
     for kv in set_:
@@ -126,6 +172,7 @@ def sources_configure(
 @sources_app.command("list")
 def sources_list(tenant: TenantOpt = None) -> None:
     """List sources with their kind and key hint."""
+    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
@@ -151,6 +198,7 @@ def tokens_create(
     tenant: TenantOpt = None,
 ) -> None:
     """Create an API token. Prints the token (Authorization: Bearer …) as the last line."""
+    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     try:
@@ -171,31 +219,38 @@ def tokens_create(
 
 
 @tokens_app.command("list")
-def tokens_list(tenant: TenantOpt = None) -> None:
+def tokens_list(wide: WideOpt = False, as_json: JsonOpt = False, tenant: TenantOpt = None) -> None:
     """List tokens (hints only; the secret is never stored)."""
+    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
         rows = accounts.list_tokens(conn=conn, tenant_id=ws.tenant_id)
-    t = Table("id", "role", "name", "hint", "created", "revoked")
-    for r in rows:
-        t.add_row(
-            r["id"],
-            r["role"],
-            r["name"] or "",
-            r["token_hint"] + "…",
-            str(r["created_at"])[:19],
-            str(r["revoked_at"] or "")[:19],
-        )
-    console.print(t)
+    print_rows(
+        [{k: v for k, v in dict(r).items() if k != "token_hash"} for r in rows],
+        [
+            ("id", "id"),
+            ("role", "role"),
+            ("name", "name"),
+            ("hint", lambda r: r["token_hint"] + "…"),
+            ("created", lambda r: str(r["created_at"])[:19]),
+            ("revoked", lambda r: str(r["revoked_at"] or "")[:19]),
+        ],
+        wide=wide,
+        as_json=as_json,
+    )
 
 
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: str, tenant: TenantOpt = None) -> None:
     """Revoke a token by id; it stops working at once."""
+    from medscrm.accounts import service as accounts
 
     _transact(
-        tenant, lambda conn, ws: accounts.revoke_token(conn=conn, tenant_id=ws.tenant_id, token_id=token_id)
+        tenant,
+        lambda conn, ws: accounts.revoke_token(
+            conn=conn, tenant_id=ws.tenant_id, token_id=resolve_id(conn, ws.tenant_id, "token", token_id)
+        ),
     )
     console.print(f"revoked {token_id}")
 
@@ -210,6 +265,7 @@ def users_create(
     tenant: TenantOpt = None,
 ) -> None:
     """Create a user with a role."""
+    from medscrm.accounts import service as accounts
 
     u = _transact(
         tenant,
@@ -230,6 +286,7 @@ def users_create(
 @audit_app.command("list")
 def audit_list(limit: int = 50, tenant: TenantOpt = None) -> None:
     """Newest audit entries first."""
+    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:

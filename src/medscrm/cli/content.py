@@ -11,25 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medscrm.accounts import service as accounts
+from medscrm.cli._common import TenantOpt, _rid, _ws
 from medscrm.common import MedscrmError
-from medscrm.workspace import open_workspace
-
-# The commands import their services when they run, so that `medscrm --help` stays light
-# (medscrm/cli/__init__.py).
 
 console = Console()
-err = Console(stderr=True)
-TenantOpt = Annotated[
-    str | None, typer.Option("--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default').")
-]
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 AsOpt = Annotated[
     str, typer.Option("--as", help="Your username (its role applies: approval needs compliance).")
 ]
-
-
-def _ws(tenant: str | None):
-    return open_workspace(tenant)
 
 
 def _fail(exc: Exception) -> None:
@@ -38,6 +27,8 @@ def _fail(exc: Exception) -> None:
 
 
 def _role(conn, tenant_id: str, username: str) -> str:
+    from medscrm.accounts import service as accounts
+
     u = accounts.get_user(conn=conn, tenant_id=tenant_id, username=username)
     if not u or u["disabled_at"]:
         raise MedscrmError(
@@ -158,6 +149,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.content import service
 
         ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
         try:
             with ws.engine.begin() as conn:
                 out = service.submit_for_review(conn, tenant_id=ws.tenant_id, item_id=item, actor=as_)
@@ -177,6 +169,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.content import service
 
         ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
         try:
             with ws.engine.begin() as conn:
                 out = service.approve(
@@ -203,6 +196,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.content import service
 
         ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
         try:
             with ws.engine.begin() as conn:
                 out = service.reject(
@@ -228,6 +222,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.content import service
 
         ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
         try:
             with ws.engine.begin() as conn:
                 out = service.withdraw(conn, tenant_id=ws.tenant_id, item_id=item, actor=as_, reason=reason)
@@ -276,6 +271,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.content import service
 
         ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
         try:
             with ws.engine.connect() as conn:
                 it = service.get_item(conn, tenant_id=ws.tenant_id, item_id=item)

@@ -7,19 +7,25 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from medscrm.cli._common import TenantOpt, _fail, _transact, _ws, console
+from medscrm.cli._common import (
+    JsonOpt,
+    TenantOpt,
+    WideOpt,
+    _fail,
+    _rid,
+    _transact,
+    _ws,
+    console,
+    print_rows,
+    via_server,
+)
+from medscrm.cli._ids import resolve_id, resolve_ids
 from medscrm.common import MedscrmError
-from medscrm.db.schema import PERSON_FIELDS, identities, persons, source_records, sources
-from medscrm.workspace import open_workspace
-
-# The commands import their services when they run, so that `medscrm --help` stays light
-# (medscrm/cli/__init__.py).
 
 identity_app = typer.Typer(
     help="OneID: resolve records into persons, review uncertain pairs, merge and "
@@ -170,13 +176,36 @@ def review_decide(
         lambda conn, ws: review.decide(
             conn,
             tenant_id=ws.tenant_id,
-            review_id=review_id,
+            review_id=resolve_id(conn, ws.tenant_id, "review item", review_id),
             decision=decision,
             actor="cli",
             reason=reason,
         ),
     )
     console.print(res)
+
+
+@review_app.command("revoke")
+def review_revoke(
+    review_id: Annotated[str, typer.Argument(help="The rejected pair's review id (or a unique prefix).")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+    tenant: TenantOpt = None,
+) -> None:
+    """Take back a rejection: the two records may be linked again by later runs, and the pair is open
+    for review once more (audited). 撤销"不是同一人"的决定。"""
+    from medscrm.persons import review
+
+    res = _transact(
+        tenant,
+        lambda conn, ws: review.revoke_rejection(
+            conn,
+            tenant_id=ws.tenant_id,
+            review_id=resolve_id(conn, ws.tenant_id, "review item", review_id),
+            actor="cli",
+            reason=reason,
+        ),
+    )
+    console.print(f"{res['review_id']}: rejection revoked, the pair is open for review again")
 
 
 @identity_app.command("merge")
@@ -189,13 +218,15 @@ def identity_merge(
     """Merge person B into person A (kept together by later runs)."""
     from medscrm.persons import review
 
-    rep = _transact(
-        tenant,
-        lambda conn, ws: review.merge_persons(
-            conn, tenant_id=ws.tenant_id, person_a=person_a, person_b=person_b, actor="cli", reason=reason
-        ),
-    )
-    console.print(f"merged into {rep.person_of.get(person_a, person_a)}")
+    def merge(conn, ws):
+        a = resolve_id(conn, ws.tenant_id, "person", person_a)
+        b = resolve_id(conn, ws.tenant_id, "person", person_b)
+        rep = review.merge_persons(
+            conn, tenant_id=ws.tenant_id, person_a=a, person_b=b, actor="cli", reason=reason
+        )
+        return rep.person_of.get(a, a)
+
+    console.print(f"merged into {_transact(tenant, merge)}")
 
 
 @identity_app.command("unmerge")
@@ -213,8 +244,8 @@ def identity_unmerge(
         lambda conn, ws: review.unmerge(
             conn,
             tenant_id=ws.tenant_id,
-            person_id=person_id,
-            record_ids=records,
+            person_id=resolve_id(conn, ws.tenant_id, "person", person_id),
+            record_ids=resolve_ids(conn, ws.tenant_id, "source record", records),
             actor="cli",
             reason=reason,
         ),
@@ -232,38 +263,112 @@ def persons_search(
         str, typer.Option(help="Show as this role (PII masked for roles without PII rights).")
     ] = "analyst",
     limit: int = 20,
+    wide: WideOpt = False,
+    as_json: JsonOpt = False,
     tenant: TenantOpt = None,
 ) -> None:
     """Search golden records by name, hospital or department."""
     from medscrm.profiles import service as profiles
 
-    ws = _ws(tenant)
-    with ws.engine.connect() as conn:
-        rows = profiles.search(
-            conn,
-            tenant_id=ws.tenant_id,
-            q=q,
-            hospital=hospital,
-            department=department,
-            role=role,
-            limit=limit,
-        )
-    t = Table("person", "name", "hospital", "department", "title", "city", "phone")
-    for r in rows:
-        t.add_row(
-            r["person_id"],
-            *[str(r.get(k) or "") for k in ("name", "hospital", "department", "title", "city", "phone")],
-        )
-    console.print(t)
+    api = via_server(tenant)
+    if api is not None:  # `medscrm serve` holds the database: read through its API (its token's role)
+        params = {"q": q, "hospital": hospital, "department": department, "limit": max(1, min(limit, 500))}
+        rows = api.get("/api/v1/persons", params=params)["persons"]
+        if role != "admin":  # show as the role asked for, as the local path does
+            from medscrm.access import visible_attributes
+
+            rows = [visible_attributes(dict(r), role) for r in rows]
+    else:
+        ws = _ws(tenant)
+        with ws.engine.connect() as conn:
+            rows = profiles.search(
+                conn,
+                tenant_id=ws.tenant_id,
+                q=q,
+                hospital=hospital,
+                department=department,
+                role=role,
+                limit=limit,
+            )
+    print_rows(
+        [dict(r) for r in rows],
+        [
+            ("person", "person_id"),
+            *[(k, k) for k in ("name", "hospital", "department", "title", "city", "phone")],
+        ],
+        wide=wide,
+        as_json=as_json,
+        id_columns=("person",),
+    )
 
 
 @persons_app.command("show")
-def persons_show(person_id: str, tenant: TenantOpt = None) -> None:
-    """A person's golden record: each attribute with the source record and rule it came from."""
+def persons_show(
+    person_id: Annotated[str, typer.Argument(help="Person id (p_…) or a unique prefix of it.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, full values.")] = False,
+    tenant: TenantOpt = None,
+) -> None:
+    """A person's golden record: each attribute with the source record and rule it came from, and
+    the person's source records (their ids are what `medscrm identity unmerge --record` takes).
+    While `medscrm serve` holds the database, read through its API."""
+    api = via_server(tenant)
+    if api is not None:  # `medscrm serve` holds the database: read through its API
+        missing = f"person {person_id!r} not found (through the server's API, give the full id)"
+        prof = api.get(f"/api/v1/persons/{person_id}", missing=missing)
+        rec_rows = api.get(f"/api/v1/persons/{person_id}/records", missing=missing)["records"]
+        p = {
+            "status": "merged"
+            if prof["person_id"] != prof.get("requested_id", prof["person_id"])
+            else "active",
+            "merged_into": prof["person_id"] if prof["person_id"] != person_id else None,
+            "person_type": prof["person_type"],
+            "attributes": prof["attributes"],
+            "lineage": prof["lineage"],
+        }
+        ids = [(i["type"], i["value"]) for i in prof["identities"]]
+    else:
+        p, ids, rec_rows = _person_local(tenant, person_id)
+        person_id = p["id"]
+    if as_json:
+        out = {
+            "id": person_id,
+            "status": p["status"],
+            "merged_into": p["merged_into"],
+            "person_type": p["person_type"],
+            "attributes": p["attributes"] or {},
+            "lineage": p["lineage"] or {},
+            "identities": [{"type": a, "value": b} for a, b in ids],
+            "source_records": rec_rows,
+        }
+        print(json.dumps(out, ensure_ascii=False, default=str))
+        return
+    if p["status"] == "merged":
+        console.print(f"[yellow]{person_id} was merged into {p['merged_into']}[/]")
+    t = Table("attribute", "value", "source", "rule", "conflicts", title=f"{person_id} ({p['person_type']})")
+    for k, v in (p["attributes"] or {}).items():
+        lin = (p["lineage"] or {}).get(k, {})
+        t.add_row(
+            k, str(v), lin.get("source", ""), lin.get("rule", ""), ", ".join(lin.get("conflicts", []))[:60]
+        )
+    console.print(t)
+    console.print("identities: " + ", ".join(f"{a}={b}" for a, b in ids))
+    r = Table("source record", "source", "key", "name", "hospital", title=f"source records: {len(rec_rows)}")
+    r.columns[0].no_wrap = True  # full ids: `medscrm identity unmerge PERSON --record SR_ID` takes them
+    r.columns[0].min_width = max((len(x["id"]) for x in rec_rows), default=10)
+    for x in rec_rows:
+        r.add_row(x["id"], x["source"], x["record_key"], x.get("name") or "", x.get("hospital") or "")
+    console.print(r)
 
+
+def _person_local(tenant: str | None, person_id: str) -> tuple[dict, list, list[dict]]:
+    """A person, its identities and its source records, read from the database."""
+    import sqlalchemy as sa
+
+    from medscrm.db.schema import identities, persons, source_records, sources
     from medscrm.persons import review
 
     ws = _ws(tenant)
+    person_id = _rid(ws, "person", person_id)
     with ws.engine.connect() as conn:
         p = (
             conn.execute(
@@ -280,17 +385,17 @@ def persons_show(person_id: str, tenant: TenantOpt = None) -> None:
             )
         ).all()
         recs = review.current_clusters(conn, ws.tenant_id).get(person_id, [])
-    if p["status"] == "merged":
-        console.print(f"[yellow]{person_id} was merged into {p['merged_into']}[/]")
-    t = Table("attribute", "value", "source", "rule", "conflicts", title=f"{person_id} ({p['person_type']})")
-    for k, v in (p["attributes"] or {}).items():
-        lin = (p["lineage"] or {}).get(k, {})
-        t.add_row(
-            k, str(v), lin.get("source", ""), lin.get("rule", ""), ", ".join(lin.get("conflicts", []))[:60]
-        )
-    console.print(t)
-    console.print("identities: " + ", ".join(f"{a}={b}" for a, b in ids))
-    console.print(f"source records: {len(recs)}")
+        sr = source_records
+        rec_rows = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(sr.c.id, sources.c.name.label("source"), sr.c.record_key, sr.c.name, sr.c.hospital)
+                .join(sources, sources.c.id == sr.c.source_id)
+                .where(sr.c.tenant_id == ws.tenant_id, sr.c.id.in_(list(recs)))
+                .order_by(sources.c.name, sr.c.record_key)
+            ).mappings()
+        ]
+    return dict(p), [tuple(x) for x in ids], rec_rows
 
 
 # --- medscrm resolve FILE ----------------------------------------------------------------------
@@ -397,10 +502,14 @@ def _val(feat: dict, comparison: str) -> str:
 
 def explain_command(record_a: str, record_b: str, tenant: str | None = None) -> None:
     """``medscrm identity explain A B``: why two source records did or did not match."""
+    import sqlalchemy as sa
 
+    from medscrm.common import MedscrmError
+    from medscrm.db.schema import PERSON_FIELDS, source_records, sources
     from medscrm.persons.engine import load_or_train_model, record_table
 
-    ws = open_workspace(tenant)
+    ws = _ws(tenant)
+    record_a, record_b = _rid(ws, "source record", record_a), _rid(ws, "source record", record_b)
     sr = source_records
     with ws.engine.connect() as conn:
         rows = (

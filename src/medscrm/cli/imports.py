@@ -6,18 +6,25 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
-from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from medscrm.cli._common import TenantOpt, _fail, _transact, _ws, console, err
+from medscrm.cli._common import (
+    JsonOpt,
+    TenantOpt,
+    WideOpt,
+    _fail,
+    _rid,
+    _transact,
+    _ws,
+    console,
+    err,
+    print_rows,
+    via_server,
+)
+from medscrm.cli._ids import resolve_id, resolve_ids
 from medscrm.common import MedscrmError
-from medscrm.db.schema import imports, sources
-from medscrm.ingest import quarantine as qs
-from medscrm.ingest.importer import import_file
-from medscrm.ingest.mapping import load_mapping
 
 quarantine_app = typer.Typer(
     help="Rejected input: list, inspect, fix, replay or discard.", no_args_is_help=True
@@ -27,6 +34,8 @@ imports_app = typer.Typer(help="History of file imports.", no_args_is_help=True)
 
 # --- import --------------------------------------------------------------------------------------
 def print_report(report, *, show: int = 20) -> None:
+    from rich.panel import Panel
+
     if report.status != "committed":
         err.print(
             Panel(f"[bold red]{report.error}[/]\nNothing was imported.", title=f"refused: {report.file}")
@@ -77,6 +86,8 @@ def import_cmd(
     import is atomic; re-importing the same file adds nothing. Exit code: 0 all imported, 1 some
     rows quarantined, 2 file refused.
     """
+    from medscrm.ingest.importer import import_file
+    from medscrm.ingest.mapping import load_mapping
 
     try:
         m = load_mapping(mapping) if mapping else None
@@ -112,8 +123,13 @@ def import_cmd(
 
 
 @imports_app.command("list")
-def imports_list(limit: int = 20, tenant: TenantOpt = None) -> None:
+def imports_list(
+    limit: int = 20, wide: WideOpt = False, as_json: JsonOpt = False, tenant: TenantOpt = None
+) -> None:
     """Recent imports with their counts."""
+    import sqlalchemy as sa
+
+    from medscrm.db.schema import imports, sources
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
@@ -128,20 +144,24 @@ def imports_list(limit: int = 20, tenant: TenantOpt = None) -> None:
             .mappings()
             .all()
         )
-    t = Table("id", "file", "source", "status", "rows", "imported", "dup", "rejected", "started")
-    for r in rows:
-        t.add_row(
-            r["id"],
-            r["file_name"],
-            r["source"] or "",
-            r["status"],
-            f"{r['rows_total']:,}",
-            f"{r['rows_accepted']:,}",
-            f"{r['rows_duplicate']:,}",
-            f"{r['rows_rejected']:,}",
-            str(r["started_at"])[:19],
-        )
-    console.print(t)
+    print_rows(
+        [{k: v for k, v in dict(r).items() if k != "report"} for r in rows]
+        if as_json
+        else [dict(r) for r in rows],
+        [
+            ("id", "id"),
+            ("file", "file_name"),
+            ("source", "source"),
+            ("status", "status"),
+            ("rows", lambda r: f"{r['rows_total']:,}"),
+            ("imported", lambda r: f"{r['rows_accepted']:,}"),
+            ("dup", lambda r: f"{r['rows_duplicate']:,}"),
+            ("rejected", lambda r: f"{r['rows_rejected']:,}"),
+            ("started", lambda r: str(r["started_at"])[:19]),
+        ],
+        wide=wide,
+        as_json=as_json,
+    )
 
 
 # --- quarantine ----------------------------------------------------------------------------------
@@ -150,38 +170,51 @@ def quarantine_list(
     status: Annotated[str, typer.Option(help="open, replayed, discarded or all.")] = "open",
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
     limit: int = 50,
+    wide: WideOpt = False,
+    as_json: JsonOpt = False,
     tenant: TenantOpt = None,
 ) -> None:
-    """List quarantined input with the reason."""
+    """List quarantined input with the reason. Ids are full; any unique prefix of one is accepted
+    by `quarantine show|fix|replay|discard`."""
+    from medscrm.ingest import quarantine as qs
 
-    ws = _ws(tenant)
-    with ws.engine.connect() as conn:
-        rows = qs.list_entries(
-            conn=conn,
-            tenant_id=ws.tenant_id,
-            status=None if status == "all" else status,
-            source=source,
-            limit=limit,
-        )
-    t = Table("id", "source", "file", "row", "field", "reason", "status")
-    for r in rows:
-        t.add_row(
-            r["id"],
-            r["source_name"] or "",
-            r["file_name"] or "",
-            str(r["row_number"] or ""),
-            r["field"] or "",
-            r["reason"],
-            r["status"],
-        )
-    console.print(t)
+    api = via_server(tenant)
+    if api is not None:  # `medscrm serve` holds the database: read through its API
+        rows = api.get("/api/v1/quarantine", params={"status": status, "limit": max(1, min(limit, 1000))})
+        rows = [r for r in rows if source is None or r.get("source_name") == source]
+    else:
+        ws = _ws(tenant)
+        with ws.engine.connect() as conn:
+            rows = qs.list_entries(
+                conn=conn,
+                tenant_id=ws.tenant_id,
+                status=None if status == "all" else status,
+                source=source,
+                limit=limit,
+            )
+    print_rows(
+        [dict(r) for r in rows],
+        [
+            ("id", "id"),
+            ("source", "source_name"),
+            ("file", "file_name"),
+            ("row", "row_number"),
+            ("field", "field"),
+            ("reason", "reason"),
+            ("status", "status"),
+        ],
+        wide=wide,
+        as_json=as_json,
+    )
 
 
 @quarantine_app.command("show")
 def quarantine_show(entry_id: str, tenant: TenantOpt = None) -> None:
     """Show one entry: every problem and the payload as sent (and as fixed)."""
+    from medscrm.ingest import quarantine as qs
 
     ws = _ws(tenant)
+    entry_id = _rid(ws, "quarantine entry", entry_id)
     try:
         with ws.engine.connect() as conn:
             e = qs.get_entry(conn=conn, tenant_id=ws.tenant_id, entry_id=entry_id)
@@ -219,6 +252,7 @@ def quarantine_fix(
     tenant: TenantOpt = None,
 ) -> None:
     """Correct values of a quarantined row (then `replay` it)."""
+    from medscrm.ingest import quarantine as qs
 
     changes = {}
     for kv in set_:
@@ -227,7 +261,13 @@ def quarantine_fix(
         k, v = kv.split("=", 1)
         changes[k] = v
     fixed = _transact(
-        tenant, lambda conn, ws: qs.fix(conn=conn, tenant_id=ws.tenant_id, entry_id=entry_id, changes=changes)
+        tenant,
+        lambda conn, ws: qs.fix(
+            conn=conn,
+            tenant_id=ws.tenant_id,
+            entry_id=resolve_id(conn, ws.tenant_id, "quarantine entry", entry_id),
+            changes=changes,
+        ),
     )
     console.print_json(json.dumps(fixed, ensure_ascii=False, default=str))
 
@@ -239,13 +279,16 @@ def quarantine_replay(
     tenant: TenantOpt = None,
 ) -> None:
     """Validate entries again; those that pass become source records. Exit 1 if any still fail."""
+    from medscrm.ingest import quarantine as qs
 
     if not entry_ids and not all_:
         _fail(MedscrmError("give entry ids or --all"))
     res = _transact(
         tenant,
         lambda conn, ws: qs.replay(
-            conn=conn, tenant_id=ws.tenant_id, entry_ids=None if all_ else list(entry_ids or [])
+            conn=conn,
+            tenant_id=ws.tenant_id,
+            entry_ids=None if all_ else resolve_ids(conn, ws.tenant_id, "quarantine entry", entry_ids or []),
         ),
     )
     console.print(f"replayed {len(res['replayed'])}; still failing {len(res['still_bad'])}")
@@ -259,10 +302,16 @@ def quarantine_discard(
     entry_id: str, reason: Annotated[str, typer.Option(help="Why.")], tenant: TenantOpt = None
 ) -> None:
     """Mark an entry discarded (kept for the record, never imported)."""
+    from medscrm.ingest import quarantine as qs
 
     _transact(
         tenant,
-        lambda conn, ws: qs.discard(conn=conn, tenant_id=ws.tenant_id, entry_id=entry_id, reason=reason),
+        lambda conn, ws: qs.discard(
+            conn=conn,
+            tenant_id=ws.tenant_id,
+            entry_id=resolve_id(conn, ws.tenant_id, "quarantine entry", entry_id),
+            reason=reason,
+        ),
     )
     console.print(f"discarded {entry_id}")
 

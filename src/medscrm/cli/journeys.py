@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,25 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from medscrm.cli._common import TenantOpt, _ws
 from medscrm.common import MedscrmError
-from medscrm.db import get_engine, upgrade_to_head
-from medscrm.workspace import open_workspace
-
-# The commands import their services when they run, so that `medscrm --help` stays light
-# (medscrm/cli/__init__.py).
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 
-TenantOpt = Annotated[
-    str | None,
-    typer.Option("--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default')."),
-]
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who does this (recorded in the audit log).")]
-
-
-def _ws(tenant: str | None):
-    return open_workspace(tenant)
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
@@ -229,7 +213,40 @@ def register(app: typer.Typer) -> None:
         }[action]
         return cmd
 
-    for action in ("start", "pause", "resume", "stop"):
+    @japp.command("start")
+    def start(
+        key: str,
+        enrol_current: Annotated[
+            bool,
+            typer.Option(
+                "--enrol-current/--no-enrol-current",
+                help="Also enrol the persons already in the journey's entry segments now (re-entry rules "
+                "and caps apply). Off: only persons who enter from now on. 立即纳入分群现有成员。",
+            ),
+        ] = True,
+        actor: ActorOpt = "cli",
+        tenant: TenantOpt = None,
+    ) -> None:
+        """Start a draft journey (checks content approval and channels first). By default the current
+        members of its segment-entry triggers' segments are enrolled at once."""
+        from medscrm.journeys import service
+
+        j = _run(
+            tenant,
+            lambda c, ws: service.start(
+                c, tenant_id=ws.tenant_id, key=key, actor=actor, enrol_current=enrol_current
+            ),
+        )
+        console.print(f"journey {key}: {j['status']}")
+        at_start = j.get("enrolled_at_start")
+        if at_start is not None:
+            skipped = ", ".join(f"{k} {v}" for k, v in sorted(at_start["skipped"].items()))
+            console.print(
+                f"current members enrolled now: {at_start['enrolled']:,}"
+                + (f" (skipped: {skipped})" if skipped else "")
+            )
+
+    for action in ("pause", "resume", "stop"):
         japp.command(action)(_life(action))
 
     @japp.command("stats")
@@ -279,7 +296,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run journeys, deliver queued sends and webhooks (several workers may run at once on PostgreSQL)."""
+        import os
+        import signal
+        import socket
+        import threading
 
+        from medscrm.db import get_engine, upgrade_to_head
         from medscrm.journeys.engine import worker_loop
 
         engine = get_engine()

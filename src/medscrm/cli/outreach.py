@@ -14,22 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.cli._common import JsonOpt, TenantOpt, WideOpt, _rid, _ws, print_rows
 from medscrm.common import MedscrmError
-from medscrm.workspace import open_workspace
-
-# The commands import their services when they run, so that `medscrm --help` stays light
-# (medscrm/cli/__init__.py).
 
 console = Console()
-err = Console(stderr=True)
-TenantOpt = Annotated[
-    str | None, typer.Option("--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default').")
-]
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who makes the change (audited).")]
-
-
-def _ws(tenant: str | None):
-    return open_workspace(tenant)
 
 
 def _fail(exc: Exception) -> None:
@@ -89,6 +79,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.outreach import consent
 
         ws = _ws(tenant)
+        person_id = _rid(ws, "person", person_id)
         try:
             ev = json.loads(evidence) if evidence else None
             with ws.engine.begin() as conn:
@@ -113,6 +104,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.outreach import consent
 
         ws = _ws(tenant)
+        person_id = _rid(ws, "person", person_id)
         with ws.engine.connect() as conn:
             rows = consent.list_consents(conn, tenant_id=ws.tenant_id, person_id=person_id)
             hist = consent.consent_log(conn, tenant_id=ws.tenant_id, person_id=person_id)
@@ -147,6 +139,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.outreach import consent
 
         ws = _ws(tenant)
+        person_id = _rid(ws, "person", person_id)
         try:
             with ws.engine.begin() as conn:
                 consent.set_dnc(conn, tenant_id=ws.tenant_id, person_id=person_id, reason=reason, actor=actor)
@@ -160,6 +153,7 @@ def register(app: typer.Typer) -> None:
         from medscrm.outreach import consent
 
         ws = _ws(tenant)
+        person_id = _rid(ws, "person", person_id)
         with ws.engine.begin() as conn:
             removed = consent.clear_dnc(conn, tenant_id=ws.tenant_id, person_id=person_id, actor=actor)
         console.print(f"{person_id}: {'removed' if removed else 'was not on the list'}")
@@ -268,30 +262,39 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="queued, sending, sent, delivered, failed, blocked, cancelled, unknown"),
         ] = None,
-        person: Annotated[str | None, typer.Option(help="Person id")] = None,
+        person: Annotated[str | None, typer.Option(help="Person id (or a unique prefix)")] = None,
         limit: int = 50,
+        wide: WideOpt = False,
+        as_json: JsonOpt = False,
         tenant: TenantOpt = None,
     ) -> None:
         """Recent sends with their status, reason and error."""
         from medscrm.outreach import send
 
         ws = _ws(tenant)
+        if person:
+            person = _rid(ws, "person", person)
         with ws.engine.connect() as conn:
             rows = send.list_sends(conn, tenant_id=ws.tenant_id, status=status, person_id=person, limit=limit)
             totals = send.send_counts(conn, tenant_id=ws.tenant_id)
-        t = Table("id", "person", "channel", "status", "reason", "attempts", "origin", "error")
-        for r in rows:
-            t.add_row(
-                r["id"],
-                r["person_id"],
-                r["channel"],
-                r["status"],
-                r["reason"] or "",
-                str(r["attempts"]),
-                r["origin"],
-                (r["error"] or "")[:60],
-            )
-        console.print(t)
+        if as_json:
+            print_rows([dict(r) for r in rows], [], as_json=True)
+            return
+        print_rows(
+            [dict(r) for r in rows],
+            [
+                ("id", "id"),
+                ("person", "person_id"),
+                ("channel", "channel"),
+                ("status", "status"),
+                ("reason", "reason"),
+                ("attempts", "attempts"),
+                ("origin", "origin"),
+                ("error", lambda r: (r["error"] or "") if wide else (r["error"] or "")[:60]),
+            ],
+            wide=wide,
+            id_columns=("id", "person"),
+        )
         console.print(f"totals: {json.dumps(totals, ensure_ascii=False)}")
 
     @sends_app.command("dispatch")

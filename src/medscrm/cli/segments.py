@@ -8,27 +8,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
+from medscrm.cli._common import TenantOpt, _ws, via_server
 from medscrm.common import MedscrmError
-from medscrm.workspace import open_workspace
-
-# The commands import their services when they run, so that `medscrm --help` stays light
-# (medscrm/cli/__init__.py).
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 
-TenantOpt = Annotated[
-    str | None,
-    typer.Option("--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default')."),
-]
 RoleOpt = Annotated[str, typer.Option(help="Role whose PII rights apply to the export (admin sees PII).")]
-
-
-def _ws(tenant: str | None):
-    return open_workspace(tenant)
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
@@ -110,12 +98,17 @@ def register(app: typer.Typer) -> None:
 
     @seg_app.command("list")
     def list_(tenant: TenantOpt = None) -> None:
-        """List segments."""
+        """List segments (while `medscrm serve` holds the database, through its API)."""
         from medscrm.segments import service
 
-        ws = _ws(tenant)
-        with ws.engine.connect() as conn:
-            rows = service.list_segments(conn, tenant_id=ws.tenant_id)
+        api = via_server(tenant)
+        if api is not None:
+            rows = api.get("/api/v1/segments")
+            rows = rows.get("segments", rows) if isinstance(rows, dict) else rows
+        else:
+            ws = _ws(tenant)
+            with ws.engine.connect() as conn:
+                rows = service.list_segments(conn, tenant_id=ws.tenant_id)
         t = Table("key", "name", "kind", "version", "members", "refreshed")
         for r in rows:
             t.add_row(
@@ -143,6 +136,7 @@ def register(app: typer.Typer) -> None:
 
         `medscrm serve` does this by itself: incrementally as events arrive, and fully every
         refresh_every_minutes (see `segments schedule`)."""
+        from rich.progress import Progress
 
         from medscrm.segments import fresh, service
 

@@ -101,4 +101,42 @@ def serve(
             **options,
         )
         return
-    uvicorn.run(create_app(), host=host, port=port, **options)
+    from medscrm.workspace import announce_server, withdraw_server
+
+    # the server file beside an embedded database: the command line finds this server through it
+    # (one-line message, or reads through the API) instead of failing on the file's lock
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    announced = providers = None
+    try:
+        announced = announce_server(engine, url=f"http://{local}:{port}")
+        providers = _demo_providers(engine)
+        uvicorn.run(create_app(), host=host, port=port, **options)
+    finally:
+        if providers is not None:
+            providers.stop()
+        withdraw_server(engine, announced)
+
+
+def _demo_providers(engine):
+    """In a demo workspace (`medscrm demo` left its providers file), outside production: the local
+    e-mail and WeCom stand-ins, on the ports the demo tenant's channels point at."""
+    from medscrm.config import get_settings
+    from medscrm.devtools.demo_providers import read_providers, start_demo_providers
+
+    if get_settings().is_production:
+        return None
+    cfg = read_providers(engine.url.render_as_string(hide_password=False))
+    if not cfg:
+        return None
+    try:
+        providers = start_demo_providers(
+            Path(cfg["outbox"]), smtp_port=int(cfg["smtp_port"]), api_port=int(cfg["api_port"])
+        )
+    except (RuntimeError, OSError, KeyError, ValueError) as exc:
+        console.print(f"[yellow]demo providers not started ({exc}); demo sends will wait and retry[/]")
+        return None
+    console.print(
+        f"demo mode · 演示模式: local e-mail (SMTP 127.0.0.1:{providers.smtp.port}) and WeCom "
+        f"({providers.api.base_url}) stand-ins record into {providers.outbox} — `medscrm devtools inbox`"
+    )
+    return providers

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.cli._ids import resolve_id
 from medscrm.common import MedscrmError
 from medscrm.workspace import open_workspace
 
@@ -16,7 +17,7 @@ from medscrm.workspace import open_workspace
 # (medscrm/cli/__init__.py).
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 app = typer.Typer(help="Outbound webhooks: subscriptions, deliveries, replay.", no_args_is_help=True)
 TenantOpt = Annotated[
     str | None, typer.Option("--tenant", help="Tenant slug (default: $MEDSCRM_TENANT or 'default').")
@@ -73,7 +74,7 @@ def list_(tenant: TenantOpt = None) -> None:
 
 @app.command("deliveries")
 def deliveries(
-    subscription_id: Annotated[str, typer.Argument(help="The subscription id (whs_…).")],
+    subscription_id: Annotated[str, typer.Argument(help="The subscription id (whs_…) or a unique prefix.")],
     status: Annotated[str | None, typer.Option(help="pending, delivering, delivered or dead.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="JSON with every attempt.")] = False,
@@ -85,7 +86,11 @@ def deliveries(
     rows = _run(
         tenant,
         lambda c, ws: service.list_deliveries(
-            c, tenant_id=ws.tenant_id, subscription_id=subscription_id, status=status, limit=limit
+            c,
+            tenant_id=ws.tenant_id,
+            subscription_id=resolve_id(c, ws.tenant_id, "webhook subscription", subscription_id),
+            status=status,
+            limit=limit,
         ),
         write=False,
     )
@@ -108,7 +113,7 @@ def deliveries(
 
 @app.command("replay")
 def replay(
-    subscription_id: Annotated[str, typer.Argument(help="The subscription id (whs_…).")],
+    subscription_id: Annotated[str, typer.Argument(help="The subscription id (whs_…) or a unique prefix.")],
     delivery: Annotated[
         str | None, typer.Option("--delivery", help="Replay this delivery (default: every dead one).")
     ] = None,
@@ -121,7 +126,11 @@ def replay(
     n = _run(
         tenant,
         lambda c, ws: service.replay(
-            c, tenant_id=ws.tenant_id, subscription_id=subscription_id, delivery_id=delivery, actor=actor
+            c,
+            tenant_id=ws.tenant_id,
+            subscription_id=resolve_id(c, ws.tenant_id, "webhook subscription", subscription_id),
+            delivery_id=resolve_id(c, ws.tenant_id, "webhook delivery", delivery) if delivery else None,
+            actor=actor,
         ),
     )
     console.print(f"queued {n} deliver{'y' if n == 1 else 'ies'} again")
@@ -130,7 +139,8 @@ def replay(
 @app.command("dispatch")
 def dispatch_cmd(tenant: TenantOpt = None) -> None:
     """Attempt the due deliveries once now (``medscrm worker`` does this continuously)."""
+    from medscrm.cli._common import _ws
     from medscrm.webhooks import dispatch
 
-    r = dispatch.dispatch_once(open_workspace(tenant).engine, worker_id="cli")
+    r = dispatch.dispatch_once(_ws(tenant).engine, worker_id="cli")
     console.print(f"delivered {r['delivered']}, retry later {r['retry']}, dead {r['dead']}")

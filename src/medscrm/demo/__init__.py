@@ -27,6 +27,19 @@ DEMO_USERS = (
 )
 
 
+def create_demo_tenant(tenant: str):
+    """The demo's tenant, created explicitly (an existing one of that name is reused: re-running the
+    demo in the same folder adds to it)."""
+    from medscrm.config import get_settings
+    from medscrm.db import get_engine, upgrade_to_head
+
+    engine = get_engine(get_settings().database_url)
+    upgrade_to_head(engine)
+    with engine.begin() as conn:
+        accounts.ensure_tenant(conn=conn, slug=tenant, actor="demo")
+    return open_workspace(tenant)
+
+
 def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Console) -> int:
     # lazy: keeps `medscrm --help` light
     from medscrm.synth import generate
@@ -36,7 +49,7 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
     console.print(f"1/5 generating synthetic sources for {hcps:,} HCPs (seed {seed}) → {data_dir}/")
     manifest = generate(data_dir, hcps=hcps, seed=seed, progress=True)
 
-    ws = open_workspace(tenant)
+    ws = create_demo_tenant(tenant)
     console.print(
         f"2/5 importing into tenant [bold]{tenant}[/] on {ws.engine.dialect.name} "
         f"({ws.engine.url.render_as_string(hide_password=True)})"
@@ -182,8 +195,25 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
     console.print("journeys · 营销旅程: the heart-failure webinar journey over a simulated week")
     # lazy: keeps `medscrm --help` light
     from medscrm.demo.journeys import journey_step
+    from medscrm.devtools.demo_providers import remember, start_demo_providers
 
-    journey_step(ws, console=console)
+    # the bundled local stand-ins for the e-mail and WeCom providers: the journey's messages arrive
+    # there (`medscrm devtools inbox`); `medscrm serve` starts them again on the same ports
+    try:
+        providers = start_demo_providers(Path("demo-outbox"))
+    except (RuntimeError, OSError) as exc:  # e.g. installed without the devtools extra (aiosmtpd)
+        providers = None
+        console.print(
+            f"   [yellow]local provider stand-ins not started ({str(exc).splitlines()[0][:200]}); the "
+            "journey's sends stay queued · 未启动本地消息替身服务。pip install 'medscrm[devtools]'[/]"
+        )
+    try:
+        journey_step(ws, console=console, providers=providers)
+    finally:
+        if providers is not None:
+            providers.stop()
+    if providers is not None:
+        remember(ws.engine.url.render_as_string(hide_password=False), providers)
     user_list = ", ".join(u if r != "rep" else f"{u} (rep · 代表)" for u, r in users)
     console.print(
         Panel(
@@ -196,7 +226,9 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
             f"  medscrm audit list --tenant {tenant}          audit log · 审计日志\n"
             f"  medscrm identity review list --tenant {tenant}   uncertain pairs · 待复核的疑似重复\n"
             f"  medscrm persons show PERSON_ID --tenant {tenant} a golden record with lineage · 黄金记录\n"
-            "  medscrm serve                                    REST API, OpenAPI at /docs\n\n"
+            "  medscrm devtools inbox                           messages the demo sent · 演示发出的消息\n"
+            "  medscrm serve                                    console at /, REST API at /docs;\n"
+            "                                                   starts the local e-mail/WeCom stand-ins too\n\n"
             f"Demo users (password = <username>-demo): {user_list}\n"
             f"Admin API token (Bearer): {token.token}",
             title=f"done in {time.perf_counter() - t0:.1f}s · 完成",

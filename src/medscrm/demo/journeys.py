@@ -2,7 +2,9 @@
 
 Approved content, channel settings, consent for most HCPs, start, enrol the senior cardiologists,
 then run the engine over a simulated week (attendance events arrive on day 3) and print per-step
-statistics. The sends stay queued in the outbox (no provider is reachable from the demo)."""
+statistics. With the bundled local provider stand-ins running (``providers``, see
+:mod:`medscrm.devtools.demo_providers`) the queued sends are then dispatched to them: the e-mails
+land in the SMTP sink and the WeCom messages in the WeCom API stand-in."""
 
 from __future__ import annotations
 
@@ -13,19 +15,10 @@ from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from medscrm.accounts import service as accounts
 from medscrm.common import NotFound, new_id, utcnow
-from medscrm.content import service as content
-from medscrm.db.schema import events, journeys, segment_members, tasks
-from medscrm.journeys import engine as je
-from medscrm.journeys import service as js
-from medscrm.outreach import consent
-from medscrm.outreach.settings import channel_config, configure_channel
-from medscrm.tags import service as tags
 
 CONTENT = {
     "webinar_hf_invite_wecom": (
@@ -61,6 +54,8 @@ def _share(pid: str, salt: str) -> float:
 
 
 def _content(conn, tenant_id: str) -> None:
+    from medscrm.content import service as content
+
     for key, (kind, title, body) in CONTENT.items():
         try:
             content.get_item(conn, tenant_id=tenant_id, item_id=key)
@@ -93,7 +88,22 @@ def _content(conn, tenant_id: str) -> None:
         )
 
 
-def _channels(conn, tenant_id: str) -> None:
+def _channels(conn, tenant_id: str, providers=None) -> None:
+    from medscrm.outreach.settings import channel_config, configure_channel
+
+    if providers is not None:  # the local stand-ins: point the channels at them (ports change per run)
+        from medscrm.devtools.demo_providers import channel_settings
+
+        for channel, cfg in channel_settings(providers).items():
+            configure_channel(
+                conn,
+                tenant_id=tenant_id,
+                channel=channel,
+                provider=cfg["provider"],
+                settings=cfg["settings"],
+                actor="demo",
+            )
+        return
     if channel_config(conn, tenant_id=tenant_id, channel="email") is None:
         configure_channel(
             conn,
@@ -115,6 +125,8 @@ def _channels(conn, tenant_id: str) -> None:
 
 
 def _free_key(conn, tenant_id: str, base: str) -> str:
+    from medscrm.db.schema import journeys
+
     taken = set(conn.execute(sa.select(journeys.c.key).where(journeys.c.tenant_id == tenant_id)).scalars())
     if base not in taken:
         return base
@@ -124,8 +136,16 @@ def _free_key(conn, tenant_id: str, base: str) -> str:
     return f"{base}_r{i}"
 
 
-def journey_step(ws, *, console: Console, max_persons: int = 30) -> dict[str, Any]:
+def journey_step(ws, *, console: Console, max_persons: int = 30, providers=None) -> dict[str, Any]:
     """Run the webinar journey on the demo tenant with a simulated clock; print per-step statistics."""
+    import yaml
+
+    from medscrm.accounts import service as accounts
+    from medscrm.db.schema import events, segment_members, tasks
+    from medscrm.journeys import engine as je
+    from medscrm.journeys import service as js
+    from medscrm.outreach import consent
+    from medscrm.tags import service as tags
 
     t0 = time.perf_counter()
     definition = yaml.safe_load(
@@ -137,7 +157,7 @@ def journey_step(ws, *, console: Console, max_persons: int = 30) -> dict[str, An
     tid = ws.tenant_id
     with ws.engine.begin() as conn:
         _content(conn, tid)
-        _channels(conn, tid)
+        _channels(conn, tid, providers)
         if tags.get_definition(conn, tenant_id=tid, key="webinar_hf_attendee", missing_ok=True) is None:
             tags.define(
                 conn,
@@ -205,6 +225,7 @@ def journey_step(ws, *, console: Console, max_persons: int = 30) -> dict[str, An
                     ],
                 )
         je.tick(ws.engine, worker_id="demo", now=now, tenant_id=tid, dispatch_sends=False)
+    delivered = _dispatch(ws, end=start + dt.timedelta(days=8)) if providers is not None else None
     with ws.engine.connect() as conn:
         stats = js.step_stats(conn, tenant_id=tid, key=key)
         counts = js.enrollment_counts(conn, tenant_id=tid, key=key)
@@ -240,4 +261,36 @@ def journey_step(ws, *, console: Console, max_persons: int = 30) -> dict[str, An
         f"{len(attended):,} attended · 参会; outcome · 结果 {dict(sorted(counts.items()))}; "
         f"{n_tasks:,} rep tasks · 代表任务 ({time.perf_counter() - t0:.1f}s)"
     )
-    return {"key": key, "enrolled": enrolled["enrolled"], "stats": stats, "counts": counts, "tasks": n_tasks}
+    if delivered is not None:
+        console.print(
+            "   outbox · 发件箱: "
+            + ", ".join(f"{ch} {st} {n:,}" for (ch, st), n in sorted(delivered.items()))
+            + f" → local stand-ins in {providers.outbox} (`medscrm devtools inbox`)"
+        )
+    return {
+        "key": key,
+        "enrolled": enrolled["enrolled"],
+        "stats": stats,
+        "counts": counts,
+        "tasks": n_tasks,
+        "sends": delivered,
+    }
+
+
+def _dispatch(ws, *, end: dt.datetime) -> dict[tuple[str, str], int]:
+    """Hand the journey's queued sends to the providers (the local stand-ins) at the end of the
+    simulated week (office hours, China time: no quiet-hours deferral); returns the sends by
+    (channel, status)."""
+    from medscrm.db.schema import sends
+    from medscrm.outreach import send
+
+    for _ in range(100):  # bounded: each round claims up to 100 due sends
+        if send.dispatch_once(ws.engine, worker_id="demo", tenant_id=ws.tenant_id, limit=100, now=end) == 0:
+            break
+    with ws.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(sends.c.channel, sends.c.status, sa.func.count())
+            .where(sends.c.tenant_id == ws.tenant_id)
+            .group_by(sends.c.channel, sends.c.status)
+        ).all()
+    return {(ch, st): n for ch, st, n in rows}

@@ -74,6 +74,16 @@ def _wait_port(proc: subprocess.Popen, host: str, port: int, timeout: float = 20
     raise RuntimeError(f"server did not listen on {host}:{port} within {timeout}s")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the process that started it dies, so that a
+    stand-in never outlives a killed `medscrm serve` or test and keeps its port."""
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _start(module: str, record: Path, args: list[str], port: int | None) -> RunningServer:
     port = port or free_port()
     record = Path(record)
@@ -91,7 +101,20 @@ def _start(module: str, record: Path, args: list[str], port: int | None) -> Runn
         *args,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    with socket.socket() as s:  # a port still taken (another stand-in) would be mistaken for ours
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle, a listener is
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise RuntimeError(f"port {port} is already in use") from exc
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+    )
     _wait_port(proc, "127.0.0.1", port)
     return RunningServer(proc=proc, host="127.0.0.1", port=port, record=record)
 

@@ -20,9 +20,10 @@ from medscrm.db.schema import (
     journey_versions,
     journeys,
     persons,
+    segment_members,
     tag_definitions,
 )
-from medscrm.journeys.engine import content_lookup, enroll_candidates
+from medscrm.journeys.engine import content_lookup, enroll_candidates, segment_id
 from medscrm.journeys.model import (
     BranchStep,
     Journey,
@@ -353,9 +354,19 @@ def _transition(conn, tenant_id, key, action, actor, now) -> dict[str, Any]:
 
 
 def start(
-    conn: sa.Connection, *, tenant_id: str, key: str, actor: str, now: dt.datetime | None = None
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    key: str,
+    actor: str,
+    now: dt.datetime | None = None,
+    enrol_current: bool = False,
 ) -> dict[str, Any]:
-    """draft → running: the definition must pass every check, content approved; triggers start from now."""
+    """draft → running: the definition must pass every check, content approved; triggers start from now.
+
+    A segment-entry trigger only sees persons who enter its segment from now on; ``enrol_current``
+    also enrols the segment's current members at once, under the same re-entry rules and caps as a
+    trigger's entry (the result's ``enrolled_at_start``: {enrolled, skipped: {reason: n}})."""
     now = now or utcnow()
     row = _transition(conn, tenant_id, key, "start", actor, now)
     d = definition_of(conn, journey_id=row["id"], version=row["current_version"])
@@ -366,6 +377,10 @@ def start(
         .values(status="running", started_at=now, updated_at=now)
     )
     _sync_triggers(conn, tenant_id, row["id"], journey, now, reset=True)
+    at_start = _enrol_current_members(conn, tenant_id, row, journey, now) if enrol_current else None
+    detail: dict[str, Any] = {"version": row["current_version"], "enrol_current": enrol_current}
+    if at_start is not None:
+        detail["enrolled_at_start"] = at_start["enrolled"]
     accounts.audit(
         conn=conn,
         tenant_id=tenant_id,
@@ -373,9 +388,58 @@ def start(
         action="journey.start",
         object_type="journey",
         object_id=key,
-        detail={"version": row["current_version"]},
+        detail=detail,
     )
-    return get_journey(conn, tenant_id=tenant_id, key=key)
+    out = get_journey(conn, tenant_id=tenant_id, key=key)
+    if at_start is not None:
+        out["enrolled_at_start"] = at_start
+    return out
+
+
+def _entry_segments(journey) -> list[str]:
+    return list(dict.fromkeys(t.segment for t in journey.triggers if t.type == "segment_entry"))
+
+
+def _current_member_ids(
+    conn: sa.Connection, tenant_id: str, segment_keys: list[str]
+) -> list[tuple[str, str]]:
+    """(person_id, segment key) of the active persons in these segments now, each person once."""
+    out: dict[str, str] = {}
+    for seg_key in segment_keys:
+        sid = segment_id(conn, tenant_id=tenant_id, key=seg_key)
+        m = segment_members
+        for pid in conn.execute(
+            sa.select(m.c.person_id)
+            .join(persons, sa.and_(persons.c.tenant_id == m.c.tenant_id, persons.c.id == m.c.person_id))
+            .where(m.c.tenant_id == tenant_id, m.c.segment_id == sid, persons.c.status == "active")
+            .order_by(m.c.person_id)
+        ).scalars():
+            out.setdefault(pid, seg_key)
+    return list(out.items())
+
+
+def current_members(conn: sa.Connection, *, tenant_id: str, key: str) -> dict[str, Any]:
+    """Who "enrol current members" would enrol at start: the segment-entry triggers' segments and
+    the number of distinct active persons in them now (before re-entry rules and caps)."""
+    row = _row(conn, tenant_id, key)
+    journey = validate_definition(definition_of(conn, journey_id=row["id"], version=row["current_version"]))
+    segs = _entry_segments(journey)
+    try:
+        n = len(_current_member_ids(conn, tenant_id, segs))
+    except NotFound:  # a trigger's segment is missing: start refuses it with the reason
+        n = 0
+    return {"segments": segs, "count": n}
+
+
+def _enrol_current_members(conn, tenant_id: str, row, journey, now: dt.datetime) -> dict[str, Any]:
+    members = _current_member_ids(conn, tenant_id, _entry_segments(journey))
+    cands = [
+        (pid, f"seg:start:{row['id']}:{row['current_version']}:{pid}", {"segment": seg, "at_start": True})
+        for pid, seg in members
+    ]
+    return enroll_candidates(
+        conn, tenant_id=tenant_id, journey_row=row, journey=journey, candidates=cands, now=now
+    )
 
 
 def pause(

@@ -44,6 +44,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from medscrm import hooks
 from medscrm.common import InvalidInput, backoff, new_id, utcnow
+from medscrm.config import get_settings
 from medscrm.db.bulk import append_rows
 from medscrm.db.claim import claiming, due_or_expired, skip_locked
 from medscrm.db.schema import sends
@@ -535,7 +536,7 @@ def render(
         "department": attrs.get("department") or "",
     }
     ctx.update(send.get("variables") or {})
-    base = str(policy.get("tracking_base_url") or "http://localhost:8000").rstrip("/")
+    base = str(policy.get("tracking_base_url") or get_settings().public_base_url).rstrip("/")
     url = None
     if content and content.get("url"):
         url = f"{base}/r/{feedback.make_token(conn, send=send, kind='link', url=content['url'])}"

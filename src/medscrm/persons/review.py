@@ -299,3 +299,50 @@ def decide(
         detail={"record_a": row["record_a"], "record_b": row["record_b"], "reason": reason},
     )
     return result
+
+
+def revoke_rejection(
+    conn: sa.Connection, *, tenant_id: str, review_id: str, actor: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Take back a ``reject`` decision: the pair's cannot-link constraint is revoked (later runs may
+    link the two records again) and the pair is open for review once more. Audited."""
+    r = identity_review
+    row = conn.execute(sa.select(r).where(r.c.tenant_id == tenant_id, r.c.id == review_id)).mappings().first()
+    if not row:
+        raise NotFound(f"review {review_id!r} not found")
+    if row["status"] != "rejected":
+        raise MedscrmError(f"review {review_id} is {row['status']}: only a rejection can be revoked")
+    a, b = row["record_a"], row["record_b"]
+    c = identity_constraints
+    revoked = conn.execute(
+        c.update()
+        .where(
+            c.c.tenant_id == tenant_id,
+            c.c.kind == "cannot_link",
+            c.c.revoked_at.is_(None),
+            sa.or_(
+                sa.and_(c.c.record_a == a, c.c.record_b == b), sa.and_(c.c.record_a == b, c.c.record_b == a)
+            ),
+        )
+        .values(revoked_at=utcnow())
+    ).rowcount
+    conn.execute(
+        r.update().where(r.c.id == review_id).values(status="open", decided_at=None, decided_by=None)
+    )
+    accounts.audit(
+        conn=conn,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="identity.review.revoke",
+        object_type="identity_review",
+        object_id=review_id,
+        detail={
+            "record_a": a,
+            "record_b": b,
+            "was": "rejected",
+            "decided_by": row["decided_by"],
+            "constraints_revoked": revoked,
+            "reason": reason,
+        },
+    )
+    return {"review_id": review_id, "status": "open", "constraints_revoked": revoked}

@@ -3,6 +3,7 @@
 from .approve_in import ApproveIn
 from .attempt import Attempt
 from .body_replay_quarantine import BodyReplayQuarantine
+from .body_revoke_review_rejection import BodyRevokeReviewRejection
 from .channel_in import ChannelIn
 from .channel_in_provider import ChannelInProvider
 from .channel_in_settings import ChannelInSettings
@@ -76,6 +77,9 @@ from .replay_quarantine_response_replay_quarantine import (
     ReplayQuarantineResponseReplayQuarantine,
 )
 from .replayed import Replayed
+from .revoke_review_rejection_response_revoke_review_rejection import (
+    RevokeReviewRejectionResponseRevokeReviewRejection,
+)
 from .score_distributions_response_score_distributions import (
     ScoreDistributionsResponseScoreDistributions,
 )
@@ -116,6 +120,7 @@ __all__ = (
     "ApproveIn",
     "Attempt",
     "BodyReplayQuarantine",
+    "BodyRevokeReviewRejection",
     "ChannelIn",
     "ChannelInProvider",
     "ChannelInSettings",
@@ -177,6 +182,7 @@ __all__ = (
     "RefresherStatusResponseRefresherStatus",
     "ReplayQuarantineResponseReplayQuarantine",
     "Replayed",
+    "RevokeReviewRejectionResponseRevokeReviewRejection",
     "ScoreDistributionsResponseScoreDistributions",
     "SearchPersonsResponseSearchPersons",
     "SegmentIn",

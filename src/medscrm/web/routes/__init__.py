@@ -18,6 +18,7 @@ from medscrm.web.routes import (
     identity,
     imports,
     journeys,
+    outbox,
     persons,
     segments,
     static,
@@ -26,5 +27,17 @@ from medscrm.web.routes import (
 from medscrm.web.routes.base import ConsoleRoute
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-for _pages in (static, auth, persons, identity, segments, imports, audit, journeys, content, webhooks):
+for _pages in (
+    static,
+    auth,
+    persons,
+    identity,
+    segments,
+    imports,
+    audit,
+    journeys,
+    content,
+    webhooks,
+    outbox,
+):
     router.include_router(_pages.router)

@@ -20,7 +20,21 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 @router.get("/login")
 def login_page(request: Request, next: str = "/") -> Response:
     ctx = _ctx_anon(request)
-    return render(ctx, "login.html", next=next, tenant=get_settings().tenant, username="", error=None)
+    return render(ctx, "login.html", next=next, tenant=_default_tenant(request), username="", error=None)
+
+
+def _default_tenant(request: Request) -> str:
+    """The tenant the sign-in form starts with: MEDSCRM_TENANT, or, outside production, the only
+    tenant of the workspace when that one does not exist (the demo's `demo`)."""
+    slug = get_settings().tenant
+    if get_settings().is_production:
+        return slug
+    with _engine(request).connect() as conn:
+        if accounts.get_tenant(conn=conn, slug=slug) is None:
+            known = accounts.list_tenants(conn=conn)
+            if len(known) == 1:
+                return known[0]["slug"]
+    return slug
 
 
 def _login_throttle(request: Request) -> LoginThrottle:
@@ -111,6 +125,15 @@ def login(
         )
         resp.headers["Retry-After"] = str(refused.retry_after)
         return resp
+    if not ok and ten is None and not refused.retry_after:
+        # an unknown tenant is named (a typo is told apart from a wrong password); outside production
+        # the known tenants are listed too, to help a newcomer to the demo's
+        error = t("login.unknown_tenant", slug=slug)
+        if not get_settings().is_production:
+            with engine.connect() as conn:
+                known = ", ".join(x["slug"] for x in accounts.list_tenants(conn=conn)) or "—"
+            error += " · " + t("login.known_tenants", known=known)
+        return render(ctx, "login.html", 401, next=next, tenant=tenant, username=username, error=error)
     if not ok:
         return render(
             ctx, "login.html", 401, next=next, tenant=tenant, username=username, error=t("login.failed")

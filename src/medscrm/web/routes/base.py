@@ -155,6 +155,7 @@ NAV = (
     ("imports", "/imports", "quarantine.manage"),
     ("audit", "/audit", "audit.read"),
     ("webhooks", "/webhooks", "webhooks.manage"),
+    ("outbox", "/outbox", "outbox.demo"),
 )
 
 
@@ -167,6 +168,12 @@ def _can_page(ctx: Ctx, perm: str) -> bool:
         )
     if perm == "content.view":
         return ctx.can("data.read") and data.optional_module("content.service") is not None
+    if perm == "outbox.demo":  # a demo workspace only (its providers file), for roles that read PII
+        if not ctx.can("pii.read"):
+            return False
+        from medscrm.devtools.demo_providers import providers_file
+
+        return providers_file(_engine(ctx.request).url.render_as_string(hide_password=False)).exists()
     if perm == "quarantine.manage":
         return ctx.can("quarantine.manage") or ctx.can("data.import")
     return ctx.can(perm)

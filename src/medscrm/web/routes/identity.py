@@ -111,3 +111,14 @@ def identity_decide(ctx: Page, _: Csrf, review_id: str, decision: Annotated[str,
     if _is_htmx(ctx.request):
         return render(ctx, "identity_decided.html", result=result)
     return _redirect(ctx, "/identity")
+
+
+@router.post("/identity/{review_id}/revoke")
+def identity_revoke(ctx: Page, _: Csrf, review_id: str) -> Response:
+    """Take back a rejection (the pair is open for review again)."""
+    ctx.require("identity.manage")
+    from medscrm.persons import review
+
+    with _engine(ctx.request).begin() as conn:
+        review.revoke_rejection(conn, tenant_id=ctx.tenant_id, review_id=review_id, actor=ctx.actor)
+    return _redirect(ctx, "/identity")

@@ -5,10 +5,10 @@ The pages exist where the journeys module is installed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from medscrm.common import MedscrmError, NotFound
@@ -104,7 +104,23 @@ def journeys_page(ctx: Page) -> Response:
     svc = _journeys_svc(ctx)
     with _engine(ctx.request).connect() as conn:
         rows = svc.list_journeys(conn, tenant_id=ctx.tenant_id)
-    return render(ctx, "journeys.html", journeys=rows, can_run=ctx.can("data.import"))
+        info = _start_info(svc, conn, ctx, rows)
+    return render(ctx, "journeys.html", journeys=rows, can_run=ctx.can("data.import"), start_info=info)
+
+
+def _start_info(svc, conn, ctx: Ctx, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """For each draft journey: the entry segments and how many persons the start dialog's "enrol
+    current members now" would enrol (an aggregate count: no person is named)."""
+    if not ctx.can("data.import"):
+        return {}
+    out = {}
+    for j in rows:
+        if j["status"] == "draft":
+            try:
+                out[j["key"]] = svc.current_members(conn, tenant_id=ctx.tenant_id, key=j["key"])
+            except MedscrmError:
+                out[j["key"]] = {"segments": [], "count": 0}
+    return out
 
 
 def _journey_page(ctx: Ctx, key: str, status: int = 200, error: str | None = None) -> Response:
@@ -112,6 +128,7 @@ def _journey_page(ctx: Ctx, key: str, status: int = 200, error: str | None = Non
     with _engine(ctx.request).connect() as conn:
         j = svc.get_journey(conn, tenant_id=ctx.tenant_id, key=key)
         stats = svc.step_stats(conn, tenant_id=ctx.tenant_id, key=key)
+        info = _start_info(svc, conn, ctx, [j])
     return render(
         ctx,
         "journey.html",
@@ -120,6 +137,7 @@ def _journey_page(ctx: Ctx, key: str, status: int = 200, error: str | None = Non
         stats=stats,
         graph=journey_graph(j["definition"], stats, ctx.t),
         can_run=ctx.can("data.import"),
+        start_info=info,
         error=error,
     )
 
@@ -130,14 +148,24 @@ def journey_detail(ctx: Page, key: str) -> Response:
 
 
 @router.post("/journeys/{key}/{action}")
-def journey_action(ctx: Page, _: Csrf, key: str, action: str) -> Response:
+def journey_action(
+    ctx: Page,
+    _: Csrf,
+    key: str,
+    action: str,
+    enrol_choice: Annotated[str, Form()] = "",
+    enrol_current: Annotated[str, Form()] = "",
+) -> Response:
     svc = _journeys_svc(ctx)
     ctx.require("data.import")
     if action not in ("start", "pause", "resume", "stop"):
         raise NotFound(f"action {action!r}")
+    # the start dialog's "enrol current members now" (ticked by default; a form without the dialog's
+    # fields starts with it on too)
+    kw = {"enrol_current": not enrol_choice or enrol_current == "1"} if action == "start" else {}
     try:
         with _engine(ctx.request).begin() as conn:
-            getattr(svc, action)(conn, tenant_id=ctx.tenant_id, key=key, actor=ctx.actor)
+            getattr(svc, action)(conn, tenant_id=ctx.tenant_id, key=key, actor=ctx.actor, **kw)
     except NotFound:
         raise
     except MedscrmError as exc:  # e.g. content not approved, no channel credentials: say so on the page

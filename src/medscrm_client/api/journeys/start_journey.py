@@ -8,18 +8,27 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.detail import Detail
 from ...models.error_list import ErrorList
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     key: str,
+    *,
+    enrol_current: bool | Unset = True,
 ) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    params["enrol_current"] = enrol_current
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
     _kwargs: dict[str, Any] = {
         "method": "post",
         "url": "/api/v1/journeys/{key}/start".format(
             key=quote(str(key), safe=""),
         ),
+        "params": params,
     }
 
     return _kwargs
@@ -158,11 +167,16 @@ def sync_detailed(
     key: str,
     *,
     client: AuthenticatedClient,
+    enrol_current: bool | Unset = True,
 ) -> Response[Any | Detail | ErrorList]:
-    """Start a draft journey (content approval and channels are checked)
+    """Start a draft journey (content approval and channels are checked); by default also enrol the current
+    members of its entry segments
 
     Args:
         key (str):
+        enrol_current (bool | Unset): Enrol the persons already in the segments of the journey's
+            segment_entry triggers now (re-entry rules and caps apply); false: only persons who enter
+            from now on Default: True.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -174,6 +188,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         key=key,
+        enrol_current=enrol_current,
     )
 
     response = client.get_httpx_client().request(
@@ -187,11 +202,16 @@ def sync(
     key: str,
     *,
     client: AuthenticatedClient,
+    enrol_current: bool | Unset = True,
 ) -> Any | Detail | ErrorList | None:
-    """Start a draft journey (content approval and channels are checked)
+    """Start a draft journey (content approval and channels are checked); by default also enrol the current
+    members of its entry segments
 
     Args:
         key (str):
+        enrol_current (bool | Unset): Enrol the persons already in the segments of the journey's
+            segment_entry triggers now (re-entry rules and caps apply); false: only persons who enter
+            from now on Default: True.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -204,6 +224,7 @@ def sync(
     return sync_detailed(
         key=key,
         client=client,
+        enrol_current=enrol_current,
     ).parsed
 
 
@@ -211,11 +232,16 @@ async def asyncio_detailed(
     key: str,
     *,
     client: AuthenticatedClient,
+    enrol_current: bool | Unset = True,
 ) -> Response[Any | Detail | ErrorList]:
-    """Start a draft journey (content approval and channels are checked)
+    """Start a draft journey (content approval and channels are checked); by default also enrol the current
+    members of its entry segments
 
     Args:
         key (str):
+        enrol_current (bool | Unset): Enrol the persons already in the segments of the journey's
+            segment_entry triggers now (re-entry rules and caps apply); false: only persons who enter
+            from now on Default: True.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -227,6 +253,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         key=key,
+        enrol_current=enrol_current,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -238,11 +265,16 @@ async def asyncio(
     key: str,
     *,
     client: AuthenticatedClient,
+    enrol_current: bool | Unset = True,
 ) -> Any | Detail | ErrorList | None:
-    """Start a draft journey (content approval and channels are checked)
+    """Start a draft journey (content approval and channels are checked); by default also enrol the current
+    members of its entry segments
 
     Args:
         key (str):
+        enrol_current (bool | Unset): Enrol the persons already in the segments of the journey's
+            segment_entry triggers now (re-entry rules and caps apply); false: only persons who enter
+            from now on Default: True.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -256,5 +288,6 @@ async def asyncio(
         await asyncio_detailed(
             key=key,
             client=client,
+            enrol_current=enrol_current,
         )
     ).parsed
