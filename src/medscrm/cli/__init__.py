@@ -33,8 +33,9 @@ from medscrm.cli import (
     serve,
     webhooks,
 )
-from medscrm.cli._common import err
+from medscrm.cli._common import err, held_message
 from medscrm.common import MedscrmError
+from medscrm.workspace import running_server
 
 app = typer.Typer(
     name="medscrm",
@@ -95,8 +96,6 @@ def lock_message(exc: BaseException) -> str | None:
     text = " ".join(str(x) for x in seen)
     if "Could not set lock" not in text:
         return None
-    from medscrm.cli._common import held_message
-    from medscrm.workspace import running_server
 
     server = running_server()
     if server is not None:

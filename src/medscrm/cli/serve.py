@@ -15,6 +15,7 @@ from medscrm.config import get_settings
 from medscrm.db import get_engine, upgrade_to_head
 from medscrm.db.engine import default_spool_dir
 from medscrm.demo import run_demo
+from medscrm.workspace import announce_server, withdraw_server
 
 # The commands import their services when they run, so that `medscrm --help` stays light
 # (medscrm/cli/__init__.py).
@@ -101,7 +102,6 @@ def serve(
             **options,
         )
         return
-    from medscrm.workspace import announce_server, withdraw_server
 
     # the server file beside an embedded database: the command line finds this server through it
     # (one-line message, or reads through the API) instead of failing on the file's lock
@@ -120,7 +120,6 @@ def serve(
 def _demo_providers(engine):
     """In a demo workspace (`medscrm demo` left its providers file), outside production: the local
     e-mail and WeCom stand-ins, on the ports the demo tenant's channels point at."""
-    from medscrm.config import get_settings
     from medscrm.devtools.demo_providers import read_providers, start_demo_providers
 
     if get_settings().is_production:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.cli._common import _ws
 from medscrm.cli._ids import resolve_id
 from medscrm.common import MedscrmError
 from medscrm.workspace import open_workspace
@@ -139,7 +140,6 @@ def replay(
 @app.command("dispatch")
 def dispatch_cmd(tenant: TenantOpt = None) -> None:
     """Attempt the due deliveries once now (``medscrm worker`` does this continuously)."""
-    from medscrm.cli._common import _ws
     from medscrm.webhooks import dispatch
 
     r = dispatch.dispatch_once(_ws(tenant).engine, worker_id="cli")

@@ -12,6 +12,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medscrm.accounts import service as accounts
+from medscrm.config import get_settings
+from medscrm.db import get_engine, upgrade_to_head
 from medscrm.db.schema import person_records, persons, source_records
 from medscrm.demo.scores import behaviour_step
 from medscrm.ingest import quarantine as qs
@@ -30,8 +32,6 @@ DEMO_USERS = (
 def create_demo_tenant(tenant: str):
     """The demo's tenant, created explicitly (an existing one of that name is reused: re-running the
     demo in the same folder adds to it)."""
-    from medscrm.config import get_settings
-    from medscrm.db import get_engine, upgrade_to_head
 
     engine = get_engine(get_settings().database_url)
     upgrade_to_head(engine)
@@ -42,6 +42,7 @@ def create_demo_tenant(tenant: str):
 
 def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Console) -> int:
     # lazy: keeps `medscrm --help` light
+
     from medscrm.synth import generate
 
     t0 = time.perf_counter()
@@ -79,7 +80,10 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
     console.print("3/5 OneID: resolving every record into persons · 统一身份识别")
     # lazy: keeps `medscrm --help` light
+
     from medscrm.persons.engine import resolve_with_engine
+
+    # lazy: keeps `medscrm --help` light
     from medscrm.persons.run import run_identity
 
     with ws.engine.begin() as conn:
@@ -194,7 +198,10 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
     console.print(st)
     console.print("journeys · 营销旅程: the heart-failure webinar journey over a simulated week")
     # lazy: keeps `medscrm --help` light
+
     from medscrm.demo.journeys import journey_step
+
+    # lazy: keeps `medscrm --help` light
     from medscrm.devtools.demo_providers import remember, start_demo_providers
 
     # the bundled local stand-ins for the e-mail and WeCom providers: the journey's messages arrive
@@ -293,7 +300,10 @@ DEMO_SEGMENTS = {
 def _tags_and_segments(ws) -> list[tuple[str, str, int]]:
     """Rule tags and dynamic segments over the golden records (re-runs refresh them)."""
     # lazy: keeps `medscrm --help` light
+
     from medscrm.segments import service as segments
+
+    # lazy: keeps `medscrm --help` light
     from medscrm.tags import service as tags
 
     fields = {"hospital_grade": "string"}

@@ -132,7 +132,10 @@ def refresh_micro(
     descriptions (label, size, description_zh/en, top_features). ``rows``: :func:`feature_rows` already
     computed for the same ``now`` and configuration (the batch passes its own)."""
     # lazy: off the server's start-up path
+
     from sklearn.cluster import KMeans
+
+    # lazy: off the server's start-up path
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 

@@ -61,6 +61,7 @@ def _pair_view(pair: dict[str, Any], role: str) -> dict[str, Any]:
 def identity(ctx: Page, page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
     ctx.require("identity.manage")
     # lazy: off the server's start-up path
+
     from medscrm.persons import review
 
     with _engine(ctx.request).connect() as conn:
@@ -102,6 +103,7 @@ def identity(ctx: Page, page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Res
 def identity_decide(ctx: Page, _: Csrf, review_id: str, decision: Annotated[str, Form()] = "") -> Response:
     ctx.require("identity.manage")
     # lazy: off the server's start-up path
+
     from medscrm.persons import review
 
     with _engine(ctx.request).begin() as conn:
@@ -117,6 +119,7 @@ def identity_decide(ctx: Page, _: Csrf, review_id: str, decision: Annotated[str,
 def identity_revoke(ctx: Page, _: Csrf, review_id: str) -> Response:
     """Take back a rejection (the pair is open for review again)."""
     ctx.require("identity.manage")
+    # lazy: off the server's start-up path
     from medscrm.persons import review
 
     with _engine(ctx.request).begin() as conn:
