@@ -28,10 +28,10 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
+    from medscrm import access as scope
     from medscrm.app import create_app
     from medscrm.db import make_engine, upgrade_to_head
     from medscrm.db.schema import person_records, persons
-    from medscrm.web import scope
     from medscrm.web.data import optional_module
     from medscrm.web.devserver import add_journey_and_content, build_tenant, serve_in_thread
 
@@ -63,6 +63,13 @@ def main() -> None:
                 .limit(1)
             ).scalar_one()
         add_journey_and_content(engine, demo.tenant_id)
+        from rich.console import Console
+
+        from medscrm.demo.journeys import journey_step
+        from medscrm.workspace import Workspace
+
+        ws = Workspace(engine=engine, tenant_id=demo.tenant_id, tenant_slug=demo.slug)
+        journey_step(ws, console=Console(quiet=True))  # the demo's webinar journey, with its figures
         bad = tmp / "hcp_upload.csv"
         bad.write_text(
             "姓名,手机,邮箱,医院,科室\n张三,13800138000,zhangsan@example.cn,北京协和医院,心血管内科\n"
@@ -117,7 +124,7 @@ def main() -> None:
             if optional_module("journeys.service") is not None:
                 page.goto(base + "/journeys")
                 shot(page, "10-journeys")
-                first = page.locator("a[data-journey]").first
+                first = page.locator("a[data-journey=webinar_hf]").first
                 if first.count():
                     first.click()
                     page.wait_for_load_state("networkidle")

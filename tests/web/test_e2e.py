@@ -105,7 +105,7 @@ def test_build_a_segment_see_its_count_save_and_export(browser, base_url, demo):
     bad.locator(".cond-name").fill("Webinar Attended")
     bad.locator(".cond-days").fill("99999")
     bad.locator(".node-err").wait_for(state="visible")
-    assert "last" in bad.locator(".node-err").inner_text()
+    assert "最近天数" in bad.locator(".node-err").inner_text()  # the path and the problem in words
     assert page.locator(".cond").first.locator(".node-err").inner_text() == ""
     bad.locator(".remove").click()
     page.wait_for_function(
@@ -298,7 +298,8 @@ def test_start_and_pause_a_journey_and_see_its_graph(browser, base_url, demo):
     page = login(browser, base_url, demo, "marketer")
     page.click("[data-nav=journeys]")
     row = page.locator("tr[data-journey-row=e2e_journey]")
-    assert row.locator("[data-status]").inner_text() == "draft"
+    assert row.locator("[data-status]").get_attribute("data-status") == "draft"
+    assert row.locator("[data-status]").inner_text() == "草稿"  # the status in the reader's language
     row.locator("[data-action=start]").click()
     dialog = page.locator("dialog[data-start-dialog=e2e_journey]")
     dialog.wait_for(state="visible")
@@ -404,12 +405,13 @@ def test_content_library_shows_approval_status_and_expiry(browser, base_url, dem
     page = login(browser, base_url, demo, "compliance")
     page.click("[data-nav=content]")
     approved = page.locator("tr[data-content=e2e-hf-article]")
-    assert approved.locator("[data-status]").inner_text() == "approved"
+    assert approved.locator("[data-status]").get_attribute("data-status") == "approved"
+    assert approved.locator("[data-status]").inner_text() == "已批准"
     assert "MED-E2E-001" in approved.inner_text()
     assert approved.locator(".expiry-warning").count() == 1
     draft = page.locator("tr[data-content=e2e-draft]")
     assert (
-        draft.locator("[data-status]").inner_text() == "draft"
+        draft.locator("[data-status]").get_attribute("data-status") == "draft"
         and draft.locator(".expiry-warning").count() == 0
     )
     page.context.close()

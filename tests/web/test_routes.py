@@ -182,7 +182,8 @@ def test_language_switch_and_english_pages(app, demo):
     try:
         line = batch_line()
         assert line == (
-            "Tags and scores batch: last run 2026-11-25 02:00 (China time, scheduler), 1,234 persons, "
+            'Tags and scores batch: last run 2026-11-25 02:00 (China time, <span translate="no">scheduler</span>), '
+            "1,234 persons, "
             "56 changed; the server runs it daily"
         )
     finally:
@@ -222,7 +223,7 @@ def test_segment_save_reports_problems_beside_nodes_and_fields(app, demo):
     assert '"and[1]"' in problems and "no_such_field" in problems and '"and[0]"' not in problems
     assert 'data-field="key"' in r.text
     r = c.post("/segments/save", data={"csrf_token": token, "key": "x1", "rule": "{not json"})
-    assert r.status_code == 422 and "not valid JSON" in r.text
+    assert r.status_code == 422 and "不是有效的 JSON" in r.text  # the problem in the reader's language
 
 
 def test_upload_refuses_wrong_type_and_oversize_files(app, demo, monkeypatch):

@@ -98,6 +98,7 @@ def test_dashboard_charts_show_the_stored_figures(big):
     import re
 
     from medscrm.db.schema import identities, person_tags
+    from medscrm.web.i18n import translator
 
     demo, c = big
     page = c.get("/").text
@@ -121,7 +122,11 @@ def test_dashboard_charts_show_the_stored_figures(big):
             .join(persons, persons.c.id == identities.c.person_id)
             .where(active, persons.c.person_type == "hcp", identities.c.type == "phone")
         ).scalar_one()
-    shown = {d["name"]: d["value"] for d in charts["lifecycle"]["series"][0]["data"]}
+    shown = {d["id"]: d["value"] for d in charts["lifecycle"]["series"][0]["data"]}
     assert shown == lifecycle and sum(shown.values()) > 0
+    t = translator("zh")  # each stage named in the reader's language
+    assert {d["name"] for d in charts["lifecycle"]["series"][0]["data"]} == {
+        t.label("lifecycle", v) for v in lifecycle
+    }
     reach = charts["reach"]
     assert reach["series"][0]["data"][reach["yAxis"]["data"].index("手机")] == phones

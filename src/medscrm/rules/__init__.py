@@ -7,16 +7,18 @@ with every user value bound as a parameter.
 
 from medscrm.rules.compile import compile_condition, compile_rule
 from medscrm.rules.errors import InternalRuleError, Problem, RuleError
-from medscrm.rules.validate import RuleContext, SegmentInfo, parse, segment_refs
+from medscrm.rules.validate import Normalised, RuleContext, SegmentInfo, normalisations, parse, segment_refs
 
 __all__ = [
     "InternalRuleError",
+    "Normalised",
     "Problem",
     "RuleContext",
     "RuleError",
     "SegmentInfo",
     "compile_condition",
     "compile_rule",
+    "normalisations",
     "parse",
     "segment_refs",
 ]

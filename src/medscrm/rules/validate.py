@@ -9,6 +9,7 @@ import datetime as dt
 import difflib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,51 @@ class RuleContext:
     segments: dict[str, SegmentInfo] = field(default_factory=dict)
     #: the key of the segment being defined (a rule may not refer to it, directly or through others)
     defining_segment: str | None = None
+    #: per text attribute, what a value stands for: ``value → (canonical, every stored form)``, or None
+    #: for a value the dictionary does not know. Imports normalise values (心内科 → 心血管内科) and
+    #: hospitals go by many names, so ``eq``/``ne``/``in``/``not_in`` on such an attribute match every
+    #: form of the value. The rules package only applies what the caller passes in.
+    synonyms: dict[str, Callable[[str], tuple[str, tuple[str, ...]] | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """A rule value read as its canonical form (``心内科`` → ``心血管内科``) at ``path``."""
+
+    path: str
+    attr: str
+    value: str
+    canonical: str
+
+
+def _forms(ctx: RuleContext, attr: str, value: Any) -> tuple[str, tuple[str, ...]] | None:
+    fn = ctx.synonyms.get(attr)
+    if fn is None or not isinstance(value, str):
+        return None
+    return fn(value)
+
+
+def normalisations(rule: Any, ctx: RuleContext, path: str = "", _depth: int = 0) -> list[Normalised]:
+    """The attribute values of a (possibly invalid) rule that a synonym dictionary reads as another,
+    canonical value, each with its JSON path (for the builder's hint)."""
+    out: list[Normalised] = []
+    if _depth > MAX_DEPTH * 2 or not isinstance(rule, dict):
+        return out
+    for g in ("and", "or"):
+        if isinstance(rule.get(g), list):
+            for i, child in enumerate(rule[g]):
+                out += normalisations(child, ctx, _join(path, f"{g}[{i}]"), _depth + 1)
+    if "not" in rule:
+        out += normalisations(rule["not"], ctx, _join(path, "not"), _depth + 1)
+    attr = rule.get("attr")
+    if isinstance(attr, str) and rule.get("op", "eq") in ("eq", "ne", "in", "not_in"):
+        value = rule.get("value")
+        for i, v in enumerate(value if isinstance(value, list) else [value]):
+            hit = _forms(ctx, attr, v)
+            if hit is not None and hit[0] != v:
+                vpath = _join(path, "value") + (f"[{i}]" if isinstance(value, list) else "")
+                out.append(Normalised(vpath, attr, v, hit[0]))
+    return out
 
 
 def parse(rule: Any, ctx: RuleContext | None = None) -> ast.Node:
@@ -368,7 +414,25 @@ class _Validator:
         if typ not in FIELD_TYPES:  # pragma: no cover - registry built by us
             typ = "string"
         cmp = self.compare(obj, typ, path)
+        if cmp is not None and typ == "string" and name in self.ctx.synonyms:
+            cmp = self._synonyms(name, cmp)
         return None if cmp is None else ast.Attr(path=path, attr=name, type=typ, cmp=cmp)
+
+    def _synonyms(self, name: str, cmp: ast.Compare) -> ast.Compare:
+        """``eq``/``ne``/``in``/``not_in`` on an attribute with a synonym dictionary, widened to every
+        stored form of each value (the canonical one and its synonyms)."""
+        if cmp.op not in ("eq", "ne", "in", "not_in"):
+            return cmp
+        values = cmp.value if isinstance(cmp.value, tuple) else (cmp.value,)
+        forms: list[str] = []
+        for v in values:
+            hit = _forms(self.ctx, name, v)
+            for f in (hit[1] if hit else ()) or (v,):
+                if f not in forms:
+                    forms.append(f)
+        if forms == list(values):
+            return cmp
+        return ast.Compare("in" if cmp.op in ("eq", "in") else "not_in", tuple(forms))
 
     def _tag(self, obj, path, depth):
         self._unknown_keys(obj, ("tag", "op", "value"), path)

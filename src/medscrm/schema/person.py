@@ -36,6 +36,7 @@ import phonenumbers
 import yaml
 
 __all__ = [
+    "department_forms",
     "STANDARD_FIELDS",
     "IDENTIFYING_FIELDS",
     "CUSTOM_TYPES",
@@ -690,6 +691,30 @@ def department_info(raw: object) -> DepartmentInfo | None:
     if s is None:
         return None
     return _department(s)[1]
+
+
+@lru_cache(maxsize=1)
+def _department_forms() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for spec in _load("departments.yaml")["departments"]:
+        canonical = spec["name"]
+        forms = out.setdefault(canonical, [canonical])
+        for v in [*(spec.get("variants") or []), spec.get("national_name")]:
+            if v and _department(str(v))[0] == canonical and str(v) not in forms:
+                forms.append(str(v))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def department_forms(raw: object) -> tuple[str, tuple[str, ...]] | None:
+    """The canonical department that ``raw`` names with every spelling the dictionary has for it
+    (canonical first: 心内科 → 心血管内科, (心血管内科, 心内科, 心内, …)); None if ``raw`` is unknown."""
+    try:
+        info = department_info(raw)
+    except FieldValueError:
+        return None
+    if info is None:
+        return None
+    return info.name, _department_forms().get(info.name, (info.name,))
 
 
 # --- hospital ---

@@ -158,6 +158,10 @@ def _grade(profile: dict[str, Any]) -> str | None:
     return grades.pop() if len(grades) == 1 else None
 
 
+#: How the department fits the tenant's therapy areas, in the Chinese reason text.
+_FIT_ZH = {"main": "主要领域", "related": "相关领域", "none": "不相关"}
+
+
 def potential(f: PersonFeatures, engagement: float, cfg: dict[str, Any]) -> tuple[str, float, dict[str, Any]]:
     t = cfg["potential_tier"]
     grade = _grade(f.profile)
@@ -193,7 +197,7 @@ def potential(f: PersonFeatures, engagement: float, cfg: dict[str, Any]) -> tupl
         "text_en": f"{_r(total, 1)} points: grade {grade or '?'} {gp}, title {title or '?'} {tp}, "
         f"department fit {fit} {fp}, engagement {_r(ep, 1)} → {tier}",
         "text_zh": f"{_r(total, 1)} 分：医院等级 {grade or '未知'} {gp}，职称 {title or '未知'} {tp}，"
-        f"科室匹配 {fit} {fp}，互动 {_r(ep, 1)} → {tier}",
+        f"科室匹配 {_FIT_ZH.get(fit, fit)} {fp}，互动 {_r(ep, 1)} → {tier}",
     }
     return tier, total, reason
 

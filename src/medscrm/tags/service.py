@@ -20,6 +20,7 @@ from medscrm.db.schema import identities, person_tags, persons, segments, tag_de
 from medscrm.rules import RuleContext, RuleError, SegmentInfo, compile_rule, parse
 from medscrm.rules.errors import Problem
 from medscrm.rules.validate import KEY_RE, STANDARD_ATTRIBUTES
+from medscrm.tags.synonyms import rule_synonyms
 
 CATEGORIES = ("basic", "business_rule", "behaviour_model", "third_party")
 VALUE_TYPES = ("bool", "string", "number")
@@ -63,7 +64,9 @@ def rule_context(
             )
         )
     }
-    return RuleContext(fields=known, tags=tags, segments=segs, defining_segment=defining_segment)
+    return RuleContext(
+        fields=known, tags=tags, segments=segs, defining_segment=defining_segment, synonyms=rule_synonyms()
+    )
 
 
 def _check_choice(problems: list[Problem], field: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -35,6 +36,7 @@ from medscrm.db.schema import (
     segments,
     source_records,
     sources,
+    tag_definitions,
     tag_history,
 )
 from medscrm.profiles.service import lookup, timeline
@@ -44,6 +46,106 @@ log = logging.getLogger("medscrm.web")
 CHANNEL_IDENTITIES = ("wecom_external_userid", "wechat_unionid", "phone", "email")
 AIPL_ORDER = ("aware", "interest", "purchase", "loyal")
 LIFECYCLE_ORDER = ("registered", "adopted", "active", "advocate", "converted", "dormant", "churned")
+
+#: Which label group names the values of a tag (``t.label(group, value)``); other values are data.
+TAG_VALUE_GROUPS = {
+    "aipl": "aipl",
+    "lifecycle": "lifecycle",
+    "academic_interest": "level",
+    "activity_level": "level",
+    "channel_preference": "channel",
+    "time_preference": "daytime",
+    "weekday_preference": "week",
+}
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def one_language(text: Any, lang: str) -> str:
+    """A name written in both languages, ``中文 · English`` (as the demo and the shipped examples
+    write them), reduced to the part in ``lang``; any other text unchanged."""
+    if not isinstance(text, str) or " · " not in text:
+        return "" if text is None else str(text)
+    parts = [p.strip() for p in text.split(" · ")]
+    zh = [p for p in parts if _CJK.search(p)]
+    other = [p for p in parts if not _CJK.search(p)]
+    if len(parts) != 2 or len(zh) != 1 or len(other) != 1:
+        return text
+    return zh[0] if lang == "zh" else other[0]
+
+
+def tag_value(t, tag_key: str | None, value: Any) -> str:
+    """A tag's value as the reader's language names it (stage names, levels, channels …)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or value in ("true", "false"):
+        return t.label("bool", str(value).lower())
+    text = str(value)
+    group = TAG_VALUE_GROUPS.get(tag_key or "")
+    if group:
+        return t.label(group, text)
+    if tag_key == "micro_segment" and text.startswith("ms") and text[2:].isdigit():
+        return t("tv.micro_segment", n=text[2:])
+    return text
+
+
+def field_label(t, name: str) -> str:
+    """An attribute's label; an attribute the catalogue does not know (a tenant's own) keeps its name."""
+    return t(f"field.{name}") if t.has(f"field.{name}") else name
+
+
+def describe_rule(rule: Any, t, tag_names: dict[str, str] | None = None) -> str:
+    """A rule of the DSL as one readable line in the reader's language (职称 属于 主任医师、副主任医师)."""
+    tag_names = tag_names or {}
+    sep = "、" if t.lang == "zh" else ", "
+
+    def value(v: Any, key: str | None = None, tag: bool = False) -> str:
+        if isinstance(v, list):
+            return sep.join(value(x, key, tag) for x in v)
+        if tag:
+            return tag_value(t, key, v)
+        if isinstance(v, bool):
+            return t.label("bool", str(v).lower())
+        return str(v)
+
+    def cmp(r: dict, name: str, key: str | None = None, tag: bool = False) -> str:
+        op = r.get("op", "eq")
+        text = f"{name} {t.label('op', op)}"
+        if "value" in r and op not in ("exists", "not_exists"):
+            text += f" {value(r['value'], key, tag)}"
+        return text
+
+    def walk(r: Any) -> str:
+        if not isinstance(r, dict):
+            return json.dumps(r, ensure_ascii=False)
+        for g in ("and", "or"):
+            if isinstance(r.get(g), list):
+                inner = f" {t.label('op', g)} ".join(walk(c) for c in r[g])
+                return f"({inner})" if len(r[g]) > 1 else inner
+        if "not" in r:
+            return f"{t.label('op', 'not')} {walk(r['not'])}"
+        if "attr" in r:
+            return cmp(r, field_label(t, str(r["attr"])))
+        if "tag" in r:
+            key = str(r["tag"])
+            return cmp(r, one_language(tag_names.get(key, key), t.lang), key, tag=True)
+        if "event" in r or "did_not" in r:
+            name = str(r.get("event") or r.get("did_not"))
+            text = t.label("event", name) if t.has(f"event.{name}") else name
+            if "did_not" in r:
+                text = f"{t.label('op', 'not')} {text}"
+            else:
+                text = (
+                    f"{text} {t.label('op', r.get('op', 'gte'))} {t('op.times', n=value(r.get('value', 1)))}"
+                )
+            last = (r.get("window") or {}).get("last")
+            return f"{text} {t('op.last_days', n=last)}" if last else text
+        if "segment" in r:
+            return f"{t('seg.kind_segment')} {r['segment']}"
+        if "person_type" in r:
+            return t.label("ptype", r["person_type"])
+        return json.dumps(r, ensure_ascii=False)
+
+    return walk(rule)
 
 
 def optional_module(name: str):
@@ -203,14 +305,21 @@ def _tag_counts(
 
 
 def _top_content(conn: sa.Connection, tenant_id: str, scope, now) -> list[dict[str, Any]]:
-    """Events that name a piece of content (``properties.content_id`` or ``title``), last 90 days."""
+    """Events that name a piece of content (``properties.content_id`` or ``title``), last 90 days,
+    each named by its title: the library's, else the title or topic the events carry."""
     e = events
     cid = sa.func.coalesce(
         sa.cast(e.c.properties["content_id"].as_string(), sa.String),
         sa.cast(e.c.properties["title"].as_string(), sa.String),
     )
+    carried = sa.func.max(
+        sa.func.coalesce(
+            sa.cast(e.c.properties["title"].as_string(), sa.String),
+            sa.cast(e.c.properties["topic"].as_string(), sa.String),
+        )
+    )
     rows = conn.execute(
-        sa.select(cid.label("c"), sa.func.count(), sa.func.count(sa.distinct(e.c.person_id)))
+        sa.select(cid.label("c"), carried, sa.func.count(), sa.func.count(sa.distinct(e.c.person_id)))
         .where(
             e.c.tenant_id == tenant_id,
             e.c.timestamp >= now - dt.timedelta(days=90),
@@ -221,16 +330,11 @@ def _top_content(conn: sa.Connection, tenant_id: str, scope, now) -> list[dict[s
         .order_by(sa.func.count().desc(), cid)
         .limit(10)
     ).all()
-    titles: dict[str, str] = {}
-    content = optional_module("content.service")
-    if content and rows:
-        try:
-            with conn.engine.connect() as own:
-                for item in content.list_items(own, tenant_id=tenant_id):
-                    titles[item["id"]] = item.get("title") or item.get("key") or item["id"]
-        except sa.exc.DBAPIError:
-            titles = {}
-    return [{"content": titles.get(c, c), "events": n, "persons": d} for c, n, d in rows]
+    titles = content_titles(conn, tenant_id=tenant_id) if rows else {}
+    return [
+        {"content": titles.get(c) or title or c, "id": c, "events": n, "persons": d}
+        for c, title, n, d in rows
+    ]
 
 
 def _journeys_glance(conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]] | None:
@@ -260,12 +364,12 @@ def _journeys_glance(conn: sa.Connection, tenant_id: str) -> list[dict[str, Any]
     return out
 
 
-def chart_options(d: dict[str, Any], t) -> dict[str, dict[str, Any]]:
+def chart_options(d: dict[str, Any], t, now: dt.datetime | None = None) -> dict[str, dict[str, Any]]:
     """ECharts options for the dashboard (built here so the page and the tests see the same data)."""
     charts: dict[str, dict[str, Any]] = {}
     ch_names = {
-        "wecom_external_userid": "企业微信 WeCom",
-        "wechat_unionid": "微信 WeChat",
+        "wecom_external_userid": t.label("channel", "wecom"),
+        "wechat_unionid": t.label("channel", "wechat"),
         "phone": t("field.phone"),
         "email": t("field.email"),
     }
@@ -284,27 +388,7 @@ def chart_options(d: dict[str, Any], t) -> dict[str, dict[str, Any]]:
         ],
     }
     if d["trend"]:
-        charts["trend"] = {
-            "tooltip": {"trigger": "axis"},
-            "legend": {"data": [t("dash.events"), t("dash.persons")]},
-            "grid": {"left": 50, "right": 20, "top": 30, "bottom": 30},
-            "xAxis": {"type": "category", "data": [w for w, _, _ in d["trend"]]},
-            "yAxis": {"type": "value"},
-            "series": [
-                {
-                    "type": "line",
-                    "name": t("dash.events"),
-                    "smooth": True,
-                    "data": [n for _, n, _ in d["trend"]],
-                },
-                {
-                    "type": "line",
-                    "name": t("dash.persons"),
-                    "smooth": True,
-                    "data": [p for _, _, p in d["trend"]],
-                },
-            ],
-        }
+        charts["trend"] = trend_chart(d["trend"], t, now or utcnow())
     if d["aipl"]:
         charts["aipl"] = {
             "tooltip": {},
@@ -312,10 +396,12 @@ def chart_options(d: dict[str, Any], t) -> dict[str, dict[str, Any]]:
                 {
                     "type": "funnel",
                     "sort": "none",
-                    "left": "10%",
-                    "width": "80%",
-                    "label": {"formatter": "{b}: {c}"},
-                    "data": [{"name": v, "value": n} for v, n in d["aipl"]],
+                    "left": "5%",
+                    "width": "62%",
+                    "minSize": "20%",
+                    "label": {"position": "right", "formatter": "{b}: {c}"},
+                    "labelLine": {"show": True},
+                    "data": [{"id": v, "name": t.label("aipl", v), "value": n} for v, n in d["aipl"]],
                 }
             ],
         }
@@ -326,7 +412,9 @@ def chart_options(d: dict[str, Any], t) -> dict[str, dict[str, Any]]:
                 {
                     "type": "pie",
                     "radius": ["40%", "70%"],
-                    "data": [{"name": v, "value": n} for v, n in d["lifecycle"]],
+                    "data": [
+                        {"id": v, "name": t.label("lifecycle", v), "value": n} for v, n in d["lifecycle"]
+                    ],
                 }
             ],
         }
@@ -334,23 +422,69 @@ def chart_options(d: dict[str, Any], t) -> dict[str, dict[str, Any]]:
     if tier:
         charts["tier"] = {
             "tooltip": {},
-            "grid": {"left": 40, "right": 20, "top": 10, "bottom": 30},
+            "grid": {"left": 40, "right": 20, "top": 26, "bottom": 30},
             "xAxis": {"type": "category", "data": [v for v, _ in tier]},
             "yAxis": {"type": "value"},
             "series": [
-                {"type": "bar", "data": [n for _, n in tier], "label": {"show": True, "position": "top"}}
+                {
+                    "type": "bar",
+                    "name": t("dash.persons"),
+                    "data": [n for _, n in tier],
+                    "label": {"show": True, "position": "top"},
+                }
             ],
         }
     if d["top_content"]:
         top = list(reversed(d["top_content"]))
         charts["top_content"] = {
             "tooltip": {},
-            "grid": {"left": 160, "right": 30, "top": 10, "bottom": 30},
+            "grid": {"left": 10, "right": 30, "top": 10, "bottom": 30, "containLabel": True},
             "xAxis": {"type": "value"},
-            "yAxis": {"type": "category", "data": [str(x["content"])[:24] for x in top]},
+            "yAxis": {
+                "type": "category",
+                "data": [str(x["content"]) for x in top],
+                "axisLabel": {"width": 210, "overflow": "truncate"},
+            },
             "series": [{"type": "bar", "name": t("dash.events"), "data": [x["events"] for x in top]}],
         }
     return charts
+
+
+def trend_chart(trend: list[tuple[str, int, int]], t, now: dt.datetime) -> dict[str, Any]:
+    """Events and persons per week. The current week has not ended, so its point is drawn dashed (a
+    series of its own, named in the legend) instead of reading as a drop."""
+    weeks = [w for w, _, _ in trend]
+    this_week = (as_utc(now).date() - dt.timedelta(days=as_utc(now).weekday())).isoformat()
+    partial = weeks[-1] == this_week
+    series: list[dict[str, Any]] = []
+    for name, idx in ((t("dash.events"), 1), (t("dash.persons"), 2)):
+        values = [row[idx] for row in trend]
+        solid = values[:-1] + [None] if partial else values
+        series.append({"type": "line", "name": name, "data": solid, "connectNulls": False})
+        if partial:
+            tail = [None] * len(values)
+            if len(values) > 1:
+                tail[-2] = values[-2]
+            tail[-1] = values[-1]
+            series.append(
+                {
+                    "type": "line",
+                    "name": t("dash.partial_week"),
+                    "data": tail,
+                    "lineStyle": {"type": "dashed"},
+                    "symbol": "emptyCircle",
+                    "itemStyle": {"color": "#98a2b3"},
+                }
+            )
+    legend = [t("dash.events"), t("dash.persons")] + ([t("dash.partial_week")] if partial else [])
+    return {
+        "tooltip": {"trigger": "axis"},
+        "legend": {"data": legend},
+        "grid": {"left": 50, "right": 20, "top": 30, "bottom": 30},
+        "xAxis": {"type": "category", "data": weeks},
+        "yAxis": {"type": "value"},
+        "series": series,
+    }
 
 
 # --- search -------------------------------------------------------------------------------------------
@@ -417,13 +551,14 @@ def search(
 CATEGORY_ORDER = {"behaviour_model": 0, "business_rule": 1, "basic": 2, "third_party": 3}
 
 
-def tag_views(tags: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+def tag_views(tags: list[dict[str, Any]], t) -> list[dict[str, Any]]:
     """The profile's tags (``profiles.get_profile``: reasons already stripped of prescription detail
-    for roles that may not read it) with a display name and a readable why."""
+    for roles that may not read it) with a display name, a readable value and a readable why."""
+    names = {tg["key"]: tg.get("name_zh") or tg.get("name_en") or tg["key"] for tg in tags}
     out = []
     for tg in tags:
         name = (
-            (tg.get("name_zh") if lang == "zh" else tg.get("name_en"))
+            (tg.get("name_zh") if t.lang == "zh" else tg.get("name_en"))
             or tg.get("name_zh")
             or tg.get("name_en")
         )
@@ -431,28 +566,31 @@ def tag_views(tags: list[dict[str, Any]], lang: str) -> list[dict[str, Any]]:
             {
                 **tg,
                 "tag_key": tg["key"],
-                "name": name or tg["key"],
-                "why": explain_reason(tg.get("reason"), lang),
+                "name": one_language(name, t.lang) if name else tg["key"],
+                "value_label": tag_value(t, tg["key"], tg.get("value")),
+                "why": explain_reason(tg.get("reason"), t, names),
             }
         )
     return sorted(out, key=lambda x: (CATEGORY_ORDER.get(x.get("category") or "", 9), x["tag_key"]))
 
 
-def score_views(scores: dict[str, dict[str, Any]], lang: str) -> list[dict[str, Any]]:
+def score_views(scores: dict[str, dict[str, Any]], t) -> list[dict[str, Any]]:
     return [
         {
             "score_key": k,
+            "label": t.label("score", k) if t.has(f"score.{k}") else k,
             "value": v.get("value"),
             "computed_at": v.get("computed_at"),
-            "why": explain_reason(v.get("reason"), lang),
+            "why": explain_reason(v.get("reason"), t),
         }
         for k, v in sorted(scores.items())
         if v.get("value") is not None
     ]
 
 
-def explain_reason(reason: Any, lang: str = "zh") -> str:
-    """A tag/score reason as one readable line (the model's own text in the user's language)."""
+def explain_reason(reason: Any, t, tag_names: dict[str, str] | None = None) -> str:
+    """A tag/score reason as one readable line: the model's own text in the reader's language, or the
+    rule that made the tag written out (never raw JSON)."""
     if reason is None:
         return ""
     if isinstance(reason, str):
@@ -461,19 +599,14 @@ def explain_reason(reason: Any, lang: str = "zh") -> str:
         except ValueError:
             return reason
     if isinstance(reason, dict):
-        text = reason.get(f"text_{lang}") or reason.get("text_en") or reason.get("text_zh")
+        text = reason.get(f"text_{t.lang}") or reason.get("text_en") or reason.get("text_zh")
         if text:
             return str(text)[:400]
         if isinstance(reason.get("rule"), dict | list):
-            return "rule " + json.dumps(reason["rule"], ensure_ascii=False, separators=(",", ":"))
-        skip = {"evaluated_at", "kind", "at", "refresh", "model"}
-        parts = [
-            f"{k}: {v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)}"
-            for k, v in reason.items()
-            if k not in skip
-        ]
-        return "; ".join(parts)[:400]
-    return json.dumps(reason, ensure_ascii=False, default=str)[:400]
+            return f"{t('common.rule')}: {describe_rule(reason['rule'], t, tag_names)}"[:400]
+        skip = {"evaluated_at", "kind", "at", "refresh", "model", "rule"}  # when, not why
+        return " · ".join(str(v) for k, v in reason.items() if k not in skip and isinstance(v, str))[:400]
+    return str(reason)[:400]
 
 
 RECORD_FIELDS = ("name", "hospital", "department", "title", "phone", "email")
@@ -528,18 +661,23 @@ def readable_timeline(
     (prescription events hidden from roles without ``prescriptions.read``)."""
 
     items: list[dict[str, Any]] = []
+    titles = content_titles(conn, tenant_id=tenant_id)
     for ev in timeline(conn, tenant_id=tenant_id, person_id=person_id, limit=limit, role=role):
         props = ev.get("properties") or {}
-        extra = ", ".join(
-            f"{k}={props[k]}" for k in ("title", "content_id", "channel", "url") if props.get(k)
-        )
         what = ev.get("event") or ev.get("name") or ev["type"]
+        if t.has(f"event.{what}"):
+            what = t.label("event", what)
+        title = props.get("title") or props.get("topic") or titles.get(str(props.get("content_id") or ""))
+        extra = [str(title)] if title else []
+        if props.get("channel"):
+            extra.append(t.label("channel", props["channel"]))
         items.append(
             {
                 "at": ev["timestamp"],
                 "kind": "event",
                 "label": t("tl.event"),
-                "text": f"{what} {extra}".strip(),
+                "text": " · ".join([str(what), *extra]),
+                "ref": props.get("content_id"),
             }
         )
     for r in records[:limit]:
@@ -548,7 +686,9 @@ def readable_timeline(
                 "at": r["received_at"],
                 "kind": "record",
                 "label": t("tl.record"),
-                "text": f"{r['source']} · {r.get('record_key') or ''}",
+                "text": "",
+                "data": r["source"],
+                "ref": r.get("record_key"),
             }
         )
     # tag, segment, identity changes and sends: one UNION ALL query (each part newest first, capped)
@@ -583,18 +723,30 @@ def readable_timeline(
             ).where(sends.c.tenant_id == tenant_id, sends.c.person_id == person_id)
         )
     union = sa.union_all(*parts).subquery()
+    tag_names = {
+        k: one_language(zh if t.lang == "zh" else (en or zh), t.lang) if (zh or en) else k
+        for k, zh, en in conn.execute(
+            sa.select(tag_definitions.c.key, tag_definitions.c.name_zh, tag_definitions.c.name_en).where(
+                tag_definitions.c.tenant_id == tenant_id
+            )
+        )
+    }
     for at, kind, a, b, c in conn.execute(sa.select(union).order_by(union.c.at.desc()).limit(limit)):
         if kind == "tag":
-            item = {"label": t("tl.tag"), "text": f"{a}: {b or '∅'} → {c or '∅'}"}
+            old, new = (tag_value(t, a, v) if v is not None else "∅" for v in (b, c))
+            item = {"label": t("tl.tag"), "text": f"{tag_names.get(a, a)}: {old or '∅'} → {new or '∅'}"}
         elif kind == "segment":
             item = {
                 "label": t("tl.segment"),
-                "text": f"{t('tl.entered') if a == 'entered' else t('tl.exited')} {b}",
+                "text": f"{t('tl.entered') if a == 'entered' else t('tl.exited')} {one_language(b, t.lang)}",
             }
         elif kind == "identity":
-            item = {"label": t("tl.identity"), "text": f"{a} ({b})"}
+            item = {"label": t("tl.identity"), "text": t.label("pchange", a), "ref": b}
         else:
-            item = {"label": a or "send", "text": " · ".join(str(x) for x in (a, b, c) if x)}
+            parts = [t.label("channel", a), t.label("status", b)]
+            if c:
+                parts.append(t.label("block", c))
+            item = {"label": t("tl.send"), "text": " · ".join(p for p in parts if p)}
         items.append({"at": at, "kind": kind, **item})
 
     def key(x: dict[str, Any]):
@@ -604,6 +756,19 @@ def readable_timeline(
         return as_utc(at)
 
     return sorted(items, key=key, reverse=True)[:limit]
+
+
+def content_titles(conn: sa.Connection, *, tenant_id: str) -> dict[str, str]:
+    """Content item id and key → title, where the content library is installed."""
+    items = table(conn, "content_items")
+    if items is None:
+        return {}
+    out: dict[str, str] = {}
+    for cid, key, title in conn.execute(
+        sa.select(items.c.id, items.c.key, items.c.title).where(items.c.tenant_id == tenant_id)
+    ):
+        out[cid] = out[key] = title or key
+    return out
 
 
 def content_performance(conn: sa.Connection, *, tenant_id: str) -> dict[str, dict[str, int]]:

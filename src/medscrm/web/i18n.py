@@ -7,6 +7,14 @@ The language is kept in the ``medscrm_lang`` cookie (``/lang/zh`` or ``/lang/en`
 
 from __future__ import annotations
 
+import logging
+
+from markupsafe import Markup
+
+from medscrm.web.i18n_labels import LABELS
+
+log = logging.getLogger("medscrm.web")
+
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"
 LANG_COOKIE = "medscrm_lang"
@@ -353,7 +361,7 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "audit.action": ("操作", "Action"),
     "audit.object": ("对象", "Object"),
     "audit.detail": ("详情", "Detail"),
-    "audit.filter_action": ("操作前缀，如 profile.", "Action prefix, e.g. profile."),
+    "audit.filter_action": ("操作代码前缀", "Action code prefix, e.g. profile."),
     "audit.filter_actor": ("操作人", "Actor"),
     # journeys and content
     "jr.title": ("旅程", "Journeys"),
@@ -394,6 +402,8 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "ct.empty": ("内容库是空的", "The content library is empty"),
 }
 
+_CATALOGUE.update(LABELS)
+
 MESSAGES: dict[str, dict[str, str]] = {
     lang: {k: v[i] for k, v in _CATALOGUE.items()} for i, lang in enumerate(LANGS)
 }
@@ -403,11 +413,54 @@ def pick_lang(value: str | None) -> str:
     return value if value in LANGS else DEFAULT_LANG
 
 
-def translator(lang: str):
-    cat = MESSAGES[pick_lang(lang)]
+#: Keys asked for and not in the catalogue (the console's language test fails on any); each is logged once.
+MISSING: set[str] = set()
 
-    def t(key: str, **kw: object) -> str:
-        text = cat.get(key, key)
+
+class Translator:
+    """``t(key, **kw)`` in one language; a missing key shows as the key itself and is recorded in
+    :data:`MISSING`. ``t.label(group, code)`` names a code (a field, operator, status, reason …)
+    through the key ``group.code``."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = pick_lang(lang)
+        self._cat = MESSAGES[self.lang]
+
+    def has(self, key: str) -> bool:
+        return key in self._cat
+
+    def __call__(self, key: str, **kw: object) -> str:
+        text = self._cat.get(key)
+        if text is None:
+            if key not in MISSING:
+                log.warning("console text %r is not in the catalogue", key)
+                MISSING.add(key)
+            text = key
         return text.format(**kw) if kw else text
 
-    return t
+    def label(self, group: str, code: object) -> str:
+        """The label of ``code`` in ``group`` (``op``/``gte`` → 大于等于); the code itself if unknown."""
+        if code is None or code == "":
+            return ""
+        key = f"{group}.{code}"
+        text = self._cat.get(key)
+        if text is None:
+            if key not in MISSING:
+                log.warning("console label %r is not in the catalogue", key)
+                MISSING.add(key)
+            return str(code)
+        return text
+
+    def markup(self, key: str, **kw: object) -> Markup:
+        """``t(key, **kw)`` as HTML: the catalogue text is trusted, the values are escaped unless they
+        are :class:`Markup` themselves (e.g. a data value marked ``translate="no"``)."""
+        return Markup(self(key)).format(**kw)
+
+    def labels(self, group: str) -> dict[str, str]:
+        """Every label of ``group`` (code → text), for the browser side."""
+        prefix = group + "."
+        return {k[len(prefix) :]: v for k, v in self._cat.items() if k.startswith(prefix)}
+
+
+def translator(lang: str) -> Translator:
+    return Translator(lang)

@@ -23,7 +23,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from markupsafe import escape
+from markupsafe import Markup, escape
 
 from medscrm import access
 from medscrm.common import MedscrmError, NotFound
@@ -57,6 +57,9 @@ def _fmt_dt(value: Any) -> str:
 
 
 _env.filters["dt"] = _fmt_dt
+_env.filters["one_language"] = data.one_language
+_env.globals["field_label"] = data.field_label
+_env.globals["data_value"] = lambda v: Markup('<span translate="no">{}</span>').format(v)  # never translated
 _STATIC_VERSION = str(int(max((p.stat().st_mtime for p in STATIC.rglob("*") if p.is_file()), default=0)))
 
 

@@ -15,6 +15,17 @@ from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _is_htmx,
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
+#: The engine's reasons for a decision (``identity.explain``) → their label keys (``idwhy.*``).
+WHY_CODES = {
+    "high score but the names disagree": "names_disagree",
+    "name-only match: no corroborating hospital/phone/e-mail/identifier": "name_only",
+    "nickname or missing name without a strong identifier": "weak_name",
+    "score above the auto-merge threshold with corroboration": "auto",
+    "score in the review band": "review_band",
+    "score below the review band": "below",
+    "high score held back by a precision guard": "guarded",
+}
+
 
 # --- identity review -------------------------------------------------------------------------------------
 REVIEW_FIELDS = ("name", "gender", "hospital", "department", "title", "city", "phone", "email", "license_no")
@@ -53,7 +64,7 @@ def _pair_view(pair: dict[str, Any], role: str) -> dict[str, Any]:
         "rows": rows,
         "source_a": (pair.get("a") or {}).get("source"),
         "source_b": (pair.get("b") or {}).get("source"),
-        "why": detail.get("reason"),
+        "why": WHY_CODES.get((detail.get("reason") or "").split(";")[0], detail.get("reason")),
     }
 
 

@@ -5,6 +5,7 @@ The pages exist where the journeys module is installed.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -30,6 +31,9 @@ def _journeys_svc(ctx: Ctx):
     return svc
 
 
+GRAPH_PAD_X, GRAPH_PAD_TOP, GRAPH_PAD_BOTTOM = 110, 50, 80  # half a box, room for the legend
+
+
 def journey_graph(definition: dict[str, Any], stats: list[dict[str, Any]], t) -> dict[str, Any]:
     """An ECharts graph of the journey: steps laid out by depth from the entry, edges labelled by the
     field that makes them (next, then, else, on_blocked, branches[i].next), per-step figures on nodes."""
@@ -49,34 +53,45 @@ def journey_graph(definition: dict[str, Any], stats: list[dict[str, Any]], t) ->
         depth.setdefault(s.id, max(depth.values(), default=0) + 1)
     rows: dict[int, int] = {}
     nodes = []
+    lang = getattr(t, "lang", "zh")
     for s in journey.steps:
         d = depth[s.id]
         row = rows.get(d, 0)
         rows[d] = row + 1
         st = by_id.get(s.id, {})
         blocked = sum((st.get("blocked") or {}).values())
-        label = f"{s.name or s.id}\n{s.type}"
+        kind = t.label("step", s.type)
+        label = f"{data.one_language(s.name, lang) if s.name else kind}\n{kind}"
         figures = f"{t('jr.entered')} {st.get('entered', 0)} · {t('jr.waiting')} {st.get('waiting', 0)}"
         if s.type == "send":
             figures += f"\n{t('jr.sent')} {st.get('sent', 0)} · {t('jr.blocked')} {blocked}"
         nodes.append(
             {
                 "id": s.id,
-                "name": s.id,
-                "x": d * 260,
-                "y": row * 120,
+                "name": data.one_language(s.name, lang) if s.name else kind,
+                "x": d * 300,
+                "y": row * 180,
                 "value": st.get("entered", 0),
                 "label": {"show": True, "formatter": f"{label}\n{figures}"},
-                "category": s.type,
+                "category": kind,
             }
         )
     links = [
-        {"source": sid, "target": nxt, "label": {"show": field != "next", "formatter": field}}
+        {
+            "source": sid,
+            "target": nxt,
+            "label": {"show": field != "next", "formatter": edge_label(field, t)},
+        }
         for sid, targets in edges.items()
         for field, nxt in targets
     ]
-    types = sorted({s.type for s in journey.steps})
+    types = sorted({t.label("step", s.type) for s in journey.steps})
+    # drawn at scale 1 (the page scrolls sideways for a long journey): fitted into the card, a long
+    # chain of steps shrank until its boxes and edge labels overlapped
+    width = max(n["x"] for n in nodes) + 2 * GRAPH_PAD_X
+    height = max(n["y"] for n in nodes) + GRAPH_PAD_TOP + GRAPH_PAD_BOTTOM
     return {
+        "size": {"width": width, "height": height},
         "tooltip": {},
         "legend": {"data": types, "bottom": 0},
         "series": [
@@ -84,19 +99,37 @@ def journey_graph(definition: dict[str, Any], stats: list[dict[str, Any]], t) ->
                 "type": "graph",
                 "layout": "none",
                 "roam": True,
+                "left": GRAPH_PAD_X,
+                "right": GRAPH_PAD_X,
+                "top": GRAPH_PAD_TOP,
+                "bottom": GRAPH_PAD_BOTTOM,
                 "symbol": "roundRect",
                 "symbolSize": [190, 70],
                 "edgeSymbol": ["none", "arrow"],
                 "edgeSymbolSize": 9,
                 "categories": [{"name": n} for n in types],
                 "label": {"fontSize": 11, "lineHeight": 15},
-                "edgeLabel": {"fontSize": 11},
+                "edgeLabel": {
+                    "fontSize": 11,
+                    "position": "middle",
+                    "backgroundColor": "#fff",
+                    "padding": [1, 4],
+                    "borderRadius": 3,
+                },
                 "lineStyle": {"width": 1.5, "curveness": 0.15},
                 "data": nodes,
                 "links": links,
             }
         ],
     }
+
+
+def edge_label(field: str, t) -> str:
+    """What an edge of the graph means, in words: yes / no / if blocked / branch N."""
+    m = re.fullmatch(r"branches\[(\d+)\]\.next", field)
+    if m:
+        return t("edge.branch", n=int(m.group(1)) + 1)
+    return t.label("edge", field) if field != "next" else ""
 
 
 @router.get("/journeys")

@@ -90,11 +90,11 @@ def profile(ctx: Page, person_id: str) -> Response:
         timeline = data.readable_timeline(
             conn, tenant_id=ctx.tenant_id, person_id=person["id"], records=records, t=ctx.t, role=ctx.role
         )
-    tags = data.tag_views(prof.get("tags") or [], ctx.lang)
-    scores = data.score_views(prof.get("scores") or {}, ctx.lang)
+    tags = data.tag_views(prof.get("tags") or [], ctx.t)
+    scores = data.score_views(prof.get("scores") or {}, ctx.t)
     stage_info = prof.get("stage") or {}
     tier = prof.get("tier") or prof["attributes"].get("crm_tier")
-    stage = [stage_info[k] for k in ("aipl", "lifecycle") if stage_info.get(k)]
+    stage = [ctx.t.label(k, stage_info[k]) for k in ("aipl", "lifecycle") if stage_info.get(k)]
     return render(
         ctx,
         "profile.html",

@@ -7,15 +7,16 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Form
-from fastapi.responses import Response
+from fastapi import APIRouter, Form, Query
+from fastapi.responses import JSONResponse, Response
 
 from medscrm import access
 from medscrm.accounts import service as accounts
-from medscrm.db.schema import events, persons
-from medscrm.rules import RuleError
-from medscrm.segments import service as segs
-from medscrm.tags.service import rule_context
+from medscrm.common import InvalidInput
+from medscrm.db.schema import persons
+from medscrm.rules.validate import KEY_RE
+from medscrm.schema.person import IDENTIFYING_FIELDS
+from medscrm.web import rule_text
 from medscrm.web.auth import Ctx, Forbidden
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, render
 
@@ -46,8 +47,9 @@ def node_paths(rule: Any, path: str = "") -> list[str]:
     return out
 
 
-def problems_by_node(rule: Any, problems: list[dict[str, str]]) -> dict[str, list[str]]:
-    """Each problem placed at the deepest node whose path prefixes the problem's path."""
+def problems_by_node(rule: Any, problems: list[dict[str, str]], t=None) -> dict[str, list[str]]:
+    """Each problem placed at the deepest node whose path prefixes the problem's path (in the reader's
+    language when a translator ``t`` is given)."""
     nodes = sorted(set(node_paths(rule)), key=len, reverse=True)
     out: dict[str, list[str]] = {}
     for prob in problems:
@@ -57,11 +59,20 @@ def problems_by_node(rule: Any, problems: list[dict[str, str]]) -> dict[str, lis
             "",
         )
         detail = path[len(where) :].lstrip(".")
-        out.setdefault(where, []).append(f"{detail}: {prob['reason']}" if detail else prob["reason"])
+        reason = rule_text.problem(prob["reason"], t) if t else prob["reason"]
+        if detail and t:
+            detail = rule_text.path(detail, t)
+        out.setdefault(where, []).append(f"{detail}: {reason}" if detail else reason)
     return out
 
 
-def _builder_meta(conn: sa.Connection, tenant_id: str) -> dict[str, Any]:
+def _builder_meta(conn: sa.Connection, tenant_id: str, t) -> dict[str, Any]:
+    """What the builder offers (fields with their types, tags, segments, events) and how each is
+    named in the reader's language (codes stay the values; labels are what the reader sees)."""
+    from medscrm.db.schema import events, segments, tag_definitions
+    from medscrm.tags.service import rule_context
+    from medscrm.web import data
+
     rc = rule_context(conn, tenant_id=tenant_id)
     ev_names = list(
         conn.execute(
@@ -72,12 +83,40 @@ def _builder_meta(conn: sa.Connection, tenant_id: str) -> dict[str, Any]:
             .limit(200)
         ).scalars()
     )
-    return {"fields": rc.fields, "tags": rc.tags, "segments": sorted(rc.segments), "events": ev_names}
+    tag_names = {
+        k: data.one_language((zh if t.lang == "zh" else en) or zh or en or k, t.lang)
+        for k, zh, en in conn.execute(
+            sa.select(tag_definitions.c.key, tag_definitions.c.name_zh, tag_definitions.c.name_en).where(
+                tag_definitions.c.tenant_id == tenant_id
+            )
+        )
+    }
+    seg_names = {
+        k: data.one_language(n or k, t.lang)
+        for k, n in conn.execute(
+            sa.select(segments.c.key, segments.c.name).where(segments.c.tenant_id == tenant_id)
+        )
+    }
+    return {
+        "fields": rc.fields,
+        "tags": rc.tags,
+        "segments": sorted(rc.segments),
+        "events": ev_names,
+        "labels": {
+            "fields": {f: data.field_label(t, f) for f in rc.fields},
+            "ops": t.labels("op"),
+            "tags": {k: tag_names.get(k, k) for k in rc.tags},
+            "segments": {k: seg_names.get(k, k) for k in rc.segments},
+            "events": {e: t.label("event", e) for e in ev_names if t.has(f"event.{e}")},
+            "ptype": t.labels("ptype"),
+        },
+    }
 
 
 @router.get("/segments")
 def segments_list(ctx: Page) -> Response:
     _seg_ctx(ctx)
+    from medscrm.segments import service as segs
 
     with _engine(ctx.request).connect() as conn:
         rows = segs.list_segments(conn, tenant_id=ctx.tenant_id)
@@ -86,7 +125,7 @@ def segments_list(ctx: Page) -> Response:
 
 def _builder(ctx: Ctx, *, seg: dict[str, Any] | None, rule: Any, status: int = 200, **kw: Any) -> Response:
     with _engine(ctx.request).connect() as conn:
-        meta = _builder_meta(conn, ctx.tenant_id)
+        meta = _builder_meta(conn, ctx.tenant_id, ctx.t)
     return render(
         ctx,
         "segment_builder.html",
@@ -105,9 +144,48 @@ def segment_new(ctx: Page) -> Response:
     return _builder(ctx, seg=None, rule={"and": []}, problems={}, field_errors={}, form={})
 
 
+#: Attributes whose values the builder never suggests: they identify a person (PIPL).
+_NO_SUGGESTIONS = {*IDENTIFYING_FIELDS, *access.EXTRA_PII, "owner_rep", "rep_userid"}
+
+
+@router.get("/segments/values")
+def segment_values(
+    ctx: Page,
+    field: Annotated[str, Query(min_length=1, max_length=100)],
+    q: Annotated[str, Query(max_length=100)] = "",
+) -> Response:
+    """The most frequent values of ``field`` in the tenant's golden records (optionally containing
+    ``q``), with how many persons hold each: the builder's value suggestions. Identifying and other
+    PII attributes suggest nothing."""
+    _seg_ctx(ctx)
+    if not KEY_RE.match(field):
+        raise InvalidInput("field", f"{field[:40]!r} is not an attribute name")
+    values: list[dict[str, Any]] = []
+    if field not in _NO_SUGGESTIONS:
+        col = sa.cast(persons.c.attributes[field].as_string(), sa.String)
+        stmt = (
+            sa.select(col, sa.func.count())
+            .where(persons.c.tenant_id == ctx.tenant_id, persons.c.status == "active", col.is_not(None))
+            .group_by(col)
+            .order_by(sa.func.count().desc(), col)
+            .limit(20)
+        )
+        if q.strip():
+            stmt = stmt.where(col.icontains(q.strip(), autoescape=True))
+        with _engine(ctx.request).connect() as conn:
+            values = [{"value": v, "count": int(n)} for v, n in conn.execute(stmt) if v != ""]
+    from medscrm.web import data
+
+    return JSONResponse(
+        {"field": field, "label": data.field_label(ctx.t, field), "values": values},
+        headers={"Cache-Control": "private, max-age=30"},
+    )
+
+
 @router.get("/segments/{key}")
 def segment_edit(ctx: Page, key: str) -> Response:
     _seg_ctx(ctx)
+    from medscrm.segments import service as segs
 
     with _engine(ctx.request).connect() as conn:
         seg = segs.get(conn, tenant_id=ctx.tenant_id, key=key)
@@ -134,15 +212,20 @@ def _parse_rule(text: str) -> tuple[Any, list[dict[str, str]]]:
 @router.post("/segments/preview")
 def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Response:
     _seg_ctx(ctx)
+    from medscrm.rules import RuleError, normalisations
+    from medscrm.segments import service as segs
 
     parsed, problems = _parse_rule(rule)
-    result, sample = None, []
+    result, sample, normalised = None, [], []
+    if parsed in ({"and": []}, {"or": []}):  # a new rule without conditions yet: a hint, not an error
+        return render(ctx, "segment_preview.html", result=None, sample=[], problems={}, empty=True)
     if not problems:
         with _engine(ctx.request).connect() as conn:
             try:
                 result = segs.preview(conn, tenant_id=ctx.tenant_id, rule=parsed, sample=10)
             except RuleError as exc:
                 problems = exc.as_list()
+            normalised = normalisations(parsed, segs.context(conn, tenant_id=ctx.tenant_id))
             if result and result["sample"]:
                 rows = conn.execute(
                     sa.select(persons.c.id, persons.c.attributes).where(
@@ -157,7 +240,8 @@ def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Re
         "segment_preview.html",
         result=result,
         sample=sample,
-        problems=problems_by_node(parsed, problems) if problems else {},
+        normalised=normalised,
+        problems=problems_by_node(parsed, problems, ctx.t) if problems else {},
     )
 
 
@@ -173,6 +257,8 @@ def segment_save(
 ) -> Response:
     _seg_ctx(ctx)
     ctx.require("data.import")
+    from medscrm.rules import RuleError
+    from medscrm.segments import service as segs
 
     parsed, problems = _parse_rule(rule)
     form = {"key": key, "name": name, "kind": kind}
@@ -209,7 +295,7 @@ def segment_save(
             problems = []
             for p in exc.as_list():
                 if p["path"] in ("key", "kind", "name"):
-                    field_errors.setdefault(p["path"], []).append(p["reason"])
+                    field_errors.setdefault(p["path"], []).append(rule_text.problem(p["reason"], ctx.t))
                 else:
                     problems.append(
                         {"path": p["path"].removeprefix("rule.").removeprefix("rule"), "reason": p["reason"]}
@@ -223,7 +309,7 @@ def segment_save(
         seg=seg,
         rule=parsed if parsed is not None else {"and": []},
         status=422,
-        problems=problems_by_node(parsed, problems) if problems else {},
+        problems=problems_by_node(parsed, problems, ctx.t) if problems else {},
         field_errors=field_errors,
         form=form,
         error=ctx.t("seg.invalid"),
@@ -233,6 +319,7 @@ def segment_save(
 @router.get("/segments/{key}/export.csv")
 def segment_export(ctx: Page, key: str) -> Response:
     _seg_ctx(ctx)
+    from medscrm.segments import service as segs
 
     with _engine(ctx.request).begin() as conn:
         text = segs.export_csv(conn, tenant_id=ctx.tenant_id, key=key, role=ctx.role)

@@ -168,6 +168,31 @@
     });
   };
 
+  // --- value suggestions: the distinct values of the field in the data (GET /segments/values) ------
+  Builder.prototype.suggest = function (input, node) {
+    var id = "values-" + node.name;
+    input.setAttribute("list", id);
+    input.setAttribute("autocomplete", "off");
+    var self = this;
+    this.valueLists = this.valueLists || {};
+    var fill = function (q) {
+      var url = "/segments/values?field=" + encodeURIComponent(node.name) + "&q=" + encodeURIComponent(q || "");
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : { values: [] }; })
+        .then(function (res) {
+          var dl = document.getElementById(id);
+          if (!dl) { dl = el("datalist", { id: id }); document.body.appendChild(dl); }
+          dl.innerHTML = "";
+          (res.values || []).forEach(function (v) {
+            dl.appendChild(el("option", { value: v.value, label: v.count !== undefined ? v.value + " (" + v.count + ")" : v.value }));
+          });
+          self.valueLists[node.name] = res.values || [];
+        });
+    };
+    input.addEventListener("focus", function () { fill(input.value.split(/[,，、]/).pop().trim()); });
+    input.addEventListener("input", function () { fill(input.value.split(/[,，、]/).pop().trim()); });
+  };
+
   Builder.prototype.showProblems = function (problems) {
     this.root.querySelectorAll(".node-err").forEach(function (e) { e.textContent = ""; });
     this.root.querySelectorAll(".has-err").forEach(function (e) { e.classList.remove("has-err"); });
@@ -189,7 +214,7 @@
   };
 
   Builder.prototype.renderNode = function (node, parent) {
-    var self = this, T = this.T;
+    var self = this, T = this.T, L = this.meta.labels;
     if (node.type === "group") {
       var box = el("div", { "class": "group" + (node.not ? " negated" : ""), "data-node": "group" });
       var head = el("div", { "class": "group-head" }, [
@@ -222,26 +247,31 @@
     }, "cond-kind"));
     var upd = function (k) { return function (e) { node[k] = e.target.value; self.changed(false); }; };
     if (node.kind === "attr" || node.kind === "tag") {
-      var names = Object.keys(node.kind === "attr" ? this.meta.fields : this.meta.tags).sort();
+      var names = Object.keys(node.kind === "attr" ? this.meta.fields : this.meta.tags);
       if (node.name && names.indexOf(node.name) < 0) names.unshift(node.name);
-      row.appendChild(select(names, node.name, function (v) { node.name = v; self.changed(true); }, "cond-name"));
+      var nameLabels = node.kind === "attr" ? L.fields : L.tags;
+      var named = names.map(function (n) { return [n, nameLabels[n] || n]; });
+      named.sort(function (a, b) { return a[1].localeCompare(b[1], document.documentElement.lang); });
+      row.appendChild(select(named, node.name, function (v) { node.name = v; self.changed(true); }, "cond-name"));
       var ops = OPS[this.typeOf(node)] || OPS.string;
-      row.appendChild(select(ops, node.op, function (v) { node.op = v; self.changed(true); }, "cond-op"));
+      row.appendChild(select(ops.map(function (o) { return [o, L.ops[o] || o]; }), node.op, function (v) { node.op = v; self.changed(true); }, "cond-op"));
       if (node.op !== "exists" && node.op !== "not_exists") {
         var val = Array.isArray(node.value) ? node.value.join(", ") : (node.value === undefined ? "" : node.value);
-        row.appendChild(el("input", { "class": "val cond-value", value: val, oninput: upd("value") }));
+        var input = el("input", { "class": "val cond-value", value: val, placeholder: T.value_placeholder, oninput: upd("value") });
+        row.appendChild(input);
+        if (node.kind === "attr") this.suggest(input, node);
       }
     } else if (node.kind === "event" || node.kind === "did_not") {
-      row.appendChild(el("input", { "class": "cond-name", list: "event-names", value: node.name || "", placeholder: "Webinar Attended", oninput: upd("name") }));
+      row.appendChild(el("input", { "class": "cond-name", list: "event-names", value: node.name || "", placeholder: T.event_placeholder, oninput: upd("name") }));
       if (node.kind === "event") {
-        row.appendChild(select(OPS.measure, node.op, function (v) { node.op = v; self.changed(false); }, "cond-op"));
+        row.appendChild(select(OPS.measure.map(function (o) { return [o, L.ops[o] || o]; }), node.op, function (v) { node.op = v; self.changed(false); }, "cond-op"));
         row.appendChild(el("input", { "class": "cond-value", type: "text", size: 4, value: node.value === undefined ? "" : node.value, oninput: upd("value") }));
       }
       row.appendChild(el("input", { "class": "cond-days", type: "number", min: 1, placeholder: T.last_days, value: node.days || "", oninput: upd("days") }));
     } else if (node.kind === "segment") {
-      row.appendChild(select(this.meta.segments, node.name, function (v) { node.name = v; self.changed(false); }, "cond-name"));
+      row.appendChild(select(this.meta.segments.map(function (k) { return [k, L.segments[k] || k]; }), node.name, function (v) { node.name = v; self.changed(false); }, "cond-name"));
     } else if (node.kind === "person_type") {
-      row.appendChild(select(["hcp", "patient"], node.name, function (v) { node.name = v; self.changed(false); }, "cond-name"));
+      row.appendChild(select([["hcp", L.ptype.hcp], ["patient", L.ptype.patient]], node.name, function (v) { node.name = v; self.changed(false); }, "cond-name"));
     } else {
       row.appendChild(el("code", { text: JSON.stringify(node.raw) }));
     }
@@ -256,7 +286,8 @@
     var root = document.getElementById("builder");
     if (!root) return;
     var dl = el("datalist", { id: "event-names" });
-    JSON.parse(document.getElementById("builder-meta").textContent).events.forEach(function (n) { dl.appendChild(el("option", { value: n })); });
+    var meta = JSON.parse(document.getElementById("builder-meta").textContent);
+    meta.events.forEach(function (n) { dl.appendChild(el("option", { value: n, label: meta.labels.events[n] || n })); });
     document.body.appendChild(dl);
     var b = new Builder(root);
     window.medscrmBuilder = b;
