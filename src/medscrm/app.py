@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 
 from medscrm import __version__
 from medscrm.api import collect, core, observe
+from medscrm.api import dsr as dsr_api
 from medscrm.api import events as events_api
 from medscrm.api import journeys as journeys_api
 from medscrm.api import outreach as outreach_api
@@ -244,6 +245,7 @@ def create_app(
     app.include_router(scores_api.router)  # scores, behaviour tags, micro-segments
     app.include_router(journeys_api.router)  # journeys
     app.include_router(webhooks_api.router)
+    app.include_router(dsr_api.router)  # data-subject requests (PIPL)
     app.include_router(outreach_api.router)  # content, consents, sends, tracked links
     app.include_router(web_routes.router)  # the web console at /
     declare_body_errors(app)

@@ -108,6 +108,15 @@ API: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): "webhooks.manage",
     ("POST", "/api/v1/webhooks/{subscription_id}/replay"): "webhooks.manage",
     ("POST", "/api/v1/webhooks/{subscription_id}/ping"): "webhooks.manage",
+    ("POST", "/api/v1/dsr/lookup"): "privacy.manage",
+    ("POST", "/api/v1/dsr/export"): "privacy.manage",
+    ("POST", "/api/v1/dsr/erase"): "privacy.manage",
+    ("POST", "/api/v1/dsr/correct"): "privacy.manage",
+    ("POST", "/api/v1/dsr/restrict"): "privacy.manage",
+    ("POST", "/api/v1/dsr/hold"): "privacy.manage",
+    ("GET", "/api/v1/dsr/requests"): "privacy.manage",
+    ("GET", "/api/v1/dsr/requests/{request_id}"): "privacy.manage",
+    ("GET", "/api/v1/dsr/requests/{request_id}/certificate"): "privacy.manage",
 }
 
 #: every POST route of the console: (method, path) -> the permission it checks (``ctx.require``)
@@ -124,6 +133,11 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/quarantine/{entry_id}/replay"): "quarantine.manage",
     ("POST", "/quarantine/replay"): "quarantine.manage",
     ("POST", "/journeys/{key}/{action}"): "data.import",
+    ("POST", "/privacy/lookup"): "privacy.manage",
+    ("POST", "/privacy/export"): "privacy.manage",
+    ("POST", "/privacy/restrict"): "privacy.manage",
+    ("POST", "/privacy/hold"): "privacy.manage",
+    ("POST", "/privacy/erase"): "privacy.manage",
     ("POST", "/webhooks"): "webhooks.manage",
     ("POST", "/webhooks/{subscription_id}/{action}"): "webhooks.manage",
     ("POST", "/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): "webhooks.manage",
@@ -146,6 +160,12 @@ BODIES: dict[tuple[str, str], object] = {
     ("PUT", "/api/v1/outreach/policy"): {},
     # a public address given as an IP: no DNS look-up in the test
     ("POST", "/api/v1/webhooks"): {"url": "https://93.184.215.14/hook"},
+    ("POST", "/api/v1/dsr/lookup"): {"identifier": "nobody"},
+    ("POST", "/api/v1/dsr/export"): {"identifier": "nobody"},
+    ("POST", "/api/v1/dsr/erase"): {"identifier": "nobody", "confirm": True},
+    ("POST", "/api/v1/dsr/correct"): {"identifier": "nobody", "field": "hospital", "value": "x"},
+    ("POST", "/api/v1/dsr/restrict"): {"identifier": "nobody", "reason": "r"},
+    ("POST", "/api/v1/dsr/hold"): {"identifier": "nobody", "reason": "r"},
 }
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}

@@ -20,7 +20,17 @@ from medscrm.web.i18n import MESSAGES
 from medscrm.web.routes.segments import node_paths, problems_by_node
 from web.conftest import csrf_of
 
-PAGES = ("/", "/hcps", "/identity", "/segments", "/segments/new", "/imports", "/audit", "/webhooks")
+PAGES = (
+    "/",
+    "/hcps",
+    "/identity",
+    "/segments",
+    "/segments/new",
+    "/imports",
+    "/audit",
+    "/webhooks",
+    "/privacy",
+)
 TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "medscrm" / "web" / "templates"
 
 

@@ -19,6 +19,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "consent.manage",
             "content.withdraw",
             "webhooks.manage",
+            "privacy.manage",
         }
     ),
     "marketer": frozenset(
@@ -37,7 +38,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Reps may not see per-HCP prescription volume (医药代表备案管理办法, 2020). They message and record
     # the consents of their own HCPs only (the API scopes every person a rep names to the rep's own).
     "rep": frozenset({"data.read", "pii.read.own", "outreach.send", "consent.manage"}),
-    # Compliance reviews content (MLR) and may pull it; it does not send.
+    # Compliance reviews content (MLR) and may pull it; it does not send. The DPO sits here: data-subject
+    # requests (export, correct, erase, restrict, legal hold) need privacy.manage.
     "compliance": frozenset(
         {
             "data.read",
@@ -47,6 +49,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "consent.manage",
             "content.review",
             "content.withdraw",
+            "privacy.manage",
         }
     ),
 }

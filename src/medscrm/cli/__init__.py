@@ -23,6 +23,7 @@ from medscrm.cli import (
     content,
     db,
     devtools,
+    dsr,
     events,
     identity,
     imports,
@@ -69,6 +70,7 @@ content.register(app)  # content library
 outreach.register(app)  # consents, do-not-contact, channels, sends, outreach-policy
 app.add_typer(webhooks.app, name="webhooks")  # outbound event subscriptions
 app.add_typer(devtools.app, name="devtools")  # local provider stand-ins: inbox
+app.add_typer(dsr.app, name="dsr")  # data-subject requests (PIPL Arts. 44–47)
 
 
 def main() -> None:  # pragma: no cover

@@ -53,6 +53,8 @@ def print_report(report, *, show: int = 20) -> None:
     t.add_row("[green]imported / 导入[/]", f"{report.rows_accepted:,}")
     t.add_row("duplicates / 重复", f"{report.rows_duplicate:,}")
     t.add_row("[red]quarantined / 隔离[/]", f"{report.rows_rejected:,}")
+    if report.rows_suppressed:
+        t.add_row("suppressed (erased persons) / 已删除主体", f"{report.rows_suppressed:,}")
     console.print(Panel(t, title=f"import {report.import_id}"))
     for w in report.warnings:
         console.print(f"[yellow]warning:[/] {w}")

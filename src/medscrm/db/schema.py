@@ -407,6 +407,7 @@ segment_history = sa.Table(
     sa.Column("change", sa.String(16), nullable=False),  # entered, exited
     sa.Column("changed_at", TS, nullable=False),
     sa.Index(None, "tenant_id", "segment_id", "changed_at"),
+    sa.Index(None, "tenant_id", "person_id"),
 )
 
 # --- HCP360 scores, stages, behaviour, micro-segments (migration 0004) ---
@@ -594,6 +595,7 @@ tracked_links = sa.Table(
     sa.Column("content_id", sa.String(40)),
     sa.Column("url", sa.String(2000)),
     sa.Column("created_at", TS, nullable=False),
+    sa.Index(None, "tenant_id", "person_id"),
 )
 
 # --- journeys: definitions, versions, enrollments, steps (migration 0006) ---
@@ -656,6 +658,7 @@ journey_enrollments = sa.Table(
     sa.Column("finished_at", TS),
     sa.Index(None, "status", "next_run_at"),
     sa.Index(None, "tenant_id", "journey_id", "person_id"),
+    sa.Index(None, "tenant_id", "person_id"),
     sa.UniqueConstraint("tenant_id", "journey_id", "trigger_ref"),
 )
 
@@ -681,6 +684,7 @@ journey_step_runs = sa.Table(
     sa.Column("executed_at", TS, nullable=False),
     sa.UniqueConstraint("tenant_id", "idempotency_key"),
     sa.Index(None, "tenant_id", "journey_id", "step_id"),
+    sa.Index(None, "tenant_id", "person_id"),
 )
 
 #: Trigger cursors: the watermark of events / segment history already seen, the next schedule time.
@@ -715,6 +719,7 @@ tasks = sa.Table(
     sa.Column("closed_at", TS),
     sa.UniqueConstraint("tenant_id", "idempotency_key"),
     sa.Index(None, "tenant_id", "assignee", "status"),
+    sa.Index(None, "tenant_id", "person_id"),
 )
 
 
@@ -774,4 +779,60 @@ webhook_attempts = sa.Table(
     sa.Column("latency_ms", sa.Integer),
     sa.Column("error", sa.Text),
     sa.Index(None, "delivery_id"),
+)
+
+
+# --- data-subject requests under PIPL Arts. 44–47 (migration 0011) ---
+
+#: One request of a data subject (or the DPO on their behalf): export, correct, erase, restrict,
+#: lift, hold, release. The identifier the person was found by is kept only as a keyed hash.
+dsr_requests = sa.Table(
+    "dsr_requests",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("kind", sa.String(16), nullable=False),  # export, correct, erase, restrict, lift, hold, release
+    sa.Column("status", sa.String(16), nullable=False),  # received, done, refused, failed
+    sa.Column("person_id", sa.String(40)),
+    sa.Column("identifier_type", sa.String(32)),
+    sa.Column("identifier_hash", sa.String(64)),  # HMAC of the identifier as given (never in clear)
+    sa.Column("reason", sa.Text),  # why (the requester's words, the DPO's note) or the refusal reason
+    sa.Column("refusal_code", sa.String(32)),  # legal_hold, not_found, ...
+    sa.Column("result", JSON),  # rows per table (export, erase), the changed field (correct)
+    sa.Column("certificate", JSON),  # erase: the certificate the DPO downloads
+    sa.Column("certificate_sha256", sa.String(64)),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("completed_at", TS),
+    sa.Index(None, "tenant_id", "created_at"),
+)
+
+#: Keyed hashes (HMAC with the secret key) of an erased person's identifiers: re-imports and new
+#: events carrying one of them are not stored, only counted.
+dsr_tombstones = sa.Table(
+    "dsr_tombstones",
+    metadata,
+    _tenant(),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("identifier_type", sa.String(32), nullable=False),
+    sa.Column("request_id", sa.String(40), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("suppressed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_suppressed_at", TS),
+    sa.PrimaryKeyConstraint("tenant_id", "key_hash"),
+)
+
+#: Persons whose processing is restricted (PIPL Art. 44: no segment entry, no journey step, no
+#: send) or who are under legal hold (erasure refused), until lifted.
+person_restrictions = sa.Table(
+    "person_restrictions",
+    metadata,
+    _tenant(),
+    sa.Column("person_id", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # restricted, legal_hold
+    sa.Column("reason", sa.Text),
+    sa.Column("request_id", sa.String(40)),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "person_id", "kind"),
 )

@@ -25,6 +25,7 @@ from medscrm.db.bulk import dumps, insert_new
 from medscrm.db.schema import PERSON_FIELDS, imports, quarantine, source_records
 from medscrm.ingest.mapping import Mapping, Plan, plan_for
 from medscrm.ingest.readers import FileError, Row, open_reader
+from medscrm.ingest.suppress import Suppressor, pairs_of_record, pairs_of_values
 from medscrm.schema.person import normalize_record
 
 MAX_REPORTED_REJECTIONS = 1000
@@ -51,6 +52,8 @@ class ImportReport:
     rows_accepted: int = 0
     rows_duplicate: int = 0
     rows_rejected: int = 0
+    #: rows of erased persons (PIPL Art. 47): not stored, only counted (``medscrm.ingest.suppress``)
+    rows_suppressed: int = 0
     warnings: list[str] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     error: str | None = None
@@ -236,6 +239,7 @@ def import_file(
     try:
         with engine.begin() as conn:
             ctx.source_id = accounts.ensure_source(conn=conn, tenant_id=tenant_id, name=source)["id"]
+            ctx.suppressor = Suppressor(conn, tenant_id)
         if engine.dialect.name == "duckdb":
             _import_staged(ctx, reader)
         else:
@@ -268,6 +272,7 @@ class _Ctx:
     file_sha256: str = ""
     fmt: str = ""
     encoding: str | None = None
+    suppressor: Suppressor | None = None
 
 
 def _batches(ctx: _Ctx, reader) -> Any:
@@ -284,6 +289,7 @@ def _batches(ctx: _Ctx, reader) -> Any:
             import_id=ctx.import_id,
             file_name=ctx.file_name,
             received=received,
+            suppressor=ctx.suppressor,
         )
         good = _first_of_each(good, lambda r: (r["record_key"], r["row_hash"]), set())
         bad = _first_of_each(bad, lambda r: r["payload_hash"], set())
@@ -390,7 +396,9 @@ def _drop_stale_stages(engine: sa.Engine) -> None:
 
 def _finish(ctx: _Ctx, conn: sa.Connection, accepted: int) -> None:
     rep = ctx.report
-    rep.rows_duplicate = rep.rows_total - rep.rows_rejected - accepted
+    if ctx.suppressor is not None:
+        ctx.suppressor.record(conn)
+    rep.rows_duplicate = rep.rows_total - rep.rows_rejected - rep.rows_suppressed - accepted
     rep.rows_accepted = accepted
     conn.execute(
         imports.insert().values(
@@ -410,6 +418,7 @@ def _finish(ctx: _Ctx, conn: sa.Connection, accepted: int) -> None:
                 "plan": ctx.plan.model_dump(),
                 "warnings": rep.warnings,
                 "rejections": [asdict(r) for r in rep.rejections[:100]],
+                "suppressed": rep.rows_suppressed,
             },
             started_at=ctx.started,
             finished_at=utcnow(),
@@ -428,6 +437,7 @@ def _finish(ctx: _Ctx, conn: sa.Connection, accepted: int) -> None:
             "accepted": accepted,
             "rejected": rep.rows_rejected,
             "duplicate": rep.rows_duplicate,
+            "suppressed": rep.rows_suppressed,
         },
     )
 
@@ -488,11 +498,16 @@ def _process_batch(
     import_id: str,
     file_name: str,
     received: Any,
+    suppressor: Suppressor | None = None,
 ) -> tuple[list[dict], list[dict]]:
     good: list[dict] = []
     bad: list[dict] = []
+    sup = suppressor if suppressor is not None and suppressor.active else None
     for row in batch:
         report.rows_total += 1
+        if sup is not None and sup.check(pairs_of_values(row.values)):
+            report.rows_suppressed += 1  # an erased person's row: counted, not stored
+            continue
         problems = [
             {"field": p.field, "code": p.code, "reason": p.reason, "value": p.value} for p in row.problems
         ]
@@ -517,6 +532,9 @@ def _process_batch(
             )
             continue
         rec = built.record
+        if sup is not None and sup.check(pairs_of_record(rec, source_id=source_id)):
+            report.rows_suppressed += 1
+            continue
         rec.update(
             id=new_id("sr"),
             tenant_id=tenant_id,

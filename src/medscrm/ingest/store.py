@@ -33,6 +33,7 @@ from medscrm.db.schema import events, identities, identity_links, quarantine, so
 from medscrm.ingest.importer import build_record
 from medscrm.ingest.mapping import Plan, guess_field
 from medscrm.ingest.protocol.segment import Message
+from medscrm.ingest.suppress import Suppressor, pairs_of_values
 
 DEDUP_WINDOW = dt.timedelta(hours=24)
 _ID_TRAITS = {"user_id": "user_id", "anonymous_id": "anonymous_id"}
@@ -152,6 +153,7 @@ def store_records(conn: sa.Connection, recs: list[dict], *, dedup_window: dt.tim
             }
         )
     stored = 0
+    rows = _suppress_rows(conn, rows)
     if rows:
         _attach_persons(conn, rows)
         stored = _append_new_events(conn, rows, dedup_window)
@@ -161,6 +163,28 @@ def store_records(conn: sa.Connection, recs: list[dict], *, dedup_window: dt.tim
 
 
 _CALLBACK_ID_TYPES = ("wecom_external_userid", "wechat_openid", "wechat_unionid")
+
+
+def _suppress_rows(conn: sa.Connection, rows: list[dict]) -> list[dict]:
+    """The decoded events less those of erased persons (counted on their tombstones)."""
+    if not rows:
+        return rows
+    sups = {t: Suppressor(conn, t) for t in {r["tenant_id"] for r in rows}}
+    if not any(s.active for s in sups.values()):
+        return rows
+    keep = []
+    for r in rows:
+        pairs = [("user_id", r["user_id"] or ""), ("anonymous_id", r["anonymous_id"] or "")]
+        pairs += [
+            (t, str(v)) for t, v in (r["context"] or {}).get("identities", []) if t in _CALLBACK_ID_TYPES
+        ]
+        if r["type"] == "identify":
+            pairs += pairs_of_values(r["traits"] or {})
+        if not sups[r["tenant_id"]].check(pairs):
+            keep.append(r)
+    for s in sups.values():
+        s.record(conn)
+    return keep
 
 
 _has_identities: dict[str, tuple[float, bool]] = {}
@@ -527,6 +551,11 @@ def store_lines(
     if not st["n"]:
         _drop_stage(conn)
         return 0
+    if _suppress_stage(conn, st):
+        st = _stage_summary(conn)
+        if not st["n"]:
+            _drop_stage(conn)
+            return 0
     if st["keys"] < st["n"]:
         _drop_batch_duplicates(conn)
     _tag_known_persons(conn, st)
@@ -596,6 +625,40 @@ def _stage_summary(conn: sa.Connection) -> sa.RowMapping:
         .mappings()
         .one()
     )
+
+
+def _suppress_stage(conn: sa.Connection, st: sa.RowMapping) -> int:
+    """Drop the staged events of erased persons (their user id, anonymous id or identify traits carry
+    an erased identifier, :mod:`medscrm.ingest.suppress`) and count them; returns how many."""
+    sups = {t: Suppressor(conn, t) for t in (st["tenants"] or "").split(",") if t}
+    sups = {t: s for t, s in sups.items() if s.active}
+    if not sups:
+        return 0
+    dropped = 0
+    for t, sup in sups.items():
+        rows = conn.execute(
+            sa.text(
+                "SELECT id, type, user_id, anonymous_id, traits FROM _medscrm_ev_stage WHERE tenant_id = :t"
+            ),
+            {"t": t},
+        ).all()
+        ids = []
+        for eid, typ, uid, aid, traits in rows:
+            pairs = [("user_id", uid or ""), ("anonymous_id", aid or "")]
+            if typ == "identify" and traits:
+                tr = orjson.loads(traits) if isinstance(traits, str | bytes) else traits
+                pairs += pairs_of_values(tr if isinstance(tr, dict) else {})
+            if sup.check(pairs):
+                ids.append(eid)
+        for i in range(0, len(ids), 1000):
+            conn.execute(
+                sa.text("DELETE FROM _medscrm_ev_stage WHERE id IN :ids").bindparams(
+                    sa.bindparam("ids", expanding=True)
+                ),
+                {"ids": ids[i : i + 1000]},
+            )
+        dropped += sup.record(conn)
+    return dropped
 
 
 def _drop_batch_duplicates(conn: sa.Connection) -> None:

@@ -50,11 +50,15 @@ from medscrm.journeys.model import (
     parse_duration,
     validate_definition,
 )
+from medscrm.persons.restrictions import REASON as RESTRICTED_REASON
+from medscrm.persons.restrictions import restricted
 from medscrm.rules import compile_rule, parse
 from medscrm.tags.service import rule_context
 
 CHINA = ZoneInfo("Asia/Shanghai")
 ACTIVE = "active"
+#: how long a restricted person's enrollment waits before the engine looks at it again
+RESTRICTED_RECHECK = dt.timedelta(hours=1)
 MAX_CHAIN = 50  # steps one enrollment may take in one claim (graphs have no wait-free cycles)
 _defs: dict[tuple[str, int], Journey] = {}
 _defs_lock = threading.Lock()
@@ -145,12 +149,37 @@ class _Batch:
         groups: dict[tuple[str, int], list[str]] = {}
         for r in rows:
             groups.setdefault((r.journey_id, r.version), []).append(r.person_id)
+        held: set[tuple[str, str]] = set()
+        for tenant_id in {r.tenant_id for r in rows}:
+            pids = [r.person_id for r in rows if r.tenant_id == tenant_id]
+            held |= {(tenant_id, p) for p in restricted(self.conn, tenant_id=tenant_id, person_ids=pids)}
         for (jid, ver), pids in groups.items():
             j = journey_def(self.conn, jid, ver)
             if j.goal is not None:
                 goal_hits[(jid, ver)] = self._members(_tenant_of(rows, jid), j.goal, pids)
         for r in rows:
+            if (r.tenant_id, r.person_id) in held:
+                self._hold(r)
+                continue
             self._advance(r, goal_hits.get((r.journey_id, r.version), set()))
+
+    def _hold(self, r: Any) -> None:
+        """A person whose processing is restricted takes no step: the enrollment stays where it is
+        and is looked at again later (the restriction may be lifted)."""
+        self.updates.append(
+            {
+                "id": r.id,
+                "status": ACTIVE,
+                "current_step": r.current_step,
+                "step_state": r.step_state,
+                "next_run_at": self.now + RESTRICTED_RECHECK,
+                "attempt": 0,
+                "visits": dict(r.visits or {}),
+                "last_error": RESTRICTED_REASON,
+                "updated_at": self.now,
+                "finished_at": None,
+            }
+        )
 
     def _advance(self, r: Any, goal_hits: set[str]) -> None:
         j = journey_def(self.conn, r.journey_id, r.version)

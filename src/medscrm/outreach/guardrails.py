@@ -1,7 +1,9 @@
 """The checks every send passes, in this order (the first refusal wins):
 
 1. ``person_not_found`` — the person (after merges) must exist and be active;
-2. ``do_not_contact`` — the person is on the do-not-contact list;
+2. ``processing_restricted`` — the person's processing is restricted (PIPL Art. 44, a data-subject
+   request; ``medscrm dsr restrict``) until the restriction is lifted;
+   ``do_not_contact`` — the person is on the do-not-contact list;
 3. ``no_consent`` — no granted consent for the channel (or ``any``) and the purpose (PIPL);
    webhooks carry only ids to the company's own systems and need no consent;
 4. content: ``content_required`` (marketing needs library content), ``content_not_found``,
@@ -34,6 +36,8 @@ from medscrm.content.service import sendable_reason
 from medscrm.db.schema import identities, sends
 from medscrm.outreach.consent import has_consent, is_dnc
 from medscrm.outreach.settings import configured_channels
+from medscrm.persons.restrictions import REASON as RESTRICTED_REASON
+from medscrm.persons.restrictions import is_restricted
 from medscrm.profiles.service import resolve_person_id
 
 CONSENT_CHANNEL = {"email": "email", "sms": "sms", "wecom": "wecom", "wechat_template": "wechat"}
@@ -41,6 +45,7 @@ CONSENT_CHANNEL = {"email": "email", "sms": "sms", "wecom": "wecom", "wechat_tem
 CAPPED_STATUSES = ("queued", "sending", "sent", "delivered", "unknown")
 REASONS = (
     "person_not_found",
+    "processing_restricted",
     "do_not_contact",
     "no_consent",
     "content_required",
@@ -219,6 +224,8 @@ def evaluate(
     pid = person["id"]
     if person.get("status") not in (None, "active"):
         return Verdict(False, "person_not_found", {"status": person.get("status")})
+    if is_restricted(conn, tenant_id=tenant_id, person_id=pid):
+        return Verdict(False, RESTRICTED_REASON, {"why": "processing restricted by a data-subject request"})
     if is_dnc(conn, tenant_id=tenant_id, person_id=pid):
         return Verdict(False, "do_not_contact")
     cch = CONSENT_CHANNEL.get(channel)

@@ -21,6 +21,7 @@ from medscrm.db.schema import (
     consents,
     events,
     identities,
+    person_restrictions,
     person_scores,
     person_tags,
     persons,
@@ -428,7 +429,8 @@ def compile_rule(
     person_ids: Sequence[str] | None = None,
     share_aggregates: bool = True,
 ) -> sa.Select:
-    """``select(persons.c.id)`` of the tenant's active persons matching ``rule`` (an AST or JSON).
+    """``select(persons.c.id)`` of the tenant's active persons matching ``rule`` (an AST or JSON);
+    persons whose processing is restricted (``person_restrictions``) never match.
 
     ``person_ids`` restricts the evaluation to those persons (incremental refresh: the result is
     exactly the matching subset of ``person_ids``, and every sub-query reads only their rows).
@@ -450,9 +452,19 @@ def compile_rule(
             if inner
             else persons.outerjoin(agg, agg.c.pid == persons.c.id)
         )
+    restricted = (
+        sa.select(person_restrictions.c.person_id)
+        .where(
+            person_restrictions.c.tenant_id == tenant_id,
+            person_restrictions.c.person_id == persons.c.id,
+            person_restrictions.c.kind == "restricted",
+        )
+        .exists()
+    )
     return q.where(
         persons.c.tenant_id == tenant_id,
         persons.c.status == "active",
+        ~restricted,  # processing restricted (PIPL Art. 44): in no segment, no journey goal or branch
         *([] if person_ids is None else [in_ids(persons.c.id, person_ids, row_filter=True)]),
         c.cond(node),
     )

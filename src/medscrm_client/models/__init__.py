@@ -4,6 +4,8 @@ from .approve_in import ApproveIn
 from .attempt import Attempt
 from .body_replay_quarantine import BodyReplayQuarantine
 from .body_revoke_review_rejection import BodyRevokeReviewRejection
+from .certificate import Certificate
+from .certificate_certificate import CertificateCertificate
 from .channel_in import ChannelIn
 from .channel_in_provider import ChannelInProvider
 from .channel_in_settings import ChannelInSettings
@@ -17,6 +19,8 @@ from .content_in import ContentIn
 from .content_in_audience import ContentInAudience
 from .content_in_kind import ContentInKind
 from .content_in_template_type_0 import ContentInTemplateType0
+from .correct_in import CorrectIn
+from .correct_in_kind import CorrectInKind
 from .definition_in import DefinitionIn
 from .definition_in_definition import DefinitionInDefinition
 from .delivery import Delivery
@@ -24,8 +28,12 @@ from .delivery_list import DeliveryList
 from .delivery_payload import DeliveryPayload
 from .delivery_status import DeliveryStatus
 from .detail import Detail
+from .dsr_request import DsrRequest
+from .dsr_request_result_type_0 import DsrRequestResultType0
 from .enroll_in import EnrollIn
 from .enroll_in_context import EnrollInContext
+from .erase_in import EraseIn
+from .erase_in_kind import EraseInKind
 from .error_item import ErrorItem
 from .error_list import ErrorList
 from .evaluate_in import EvaluateIn
@@ -33,6 +41,12 @@ from .field_reason import FieldReason
 from .fix_quarantine_changes import FixQuarantineChanges
 from .fix_quarantine_response_fix_quarantine import FixQuarantineResponseFixQuarantine
 from .get_person_response_get_person import GetPersonResponseGetPerson
+from .held import Held
+from .held_legal_hold_type_0 import HeldLegalHoldType0
+from .held_restricted_type_0 import HeldRestrictedType0
+from .held_tables import HeldTables
+from .hold_in import HoldIn
+from .hold_in_kind import HoldInKind
 from .http_validation_error import HTTPValidationError
 from .list_audit_response_200_item import ListAuditResponse200Item
 from .list_content_status_type_0 import ListContentStatusType0
@@ -77,6 +91,9 @@ from .replay_quarantine_response_replay_quarantine import (
     ReplayQuarantineResponseReplayQuarantine,
 )
 from .replayed import Replayed
+from .request_list import RequestList
+from .restrict_in import RestrictIn
+from .restrict_in_kind import RestrictInKind
 from .revoke_review_rejection_response_revoke_review_rejection import (
     RevokeReviewRejectionResponseRevokeReviewRejection,
 )
@@ -99,6 +116,8 @@ from .send_in import SendIn
 from .send_in_channel import SendInChannel
 from .send_in_purpose import SendInPurpose
 from .send_in_variables import SendInVariables
+from .subject import Subject
+from .subject_kind import SubjectKind
 from .subscription import Subscription
 from .subscription_in import SubscriptionIn
 from .subscription_list import SubscriptionList
@@ -121,6 +140,8 @@ __all__ = (
     "Attempt",
     "BodyReplayQuarantine",
     "BodyRevokeReviewRejection",
+    "Certificate",
+    "CertificateCertificate",
     "ChannelIn",
     "ChannelInProvider",
     "ChannelInSettings",
@@ -134,6 +155,8 @@ __all__ = (
     "ContentInAudience",
     "ContentInKind",
     "ContentInTemplateType0",
+    "CorrectIn",
+    "CorrectInKind",
     "DefinitionIn",
     "DefinitionInDefinition",
     "Delivery",
@@ -141,8 +164,12 @@ __all__ = (
     "DeliveryPayload",
     "DeliveryStatus",
     "Detail",
+    "DsrRequest",
+    "DsrRequestResultType0",
     "EnrollIn",
     "EnrollInContext",
+    "EraseIn",
+    "EraseInKind",
     "ErrorItem",
     "ErrorList",
     "EvaluateIn",
@@ -151,6 +178,12 @@ __all__ = (
     "FixQuarantineResponseFixQuarantine",
     "GetPersonResponseGetPerson",
     "HTTPValidationError",
+    "Held",
+    "HeldLegalHoldType0",
+    "HeldRestrictedType0",
+    "HeldTables",
+    "HoldIn",
+    "HoldInKind",
     "ListAuditResponse200Item",
     "ListContentStatusType0",
     "ListDeliveriesStatusType0",
@@ -182,6 +215,9 @@ __all__ = (
     "RefresherStatusResponseRefresherStatus",
     "ReplayQuarantineResponseReplayQuarantine",
     "Replayed",
+    "RequestList",
+    "RestrictIn",
+    "RestrictInKind",
     "RevokeReviewRejectionResponseRevokeReviewRejection",
     "ScoreDistributionsResponseScoreDistributions",
     "SearchPersonsResponseSearchPersons",
@@ -196,6 +232,8 @@ __all__ = (
     "SendInChannel",
     "SendInPurpose",
     "SendInVariables",
+    "Subject",
+    "SubjectKind",
     "Subscription",
     "SubscriptionIn",
     "SubscriptionList",

@@ -20,6 +20,7 @@ from medscrm.web.routes import (
     journeys,
     outbox,
     persons,
+    privacy,
     segments,
     static,
     webhooks,
@@ -39,5 +40,6 @@ for _pages in (
     content,
     webhooks,
     outbox,
+    privacy,
 ):
     router.include_router(_pages.router)
