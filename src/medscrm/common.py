@@ -1,4 +1,5 @@
-"""Small helpers shared by every domain: ids, clocks, hashing, retry waits, errors."""
+"""Small helpers shared by every domain: ids, clocks, hashing, retry waits, the background worker
+loop, errors."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import hashlib
 import os
 import random
 import secrets
+import threading
 from collections.abc import Callable
-from typing import Literal, overload
+from typing import Literal, Self, overload
 
 
 def new_id(prefix: str) -> str:
@@ -72,6 +74,90 @@ def backoff(
     if jitter == "equal":
         return ceiling / 2 + ceiling / 2 * r
     raise ValueError(f"jitter: {jitter!r} is not one of full, equal, none")
+
+
+def run_until_stopped(
+    step: Callable[[], bool],
+    stop: threading.Event,
+    *,
+    idle: float | Callable[[], None],
+    retry_wait: Callable[[int], float],
+    on_error: Callable[[Exception], None],
+    once: bool = False,
+) -> None:
+    """The loop of every background worker (journey runner, send and webhook dispatch, event
+    flusher, segment refresher): call ``step`` until ``stop`` is set.
+
+    ``step`` returns True when it found work, and is called again at once; otherwise the loop idles:
+    waits ``idle`` seconds (cut short by ``stop``), or calls ``idle`` when it is a function. A step
+    (or its idling) that raises is reported to ``on_error`` (which logs it and keeps the error for
+    health checks), then the loop waits ``retry_wait(n)`` seconds, ``n`` being the consecutive
+    failures so far (1 for the first); a step that succeeds resets ``n``. The state lives in the
+    database, so the next step simply retries. ``once``: one successful step; a failure is raised
+    (after ``on_error``) instead of retried."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            busy = step()
+            failures = 0
+            if once:
+                return
+            if not busy:
+                if callable(idle):
+                    idle()
+                else:
+                    stop.wait(idle)
+        except Exception as exc:
+            on_error(exc)
+            if once:
+                raise
+            failures += 1
+            stop.wait(retry_wait(failures))
+
+
+class PollingThread:
+    """A daemon thread running :func:`run_until_stopped` over :meth:`step` every ``interval`` seconds
+    while idle, and again ``interval`` seconds after a failure (kept in ``last_error`` and logged by
+    :meth:`failed`). Subclasses name the thread and implement :meth:`step`."""
+
+    thread_name = "medscrm-worker"
+
+    def __init__(self, *, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    def step(self) -> bool:
+        """One round; True when it found work (the next round starts at once)."""
+        raise NotImplementedError
+
+    def failed(self, exc: Exception) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def _step(self) -> bool:
+        busy = self.step()
+        self.last_error = None
+        return busy
+
+    def _run(self) -> None:
+        run_until_stopped(
+            self._step,
+            self._stop,
+            idle=self.interval,
+            retry_wait=lambda _n: self.interval,
+            on_error=self.failed,
+        )
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
 
 
 def sha256_hex(data: str | bytes) -> str:

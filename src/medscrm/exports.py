@@ -61,6 +61,7 @@ def xlsx_cell(ws: Any, value: Any) -> Any:
     """An openpyxl write-only cell for ``value``: numbers, booleans and dates keep their type; any
     other value is stored as a string cell, never as a formula, and a text beginning with a formula
     character also gets Excel's quote prefix (it stays text when a person edits the cell)."""
+    # lazy: off the server's start-up path
     from openpyxl.cell import WriteOnlyCell
 
     if value is None or isinstance(value, bool | int | float | Decimal | dt.date | dt.datetime):
@@ -77,6 +78,7 @@ def write_xlsx(
     fh: IO[bytes], columns: Sequence[str], rows: Iterable[Mapping[str, Any]], *, sheet: str = "export"
 ) -> None:
     """One sheet: the header, then the rows (extra keys ignored), every cell through :func:`xlsx_cell`."""
+    # lazy: off the server's start-up path
     import openpyxl
 
     wb = openpyxl.Workbook(write_only=True)

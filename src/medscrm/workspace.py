@@ -13,6 +13,7 @@ from medscrm.accounts import service as accounts
 from medscrm.common import utcnow
 from medscrm.config import get_settings
 from medscrm.db import get_engine, upgrade_to_head
+from medscrm.db.schema import api_tokens
 
 #: the tenant a brand-new workspace starts with, so that `medscrm import …` works in an empty folder
 BOOTSTRAP_TENANT = "default"
@@ -125,8 +126,6 @@ def announce_server(engine: sa.Engine, *, url: str) -> Path | None:
 
 
 def revoke_cli_tokens(conn: sa.Connection) -> int:
-    from medscrm.db.schema import api_tokens
-
     return conn.execute(
         api_tokens.update()
         .where(api_tokens.c.name == CLI_TOKEN_NAME, api_tokens.c.revoked_at.is_(None))

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from medscrm.db.bulk import append_rows
 from medscrm.db.types import UTCDateTime
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -49,6 +50,30 @@ def test_values_come_back_aware_utc_on_both_engines(engine):
         assert after == [2]
     finally:
         md.drop_all(engine)
+
+
+def test_bulk_appends_take_naive_values_as_utc_like_core_inserts(engine):
+    """The bulk path (Arrow on DuckDB, COPY on PostgreSQL) bypasses the type's bind step; it still
+    stores a naive value as UTC, even in a PostgreSQL session whose time zone is not UTC."""
+    writer = engine
+    if engine.dialect.name == "postgresql":
+        writer = sa.create_engine(engine.url, connect_args={"options": "-c timezone=Asia/Shanghai"})
+    md, t = _table(engine)
+    try:
+        naive = dt.datetime(2026, 3, 1, 9, 30)
+        china = dt.datetime(2026, 3, 1, 17, 31, tzinfo=CST)  # 09:31 UTC
+        with writer.begin() as c:
+            append_rows(c, t, [{"id": 1, "ts": naive}, {"id": 2, "ts": china}, {"id": 3, "ts": None}])
+            c.execute(t.insert().values(id=4, ts=naive))
+        with engine.connect() as c:
+            rows = dict(c.execute(sa.select(t.c.id, t.c.ts)).all())
+        assert rows[1] == rows[4] == naive.replace(tzinfo=dt.UTC)
+        assert rows[2] == china and rows[3] is None
+        assert all(v.tzinfo is dt.UTC for v in (rows[1], rows[2], rows[4]))
+    finally:
+        md.drop_all(engine)
+        if writer is not engine:
+            writer.dispose()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -152,6 +152,7 @@ def configure_source(
     *, conn: sa.Connection, tenant_id: str, name: str, changes: dict[str, Any], actor: str = "cli"
 ) -> dict[str, Any]:
     """Merge settings (credentials for callbacks, rate limits) into a source's sealed config."""
+    # lazy: keeps `medscrm --help` light
     from medscrm.accounts.secrets import redact, seal, unseal
 
     src = get_source(conn=conn, tenant_id=tenant_id, name=name)
@@ -175,6 +176,7 @@ def configure_source(
 
 
 def source_config(source: dict[str, Any]) -> dict[str, Any]:
+    # lazy: keeps `medscrm --help` light
     from medscrm.accounts.secrets import unseal
 
     return unseal(source.get("config"))

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from medscrm.common import as_utc, backoff, sha256_hex, utcnow
 from medscrm.db.schema import login_throttle
@@ -109,8 +110,6 @@ class LoginThrottle:
 
 
 def _ensure_row(conn: sa.Connection, k: Key, now: dt.datetime) -> None:
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
     conn.execute(
         pg_insert(login_throttle)
         .values(key_hash=k.hash, kind=k.kind, failures=0, updated_at=now)

@@ -13,6 +13,7 @@ kept-alive connection stays usable. Callback events (WeCom, WeChat) carry only s
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -565,8 +566,6 @@ async def wechat_verify(
 
 
 def _same(a: str, b: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(a.encode(), b.encode())
 
 

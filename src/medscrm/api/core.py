@@ -165,6 +165,7 @@ def revoke_review_rejection(
     p: Annotated[Principal, require("identity.manage")],
     reason: Annotated[str | None, Body(embed=True, max_length=2000)] = None,
 ) -> dict:
+    # lazy: off the server's start-up path
     from medscrm.persons import review
 
     with engine.begin() as conn:

@@ -187,6 +187,7 @@ class Sampler:
         except Exception as exc:
             log.warning("metrics sample failed: %s", exc)
         if multiprocess_dir():  # this process's live gauges stop counting in the sums
+            # lazy: off the server's start-up path
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid())
@@ -284,6 +285,7 @@ def render(state: Any) -> bytes:
     if sampler is not None:
         sampler.sample()
     if multiprocess_dir():
+        # lazy: off the server's start-up path
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()

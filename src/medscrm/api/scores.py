@@ -23,6 +23,7 @@ from medscrm.api.errors import AUTH, responses
 from medscrm.common import Conflict
 from medscrm.db.schema import persons
 from medscrm.scores import service as scores
+from medscrm.scores.micro import refresh_micro
 from medscrm.scores.model import hide_prescription_detail
 from medscrm.tags import service as tags
 
@@ -126,10 +127,10 @@ def refresh_scores(engine: EngineDep, p: Writer, body: RefreshBody | None = None
     "/scores/micro-segments/refresh", summary="Re-cluster the micro-segments", responses=responses(409)
 )
 def refresh_micro_segments(engine: EngineDep, p: Writer, body: MicroBody | None = None) -> dict[str, Any]:
-    from medscrm.scores.micro import refresh_micro as run
-
     body = body or MicroBody()
-    rows = _refresh_once(engine, p.tenant_id, lambda conn: run(conn, tenant_id=p.tenant_id, k=body.k))
+    rows = _refresh_once(
+        engine, p.tenant_id, lambda conn: refresh_micro(conn, tenant_id=p.tenant_id, k=body.k)
+    )
     return {"micro_segments": rows}
 
 

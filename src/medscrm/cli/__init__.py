@@ -4,6 +4,10 @@ The command line is presentation: one module per group of commands, each calling
 its domain. This module builds the ``medscrm`` app and is the one place that lists the groups, in
 the order ``medscrm --help`` shows them (top-level commands first, then groups). A new group is a
 new module here and one line below.
+
+Commands import the services they call inside the command function, not at the top of their
+module: ``medscrm --help`` (and every command's start) then loads only the command line itself,
+not pandas, Splink, scikit-learn or the web app.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from medscrm.cli import (
     serve,
     webhooks,
 )
-from medscrm.cli._common import err
+from medscrm.cli._common import err, held_message
 from medscrm.common import MedscrmError
+from medscrm.workspace import running_server
 
 app = typer.Typer(
     name="medscrm",
@@ -93,8 +98,6 @@ def lock_message(exc: BaseException) -> str | None:
     text = " ".join(str(x) for x in seen)
     if "Could not set lock" not in text:
         return None
-    from medscrm.cli._common import held_message
-    from medscrm.workspace import running_server
 
     server = running_server()
     if server is not None:

@@ -3,12 +3,23 @@ opening the workspace, failing with a user-facing message."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
+from medscrm.accounts.service import UnknownTenant
+from medscrm.cli._ids import resolve_id
 from medscrm.common import MedscrmError
+from medscrm.config import get_settings
+from medscrm.workspace import open_workspace, running_server
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
@@ -29,8 +40,6 @@ TenantOpt = Annotated[
 
 
 def _ws(tenant: str | None):
-    from medscrm.workspace import open_workspace, running_server
-
     server = running_server()
     if server is not None:  # it holds the embedded file's lock: say so in one line, no traceback
         _fail(MedscrmError(held_message(server)))
@@ -41,8 +50,6 @@ def _ws(tenant: str | None):
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
-    from rich.markup import escape
-
     err.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code)
 
@@ -59,7 +66,6 @@ def _transact(tenant: str | None, fn, *, errors: tuple[type[Exception], ...] = (
 
 def _rid(ws, kind: str, value: str) -> str:
     """The full id of a ``kind`` given as an id or a unique prefix (see :mod:`medscrm.cli._ids`)."""
-    from medscrm.cli._ids import resolve_id
 
     try:
         with ws.engine.connect() as conn:
@@ -85,9 +91,6 @@ def print_rows(
     """A list command's output. ``columns``: (header, key or function of the row). Id columns are
     never cut (other columns give way); ``wide`` prints every value in full, ``as_json`` the rows as
     one JSON array (every field, full values)."""
-    import json
-
-    from rich.table import Table
 
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, default=str))
@@ -130,8 +133,6 @@ class ServerApi:
         self.server, self.token, self.slug = server, token, slug
 
     def get(self, path: str, *, params: dict | None = None, missing: str | None = None) -> Any:
-        import time
-
         import httpx
 
         deadline = time.monotonic() + 30  # a server that is still starting has written its file already
@@ -165,8 +166,6 @@ def via_server(tenant: str | None, hint: str | None = None) -> ServerApi | None:
     """When `medscrm serve` holds the embedded database: a reader of its API, authenticated with
     MEDSCRM_API_TOKEN or the token serve left in the server file for the tenant (else one line saying
     what to do). None when no server holds it (read the database directly)."""
-    from medscrm.config import get_settings
-    from medscrm.workspace import running_server
 
     server = running_server()
     if server is None:
@@ -176,8 +175,6 @@ def via_server(tenant: str | None, hint: str | None = None) -> ServerApi | None:
     token = settings.api_token or server.tokens.get(slug)
     if not token:
         if server.tokens:  # the server made a token for every tenant: this slug is none of them
-            from medscrm.accounts.service import UnknownTenant
-
             _fail(UnknownTenant(slug, sorted(server.tokens)))
         err.print(
             held_message(server, hint) + " (set MEDSCRM_API_TOKEN to read through it)",

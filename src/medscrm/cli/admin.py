@@ -8,9 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from medscrm.accounts import service as accounts
 from medscrm.cli._common import JsonOpt, TenantOpt, WideOpt, _fail, _transact, _ws, console, err, print_rows
 from medscrm.cli._ids import resolve_id
 from medscrm.common import MedscrmError
+from medscrm.db import get_engine, upgrade_to_head
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 tenants_app = typer.Typer(
     help="Tenants (one per company or brand team). A tenant is only ever created here: an unknown "
@@ -41,8 +46,6 @@ def secrets_rotate(
 
     Rotation: set MEDSCRM_SECRET_KEY=NEW and MEDSCRM_OLD_SECRET_KEYS=OLD, run this, then drop OLD."""
     from medscrm.accounts import secrets as sealing
-    from medscrm.accounts import service as accounts
-    from medscrm.db import get_engine, upgrade_to_head
 
     engine = get_engine()
     upgrade_to_head(engine)
@@ -79,8 +82,6 @@ def tenants_create(
     name: Annotated[str | None, typer.Option("--name", help="Display name (default: the slug).")] = None,
 ) -> None:
     """Create a tenant. Other commands then act on it with --tenant SLUG (or MEDSCRM_TENANT=SLUG)."""
-    from medscrm.accounts import service as accounts
-    from medscrm.db import get_engine, upgrade_to_head
 
     engine = get_engine()
     upgrade_to_head(engine)
@@ -97,8 +98,6 @@ def tenants_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array, full values.")] = False,
 ) -> None:
     """List the tenants of this workspace."""
-    from medscrm.accounts import service as accounts
-    from medscrm.db import get_engine, upgrade_to_head
 
     engine = get_engine()
     upgrade_to_head(engine)
@@ -123,7 +122,6 @@ def sources_create(
     tenant: TenantOpt = None,
 ) -> None:
     """Create a source. Prints its write key (HTTP Basic user for /v1/*) as the last line."""
-    from medscrm.accounts import service as accounts
 
     created = _transact(
         tenant,
@@ -149,7 +147,6 @@ def sources_configure(
     tenant: TenantOpt = None,
 ) -> None:
     """Set a source's settings and credentials (stored encrypted; values are never printed)."""
-    from medscrm.accounts import service as accounts
 
     changes: dict[str, str | None] = {}
     for kv in set_:
@@ -172,7 +169,6 @@ def sources_configure(
 @sources_app.command("list")
 def sources_list(tenant: TenantOpt = None) -> None:
     """List sources with their kind and key hint."""
-    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
@@ -198,7 +194,6 @@ def tokens_create(
     tenant: TenantOpt = None,
 ) -> None:
     """Create an API token. Prints the token (Authorization: Bearer …) as the last line."""
-    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     try:
@@ -221,7 +216,6 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(wide: WideOpt = False, as_json: JsonOpt = False, tenant: TenantOpt = None) -> None:
     """List tokens (hints only; the secret is never stored)."""
-    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
@@ -244,7 +238,6 @@ def tokens_list(wide: WideOpt = False, as_json: JsonOpt = False, tenant: TenantO
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: str, tenant: TenantOpt = None) -> None:
     """Revoke a token by id; it stops working at once."""
-    from medscrm.accounts import service as accounts
 
     _transact(
         tenant,
@@ -265,7 +258,6 @@ def users_create(
     tenant: TenantOpt = None,
 ) -> None:
     """Create a user with a role."""
-    from medscrm.accounts import service as accounts
 
     u = _transact(
         tenant,
@@ -286,7 +278,6 @@ def users_create(
 @audit_app.command("list")
 def audit_list(limit: int = 50, tenant: TenantOpt = None) -> None:
     """Newest audit entries first."""
-    from medscrm.accounts import service as accounts
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:

@@ -11,8 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.accounts import service as accounts
 from medscrm.cli._common import TenantOpt, _rid, _ws
 from medscrm.common import MedscrmError
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
@@ -27,8 +31,6 @@ def _fail(exc: Exception) -> None:
 
 
 def _role(conn, tenant_id: str, username: str) -> str:
-    from medscrm.accounts import service as accounts
-
     u = accounts.get_user(conn=conn, tenant_id=tenant_id, username=username)
     if not u or u["disabled_at"]:
         raise MedscrmError(

@@ -8,6 +8,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from medscrm.config import get_settings
+from medscrm.db import get_engine, upgrade_to_head
+from medscrm.db.migrate import current_revision, head_revision
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
+
 app = typer.Typer(
     help="Database: schema migrations (upgrade, current); backup and restore of the embedded DuckDB file.",
     no_args_is_help=True,
@@ -21,9 +28,6 @@ def upgrade() -> None:
 
     On PostgreSQL several processes may run it at once: they queue on an advisory lock and only the
     first migrates."""
-    from medscrm.config import get_settings
-    from medscrm.db import get_engine, upgrade_to_head
-    from medscrm.db.migrate import head_revision
 
     ran = upgrade_to_head(get_engine())
     console.print(
@@ -41,9 +45,6 @@ def current(
     """Show the database's schema revision and the newest one (does not migrate).
 
     Exit 1 with --check when they differ (e.g. a readiness step before serving)."""
-    from medscrm.config import get_settings
-    from medscrm.db import get_engine
-    from medscrm.db.migrate import current_revision, head_revision
 
     rev, head = current_revision(get_engine()), head_revision()
     state = "up to date" if rev == head else "behind: run `medscrm db upgrade`"
@@ -64,7 +65,6 @@ def backup(
     yet) and a manifest with every table's row count. Stop `medscrm serve` / `medscrm worker` first:
     DuckDB lets one process open the file, and a file in use is refused. PostgreSQL: use pg_dump
     and WAL archiving (README: Deploy)."""
-    from medscrm.config import get_settings
     from medscrm.db import backup as backups
 
     r = backups.backup(get_settings().database_url, path)
@@ -86,9 +86,7 @@ def restore(
 
     Checks the file's SHA-256 and every table's row count against the backup's manifest, then
     migrates to the newest schema. An existing database is refused unless --force."""
-    from medscrm.config import get_settings
     from medscrm.db import backup as backups
-    from medscrm.db import get_engine, upgrade_to_head
 
     r = backups.restore(get_settings().database_url, path, force=force)
     for p in r.moved_aside:

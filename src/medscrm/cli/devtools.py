@@ -9,6 +9,10 @@ import typer
 
 from medscrm.cli._common import JsonOpt, WideOpt, _fail, console, print_rows
 from medscrm.common import MedscrmError
+from medscrm.config import get_settings
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 app = typer.Typer(
     help="Local stand-ins for the message providers (demo and trials). 本地演示用的消息服务替身。",
@@ -27,7 +31,6 @@ def inbox(
 ) -> None:
     """The messages the local e-mail and WeCom stand-ins received (what `medscrm demo` and
     `medscrm serve` in a demo workspace sent), newest last. 演示发出的邮件和企业微信消息。"""
-    from medscrm.config import get_settings
     from medscrm.devtools.demo_providers import inbox as read_inbox
     from medscrm.devtools.demo_providers import read_providers
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import time
 from typing import Annotated
 
 import typer
 
 from medscrm.cli._common import TenantOpt, _fail, _ws, console
 from medscrm.common import MedscrmError
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 events_app = typer.Typer(help="Stored events: tail them live.", no_args_is_help=True)
 
@@ -32,13 +37,10 @@ def events_tail(
     tenant: TenantOpt = None,
 ) -> None:
     """Show stored events, newest last, and keep showing new ones (Ctrl-C to stop)."""
-    import time
 
     from medscrm.profiles.events import query_events
 
     if url:
-        import datetime as _dt
-
         import httpx
 
         def fetch(limit: int) -> list[dict]:

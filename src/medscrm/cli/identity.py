@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from medscrm.access import visible_attributes
 from medscrm.cli._common import (
     JsonOpt,
     TenantOpt,
@@ -26,6 +28,10 @@ from medscrm.cli._common import (
 )
 from medscrm.cli._ids import resolve_id, resolve_ids
 from medscrm.common import MedscrmError
+from medscrm.db.schema import PERSON_FIELDS, identities, persons, source_records, sources
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 identity_app = typer.Typer(
     help="OneID: resolve records into persons, review uncertain pairs, merge and "
@@ -275,8 +281,6 @@ def persons_search(
         params = {"q": q, "hospital": hospital, "department": department, "limit": max(1, min(limit, 500))}
         rows = api.get("/api/v1/persons", params=params)["persons"]
         if role != "admin":  # show as the role asked for, as the local path does
-            from medscrm.access import visible_attributes
-
             rows = [visible_attributes(dict(r), role) for r in rows]
     else:
         ws = _ws(tenant)
@@ -362,9 +366,7 @@ def persons_show(
 
 def _person_local(tenant: str | None, person_id: str) -> tuple[dict, list, list[dict]]:
     """A person, its identities and its source records, read from the database."""
-    import sqlalchemy as sa
 
-    from medscrm.db.schema import identities, persons, source_records, sources
     from medscrm.persons import review
 
     ws = _ws(tenant)
@@ -502,10 +504,7 @@ def _val(feat: dict, comparison: str) -> str:
 
 def explain_command(record_a: str, record_b: str, tenant: str | None = None) -> None:
     """``medscrm identity explain A B``: why two source records did or did not match."""
-    import sqlalchemy as sa
 
-    from medscrm.common import MedscrmError
-    from medscrm.db.schema import PERSON_FIELDS, source_records, sources
     from medscrm.persons.engine import load_or_train_model, record_table
 
     ws = _ws(tenant)

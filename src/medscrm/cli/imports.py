@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
+from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,6 +27,10 @@ from medscrm.cli._common import (
 )
 from medscrm.cli._ids import resolve_id, resolve_ids
 from medscrm.common import MedscrmError
+from medscrm.db.schema import imports, sources
+from medscrm.ingest import quarantine as qs
+from medscrm.ingest.importer import import_file
+from medscrm.ingest.mapping import load_mapping
 
 quarantine_app = typer.Typer(
     help="Rejected input: list, inspect, fix, replay or discard.", no_args_is_help=True
@@ -34,8 +40,6 @@ imports_app = typer.Typer(help="History of file imports.", no_args_is_help=True)
 
 # --- import --------------------------------------------------------------------------------------
 def print_report(report, *, show: int = 20) -> None:
-    from rich.panel import Panel
-
     if report.status != "committed":
         err.print(
             Panel(f"[bold red]{report.error}[/]\nNothing was imported.", title=f"refused: {report.file}")
@@ -88,8 +92,6 @@ def import_cmd(
     import is atomic; re-importing the same file adds nothing. Exit code: 0 all imported, 1 some
     rows quarantined, 2 file refused.
     """
-    from medscrm.ingest.importer import import_file
-    from medscrm.ingest.mapping import load_mapping
 
     try:
         m = load_mapping(mapping) if mapping else None
@@ -129,9 +131,6 @@ def imports_list(
     limit: int = 20, wide: WideOpt = False, as_json: JsonOpt = False, tenant: TenantOpt = None
 ) -> None:
     """Recent imports with their counts."""
-    import sqlalchemy as sa
-
-    from medscrm.db.schema import imports, sources
 
     ws = _ws(tenant)
     with ws.engine.connect() as conn:
@@ -178,7 +177,6 @@ def quarantine_list(
 ) -> None:
     """List quarantined input with the reason. Ids are full; any unique prefix of one is accepted
     by `quarantine show|fix|replay|discard`."""
-    from medscrm.ingest import quarantine as qs
 
     api = via_server(tenant)
     if api is not None:  # `medscrm serve` holds the database: read through its API
@@ -213,7 +211,6 @@ def quarantine_list(
 @quarantine_app.command("show")
 def quarantine_show(entry_id: str, tenant: TenantOpt = None) -> None:
     """Show one entry: every problem and the payload as sent (and as fixed)."""
-    from medscrm.ingest import quarantine as qs
 
     ws = _ws(tenant)
     entry_id = _rid(ws, "quarantine entry", entry_id)
@@ -254,7 +251,6 @@ def quarantine_fix(
     tenant: TenantOpt = None,
 ) -> None:
     """Correct values of a quarantined row (then `replay` it)."""
-    from medscrm.ingest import quarantine as qs
 
     changes = {}
     for kv in set_:
@@ -281,7 +277,6 @@ def quarantine_replay(
     tenant: TenantOpt = None,
 ) -> None:
     """Validate entries again; those that pass become source records. Exit 1 if any still fail."""
-    from medscrm.ingest import quarantine as qs
 
     if not entry_ids and not all_:
         _fail(MedscrmError("give entry ids or --all"))
@@ -304,7 +299,6 @@ def quarantine_discard(
     entry_id: str, reason: Annotated[str, typer.Option(help="Why.")], tenant: TenantOpt = None
 ) -> None:
     """Mark an entry discarded (kept for the record, never imported)."""
-    from medscrm.ingest import quarantine as qs
 
     _transact(
         tenant,

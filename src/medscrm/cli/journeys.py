@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +17,10 @@ from rich.table import Table
 
 from medscrm.cli._common import TenantOpt, _ws
 from medscrm.common import MedscrmError
+from medscrm.db import get_engine, upgrade_to_head
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
@@ -296,12 +304,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run journeys, deliver queued sends and webhooks (several workers may run at once on PostgreSQL)."""
-        import os
-        import signal
-        import socket
-        import threading
 
-        from medscrm.db import get_engine, upgrade_to_head
         from medscrm.journeys.engine import worker_loop
 
         engine = get_engine()

@@ -17,6 +17,9 @@ from rich.table import Table
 from medscrm.cli._common import JsonOpt, TenantOpt, WideOpt, _rid, _ws, print_rows
 from medscrm.common import MedscrmError
 
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
+
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who makes the change (audited).")]

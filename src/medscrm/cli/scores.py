@@ -12,8 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from medscrm.cli._common import TenantOpt, _ws
-from medscrm.common import MedscrmError, as_utc
+from medscrm.common import MedscrmError, as_utc, utcnow
 from medscrm.demo.scores import print_distributions, print_micro
+from medscrm.scores.model import TAGS
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
@@ -55,7 +59,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recompute every person's behaviour tags and scores (the scheduled batch); changes go to tag
         history with the reason."""
-        from medscrm.common import utcnow
         from medscrm.scores.schedule import record
         from medscrm.scores.service import refresh_all_committed
 
@@ -90,7 +93,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """One person's scores, stage, tier and behaviour tags, each with why."""
         from medscrm.profiles.service import resolve_person_id
-        from medscrm.scores.model import TAGS
         from medscrm.scores.service import scores_of, stage_of
         from medscrm.tags.service import history_of, tags_of
 

@@ -8,10 +8,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from medscrm.cli._common import TenantOpt, _ws, via_server
 from medscrm.common import MedscrmError
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however narrow the terminal
@@ -136,7 +140,6 @@ def register(app: typer.Typer) -> None:
 
         `medscrm serve` does this by itself: incrementally as events arrive, and fully every
         refresh_every_minutes (see `segments schedule`)."""
-        from rich.progress import Progress
 
         from medscrm.segments import fresh, service
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,14 @@ from rich.table import Table
 
 from medscrm.cli._common import _fail, console
 from medscrm.common import MedscrmError
+from medscrm.config import get_settings
+from medscrm.db import get_engine, upgrade_to_head
+from medscrm.db.engine import default_spool_dir
+from medscrm.demo import run_demo
+from medscrm.workspace import announce_server, withdraw_server
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 
 # --- synth, demo, serve --------------------------------------------------------------------------
@@ -39,7 +48,6 @@ def demo(
     tenant: Annotated[str, typer.Option(help="Demo tenant slug.")] = "demo",
 ) -> None:
     """Build a demo tenant end to end from synthetic data and print what happened."""
-    from medscrm.demo import run_demo
 
     try:
         code = run_demo(hcps=hcps, data_dir=data_dir, seed=seed, tenant=tenant, console=console)
@@ -62,13 +70,10 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the REST API (/api/v1, OpenAPI at /openapi.json) and the web console (/)."""
-    import os
 
     import uvicorn
 
     from medscrm.app import create_app
-    from medscrm.config import get_settings
-    from medscrm.db import get_engine, upgrade_to_head
     from medscrm.workers import WORKERS_ENV
 
     get_settings()  # a bad MEDSCRM_ENV or a weak production key stops here, before anything starts
@@ -76,7 +81,6 @@ def serve(
     upgrade_to_head(engine)
     # log format, access log, multiprocess metrics (medscrm.api.observe)
     from medscrm.api.observe import serve_options
-    from medscrm.db.engine import default_spool_dir
 
     options = serve_options(workers, engine, default_spool_dir(engine.url))
     if workers > 1:
@@ -98,7 +102,6 @@ def serve(
             **options,
         )
         return
-    from medscrm.workspace import announce_server, withdraw_server
 
     # the server file beside an embedded database: the command line finds this server through it
     # (one-line message, or reads through the API) instead of failing on the file's lock
@@ -117,7 +120,6 @@ def serve(
 def _demo_providers(engine):
     """In a demo workspace (`medscrm demo` left its providers file), outside production: the local
     e-mail and WeCom stand-ins, on the ports the demo tenant's channels point at."""
-    from medscrm.config import get_settings
     from medscrm.devtools.demo_providers import read_providers, start_demo_providers
 
     if get_settings().is_production:

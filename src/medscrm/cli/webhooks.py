@@ -9,8 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.cli._common import _ws
 from medscrm.cli._ids import resolve_id
 from medscrm.common import MedscrmError
+from medscrm.workspace import open_workspace
+
+# The commands import their services when they run, so that `medscrm --help` stays light
+# (medscrm/cli/__init__.py).
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -21,8 +26,6 @@ TenantOpt = Annotated[
 
 
 def _run(tenant: str | None, fn, *, write: bool = True):
-    from medscrm.workspace import open_workspace
-
     try:
         ws = open_workspace(tenant)
         with ws.engine.begin() if write else ws.engine.connect() as conn:
@@ -137,7 +140,6 @@ def replay(
 @app.command("dispatch")
 def dispatch_cmd(tenant: TenantOpt = None) -> None:
     """Attempt the due deliveries once now (``medscrm worker`` does this continuously)."""
-    from medscrm.cli._common import _ws
     from medscrm.webhooks import dispatch
 
     r = dispatch.dispatch_once(_ws(tenant).engine, worker_id="cli")

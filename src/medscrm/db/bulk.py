@@ -15,13 +15,17 @@ import orjson
 import pyarrow as pa
 import sqlalchemy as sa
 
+from medscrm.common import as_utc
 from medscrm.db.engine import UnsupportedBackend
+from medscrm.db.types import UTCDateTime
 
 _counter = itertools.count()
 
 
 def _arrow_type(col: sa.Column) -> pa.DataType:
     t = col.type
+    if isinstance(t, sa.types.TypeDecorator):  # UTCDateTime: the bulk load writes its impl directly
+        t = t.impl
     if isinstance(t, sa.DateTime):
         return pa.timestamp("us", tz="UTC")
     if isinstance(t, sa.Integer):
@@ -31,6 +35,10 @@ def _arrow_type(col: sa.Column) -> pa.DataType:
     if isinstance(t, sa.Boolean):
         return pa.bool_()
     return pa.string()  # strings and JSON (as text; the engine casts to JSON)
+
+
+def _utc(v: Any) -> Any:
+    return as_utc(v) if isinstance(v, dt.datetime) else v
 
 
 def _json_default(v: Any) -> Any:
@@ -101,6 +109,7 @@ def append_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
             raw.unregister(view)
         return len(rows)
     if name == "postgresql":
+        # lazy: keeps `medscrm --help` light
         from psycopg import sql
 
         raw = conn.connection.driver_connection
@@ -108,9 +117,15 @@ def append_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
             sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in cols)
         )
         names = [c.name for c in cols]
+        # COPY bypasses UTCDateTime's bind step: a naive datetime would be read in the session's
+        # time zone, so it is made aware UTC here, as a Core insert (and the Arrow load) takes it
+        convert = [
+            _store_json if n in json_cols else _utc if isinstance(c.type, UTCDateTime) else None
+            for n, c in zip(names, cols, strict=True)
+        ]
         with raw.cursor() as cur, cur.copy(stmt) as cp:
             for r in rows:
-                cp.write_row([_store_json(r.get(n)) if n in json_cols else r.get(n) for n in names])
+                cp.write_row([f(r.get(n)) if f else r.get(n) for n, f in zip(names, convert, strict=True)])
         return len(rows)
     raise UnsupportedBackend(f"bulk append is not implemented for the {name!r} backend")
 

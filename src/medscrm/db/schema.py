@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from medscrm.db.types import UTCDateTime
 from medscrm.schema.person import STANDARD_FIELDS
 
 NAMING = {
@@ -22,7 +23,8 @@ metadata = sa.MetaData(naming_convention=NAMING)
 
 #: JSON everywhere; JSONB on PostgreSQL.
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-TS = sa.DateTime(timezone=True)
+#: every timestamp: TIMESTAMPTZ, read back as aware UTC datetimes (``db/types.py``)
+TS = UTCDateTime()
 
 
 def _id() -> sa.Column:

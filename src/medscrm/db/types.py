@@ -17,8 +17,9 @@ class UTCDateTime(sa.types.TypeDecorator):
     DuckDB in its own tzinfo class, and some read paths naive values. Here every value read is an
     aware datetime whose ``tzinfo`` is ``datetime.UTC``; a naive value written is taken as UTC, an
     aware one is converted. Reads through the table's columns (Core selects, the ORM) are
-    normalised; raw SQL (``text()``, ``exec_driver_sql``) and bulk loads bypass the type, so values
-    read that way still go through :func:`medscrm.common.as_utc`."""
+    normalised; raw SQL (``text()``, ``exec_driver_sql``) bypasses the type, so values read that way
+    still go through :func:`medscrm.common.as_utc`. The bulk loads of ``db/bulk.py`` bypass it too
+    and store a naive value as UTC themselves (Arrow's UTC timestamps; COPY after ``as_utc``)."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True

@@ -12,7 +12,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medscrm.accounts import service as accounts
-from medscrm.db.schema import source_records
+from medscrm.config import get_settings
+from medscrm.db import get_engine, upgrade_to_head
+from medscrm.db.schema import person_records, persons, source_records
+from medscrm.demo.scores import behaviour_step
 from medscrm.ingest import quarantine as qs
 from medscrm.ingest.importer import import_file
 from medscrm.ingest.mapping import load_mapping
@@ -29,8 +32,6 @@ DEMO_USERS = (
 def create_demo_tenant(tenant: str):
     """The demo's tenant, created explicitly (an existing one of that name is reused: re-running the
     demo in the same folder adds to it)."""
-    from medscrm.config import get_settings
-    from medscrm.db import get_engine, upgrade_to_head
 
     engine = get_engine(get_settings().database_url)
     upgrade_to_head(engine)
@@ -40,6 +41,8 @@ def create_demo_tenant(tenant: str):
 
 
 def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Console) -> int:
+    # lazy: keeps `medscrm --help` light
+
     from medscrm.synth import generate
 
     t0 = time.perf_counter()
@@ -76,7 +79,11 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
             results.append((src, rep))
 
     console.print("3/5 OneID: resolving every record into persons · 统一身份识别")
+    # lazy: keeps `medscrm --help` light
+
     from medscrm.persons.engine import resolve_with_engine
+
+    # lazy: keeps `medscrm --help` light
     from medscrm.persons.run import run_identity
 
     with ws.engine.begin() as conn:
@@ -87,7 +94,6 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
     console.print("4/5 tags and segments · 标签与分群")
     seg_rows = _tags_and_segments(ws)
-    from medscrm.demo.scores import behaviour_step  # behaviour, scores, stages, micro-segments
 
     behaviour_step(ws, console=console, seed=seed)
 
@@ -191,7 +197,11 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
         st.add_row(key, desc, f"{n:,}")
     console.print(st)
     console.print("journeys · 营销旅程: the heart-failure webinar journey over a simulated week")
+    # lazy: keeps `medscrm --help` light
+
     from medscrm.demo.journeys import journey_step
+
+    # lazy: keeps `medscrm --help` light
     from medscrm.devtools.demo_providers import remember, start_demo_providers
 
     # the bundled local stand-ins for the e-mail and WeCom providers: the journey's messages arrive
@@ -236,7 +246,6 @@ def run_demo(*, hcps: int, data_dir: Path, seed: int, tenant: str, console: Cons
 
 def _example_person(conn, tenant_id: str):
     """A person built from several sources (the most), to show survivorship and lineage."""
-    from medscrm.db.schema import person_records, persons
 
     pid = conn.execute(
         sa.select(person_records.c.person_id)
@@ -290,7 +299,11 @@ DEMO_SEGMENTS = {
 
 def _tags_and_segments(ws) -> list[tuple[str, str, int]]:
     """Rule tags and dynamic segments over the golden records (re-runs refresh them)."""
+    # lazy: keeps `medscrm --help` light
+
     from medscrm.segments import service as segments
+
+    # lazy: keeps `medscrm --help` light
     from medscrm.tags import service as tags
 
     fields = {"hospital_grade": "string"}

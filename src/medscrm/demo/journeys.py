@@ -15,10 +15,20 @@ from importlib import resources
 from typing import Any
 
 import sqlalchemy as sa
+import yaml
 from rich.console import Console
 from rich.table import Table
 
+from medscrm.accounts import service as accounts
 from medscrm.common import NotFound, new_id, utcnow
+from medscrm.content import service as content
+from medscrm.db.schema import events, journeys, segment_members, sends, tasks
+from medscrm.devtools.demo_providers import channel_settings
+from medscrm.journeys import engine as je
+from medscrm.journeys import service as js
+from medscrm.outreach import consent, send
+from medscrm.outreach.settings import channel_config, configure_channel
+from medscrm.tags import service as tags
 
 CONTENT = {
     "webinar_hf_invite_wecom": (
@@ -54,8 +64,6 @@ def _share(pid: str, salt: str) -> float:
 
 
 def _content(conn, tenant_id: str) -> None:
-    from medscrm.content import service as content
-
     for key, (kind, title, body) in CONTENT.items():
         try:
             content.get_item(conn, tenant_id=tenant_id, item_id=key)
@@ -89,11 +97,7 @@ def _content(conn, tenant_id: str) -> None:
 
 
 def _channels(conn, tenant_id: str, providers=None) -> None:
-    from medscrm.outreach.settings import channel_config, configure_channel
-
     if providers is not None:  # the local stand-ins: point the channels at them (ports change per run)
-        from medscrm.devtools.demo_providers import channel_settings
-
         for channel, cfg in channel_settings(providers).items():
             configure_channel(
                 conn,
@@ -125,8 +129,6 @@ def _channels(conn, tenant_id: str, providers=None) -> None:
 
 
 def _free_key(conn, tenant_id: str, base: str) -> str:
-    from medscrm.db.schema import journeys
-
     taken = set(conn.execute(sa.select(journeys.c.key).where(journeys.c.tenant_id == tenant_id)).scalars())
     if base not in taken:
         return base
@@ -138,14 +140,6 @@ def _free_key(conn, tenant_id: str, base: str) -> str:
 
 def journey_step(ws, *, console: Console, max_persons: int = 30, providers=None) -> dict[str, Any]:
     """Run the webinar journey on the demo tenant with a simulated clock; print per-step statistics."""
-    import yaml
-
-    from medscrm.accounts import service as accounts
-    from medscrm.db.schema import events, segment_members, tasks
-    from medscrm.journeys import engine as je
-    from medscrm.journeys import service as js
-    from medscrm.outreach import consent
-    from medscrm.tags import service as tags
 
     t0 = time.perf_counter()
     definition = yaml.safe_load(
@@ -281,8 +275,6 @@ def _dispatch(ws, *, end: dt.datetime) -> dict[tuple[str, str], int]:
     """Hand the journey's queued sends to the providers (the local stand-ins) at the end of the
     simulated week (office hours, China time: no quiet-hours deferral); returns the sends by
     (channel, status)."""
-    from medscrm.db.schema import sends
-    from medscrm.outreach import send
 
     for _ in range(100):  # bounded: each round claims up to 100 due sends
         if send.dispatch_once(ws.engine, worker_id="demo", tenant_id=ws.tenant_id, limit=100, now=end) == 0:

@@ -35,7 +35,11 @@ DEMO_BEHAVIOUR_SEGMENTS = {
 def behaviour_step(ws, *, console: Console, seed: int = 7, k: int = 6) -> dict:
     """Generate behaviour events for the demo persons, refresh tags/scores and micro-segments, create
     two segments on the model's tags, print a short bilingual summary. Returns the figures."""
+    # lazy: keeps `medscrm --help` light
+
     from medscrm.scores.schedule import record
+
+    # lazy: keeps `medscrm --help` light
     from medscrm.scores.service import distributions, refresh_all
     from medscrm.segments import service as segments
     from medscrm.synth.events import generate_events

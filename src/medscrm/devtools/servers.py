@@ -7,6 +7,8 @@ with start_smtp_sink(tmp_path / "mail.jsonl") as smtp:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -77,8 +79,6 @@ def _wait_port(proc: subprocess.Popen, host: str, port: int, timeout: float = 20
 def _die_with_parent() -> None:
     """In the child before exec (Linux): SIGTERM when the process that started it dies, so that a
     stand-in never outlives a killed `medscrm serve` or test and keeps its port."""
-    import contextlib
-    import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -39,6 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlsplit
 
+import httpx
+
 
 def _enc(s: str) -> str:
     return quote(s, safe="-_.~")  # RFC 3986 unreserved characters stay, everything else %XX
@@ -78,8 +80,6 @@ STATE: State
 
 def _receipt(url: str, body: object) -> None:
     def post() -> None:
-        import httpx
-
         try:
             httpx.post(url, json=body, timeout=5)
         except httpx.HTTPError as exc:  # pragma: no cover - best effort, like the providers' push

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 
@@ -116,7 +117,6 @@ def main(argv: list[str] | None = None) -> None:
             "auth_required": True,
             "auth_require_tls": False,
         }
-    import warnings
 
     warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
     ctl = Controller(handler, hostname=args.host, port=args.port, **kwargs)

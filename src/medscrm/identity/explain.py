@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from .features import STRONG_ID_COLUMNS, build_features
 from .model import MatchModel
 from .settings import MatchSettings, compile_levels
 
@@ -276,7 +277,6 @@ def _prob(w: float) -> float:
 
 def explain_pair(record_a: dict, record_b: dict, model) -> tuple[dict, dict, object, list[str]]:
     """Features of two raw records, the scorer's explanation and the strong identifiers they share."""
-    from .features import STRONG_ID_COLUMNS, build_features
 
     feats, _ = build_features(pd.DataFrame([record_a, record_b]).astype(object))
     rows = []

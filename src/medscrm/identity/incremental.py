@@ -287,6 +287,306 @@ class _Groups:
         return ra
 
 
+class _TypeLinkPass:
+    """The new rows of one person type, linked step by step (module docstring, steps 2–5).
+
+    Each step leaves what the next one reads: the candidate links (strongest per pair), each
+    record's best score, the scored pairs, the groups and the pairs refused for review.
+    """
+
+    def __init__(
+        self,
+        linker: IncrementalLinker,
+        ptype: str,
+        sub: pd.DataFrame,
+        res: LinkResult,
+        forbid: dict[str, set[str]],
+        stats: dict[str, Any],
+    ) -> None:
+        self.linker = linker
+        self.ptype = ptype
+        self.ti = ti = linker._type(ptype)
+        self.new = ti.add_rows(sub, [None] * len(sub))
+        self.is_new = set(self.new)
+        self.res = res
+        self.forbid = forbid
+        self.stats = stats
+        self.links: dict[tuple[int, int], tuple[float, str]] = {}
+        self.best: dict[int, float] = {}
+        self.scored: list[tuple[int, int, Any]] = []
+        self.refused_pairs: list[tuple[int, int, float, str]] = []
+        self.grp = _Groups()
+
+    def add_link(self, a: int, b: int, p: float, rule: str) -> None:
+        k = (a, b) if a < b else (b, a)
+        if k not in self.links or self.links[k][0] < p:
+            self.links[k] = (p, rule)
+
+    # -- 1. deterministic links with the shared-value guard ----------------------------------------
+    def deterministic_links(self) -> None:
+        ti = self.ti
+        seen: set[tuple[str, Any]] = set()
+        for col in ti.det_cols:
+            colv = ti.cols[col]
+            for i in self.new:
+                v = colv[i]
+                if v is None or (col, v) in seen:
+                    continue
+                seen.add((col, v))
+                self._link_value(col, v)
+
+    def _link_value(self, col: str, v: Any) -> None:
+        """Link the holders of one identifier value, unless it is held by too many persons."""
+        ti, ptype, shared = self.ti, self.ptype, self.linker.shared
+        if (ptype, col, v) in shared:
+            for h in list(ti.index[(col,)].get(v, [])):
+                ti.drop_value(h, col)
+            return
+        holders = list(ti.index[(col,)].get(v, []))
+        if len(holders) < 2:
+            return
+        groups = self.linker._groups(ti, col, holders)
+        n_persons = len({g for g in groups if g is not None} or {0})
+        if n_persons > ti.limits.get(col, 1):
+            shared.add((ptype, col, v))
+            self.res.shared.append(
+                {
+                    "person_type": ptype,
+                    "column": col,
+                    "value": v,
+                    "records": len(holders),
+                    "persons": n_persons,
+                }
+            )
+            for h in holders:
+                ti.drop_value(h, col)
+            return
+        lic = ti.cols["license_no"]
+        for h, g in zip(holders, groups, strict=True):
+            if h not in self.is_new or g is None:
+                continue
+            for o, go in zip(holders, groups, strict=True):
+                if o == h or go != g:
+                    continue
+                if lic[h] is not None and lic[o] is not None and not same_identifier(lic[h], lic[o]):
+                    continue
+                self.add_link(h, o, 1.0, f"deterministic:{col}")
+
+    # -- 2. blocking + scoring ---------------------------------------------------------------------
+    def scored_links(self) -> None:
+        ti, stats = self.ti, self.stats
+        if ti.scorer is None:
+            return
+        floor = float(ti.settings["thresholds"].get("predict_floor", 0.3))
+        usable = ti.cols["usable"]
+        rows: dict[int, dict] = {}
+
+        def row(i: int) -> dict:
+            r = rows.get(i)
+            if r is None:
+                r = rows[i] = ti.row(i)
+            return r
+
+        for i in self.new:
+            if not usable[i]:
+                continue
+            cand = self._candidates(i)
+            stats["candidates"] += len(cand)
+            ri = row(i)
+            for j in cand:
+                if j in self.is_new and j < i:
+                    continue  # the pair is scored from j's side
+                if not usable[j]:
+                    continue
+                rj = row(j)
+                stats["scored_pairs"] += 1
+                if ti.scorer.probability(ri, rj, floor) < floor:
+                    continue
+                self._score_pair(i, j, ti.scorer.score(ri, rj))
+
+    def _candidates(self, i: int) -> set[int]:
+        """The records sharing a blocking key with record ``i`` (oversized blocks skipped)."""
+        ti = self.ti
+        cand: set[int] = set()
+        for rule, flag, similar in ti.rules:
+            k = ti.key_of(rule, i)
+            if k is None:
+                continue
+            if flag is not None and ti.cols[flag][i] != 1:
+                lst = ti.index[(*rule, flag)].get((*k, 1))  # only the flagged records
+            else:
+                lst = ti.index[rule].get(k)
+            if not lst:
+                continue
+            if len(lst) > self.linker.max_block:
+                self.stats["oversized_blocks"] += 1
+                continue
+            for c, t in similar:
+                col, v = ti.cols[c], ti.cols[c][i]
+                lst = [] if v is None else [j for j in lst if _similar(v, col[j], t)]
+            cand.update(lst)
+        cand.discard(i)
+        return cand
+
+    def _score_pair(self, i: int, j: int, ex: Any) -> None:
+        best = self.best
+        best[i] = max(best.get(i, 0.0), ex.probability)
+        best[j] = max(best.get(j, 0.0), ex.probability)
+        decision = ex.decision
+        reason = ex.reason
+        if decision == "review" and self.linker._unique_nickname(self.ti, i, j, ex):
+            decision, reason = (
+                "match",
+                "nickname: the only person with this surname at this hospital",
+            )
+        self.scored.append((i, j, (ex, decision, reason)))
+        if decision == "match":
+            self.add_link(i, j, ex.probability, "probabilistic")
+
+    # -- 3. local clustering with the batch safeguards and people's constraints --------------------
+    def _node(self, i: int) -> Any:
+        ti, grp = self.ti, self.grp
+        pid = ti.person[i]
+        key = ("P", pid) if pid is not None else ("R", i)
+        if key not in grp.parent:
+            ms = ti.members.get(pid, []) if pid is not None else [i]
+            vals: dict[str, set[str]] = {}
+            for c in ti.conflict_cols:
+                s = {ti.cols[c][m] for m in ms if ti.cols[c][m] is not None}
+                if s:
+                    vals[c] = s
+            grp.add(key, len(ms), vals, {ti.uid[m] for m in ms} if self.forbid else set())
+        return key
+
+    def cluster(self, must: list[tuple[str, str]]) -> None:
+        ti, grp, node = self.ti, self.grp, self._node
+        for i in self.new:
+            node(i)
+        for a, b in must:
+            ia, ib = ti.pos.get(a), ti.pos.get(b)
+            if ia is None or ib is None or (ia not in self.is_new and ib not in self.is_new):
+                continue
+            ra, rb = grp.find(node(ia)), grp.find(node(ib))
+            if ra != rb and not grp.forbidden(ra, rb, self.forbid):
+                grp.union(ra, rb)
+        g = ti.settings["guards"]
+        limits = (
+            int(g.get("max_cluster_size", 40)),
+            int(g.get("big_cluster_min", 3)),
+            float(g.get("big_cluster_link", 0.999)),
+        )
+        pending: dict[tuple, list[set[int]]] = {}
+        order = sorted(self.links.items(), key=lambda kv: (-kv[1][0], ti.uid[kv[0][0]], ti.uid[kv[0][1]]))
+        for (a, b), (p, rule) in order:
+            ra, rb = grp.find(node(a)), grp.find(node(b))
+            if ra == rb:
+                continue
+            why = self._refusal(a, b, ra, rb, p, limits, pending)
+            if why:
+                self.res.refused.append({"record_a": ti.uid[a], "record_b": ti.uid[b], "reason": why})
+                if why == "weak link between big clusters":
+                    self.refused_pairs.append((a, b, p, why))
+                continue
+            grp.union(ra, rb)
+            self.res.links.append((ti.uid[a], ti.uid[b], p, rule))
+
+    def _refusal(
+        self,
+        a: int,
+        b: int,
+        ra: Any,
+        rb: Any,
+        p: float,
+        limits: tuple[int, int, float],
+        pending: dict[tuple, list[set[int]]],
+    ) -> str | None:
+        """Why the link a–b may not join groups ``ra`` and ``rb`` (None: it may)."""
+        grp = self.grp
+        max_size, big_min, big_link = limits
+        if grp.conflict(ra, rb):
+            return "conflicting identifiers"
+        if grp.forbidden(ra, rb, self.forbid):
+            return "cannot_link constraint"
+        if grp.size[ra] + grp.size[rb] > max_size:
+            return "cluster too big"
+        if min(grp.size[ra], grp.size[rb]) >= big_min and p < big_link:
+            k = (ra, rb) if str(ra) < str(rb) else (rb, ra)
+            # a second link is needed, and it must come from another new record: several
+            # links of one bridging record are not independent evidence
+            seen_by = pending.setdefault(k, [])
+            seen_by.append({x for x in (a, b) if x in self.is_new})
+            if len(seen_by) < 2 or len(set().union(*seen_by)) < 2:
+                return "weak link between big clusters"
+        return None
+
+    # -- 4. persons: attach, merge, create ---------------------------------------------------------
+    def assign_persons(self, mint: Callable[[list[str]], str], age: Mapping[str, int]) -> None:
+        ti, grp, res = self.ti, self.grp, self.res
+        comps: dict[Any, list[Any]] = {}
+        for n in list(grp.parent):
+            comps.setdefault(grp.find(n), []).append(n)
+        conf: dict[int, float] = {}
+        for (a, b), (p, _rule) in self.links.items():
+            conf[a] = max(conf.get(a, 0.0), p)
+            conf[b] = max(conf.get(b, 0.0), p)
+        for nodes in comps.values():
+            olds = [n[1] for n in nodes if n[0] == "P"]
+            recs = [n[1] for n in nodes if n[0] == "R"]
+            if not recs:
+                continue
+            if not olds:
+                pid = mint(sorted(ti.uid[i] for i in recs))
+                res.created.append(pid)
+            else:
+                olds.sort(key=lambda p: (-len(ti.members.get(p, [])), age.get(p, 0), p))
+                pid = olds[0]
+                if len(olds) > 1:
+                    res.merged[pid] = olds[1:]
+                    for o in olds[1:]:
+                        ti.absorb(pid, o)
+                res.grown[pid] = res.grown.get(pid, 0) + len(recs)
+            single = not olds and len(recs) == 1
+            for i in recs:
+                ti.set_person(i, pid)
+                u = ti.uid[i]
+                res.person_of[u] = pid
+                if single:
+                    res.confidence[u] = (round(1.0 - self.best.get(i, 0.0), 4), "singleton")
+                else:
+                    res.confidence[u] = (round(conf.get(i, 1.0), 4), "incremental")
+
+    # -- 5. uncertain pairs between different persons go to review ---------------------------------
+    def queue_review(self) -> None:
+        ti, res = self.ti, self.res
+        gamma_names = [c["name"] for c in ti.settings["comparisons"]]
+        for i, j, (ex, decision, reason) in self.scored:
+            if decision == "match" and ti.person[i] == ti.person[j]:
+                continue
+            if decision == "no_match" or ti.person[i] == ti.person[j]:
+                continue
+            detail = {"reason": reason, **{f.comparison: f.level for f in ex.fields}}
+            res.review.append(
+                {
+                    "record_a": ti.uid[i],
+                    "record_b": ti.uid[j],
+                    "probability": float(ex.probability),
+                    "match_weight": float(ex.total_weight),
+                    "detail": detail,
+                }
+            )
+        for a, b, p, why in self.refused_pairs:
+            if ti.person[a] != ti.person[b]:
+                res.review.append(
+                    {
+                        "record_a": ti.uid[a],
+                        "record_b": ti.uid[b],
+                        "probability": float(p),
+                        "match_weight": None,
+                        "detail": {"reason": why, **dict.fromkeys(gamma_names)},
+                    }
+                )
+
+
 class IncrementalLinker:
     """Link new records into existing persons (see the module docstring).
 
@@ -430,243 +730,13 @@ class IncrementalLinker:
         age: Mapping[str, int],
         stats: dict[str, Any],
     ) -> None:
-        ti = self._type(ptype)
-        st = ti.settings
-        new = ti.add_rows(sub, [None] * len(sub))
-        is_new = set(new)
-        links: dict[tuple[int, int], tuple[float, str]] = {}
-
-        def add_link(a: int, b: int, p: float, rule: str) -> None:
-            k = (a, b) if a < b else (b, a)
-            if k not in links or links[k][0] < p:
-                links[k] = (p, rule)
-
-        # 1. deterministic links with the shared-value guard
-        seen: set[tuple[str, Any]] = set()
-        lic = ti.cols["license_no"]
-        for col in ti.det_cols:
-            colv = ti.cols[col]
-            for i in new:
-                v = colv[i]
-                if v is None or (col, v) in seen:
-                    continue
-                seen.add((col, v))
-                if (ptype, col, v) in self.shared:
-                    for h in list(ti.index[(col,)].get(v, [])):
-                        ti.drop_value(h, col)
-                    continue
-                holders = list(ti.index[(col,)].get(v, []))
-                if len(holders) < 2:
-                    continue
-                groups = self._groups(ti, col, holders)
-                n_persons = len({g for g in groups if g is not None} or {0})
-                if n_persons > ti.limits.get(col, 1):
-                    self.shared.add((ptype, col, v))
-                    res.shared.append(
-                        {
-                            "person_type": ptype,
-                            "column": col,
-                            "value": v,
-                            "records": len(holders),
-                            "persons": n_persons,
-                        }
-                    )
-                    for h in holders:
-                        ti.drop_value(h, col)
-                    continue
-                for h, g in zip(holders, groups, strict=True):
-                    if h not in is_new or g is None:
-                        continue
-                    for o, go in zip(holders, groups, strict=True):
-                        if o == h or go != g:
-                            continue
-                        if lic[h] is not None and lic[o] is not None and not same_identifier(lic[h], lic[o]):
-                            continue
-                        add_link(h, o, 1.0, f"deterministic:{col}")
-
-        # 2. blocking + scoring
-        scored: list[tuple[int, int, Any]] = []
-        best: dict[int, float] = {}
-        th = st["thresholds"]
-        floor = float(th.get("predict_floor", 0.3))
-        usable = ti.cols["usable"]
-        if ti.scorer is not None:
-            rows: dict[int, dict] = {}
-
-            def row(i: int) -> dict:
-                r = rows.get(i)
-                if r is None:
-                    r = rows[i] = ti.row(i)
-                return r
-
-            for i in new:
-                if not usable[i]:
-                    continue
-                cand: set[int] = set()
-                for rule, flag, similar in ti.rules:
-                    k = ti.key_of(rule, i)
-                    if k is None:
-                        continue
-                    if flag is not None and ti.cols[flag][i] != 1:
-                        lst = ti.index[(*rule, flag)].get((*k, 1))  # only the flagged records
-                    else:
-                        lst = ti.index[rule].get(k)
-                    if not lst:
-                        continue
-                    if len(lst) > self.max_block:
-                        stats["oversized_blocks"] += 1
-                        continue
-                    for c, t in similar:
-                        col, v = ti.cols[c], ti.cols[c][i]
-                        lst = [] if v is None else [j for j in lst if _similar(v, col[j], t)]
-                    cand.update(lst)
-                cand.discard(i)
-                stats["candidates"] += len(cand)
-                ri = row(i)
-                for j in cand:
-                    if j in is_new and j < i:
-                        continue  # the pair is scored from j's side
-                    if not usable[j]:
-                        continue
-                    rj = row(j)
-                    stats["scored_pairs"] += 1
-                    if ti.scorer.probability(ri, rj, floor) < floor:
-                        continue
-                    ex = ti.scorer.score(ri, rj)
-                    best[i] = max(best.get(i, 0.0), ex.probability)
-                    best[j] = max(best.get(j, 0.0), ex.probability)
-                    decision = ex.decision
-                    reason = ex.reason
-                    if decision == "review" and self._unique_nickname(ti, i, j, ex):
-                        decision, reason = (
-                            "match",
-                            "nickname: the only person with this surname at this hospital",
-                        )
-                    scored.append((i, j, (ex, decision, reason)))
-                    if decision == "match":
-                        add_link(i, j, ex.probability, "probabilistic")
-
-        # 3. local clustering with the batch safeguards and people's constraints
-        g = st["guards"]
-        max_size = int(g.get("max_cluster_size", 40))
-        big_min = int(g.get("big_cluster_min", 3))
-        big_link = float(g.get("big_cluster_link", 0.999))
-        grp = _Groups()
-
-        def node(i: int) -> Any:
-            pid = ti.person[i]
-            key = ("P", pid) if pid is not None else ("R", i)
-            if key not in grp.parent:
-                ms = ti.members.get(pid, []) if pid is not None else [i]
-                vals: dict[str, set[str]] = {}
-                for c in ti.conflict_cols:
-                    s = {ti.cols[c][m] for m in ms if ti.cols[c][m] is not None}
-                    if s:
-                        vals[c] = s
-                grp.add(key, len(ms), vals, {ti.uid[m] for m in ms} if forbid else set())
-            return key
-
-        for i in new:
-            node(i)
-        for a, b in must:
-            ia, ib = ti.pos.get(a), ti.pos.get(b)
-            if ia is None or ib is None or (ia not in is_new and ib not in is_new):
-                continue
-            ra, rb = grp.find(node(ia)), grp.find(node(ib))
-            if ra != rb and not grp.forbidden(ra, rb, forbid):
-                grp.union(ra, rb)
-        pending: dict[tuple, list[set[int]]] = {}
-        order = sorted(links.items(), key=lambda kv: (-kv[1][0], ti.uid[kv[0][0]], ti.uid[kv[0][1]]))
-        refused_pairs: list[tuple[int, int, float, str]] = []
-        for (a, b), (p, rule) in order:
-            ra, rb = grp.find(node(a)), grp.find(node(b))
-            if ra == rb:
-                continue
-            why = None
-            if grp.conflict(ra, rb):
-                why = "conflicting identifiers"
-            elif grp.forbidden(ra, rb, forbid):
-                why = "cannot_link constraint"
-            elif grp.size[ra] + grp.size[rb] > max_size:
-                why = "cluster too big"
-            elif min(grp.size[ra], grp.size[rb]) >= big_min and p < big_link:
-                k = (ra, rb) if str(ra) < str(rb) else (rb, ra)
-                # a second link is needed, and it must come from another new record: several
-                # links of one bridging record are not independent evidence
-                seen_by = pending.setdefault(k, [])
-                seen_by.append({x for x in (a, b) if x in is_new})
-                if len(seen_by) < 2 or len(set().union(*seen_by)) < 2:
-                    why = "weak link between big clusters"
-            if why:
-                res.refused.append({"record_a": ti.uid[a], "record_b": ti.uid[b], "reason": why})
-                if why == "weak link between big clusters":
-                    refused_pairs.append((a, b, p, why))
-                continue
-            grp.union(ra, rb)
-            res.links.append((ti.uid[a], ti.uid[b], p, rule))
-
-        # 4. persons: attach, merge, create
-        comps: dict[Any, list[Any]] = {}
-        for n in list(grp.parent):
-            comps.setdefault(grp.find(n), []).append(n)
-        conf: dict[int, float] = {}
-        for (a, b), (p, _rule) in links.items():
-            conf[a] = max(conf.get(a, 0.0), p)
-            conf[b] = max(conf.get(b, 0.0), p)
-        for nodes in comps.values():
-            olds = [n[1] for n in nodes if n[0] == "P"]
-            recs = [n[1] for n in nodes if n[0] == "R"]
-            if not recs:
-                continue
-            if not olds:
-                pid = mint(sorted(ti.uid[i] for i in recs))
-                res.created.append(pid)
-            else:
-                olds.sort(key=lambda p: (-len(ti.members.get(p, [])), age.get(p, 0), p))
-                pid = olds[0]
-                if len(olds) > 1:
-                    res.merged[pid] = olds[1:]
-                    for o in olds[1:]:
-                        ti.absorb(pid, o)
-                res.grown[pid] = res.grown.get(pid, 0) + len(recs)
-            single = not olds and len(recs) == 1
-            for i in recs:
-                ti.set_person(i, pid)
-                u = ti.uid[i]
-                res.person_of[u] = pid
-                if single:
-                    res.confidence[u] = (round(1.0 - best.get(i, 0.0), 4), "singleton")
-                else:
-                    res.confidence[u] = (round(conf.get(i, 1.0), 4), "incremental")
-
-        # 5. uncertain pairs between different persons go to review
-        gamma_names = [c["name"] for c in st["comparisons"]]
-        for i, j, (ex, decision, reason) in scored:
-            if decision == "match" and ti.person[i] == ti.person[j]:
-                continue
-            if decision == "no_match" or ti.person[i] == ti.person[j]:
-                continue
-            detail = {"reason": reason, **{f.comparison: f.level for f in ex.fields}}
-            res.review.append(
-                {
-                    "record_a": ti.uid[i],
-                    "record_b": ti.uid[j],
-                    "probability": float(ex.probability),
-                    "match_weight": float(ex.total_weight),
-                    "detail": detail,
-                }
-            )
-        for a, b, p, why in refused_pairs:
-            if ti.person[a] != ti.person[b]:
-                res.review.append(
-                    {
-                        "record_a": ti.uid[a],
-                        "record_b": ti.uid[b],
-                        "probability": float(p),
-                        "match_weight": None,
-                        "detail": {"reason": why, **dict.fromkeys(gamma_names)},
-                    }
-                )
+        """Link the new rows of one person type, in the steps of the module docstring."""
+        step = _TypeLinkPass(self, ptype, sub, res, forbid, stats)
+        step.deterministic_links()
+        step.scored_links()
+        step.cluster(must)
+        step.assign_persons(mint, age)
+        step.queue_review()
 
     def _groups(self, ti: _TypeIndex, col: str, holders: list[int]) -> list[int | None]:
         c = ti.cols

@@ -22,6 +22,9 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+import pypinyin
+from pypinyin.pinyin_dict import pinyin_dict
+
 from medscrm.schema.person import normalize_name
 
 __all__ = [
@@ -269,8 +272,6 @@ _EMPTY = ParsedName()
 
 @lru_cache(maxsize=1)
 def _pinyin_module():
-    import pypinyin
-
     return pypinyin
 
 
@@ -281,8 +282,6 @@ def _strip_tones(s: str) -> str:
 
 @lru_cache(maxsize=1)
 def _syllables() -> frozenset[str]:
-    from pypinyin.pinyin_dict import pinyin_dict
-
     out: set[str] = set()
     for readings in pinyin_dict.values():
         for r in readings.split(","):

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from medscrm.exports import csv_cell
+from medscrm.ingest.readers import open_reader
 
 from .cluster import cluster_links, person_id_for
 from .deterministic import deterministic_links
@@ -260,7 +261,6 @@ def _promote_unique_nicknames(pairs: pd.DataFrame, feats: pd.DataFrame, st: Matc
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read any import format (CSV/XLSX/JSONL/Parquet) into a DataFrame of raw values."""
-    from medscrm.ingest.readers import open_reader
 
     p = Path(path)
     if p.suffix.lower() == ".csv":

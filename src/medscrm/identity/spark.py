@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 __all__ = ["local_spark", "ensure_checkpoint_dir"]
@@ -36,6 +37,5 @@ def ensure_checkpoint_dir(spark: Any) -> None:
     sc = spark.sparkContext
     if sc.getCheckpointDir():
         return
-    import tempfile
 
     sc.setCheckpointDir(tempfile.mkdtemp(prefix="medscrm-spark-ckpt-"))

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from medscrm.common import backoff
+from medscrm.common import backoff, run_until_stopped
 from medscrm.db.bulk import append_rows
 from medscrm.db.schema import quarantine
 from medscrm.ingest.protocol import segment
@@ -133,20 +133,22 @@ class Ingestor:
         self.spool.close()
 
     def _run(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                self.spool.wait_for_data(self._pos, timeout=0.5)
-                n = self.flush_once()
-                failures = 0
-                if n == 0:
-                    time.sleep(0.02)
-            except Exception as exc:  # the database is down or slow: keep the spool, retry
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.last_error_at = time.monotonic()
-                log.warning("event flush failed, will retry: %s", self.last_error)
-                failures += 1
-                self._stop.wait(backoff(failures, 0.2, 10.0))
+        run_until_stopped(
+            self._step,
+            self._stop,
+            idle=lambda: time.sleep(0.02),
+            retry_wait=lambda failures: backoff(failures, 0.2, 10.0),
+            on_error=self._failed,
+        )
+
+    def _step(self) -> bool:
+        self.spool.wait_for_data(self._pos, timeout=0.5)
+        return self.flush_once() != 0
+
+    def _failed(self, exc: Exception) -> None:  # the database is down or slow: keep the spool, retry
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error_at = time.monotonic()
+        log.warning("event flush failed, will retry: %s", self.last_error)
 
     def flush_pending(self) -> int:
         """Store everything spooled so far (used by tests, shutdown and the CLI)."""
@@ -315,6 +317,7 @@ def _is_outage(exc: BaseException) -> bool:
             return True
     except ImportError:  # pragma: no cover
         pass
+    # lazy: off the server's start-up path
     import duckdb
 
     outage = duckdb.IOException | duckdb.ConnectionException | duckdb.OutOfMemoryException | OSError
@@ -337,6 +340,7 @@ def _is_poison(exc: BaseException) -> bool:
             return True
     except ImportError:  # pragma: no cover
         pass
+    # lazy: off the server's start-up path
     import duckdb
 
     return isinstance(exc, duckdb.InvalidInputException | duckdb.ConversionException)

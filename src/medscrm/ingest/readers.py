@@ -248,6 +248,7 @@ class XlsxReader(Reader):
     fmt = "xlsx"
 
     def __init__(self, path: Path, sheet: str | None = None):
+        # lazy: keeps `medscrm --help` light
         import openpyxl
 
         self.path = path
@@ -386,6 +387,7 @@ class ParquetReader(Reader):
     fmt = "parquet"
 
     def __init__(self, path: Path):
+        # lazy: keeps `medscrm --help` light
         import pyarrow.parquet as pq
 
         self.path = path

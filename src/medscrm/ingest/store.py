@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from medscrm.common import new_id, sha256_hex, utcnow
 from medscrm.db.bulk import append_rows, dumps, insert_new
 from medscrm.db.schema import events, identities, identity_links, quarantine, source_records
+from medscrm.ingest.importer import build_record
 from medscrm.ingest.mapping import Plan, guess_field
 from medscrm.ingest.protocol.segment import Message
 from medscrm.ingest.suppress import Suppressor, pairs_of_values
@@ -257,7 +258,6 @@ _recent_links: dict[tuple, None] = {}  # insertion-ordered: a bounded memory of 
 
 def _identity_side_effects(conn: sa.Connection, rows: list[dict]) -> None:
     """identify → source record; alias and callback hints → identity links."""
-    from medscrm.ingest.importer import build_record
 
     recs, links = [], []
     for r in rows:

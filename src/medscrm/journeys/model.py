@@ -10,10 +10,12 @@ Never raises anything but :class:`JourneyError` for any JSON-like input (tested 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from medscrm.common import MedscrmError
@@ -521,13 +523,10 @@ def _sccs(edges: dict[str, list[str]]) -> list[list[str]]:
 
 def load_file(path: str | Path) -> Any:
     """A journey definition from a .json/.yaml/.yml file (parsed, not yet validated)."""
-    import json
 
     p = Path(path)
     text = p.read_text(encoding="utf-8")
     if p.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:

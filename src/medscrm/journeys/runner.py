@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from medscrm.common import backoff, utcnow
+from medscrm.common import PollingThread, backoff, run_until_stopped, utcnow
 from medscrm.config import get_settings
 from medscrm.db.claim import skip_locked
 from medscrm.db.schema import journey_enrollments, journeys
@@ -144,45 +144,31 @@ def tick(
     return {"enrolled": enrolled, "steps": steps, "dispatched": sent}
 
 
-class JourneyRunner:
+class JourneyRunner(PollingThread):
     """The in-process engine for ``medscrm serve`` on the embedded database: a daemon thread that ticks
     every ``interval`` seconds (errors are logged and retried; the state is in the database)."""
 
+    thread_name = "medscrm-journeys"
+
     def __init__(self, engine: sa.Engine, *, worker_id: str = "serve", interval: float = 1.0):
+        super().__init__(interval=interval)
         self.engine = engine
         self.worker_id = worker_id
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last_error: str | None = None
         self.ticks = 0
 
-    def start(self) -> JourneyRunner:
-        self._thread = threading.Thread(target=self._run, name="medscrm-journeys", daemon=True)
-        self._thread.start()
-        return self
+    def step(self) -> bool:
+        busy = False
+        if _any_running(self.engine):
+            r = tick(self.engine, worker_id=self.worker_id)
+            busy = bool(r["steps"] or r["enrolled"])
+        else:
+            dispatch(self.engine, worker_id=self.worker_id)
+        self.ticks += 1
+        return busy
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            busy = False
-            try:
-                if _any_running(self.engine):
-                    r = tick(self.engine, worker_id=self.worker_id)
-                    busy = bool(r["steps"] or r["enrolled"])
-                else:
-                    dispatch(self.engine, worker_id=self.worker_id)
-                self.ticks += 1
-                self.last_error = None
-            except Exception as exc:  # the database is busy or down: retry on the next tick
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("journey tick failed: %s", self.last_error)
-            if not busy:
-                self._stop.wait(self.interval)
+    def failed(self, exc: Exception) -> None:  # the database is busy or down: retry on the next tick
+        super().failed(exc)
+        log.warning("journey tick failed: %s", self.last_error)
 
 
 def _any_running(engine: sa.Engine) -> bool:
@@ -214,22 +200,20 @@ def worker_loop(
     """``medscrm worker``: tick until stopped (SIGTERM/SIGINT set ``stop``); ``once``: one tick."""
     stop = stop or threading.Event()
     totals = {"enrolled": 0, "steps": 0, "dispatched": 0, "ticks": 0}
-    while not stop.is_set():
-        try:
-            r = tick(engine, worker_id=worker_id, tenant_id=tenant_id)
-        except Exception as exc:
-            log.warning("worker %s: tick failed: %s", worker_id, exc)
-            if once:
-                raise
-            stop.wait(min(10.0, interval * 5))
-            continue
+
+    def step() -> bool:
+        r = tick(engine, worker_id=worker_id, tenant_id=tenant_id)
         for k, v in r.items():
             totals[k] += v
         totals["ticks"] += 1
         if on_tick:
             on_tick(r)
-        if once:
-            break
-        if not (r["steps"] or r["enrolled"] or r["dispatched"]):
-            stop.wait(interval)
+        return bool(r["steps"] or r["enrolled"] or r["dispatched"])
+
+    def failed(exc: Exception) -> None:
+        log.warning("worker %s: tick failed: %s", worker_id, exc)
+
+    run_until_stopped(
+        step, stop, idle=interval, retry_wait=lambda _n: min(10.0, interval * 5), on_error=failed, once=once
+    )
     return totals

@@ -35,8 +35,11 @@ from medscrm.journeys.model import (
     definition_json,
     validate_definition,
 )
+from medscrm.outreach import settings as outreach_settings
+from medscrm.outreach.send import cancel_pending_sends
 from medscrm.rules import RuleError, compile_rule, parse
 from medscrm.rules.errors import Problem
+from medscrm.tags.service import rule_context
 
 STATUSES = ("draft", "running", "paused", "stopped")
 ACTIVE = "active"
@@ -45,7 +48,6 @@ ACTIVE = "active"
 # --- references to the tenant's data -------------------------------------------------------------
 def _channel_ready(conn: sa.Connection, *, tenant_id: str, channel: str) -> bool:
     """Whether the tenant has configured ``channel`` (the outreach channel configurations, credentials sealed)."""
-    from medscrm.outreach import settings as outreach_settings
 
     return outreach_settings.channel_config(conn, tenant_id=tenant_id, channel=channel) is not None
 
@@ -60,7 +62,6 @@ def check_references(
 ) -> list[Problem]:
     """Problems with what the journey refers to: segments, rule fields of branches and the goal, tags,
     content (exists; approved and unexpired when ``strict``), channel credentials."""
-    from medscrm.tags.service import rule_context
 
     problems: list[Problem] = []
     ctx = rule_context(conn, tenant_id=tenant_id)
@@ -501,7 +502,6 @@ def stop(
         .values(status="stopped", stopped_at=now, updated_at=now)
     )
     # sends this journey queued and no provider has seen yet are cancelled (Send Blocked on the timeline)
-    from medscrm.outreach.send import cancel_pending_sends
 
     cancelled = cancel_pending_sends(
         conn, tenant_id=tenant_id, origin_prefix=f"journey:{row['id']}:", reason="journey_stopped"

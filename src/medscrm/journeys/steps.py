@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from medscrm.common import MedscrmError, NotFound, new_id
+from medscrm.content import service as content
 from medscrm.db import bulk
 from medscrm.db.schema import (
     identities,
@@ -51,6 +52,8 @@ from medscrm.journeys.model import (
 )
 from medscrm.persons.restrictions import REASON as RESTRICTED_REASON
 from medscrm.persons.restrictions import restricted
+from medscrm.rules import compile_rule, parse
+from medscrm.tags.service import rule_context
 
 CHINA = ZoneInfo("Asia/Shanghai")
 ACTIVE = "active"
@@ -126,9 +129,6 @@ class _Batch:
 
     # rules (branch conditions, goals) are compiled once per batch
     def _members(self, tenant_id: str, rule: Any, person_ids: list[str]) -> set[str]:
-        from medscrm.rules import compile_rule, parse
-        from medscrm.tags.service import rule_context
-
         ck = ("ctx", tenant_id)
         ctx = self._rule_cache.get(ck)
         if ctx is None:
@@ -580,7 +580,6 @@ def _bulk_update(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
 
 def content_lookup(conn: sa.Connection, *, tenant_id: str, ref: str) -> dict[str, Any] | None:
     """The content library's item with id or key ``ref`` (expiry applied), or None."""
-    from medscrm.content import service as content
 
     try:
         return content.get_item(conn, tenant_id=tenant_id, item_id=ref)

@@ -20,7 +20,9 @@ import sqlalchemy as sa
 from medscrm import hooks
 from medscrm.accounts import service as accounts
 from medscrm.common import new_id, utcnow
-from medscrm.db.schema import content_items, events, sends, tracked_links
+from medscrm.db.schema import content_items, events, identities, sends, tracked_links
+from medscrm.outreach import consent
+from medscrm.schema.person import normalize_phone
 
 SOURCE_NAME = "outreach"
 #: timeline events that are also a send's status change (announced as ``sends.status``)
@@ -307,9 +309,6 @@ def record_reply(
     """An SMS reply to the tenant's number: a ``Message Replied`` event for every person of the
     tenant holding the phone; an opt-out reply (TD, 退订, …) withdraws their SMS marketing consent.
     Returns what was done."""
-    from medscrm.db.schema import identities
-    from medscrm.outreach import consent
-    from medscrm.schema.person import normalize_phone
 
     try:
         e164 = normalize_phone(phone)

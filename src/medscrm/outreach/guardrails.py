@@ -38,6 +38,7 @@ from medscrm.outreach.consent import has_consent, is_dnc
 from medscrm.outreach.settings import configured_channels
 from medscrm.persons.restrictions import REASON as RESTRICTED_REASON
 from medscrm.persons.restrictions import is_restricted
+from medscrm.profiles.service import resolve_person_id
 
 CONSENT_CHANNEL = {"email": "email", "sms": "sms", "wecom": "wecom", "wechat_template": "wechat"}
 #: send statuses that count against frequency caps
@@ -279,8 +280,6 @@ def evaluate(
 
 
 def load_person(conn: sa.Connection, tenant_id: str, person_id: str) -> dict[str, Any] | None:
-    from medscrm.profiles.service import resolve_person_id
-
     try:
         return resolve_person_id(conn, tenant_id, person_id)
     except NotFound:

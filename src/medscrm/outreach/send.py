@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import sqlalchemy as sa
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from medscrm import hooks
 from medscrm.common import InvalidInput, backoff, new_id, utcnow
@@ -153,8 +155,6 @@ def request_send(conn: sa.Connection, req: SendRequest, now: dt.datetime | None 
         "updated_at": now,
     }
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         stmt = (
             pg_insert(sends)
             .values(**row)
@@ -548,7 +548,6 @@ def render(
     html = None
     if send["channel"] == "email":
         beacon = f"{base}/b/{feedback.make_token(conn, send=send, kind='beacon', url=None)}"
-        from html import escape
 
         parts = [f"<p>{escape(line)}</p>" for line in body.splitlines() if line.strip()]
         if url:

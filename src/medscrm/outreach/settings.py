@@ -5,6 +5,8 @@ returned, printed or logged — only their names."""
 from __future__ import annotations
 
 import copy
+import re
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,8 +71,6 @@ _cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
 
 def _cached(key: tuple[str, str], load):
-    import time
-
     hit = _cache.get(key)
     now = time.monotonic()
     if hit and hit[0] > now:
@@ -123,8 +123,6 @@ def _validate_policy(p: dict[str, Any]) -> None:
                 raise InvalidInput(f"frequency_caps.{ch}[{i}].hours", "a number of hours > 0")
     qh = p.get("quiet_hours")
     if qh is not None and qh != {}:
-        import re
-
         for f in ("start", "end"):
             if not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", str(qh.get(f, ""))):
                 raise InvalidInput(f"quiet_hours.{f}", "HH:MM (24-hour, China time)")

@@ -9,8 +9,12 @@ from typing import Any
 
 import pandas as pd
 
+from medscrm.common import MedscrmError
 from medscrm.db.schema import PERSON_FIELDS
+from medscrm.identity.model import MatchModel, model_path, save_models
+from medscrm.identity.resolve import resolve_records
 from medscrm.persons.run import EngineResult
+from medscrm.persons.service import load_records
 
 
 def _clean(v: Any) -> Any:
@@ -109,15 +113,12 @@ def resolve_with_engine(
     incremental linking); the feature index for incremental linking is saved beside it
     (``index_dir``, default :func:`index_dir_for` of the model file).
     """
-    from medscrm.identity.resolve import resolve_records
 
     if not records:
         return EngineResult(clusters={}, links=[], review=[], summary={"records": 0})
     table = engine_table(records)
     res = resolve_records(table, settings=str(settings_path) if settings_path else None, engine=engine)
     if model_file is not None and res.models:
-        from medscrm.identity.model import save_models
-
         save_models(Path(model_file), res.models)
         FeatureStore(index_dir or index_dir_for(Path(model_file))).write(res.features, res.shared)
     clusters: dict[str, list[str]] = {}
@@ -164,10 +165,6 @@ def record_table(records: list[dict]) -> list[dict]:
 
 def load_or_train_model(ws, *, person_type: str = "hcp", retrain: bool = False):
     """The tenant's saved model, or one trained now on the tenant's records (and saved)."""
-    from medscrm.common import MedscrmError
-    from medscrm.identity.model import MatchModel, model_path, save_models
-    from medscrm.identity.resolve import resolve_records
-    from medscrm.persons.service import load_records
 
     path = model_path(ws.engine, ws.tenant_slug)
     if path.exists() and not retrain:

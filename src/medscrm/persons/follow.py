@@ -106,6 +106,7 @@ class IdentityFollower:
         """Link the unlinked records of every tenant that has some; returns how many were linked."""
         if not force and not self._due():
             return 0
+        # lazy: off the server's start-up path
         from medscrm.persons.incremental import run_incremental
 
         with self.engine.connect() as conn:
@@ -130,6 +131,7 @@ class IdentityFollower:
     def _model_path(self, slug: str):
         if self._model_file is not None:
             return self._model_file(slug)
+        # lazy: off the server's start-up path
         from medscrm.identity.model import model_path
 
         return model_path(self.engine, slug)

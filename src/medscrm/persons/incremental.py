@@ -17,6 +17,7 @@ rows, the review queue. People's constraints are respected (see
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections import defaultdict
@@ -31,10 +32,20 @@ from medscrm.accounts import service as accounts
 from medscrm.common import new_id, utcnow
 from medscrm.db.bulk import append_rows
 from medscrm.db.schema import PERSON_FIELDS, person_changes, person_records, persons, source_records, sources
+from medscrm.identity.features import build_features
+from medscrm.identity.hospitals import HospitalIndex, load_extra_aliases
+from medscrm.identity.incremental import IncrementalLinker, LinkResult
+from medscrm.identity.model import MatchModel
 from medscrm.metrics import timed_identity_run
 from medscrm.persons import review
 from medscrm.persons.engine import FeatureStore, engine_table, index_dir_for
-from medscrm.persons.service import ApplyReport, announce_merges, rebuild_identities, write_golden
+from medscrm.persons.service import (
+    ApplyReport,
+    announce_merges,
+    previous_assignment,
+    rebuild_identities,
+    write_golden,
+)
 from medscrm.persons.survivorship import Survivorship, load_survivorship
 
 __all__ = ["FeatureStore", "IncrementalReport", "index_dir_for", "run_incremental"]
@@ -88,8 +99,6 @@ def records_by_ids(conn: sa.Connection, tenant_id: str, ids: list[str]) -> list[
 
 
 def _load_models(model_file: Path) -> dict:
-    from medscrm.identity.model import MatchModel
-
     try:
         data = json.loads(Path(model_file).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -112,10 +121,6 @@ def run_incremental(
 ) -> IncrementalReport | None:
     """Link the tenant's unlinked source records into its persons. Returns None when there is no
     previous run to build on (no persons, no saved model or no feature index): run in full."""
-    from medscrm.identity.features import build_features
-    from medscrm.identity.hospitals import HospitalIndex, load_extra_aliases
-    from medscrm.identity.incremental import IncrementalLinker
-    from medscrm.persons.service import previous_assignment
 
     t0 = time.perf_counter()
     secs: dict[str, float] = {}
@@ -133,8 +138,52 @@ def run_incremental(
         rep.seconds = secs
         return rep
 
-    # the index of resolved records (features from the store; missing ones recomputed)
     t = time.perf_counter()
+    linker = _build_linker(conn, tenant_id, models, store, assignment, rep)
+    secs["index"] = round(time.perf_counter() - t, 3)
+
+    t = time.perf_counter()
+    must, cannot = review.constraints(conn, tenant_id)
+    lr = linker.link(
+        pd.DataFrame(engine_table(fresh)), cannot=cannot, must=must, mint=lambda _u: new_id("per"), age=age
+    )
+    secs["link"] = round(time.perf_counter() - t, 3)
+
+    # apply to the touched persons only
+    t = time.perf_counter()
+    now = utcnow()
+    _attach_records(conn, tenant_id, lr, now)
+    absorbed = {old: surv for surv, olds in lr.merged.items() for old in olds}
+    _retire_absorbed(conn, tenant_id, absorbed, now)
+    # consent, do-not-contact, sends and journey enrollments follow the merged persons (PIPL)
+    rep.carried = announce_merges(conn, tenant_id=tenant_id, merged=absorbed, now=now, actor=actor)
+    touched = sorted(lr.touched)
+    person_recs = _records_of_persons(conn, tenant_id, touched, fresh)
+    cfg = survivorship or load_survivorship()
+    rep.conflicts = write_golden(conn, tenant_id=tenant_id, person_recs=person_recs, cfg=cfg, now=now)
+    rebuild_identities(conn, tenant_id=tenant_id, person_recs=person_recs, only=set(touched) | set(absorbed))
+    _log_changes(conn, tenant_id, lr, person_recs, now, actor)
+    rep.review_pairs = review.queue_pairs(conn, tenant_id=tenant_id, pairs=lr.review)
+    _fill_report(rep, lr, assignment, len(fresh), absorbed)
+    _audit(conn, tenant_id, rep, actor)
+    store.append(lr.features, lr.shared)
+    secs["apply"] = round(time.perf_counter() - t, 3)
+    secs["total"] = round(time.perf_counter() - t0, 3)
+    rep.seconds = secs
+    return rep
+
+
+def _build_linker(
+    conn: sa.Connection,
+    tenant_id: str,
+    models: dict[str, MatchModel],
+    store: FeatureStore,
+    assignment: dict[str, str],
+    rep: IncrementalReport,
+) -> IncrementalLinker:
+    """The index of resolved records: features from the store, the missing ones recomputed (and
+    added to the store)."""
+
     settings = next(iter(models.values())).settings
     extra = load_extra_aliases(settings["hospital_aliases"]) if settings.get("hospital_aliases") else []
     hidx = HospitalIndex(extra)
@@ -151,19 +200,11 @@ def run_incremental(
         rep.catch_up_features = len(extra_feats)
     linker = IncrementalLinker(models, hospitals=hidx)
     linker.load(feats, assignment, store.shared())
-    secs["index"] = round(time.perf_counter() - t, 3)
+    return linker
 
-    # link
-    t = time.perf_counter()
-    must, cannot = review.constraints(conn, tenant_id)
-    lr = linker.link(
-        pd.DataFrame(engine_table(fresh)), cannot=cannot, must=must, mint=lambda _u: new_id("per"), age=age
-    )
-    secs["link"] = round(time.perf_counter() - t, 3)
 
-    # apply to the touched persons only
-    t = time.perf_counter()
-    now = utcnow()
+def _attach_records(conn: sa.Connection, tenant_id: str, lr: LinkResult, now: dt.datetime) -> None:
+    """A person_records row for each newly linked record."""
     append_rows(
         conn,
         person_records,
@@ -180,9 +221,11 @@ def run_incremental(
             for rid, pid in lr.person_of.items()
         ],
     )
-    absorbed = {old: surv for surv, olds in lr.merged.items() for old in olds}
-    # absorbed persons: their records move to the survivor, they are marked merged (one statement
-    # per chunk, a CASE maps each absorbed id to its survivor)
+
+
+def _retire_absorbed(conn: sa.Connection, tenant_id: str, absorbed: dict[str, str], now: dt.datetime) -> None:
+    """Absorbed persons: their records move to the survivor, they are marked merged (one statement
+    per chunk, a CASE maps each absorbed id to its survivor)."""
     olds = sorted(absorbed)
     for k in range(0, len(olds), 500):
         chunk = olds[k : k + 500]
@@ -201,9 +244,12 @@ def run_incremental(
                 updated_at=now,
             )
         )
-    # consent, do-not-contact, sends and journey enrollments follow the merged persons (PIPL)
-    rep.carried = announce_merges(conn, tenant_id=tenant_id, merged=absorbed, now=now, actor=actor)
-    touched = sorted(lr.touched)
+
+
+def _records_of_persons(
+    conn: sa.Connection, tenant_id: str, touched: list[str], fresh: list[dict[str, Any]]
+) -> dict[str, list[dict]]:
+    """Every source record of the touched persons, by person (the new ones are already read)."""
     member_rows: list[tuple[str, str]] = []
     for k in range(0, len(touched), _CHUNK):
         member_rows.extend(
@@ -221,9 +267,18 @@ def run_incremental(
     for rid, pid in member_rows:
         if rid in by_id:
             person_recs[pid].append(by_id[rid])
-    cfg = survivorship or load_survivorship()
-    rep.conflicts = write_golden(conn, tenant_id=tenant_id, person_recs=person_recs, cfg=cfg, now=now)
-    rebuild_identities(conn, tenant_id=tenant_id, person_recs=person_recs, only=set(touched) | set(absorbed))
+    return person_recs
+
+
+def _log_changes(
+    conn: sa.Connection,
+    tenant_id: str,
+    lr: LinkResult,
+    person_recs: dict[str, list[dict]],
+    now: dt.datetime,
+    actor: str,
+) -> None:
+    """person_changes rows: persons created, grown and merged by this run."""
     changes = [
         ("created", p, [], {"records": len(person_recs.get(p, [])), "incremental": True}) for p in lr.created
     ]
@@ -246,14 +301,21 @@ def run_incremental(
             for k, p, rel, d in changes
         ],
     )
-    rep.review_pairs = review.queue_pairs(conn, tenant_id=tenant_id, pairs=lr.review)
-    rep.records = len(assignment) + len(fresh)
+
+
+def _fill_report(
+    rep: IncrementalReport, lr: LinkResult, assignment: dict[str, str], n_fresh: int, absorbed: dict[str, str]
+) -> None:
+    rep.records = len(assignment) + n_fresh
     rep.persons = len(set(assignment.values()) - set(absorbed)) + len(lr.created)
     rep.created, rep.grown, rep.merged = len(lr.created), len(lr.grown), len(lr.merged)
     rep.retired = len(absorbed)
     rep.attached = sum(lr.grown.values())
     rep.refused_links = len(lr.refused)
     rep.person_of = dict(lr.person_of)
+
+
+def _audit(conn: sa.Connection, tenant_id: str, rep: IncrementalReport, actor: str) -> None:
     accounts.audit(
         conn=conn,
         tenant_id=tenant_id,
@@ -269,8 +331,3 @@ def run_incremental(
             "review_pairs": rep.review_pairs,
         },
     )
-    store.append(lr.features, lr.shared)
-    secs["apply"] = round(time.perf_counter() - t, 3)
-    secs["total"] = round(time.perf_counter() - t0, 3)
-    rep.seconds = secs
-    return rep

@@ -24,6 +24,7 @@ from medscrm.db.schema import (
     source_records,
     sources,
 )
+from medscrm.ingest.events import forget_identity_cache
 from medscrm.persons.stable_ids import assign_ids
 from medscrm.persons.survivorship import Survivorship, golden_record, load_survivorship
 
@@ -267,7 +268,6 @@ def rebuild_identities(
                     identities.c.tenant_id == tenant_id, identities.c.person_id.in_(ids[k : k + 1000])
                 )
             )
-    from medscrm.ingest.events import forget_identity_cache
 
     forget_identity_cache(tenant_id)
     now = utcnow()

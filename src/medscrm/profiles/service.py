@@ -19,7 +19,11 @@ from medscrm.accounts.roles import can
 from medscrm.common import NotFound
 from medscrm.db.schema import identities, person_records, persons, source_records, sources
 from medscrm.profiles.events import query_events
-from medscrm.scores.model import stage_from_tags
+from medscrm.schema import person as schema
+from medscrm.scores.model import hide_prescription_detail, stage_from_tags
+from medscrm.scores.service import scores_of
+from medscrm.segments.service import segments_of
+from medscrm.tags.service import tags_of
 
 LOOKUP_TYPES = {
     "phone": "phone",
@@ -90,9 +94,6 @@ def get_profile(
 
 
 def _tags_of(conn: sa.Connection, tenant_id: str, person_id: str, role: str) -> list[dict[str, Any]]:
-    from medscrm.scores.model import hide_prescription_detail
-    from medscrm.tags.service import tags_of
-
     out = tags_of(conn, tenant_id=tenant_id, person_id=person_id)
     if not can(role, "prescriptions.read"):
         for t in out:
@@ -102,7 +103,6 @@ def _tags_of(conn: sa.Connection, tenant_id: str, person_id: str, role: str) -> 
 
 def _scores_of(conn: sa.Connection, tenant_id: str, person_id: str, role: str) -> dict[str, Any]:
     """Scores with their reasons; per-HCP prescription detail only for roles that may read it."""
-    from medscrm.scores.service import scores_of
 
     return scores_of(
         conn, tenant_id=tenant_id, person_id=person_id, prescriptions=can(role, "prescriptions.read")
@@ -110,8 +110,6 @@ def _scores_of(conn: sa.Connection, tenant_id: str, person_id: str, role: str) -
 
 
 def _segments_of(conn: sa.Connection, tenant_id: str, person_id: str) -> list[dict[str, Any]]:
-    from medscrm.segments.service import segments_of
-
     return segments_of(conn, tenant_id=tenant_id, person_id=person_id)
 
 
@@ -121,7 +119,6 @@ def lookup(
     """Person id for an identifier (phone/email are normalised the way imports normalise them).
 
     ``scope``: a SELECT of the person ids the caller may see (a rep's own HCPs); None: any."""
-    from medscrm.schema import person as schema
 
     kind = LOOKUP_TYPES.get(type_)
     if not kind:

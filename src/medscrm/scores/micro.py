@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from medscrm.common import utcnow
+from medscrm.common import InvalidInput, utcnow
 from medscrm.db.schema import micro_segments, person_tags
 from medscrm.scores import features
 from medscrm.scores.config import get_config
+from medscrm.scores.definitions import ensure_definitions, lock_tenant
 from medscrm.scores.model import CHANNEL_ZH, SLOT_ZH
 from medscrm.tags import service as tags
 
@@ -130,19 +131,19 @@ def refresh_micro(
     ``micro_segment`` tag (history with the segment's description as the reason). Returns the
     descriptions (label, size, description_zh/en, top_features). ``rows``: :func:`feature_rows` already
     computed for the same ``now`` and configuration (the batch passes its own)."""
+    # lazy: off the server's start-up path
+
     from sklearn.cluster import KMeans
+
+    # lazy: off the server's start-up path
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
-
-    from medscrm.scores.definitions import ensure_definitions, lock_tenant
 
     now = now or utcnow()
     cfg = get_config(config)
     mcfg = cfg["micro_segments"]
     k = int(k or mcfg["k"])
     if not 2 <= k <= 50:
-        from medscrm.common import InvalidInput
-
         raise InvalidInput("k", "must be from 2 to 50")
     lock_tenant(conn, tenant_id=tenant_id)
     ensure_definitions(conn, tenant_id=tenant_id, now=now)

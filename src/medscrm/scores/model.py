@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -135,6 +136,7 @@ def _r(x: float, nd: int = 2) -> float:
 
 @lru_cache(maxsize=1)
 def _hospital_index() -> dict[str, list[dict]]:
+    # lazy: keeps `medscrm --help` light
     from medscrm.reference import hospitals_by_alias
 
     return hospitals_by_alias()
@@ -306,35 +308,61 @@ def _event_summary(f: PersonFeatures, key: str = "n") -> list[dict[str, Any]]:
     return [{"event": e, "n": int(v[key]), "points": _r(v["lead"])} for e, v in items]
 
 
+Reason = dict[str, Any]
+TagValue = tuple[str | None, Reason]
+
+
 def derive(f: PersonFeatures, cfg: dict[str, Any], now: dt.datetime) -> Outcome:
-    w = cfg["windows"]
-    tags: dict[str, tuple[str | None, dict[str, Any]]] = {}
-    scores: dict[str, tuple[float, dict[str, Any]]] = {}
-    hl = cfg["half_life_days"]
+    """Every tag and score of one person, each with its reason (in a stable key order)."""
+    engagement, engagement_reason = _engagement(f, cfg)
+    tier, pot, pot_reason = potential(f, engagement, cfg)
+    scores: dict[str, tuple[float, Reason]] = {
+        "engagement": (_r(engagement), engagement_reason),
+        "potential": (_r(pot), pot_reason),
+        "lead_score": _lead_score(f, cfg, tier),
+        "academic": _academic_score(f, cfg),
+    }
+    tags: dict[str, TagValue] = {
+        "potential_tier": (tier, pot_reason),
+        "lifecycle": lifecycle(f, cfg, now),
+        "aipl": aipl(f, cfg),
+        "activity_level": _activity_level(f, cfg),
+        "academic_interest": _academic_interest(f, cfg),
+        "content_preference": _content_preference(f, cfg),
+        "treatment_concept": _treatment_concept(f, cfg),
+        "channel_preference": _channel_preference(f, cfg),
+        "time_preference": _time_preference(f, cfg),
+        "weekday_preference": _weekday_preference(f, cfg),
+    }
+    return Outcome(tags=tags, scores=scores)
+
+
+def _engagement(f: PersonFeatures, cfg: dict[str, Any]) -> tuple[float, Reason]:
+    """Recency-weighted engagement, 0–100 (unrounded: the potential tier reads it)."""
+    w, hl = cfg["windows"], cfg["half_life_days"]
     eng_scale = cfg["scores"]["engagement"]["scale"]
     engagement = 100 * (1 - math.exp(-f.engagement_points / eng_scale))
-    scores["engagement"] = (
-        _r(engagement),
-        {
-            "rule": "engagement",
-            "points": _r(f.engagement_points),
-            "scale": eng_scale,
-            "half_life_days": hl["preference"],
-            "window_days": w["preference"],
-            "events": f.n_preference,
-            "text_en": f"{_r(f.engagement_points, 1)} recency-weighted points from {f.n_preference} events "
-            f"in {w['preference']} days (half-life {hl['preference']} d)",
-            "text_zh": f"{w['preference']} 天内 {f.n_preference} 次行为，按时间衰减（半衰期 {hl['preference']} 天）"
-            f"加权 {_r(f.engagement_points, 1)} 分",
-        },
-    )
-    tier, pot, pot_reason = potential(f, engagement, cfg)
-    tags["potential_tier"] = (tier, pot_reason)
-    scores["potential"] = (_r(pot), pot_reason)
+    return engagement, {
+        "rule": "engagement",
+        "points": _r(f.engagement_points),
+        "scale": eng_scale,
+        "half_life_days": hl["preference"],
+        "window_days": w["preference"],
+        "events": f.n_preference,
+        "text_en": f"{_r(f.engagement_points, 1)} recency-weighted points from {f.n_preference} events "
+        f"in {w['preference']} days (half-life {hl['preference']} d)",
+        "text_zh": f"{w['preference']} 天内 {f.n_preference} 次行为，按时间衰减（半衰期 {hl['preference']} 天）"
+        f"加权 {_r(f.engagement_points, 1)} 分",
+    }
+
+
+def _lead_score(f: PersonFeatures, cfg: dict[str, Any], tier: str) -> tuple[float, Reason]:
+    """Decayed lead points plus the fit points of the potential tier, 0–100."""
+    w, hl = cfg["windows"], cfg["half_life_days"]
     fit = cfg["scores"]["lead"]["fit_points"].get(tier, 0)
     lead_scale = cfg["scores"]["lead"]["scale"]
     lead = 100 * (1 - math.exp(-(f.lead_points + fit) / lead_scale)) if (f.lead_points + fit) > 0 else 0.0
-    scores["lead_score"] = (
+    return (
         _r(lead),
         {
             "rule": "lead_score",
@@ -351,7 +379,11 @@ def derive(f: PersonFeatures, cfg: dict[str, Any], now: dt.datetime) -> Outcome:
             f"{_r(f.lead_points, 1)} 分 + 潜力 {tier} 级加分 {fit}",
         },
     )
-    scores["academic"] = (
+
+
+def _academic_score(f: PersonFeatures, cfg: dict[str, Any]) -> tuple[float, Reason]:
+    w, hl = cfg["windows"], cfg["half_life_days"]
+    return (
         _r(f.academic_points),
         {
             "rule": "academic",
@@ -361,9 +393,10 @@ def derive(f: PersonFeatures, cfg: dict[str, Any], now: dt.datetime) -> Outcome:
             "text_zh": f"{w['preference']} 天内线上会、线下会与阅读的衰减得分",
         },
     )
-    tags["lifecycle"] = lifecycle(f, cfg, now)
-    tags["aipl"] = aipl(f, cfg)
 
+
+def _activity_level(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
+    w = cfg["windows"]
     al = cfg["activity_level"]
     level = (
         "high"
@@ -374,7 +407,7 @@ def derive(f: PersonFeatures, cfg: dict[str, Any], now: dt.datetime) -> Outcome:
         if f.n_activity >= al["low"]
         else "none"
     )
-    tags["activity_level"] = (
+    return (
         level,
         {
             "rule": "activity_level",
@@ -385,115 +418,130 @@ def derive(f: PersonFeatures, cfg: dict[str, Any], now: dt.datetime) -> Outcome:
             "text_zh": f"{w['activity']} 天内 {f.n_activity} 次行为",
         },
     )
-    if f.n_preference:
-        ai = cfg["academic_interest"]
-        pts = f.academic_points
-        lvl = "high" if pts >= ai["high"] else "medium" if pts >= ai["medium"] else "low"
-        acad_events = {
-            e: v["n_pref"] for e, v in f.by_event.items() if e in cfg["academic_points"] and v["n_pref"]
-        }
-        tags["academic_interest"] = (
-            lvl,
-            {
-                "rule": "academic_interest",
-                "points": _r(pts),
-                "events": acad_events,
-                "thresholds": ai,
-                "text_en": f"{_r(pts, 1)} decayed academic points in {w['preference']} days: "
-                + ", ".join(f"{e} ×{n}" for e, n in sorted(acad_events.items())),
-                "text_zh": f"{w['preference']} 天内学术行为得分 {_r(pts, 1)}："
-                + "，".join(f"{EVENT_ZH.get(e, e)} {n} 次" for e, n in sorted(acad_events.items())),
-            },
-        )
-    else:
-        tags["academic_interest"] = (
-            None,
-            {"rule": "academic_interest", "text_en": "no events", "text_zh": "无行为"},
-        )
 
-    top = _top(f, "therapy_area", cfg)
-    if top:
-        tags["content_preference"] = (
-            top["value"],
-            {
-                "rule": "content_preference",
-                "events": top["n"],
-                "article_views": top["views"],
-                "weight": _r(top["w"]),
-                "window_days": w["preference"],
-                "mix": {d["value"]: d["n"] for d in f.dims["therapy_area"]},
-                "text_en": f"{top['n']} events on {top['value']} in {w['preference']} days "
-                f"({top['views']} article views), weighted by engagement and recency",
-                "text_zh": f"{w['preference']} 天内 {top['value']} 相关行为 {top['n']} 次（文章阅读 {top['views']} 次），"
-                "按互动深度与时间衰减加权",
-            },
-        )
-    else:
-        tags["content_preference"] = (None, {"rule": "content_preference", "text_en": "too few events"})
-    top = _top(f, "treatment_concept", cfg)
-    tags["treatment_concept"] = (
-        (
-            top["value"],
-            {
-                "rule": "treatment_concept",
-                "events": top["n"],
-                "weight": _r(top["w"]),
-                "text_en": f"{top['n']} engagements with content on {top['value']} in {w['preference']} days",
-                "text_zh": f"{w['preference']} 天内与“{top['value']}”相关内容互动 {top['n']} 次",
-            },
-        )
-        if top
-        else (None, {"rule": "treatment_concept", "text_en": "too few events"})
+
+def _academic_interest(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
+    if not f.n_preference:
+        return (None, {"rule": "academic_interest", "text_en": "no events", "text_zh": "无行为"})
+    w = cfg["windows"]
+    ai = cfg["academic_interest"]
+    pts = f.academic_points
+    lvl = "high" if pts >= ai["high"] else "medium" if pts >= ai["medium"] else "low"
+    acad_events = {
+        e: v["n_pref"] for e, v in f.by_event.items() if e in cfg["academic_points"] and v["n_pref"]
+    }
+    return (
+        lvl,
+        {
+            "rule": "academic_interest",
+            "points": _r(pts),
+            "events": acad_events,
+            "thresholds": ai,
+            "text_en": f"{_r(pts, 1)} decayed academic points in {w['preference']} days: "
+            + ", ".join(f"{e} ×{n}" for e, n in sorted(acad_events.items())),
+            "text_zh": f"{w['preference']} 天内学术行为得分 {_r(pts, 1)}："
+            + "，".join(f"{EVENT_ZH.get(e, e)} {n} 次" for e, n in sorted(acad_events.items())),
+        },
     )
-    top = _top(f, "channel", cfg)
-    tags["channel_preference"] = (
-        (
-            top["value"],
-            {
-                "rule": "channel_preference",
-                "events": top["n"],
-                "weight": _r(top["w"]),
-                "mix": {d["value"]: d["n"] for d in f.dims["channel"]},
-                "text_en": f"{top['n']} interactions via {top['value']} in {w['preference']} days",
-                "text_zh": f"{w['preference']} 天内通过{CHANNEL_ZH.get(top['value'], top['value'])}互动 {top['n']} 次",
-            },
-        )
-        if top
-        else (None, {"rule": "channel_preference", "text_en": "too few events"})
+
+
+def _top_tag(
+    f: PersonFeatures, cfg: dict[str, Any], dim: str, rule: str, reason: Callable[[dict[str, Any]], Reason]
+) -> TagValue:
+    """A preference tag: the top value of dimension ``dim`` with ``reason(top)``, or no value when
+    there are too few events."""
+    top = _top(f, dim, cfg)
+    if not top:
+        return (None, {"rule": rule, "text_en": "too few events"})
+    return (top["value"], {"rule": rule, **reason(top)})
+
+
+def _content_preference(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
+    w = cfg["windows"]
+    return _top_tag(
+        f,
+        cfg,
+        "therapy_area",
+        "content_preference",
+        lambda top: {
+            "events": top["n"],
+            "article_views": top["views"],
+            "weight": _r(top["w"]),
+            "window_days": w["preference"],
+            "mix": {d["value"]: d["n"] for d in f.dims["therapy_area"]},
+            "text_en": f"{top['n']} events on {top['value']} in {w['preference']} days "
+            f"({top['views']} article views), weighted by engagement and recency",
+            "text_zh": f"{w['preference']} 天内 {top['value']} 相关行为 {top['n']} 次（文章阅读 {top['views']} 次），"
+            "按互动深度与时间衰减加权",
+        },
     )
-    top = _top(f, "time_slot", cfg)
-    tags["time_preference"] = (
-        (
-            top["value"],
-            {
-                "rule": "time_preference",
-                "events": top["n"],
-                "weight": _r(top["w"]),
-                "timezone": "Asia/Shanghai",
-                "mix": {d["value"]: d["n"] for d in f.dims["time_slot"]},
-                "text_en": f"{top['n']} of {f.n_preference} events in the {top['value']} slot (China time)",
-                "text_zh": f"{f.n_preference} 次行为中 {top['n']} 次在{SLOT_ZH.get(top['value'], top['value'])}（北京时间）",
-            },
-        )
-        if top
-        else (None, {"rule": "time_preference", "text_en": "too few events"})
+
+
+def _treatment_concept(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
+    w = cfg["windows"]
+    return _top_tag(
+        f,
+        cfg,
+        "treatment_concept",
+        "treatment_concept",
+        lambda top: {
+            "events": top["n"],
+            "weight": _r(top["w"]),
+            "text_en": f"{top['n']} engagements with content on {top['value']} in {w['preference']} days",
+            "text_zh": f"{w['preference']} 天内与“{top['value']}”相关内容互动 {top['n']} 次",
+        },
     )
-    if f.n_preference >= cfg["min_events_for_preference"] and f.preference_w > 0:
-        share = f.weekend_w / f.preference_w
-        value = "weekend" if share >= cfg["weekday_preference"]["weekend_share"] else "weekday"
-        tags["weekday_preference"] = (
-            value,
-            {
-                "rule": "weekday_preference",
-                "weekend_share": _r(share, 3),
-                "threshold": cfg["weekday_preference"]["weekend_share"],
-                "text_en": f"{share:.0%} of recent activity on weekends",
-                "text_zh": f"近期 {share:.0%} 的行为发生在周末",
-            },
-        )
-    else:
-        tags["weekday_preference"] = (None, {"rule": "weekday_preference", "text_en": "too few events"})
-    return Outcome(tags=tags, scores=scores)
+
+
+def _channel_preference(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
+    w = cfg["windows"]
+    return _top_tag(
+        f,
+        cfg,
+        "channel",
+        "channel_preference",
+        lambda top: {
+            "events": top["n"],
+            "weight": _r(top["w"]),
+            "mix": {d["value"]: d["n"] for d in f.dims["channel"]},
+            "text_en": f"{top['n']} interactions via {top['value']} in {w['preference']} days",
+            "text_zh": f"{w['preference']} 天内通过{CHANNEL_ZH.get(top['value'], top['value'])}互动 {top['n']} 次",
+        },
+    )
+
+
+def _time_preference(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
+    return _top_tag(
+        f,
+        cfg,
+        "time_slot",
+        "time_preference",
+        lambda top: {
+            "events": top["n"],
+            "weight": _r(top["w"]),
+            "timezone": "Asia/Shanghai",
+            "mix": {d["value"]: d["n"] for d in f.dims["time_slot"]},
+            "text_en": f"{top['n']} of {f.n_preference} events in the {top['value']} slot (China time)",
+            "text_zh": f"{f.n_preference} 次行为中 {top['n']} 次在{SLOT_ZH.get(top['value'], top['value'])}（北京时间）",
+        },
+    )
+
+
+def _weekday_preference(f: PersonFeatures, cfg: dict[str, Any]) -> TagValue:
+    if not (f.n_preference >= cfg["min_events_for_preference"] and f.preference_w > 0):
+        return (None, {"rule": "weekday_preference", "text_en": "too few events"})
+    share = f.weekend_w / f.preference_w
+    value = "weekend" if share >= cfg["weekday_preference"]["weekend_share"] else "weekday"
+    return (
+        value,
+        {
+            "rule": "weekday_preference",
+            "weekend_share": _r(share, 3),
+            "threshold": cfg["weekday_preference"]["weekend_share"],
+            "text_en": f"{share:.0%} of recent activity on weekends",
+            "text_zh": f"近期 {share:.0%} 的行为发生在周末",
+        },
+    )
 
 
 def hide_prescription_detail(reason: Any) -> Any:

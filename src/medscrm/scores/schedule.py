@@ -27,6 +27,7 @@ from medscrm.accounts.service import audit_row
 from medscrm.common import MedscrmError, as_utc, utcnow
 from medscrm.config import get_settings
 from medscrm.db.schema import audit_log, tenants
+from medscrm.scores.service import refresh_all_committed
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,6 @@ def run_batch(
 ) -> dict[str, Any]:
     """One tenant's batch, a transaction per id range of persons (bounded memory on big tenants),
     recorded in the audit log in the last one."""
-    from medscrm.scores.service import refresh_all_committed
 
     now = now or utcnow()
     return refresh_all_committed(

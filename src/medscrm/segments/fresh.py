@@ -38,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm import hooks
-from medscrm.common import as_utc, backoff, utcnow
+from medscrm.common import as_utc, backoff, run_until_stopped, utcnow
 from medscrm.config import get_settings
 from medscrm.db.schema import events, identities, segment_history, segment_members, segments
 from medscrm.rules import RuleError, compile_rule, parse
@@ -450,24 +450,28 @@ class Refresher:
             t.join(timeout=30)
 
     def _loop(self, fn: Callable[[], bool], lane: str) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                t0 = time.monotonic()
-                busy = fn()
-                failures = 0
-                if not busy and lane == "fast":
-                    self._idle()
-                elif busy and lane == "fast" and self.min_cycle > 0:
-                    # under a steady load, cycles back to back each paid their fixed queries for a few
-                    # dozen events; a floor on the period lets each cycle take more events at once
-                    # and leaves the process's one core to the slow lane (real-time scores) meanwhile
-                    self._stop.wait(max(0.0, self.min_cycle - (time.monotonic() - t0)))
-            except Exception as exc:  # database down or busy: keep the watermark, retry
-                self.last_error = f"{lane}: {type(exc).__name__}: {exc}"
-                log.warning("segment refresh (%s lane) failed, will retry: %s", lane, self.last_error)
-                failures += 1
-                self._stop.wait(backoff(failures, self.poll, 10.0))
+        def step() -> bool:
+            t0 = time.monotonic()
+            busy = fn()
+            if busy and lane == "fast" and self.min_cycle > 0:
+                # under a steady load, cycles back to back each paid their fixed queries for a few
+                # dozen events; a floor on the period lets each cycle take more events at once
+                # and leaves the process's one core to the slow lane (real-time scores) meanwhile
+                self._stop.wait(max(0.0, self.min_cycle - (time.monotonic() - t0)))
+            return busy
+
+        def failed(exc: Exception) -> None:  # database down or busy: keep the watermark, retry
+            self.last_error = f"{lane}: {type(exc).__name__}: {exc}"
+            log.warning("segment refresh (%s lane) failed, will retry: %s", lane, self.last_error)
+
+        run_until_stopped(
+            step,
+            self._stop,
+            # the slow lane waits for work inside its cycle; the fast lane idles until events arrive
+            idle=self._idle if lane == "fast" else lambda: None,
+            retry_wait=lambda failures: backoff(failures, self.poll, 10.0),
+            on_error=failed,
+        )
 
     def _idle(self) -> None:
         """Wait up to ``poll`` seconds, less when the ``wake`` counter says events were stored."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from medscrm.accounts import service as accounts
 from medscrm.common import new_id, utcnow
 from medscrm.db.bulk import append_rows, insert_new
 from medscrm.db.schema import events, persons
@@ -340,7 +341,6 @@ def generate_events(
     into ``events`` through the bulk path, from a source named ``synth-behaviour``. Idempotent per
     (seed, person): message ids are derived from them. ``personas`` forces person → persona.
     Returns ``{"persons", "events", "inserted", "personas": {name: n}}``."""
-    from medscrm.accounts import service as accounts
 
     now = now or utcnow().replace(minute=0, second=0, microsecond=0)
     src = accounts.ensure_source(conn=conn, tenant_id=tenant_id, name=SOURCE_NAME, kind="segment")

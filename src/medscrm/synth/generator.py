@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import datetime as dt
 import io
 import json
 import re
@@ -32,8 +33,15 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
+import opencc
 import orjson
+import phonenumbers
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
+from openpyxl import Workbook
+from pypinyin import lazy_pinyin
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from medscrm.reference import load_hospitals
 from medscrm.synth import pools
@@ -170,8 +178,6 @@ def _rand_ts(rng: Random, lo_days_ago: int = 730, hi_days_ago: int = 0) -> int:
 
 @lru_cache(maxsize=4096)
 def _py_chars(text: str) -> tuple[str, ...]:
-    from pypinyin import lazy_pinyin
-
     return tuple(lazy_pinyin(text))
 
 
@@ -194,8 +200,6 @@ _opencc = None
 def _to_trad(text: str) -> str:
     global _opencc
     if _opencc is None:
-        import opencc
-
         _opencc = opencc.OpenCC("s2t")
     return _opencc.convert(text)
 
@@ -253,8 +257,6 @@ class Hospital:
 
 @lru_cache(maxsize=8192)
 def _landline(hidx: int, area: str, local_len: int, dept_name: str) -> str:
-    import phonenumbers
-
     h = sum(map(ord, dept_name)) * 7919 + hidx * 104729
     n = local_len - 1
     for k in range(50):
@@ -1179,8 +1181,6 @@ class _JsonlSink:
 
 class _XlsxSink:
     def __init__(self, path: Path, spec: SourceSpec):
-        from openpyxl import Workbook
-
         self.path = path
         self.wb = Workbook(write_only=True)
         self.ws = self.wb.create_sheet("报名表")
@@ -1193,8 +1193,6 @@ class _XlsxSink:
             ws.append([r.get(c) for c in cols])
 
     def close(self) -> None:
-        import datetime as dt
-
         fixed = dt.datetime(2026, 6, 30)
         self.wb.properties.created = fixed
         self.wb.properties.modified = fixed
@@ -1225,9 +1223,6 @@ def _make_zip_deterministic(path: Path) -> None:
 
 class _ParquetSink:
     def __init__(self, path: Path, spec: SourceSpec):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         self.pa = pa
         int_cols = {c for c in spec.columns if spec.custom_types.get(spec.custom.get(c, "")) == "int"}
         self.schema = pa.schema([(c, pa.int32() if c in int_cols else pa.string()) for c in spec.columns])
@@ -1361,8 +1356,6 @@ def generate(
 
     prog = None
     if progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
         prog = Progress(
             TextColumn("[bold]synth[/] {task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
             TimeElapsedColumn(),

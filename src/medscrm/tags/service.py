@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm.common import InvalidInput, NotFound, new_id, utcnow
+from medscrm.db.bulk import append_rows, worth_bulk
 from medscrm.db.query import in_ids, in_pairs
 from medscrm.db.schema import identities, person_tags, persons, segments, tag_definitions, tag_history
 from medscrm.rules import RuleContext, RuleError, SegmentInfo, compile_rule, parse
@@ -258,7 +259,6 @@ def write_tag_changes(
 
 def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Many rows through the bulk path (COPY / Arrow), a few through an INSERT."""
-    from medscrm.db.bulk import append_rows, worth_bulk
 
     if worth_bulk(conn, len(rows)):
         append_rows(conn, table, rows)

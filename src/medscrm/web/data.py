@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from medscrm.access import visible_attributes
-from medscrm.common import as_utc, utcnow
+from medscrm.common import NotFound, as_utc, utcnow
 from medscrm.db.schema import (
     audit_log,
     events,
@@ -28,15 +28,18 @@ from medscrm.db.schema import (
     identity_review,
     metadata,
     person_changes,
+    person_records,
     person_tags,
     persons,
     quarantine,
     segment_history,
     segments,
+    source_records,
     sources,
     tag_definitions,
     tag_history,
 )
+from medscrm.profiles.service import lookup, timeline
 
 log = logging.getLogger("medscrm.web")
 
@@ -499,8 +502,6 @@ def search(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Golden records by name / hospital / department (substring), or an exact phone, e-mail or id."""
-    from medscrm.common import NotFound
-    from medscrm.profiles.service import lookup
 
     p = persons
     attr = p.c.attributes
@@ -614,7 +615,6 @@ RECORD_FIELDS = ("name", "hospital", "department", "title", "phone", "email")
 def records_of(conn: sa.Connection, *, tenant_id: str, person_id: str, role: str) -> list[dict[str, Any]]:
     """The person's source records, newest first, masked by role; ``attributes`` kept for ownership
     (one query: what ``profiles.records_of`` returns plus the custom attributes)."""
-    from medscrm.db.schema import person_records, source_records
 
     sr, pr = source_records, person_records
     rows = conn.execute(
@@ -659,7 +659,6 @@ def readable_timeline(
 ) -> list[dict[str, Any]]:
     """Events, records received, tag and segment changes, identity changes and sends, newest first
     (prescription events hidden from roles without ``prescriptions.read``)."""
-    from medscrm.profiles.service import timeline
 
     items: list[dict[str, Any]] = []
     titles = content_titles(conn, tenant_id=tenant_id)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import socket
 import threading
@@ -13,11 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+import uvicorn
 
 from medscrm.accounts import service as accounts
 from medscrm.common import utcnow
 from medscrm.db.schema import source_records
+from medscrm.demo import _tags_and_segments
+from medscrm.ingest.importer import import_file
+from medscrm.ingest.mapping import load_mapping
+from medscrm.persons.engine import resolve_with_engine
+from medscrm.persons.run import run_identity
+from medscrm.synth import generate
+from medscrm.synth.events import generate_events
 from medscrm.web.data import optional_module
+from medscrm.workspace import Workspace
 
 log = logging.getLogger("medscrm.web")
 
@@ -37,13 +47,6 @@ def build_tenant(
     engine: sa.Engine, *, slug: str, data_dir: Path, hcps: int = 300, seed: int = 7, scores: bool = False
 ) -> DemoTenant:
     """Synthetic sources → imports → OneID → demo tags/segments → users (one rep who owns HCPs)."""
-    from medscrm.demo import _tags_and_segments
-    from medscrm.ingest.importer import import_file
-    from medscrm.ingest.mapping import load_mapping
-    from medscrm.persons.engine import resolve_with_engine
-    from medscrm.persons.run import run_identity
-    from medscrm.synth import generate
-    from medscrm.workspace import Workspace
 
     with engine.begin() as conn:
         tenant_id = accounts.ensure_tenant(conn=conn, slug=slug)["id"]
@@ -91,7 +94,6 @@ def _try_scores(engine: sa.Engine, tenant_id: str) -> None:
     svc = optional_module("scores.service")
     if svc is None or not hasattr(svc, "refresh_all"):
         return
-    from medscrm.synth.events import generate_events
 
     with engine.begin() as conn:  # behaviour first, as `medscrm demo` does, so the charts have data
         generate_events(conn, tenant_id=tenant_id, seed=7)
@@ -104,7 +106,6 @@ def _try_scores(engine: sa.Engine, tenant_id: str) -> None:
 
 def add_journey_and_content(engine, tenant_id: str) -> None:
     """A small running journey and a few content items, where those modules are installed."""
-    import datetime as dt
 
     content = optional_module("content.service")
     if content is not None:
@@ -182,7 +183,6 @@ def free_port() -> int:
 @contextmanager
 def serve_in_thread(app, *, port: int | None = None) -> Iterator[str]:
     """Run ``app`` under uvicorn on 127.0.0.1 in a daemon thread; yields the base URL."""
-    import uvicorn
 
     port = port or free_port()
     server = uvicorn.Server(

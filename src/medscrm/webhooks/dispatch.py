@@ -24,7 +24,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import threading
 import time
 from typing import Any
 
@@ -34,7 +33,7 @@ import sqlalchemy as sa
 
 from medscrm import __version__
 from medscrm.accounts.secrets import unseal
-from medscrm.common import InvalidInput, MedscrmError, backoff, new_id, utcnow
+from medscrm.common import InvalidInput, MedscrmError, PollingThread, backoff, new_id, utcnow
 from medscrm.config import get_settings
 from medscrm.db.claim import claim_ids, due_or_expired
 from medscrm.db.schema import webhook_attempts, webhook_deliveries, webhook_subscriptions
@@ -248,43 +247,27 @@ def deliver_now(engine: sa.Engine, delivery_id: str, **kw: Any) -> dict[str, int
     return dispatch_once(engine, delivery_id=delivery_id, limit=1, **kw)
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(PollingThread):
     """A daemon thread that delivers due webhooks every ``interval`` seconds (errors are logged and
     retried; the state is in the database). Started by ``medscrm serve`` on DuckDB and by
     ``medscrm worker``."""
 
+    thread_name = "medscrm-webhooks"
+
     def __init__(self, engine: sa.Engine, *, worker_id: str = "serve", interval: float = 1.0):
+        super().__init__(interval=interval)
         self.engine = engine
         self.worker_id = worker_id
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last_error: str | None = None
         self.rounds = 0
 
-    def start(self) -> WebhookDispatcher:
-        self._thread = threading.Thread(target=self._run, name="medscrm-webhooks", daemon=True)
-        self._thread.start()
-        return self
+    def step(self) -> bool:
+        r = dispatch_once(self.engine, worker_id=self.worker_id)
+        self.rounds += 1
+        return sum(r.values()) > 0
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            busy = False
-            try:
-                r = dispatch_once(self.engine, worker_id=self.worker_id)
-                busy = sum(r.values()) > 0
-                self.rounds += 1
-                self.last_error = None
-            except Exception as exc:  # the database is busy or down: retry on the next round
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("webhook dispatch failed: %s", self.last_error)
-            if not busy:
-                self._stop.wait(self.interval)
+    def failed(self, exc: Exception) -> None:  # the database is busy or down: retry on the next round
+        super().failed(exc)
+        log.warning("webhook dispatch failed: %s", self.last_error)
 
 
 def start_background(engine: sa.Engine) -> WebhookDispatcher | None:

@@ -70,6 +70,7 @@ class Channel(Protocol):
 
 
 def get_channel(provider: str) -> Channel:
+    # lazy: off the server's start-up path
     from medscrm.outreach.channels import email, sms, webhook, wechat
 
     table: dict[str, Channel] = {

@@ -175,6 +175,7 @@ def _can_page(ctx: Ctx, perm: str) -> bool:
     if perm == "outbox.demo":  # a demo workspace only (its providers file), for roles that read PII
         if not ctx.can("pii.read"):
             return False
+        # lazy: off the server's start-up path
         from medscrm.devtools.demo_providers import providers_file
 
         return providers_file(_engine(ctx.request).url.render_as_string(hide_password=False)).exists()

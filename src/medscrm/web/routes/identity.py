@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
 from medscrm import access
+from medscrm.db.schema import identity_review, person_records
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _is_htmx, _redirect, render
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -70,7 +71,8 @@ def _pair_view(pair: dict[str, Any], role: str) -> dict[str, Any]:
 @router.get("/identity")
 def identity(ctx: Page, page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
     ctx.require("identity.manage")
-    from medscrm.db.schema import identity_review
+    # lazy: off the server's start-up path
+
     from medscrm.persons import review
 
     with _engine(ctx.request).connect() as conn:
@@ -90,7 +92,6 @@ def identity(ctx: Page, page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Res
                 .limit(10)
             ).mappings()
         ]
-        from medscrm.db.schema import person_records
 
         for x in decided:
             x["person_id"] = conn.execute(
@@ -112,6 +113,8 @@ def identity(ctx: Page, page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Res
 @router.post("/identity/{review_id}/decide")
 def identity_decide(ctx: Page, _: Csrf, review_id: str, decision: Annotated[str, Form()] = "") -> Response:
     ctx.require("identity.manage")
+    # lazy: off the server's start-up path
+
     from medscrm.persons import review
 
     with _engine(ctx.request).begin() as conn:
@@ -127,6 +130,7 @@ def identity_decide(ctx: Page, _: Csrf, review_id: str, decision: Annotated[str,
 def identity_revoke(ctx: Page, _: Csrf, review_id: str) -> Response:
     """Take back a rejection (the pair is open for review again)."""
     ctx.require("identity.manage")
+    # lazy: off the server's start-up path
     from medscrm.persons import review
 
     with _engine(ctx.request).begin() as conn:

@@ -10,11 +10,15 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from medscrm import access
 from medscrm.common import MedscrmError
 from medscrm.config import get_settings
-from medscrm.db.schema import imports, sources
+from medscrm.db.schema import imports, quarantine, sources
+from medscrm.ingest import quarantine as qs
+from medscrm.ingest.importer import import_file
+from medscrm.ingest.mapping import Mapping, load_mapping
 from medscrm.web import data
 from medscrm.web.auth import Ctx, Forbidden
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _ctx, _engine, _redirect, render
@@ -31,8 +35,6 @@ def _imports_ctx(ctx: Ctx) -> None:
 
 
 def _imports_page(ctx: Ctx, status: int = 200, **kw: Any) -> Response:
-    from medscrm.ingest import quarantine as qs
-
     with _engine(ctx.request).connect() as conn:
         recent = [
             dict(r)
@@ -94,8 +96,6 @@ def upload(
     person_type: Annotated[str, Form()] = "hcp",
 ) -> Response:
     ctx.require("data.import")
-    from medscrm.ingest.importer import import_file
-    from medscrm.ingest.mapping import Mapping, load_mapping
 
     t = ctx.t
     errors: dict[str, str] = {}
@@ -170,7 +170,6 @@ async def quarantine_fix(entry_id: str, request: Request, _: Csrf) -> Response:
 def _quarantine_fix(request: Request, entry_id: str, changes: dict[str, str]) -> Response:
     ctx = _ctx(request)
     ctx.require("quarantine.manage")
-    from medscrm.ingest import quarantine as qs
 
     with _engine(request).begin() as conn:
         entry = qs.get_entry(conn=conn, tenant_id=ctx.tenant_id, entry_id=entry_id)
@@ -186,8 +185,6 @@ def _quarantine_fix(request: Request, entry_id: str, changes: dict[str, str]) ->
 
 
 async def _run_sync(fn, *args):
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(fn, *args)
 
 
@@ -198,8 +195,6 @@ def quarantine_replay_one(ctx: Page, _: Csrf, entry_id: str) -> Response:
 
 @router.post("/quarantine/replay")
 def quarantine_replay_fixed(ctx: Page, _: Csrf) -> Response:
-    from medscrm.db.schema import quarantine
-
     with _engine(ctx.request).connect() as conn:
         ids = list(
             conn.execute(
@@ -215,7 +210,6 @@ def quarantine_replay_fixed(ctx: Page, _: Csrf) -> Response:
 
 def _replay(ctx: Ctx, ids: list[str]) -> Response:
     ctx.require("quarantine.manage")
-    from medscrm.ingest import quarantine as qs
 
     if not ids:
         return _imports_page(ctx, replay={"replayed": 0, "still_rejected": 0})

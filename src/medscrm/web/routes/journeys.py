@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
 from medscrm.common import MedscrmError, NotFound
+from medscrm.journeys.model import validate_definition
 from medscrm.web import data
 from medscrm.web.auth import Ctx, Forbidden
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, render
@@ -36,7 +37,6 @@ GRAPH_PAD_X, GRAPH_PAD_TOP, GRAPH_PAD_BOTTOM = 110, 50, 80  # half a box, room f
 def journey_graph(definition: dict[str, Any], stats: list[dict[str, Any]], t) -> dict[str, Any]:
     """An ECharts graph of the journey: steps laid out by depth from the entry, edges labelled by the
     field that makes them (next, then, else, on_blocked, branches[i].next), per-step figures on nodes."""
-    from medscrm.journeys.model import validate_definition
 
     journey = validate_definition(definition)
     by_id = {s["step_id"]: s for s in stats}

@@ -18,6 +18,7 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 @router.get("/outbox")
 def outbox_page(ctx: Page) -> Response:
     ctx.require("pii.read")
+    # lazy: off the server's start-up path
     from medscrm.devtools.demo_providers import inbox, read_providers
 
     cfg = read_providers(_engine(ctx.request).url.render_as_string(hide_password=False))

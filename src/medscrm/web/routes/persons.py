@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from medscrm import access
 from medscrm.accounts import service as accounts
 from medscrm.common import NotFound
+from medscrm.profiles import service as profiles
 from medscrm.web import data
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _is_htmx, _redirect, _scope, render
 
@@ -59,7 +60,6 @@ def hcps(
 @router.get("/hcps/{person_id}")
 def profile(ctx: Page, person_id: str) -> Response:
     ctx.require("data.read")
-    from medscrm.profiles import service as profiles
 
     engine = _engine(ctx.request)
     with engine.begin() as conn:
@@ -116,6 +116,7 @@ def unmerge(
     ctx: Page, _: Csrf, person_id: str, record_ids: Annotated[list[str] | None, Form()] = None
 ) -> Response:
     ctx.require("identity.manage")
+    # lazy: off the server's start-up path
     from medscrm.persons import review
 
     with _engine(ctx.request).begin() as conn:

@@ -13,10 +13,13 @@ from fastapi.responses import JSONResponse, Response
 from medscrm import access
 from medscrm.accounts import service as accounts
 from medscrm.common import InvalidInput
-from medscrm.db.schema import persons
+from medscrm.db.schema import events, persons, segments, tag_definitions
+from medscrm.rules import RuleError, normalisations
 from medscrm.rules.validate import KEY_RE
 from medscrm.schema.person import IDENTIFYING_FIELDS
-from medscrm.web import rule_text
+from medscrm.segments import service as segs
+from medscrm.tags.service import rule_context
+from medscrm.web import data, rule_text
 from medscrm.web.auth import Ctx, Forbidden
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, render
 
@@ -69,9 +72,6 @@ def problems_by_node(rule: Any, problems: list[dict[str, str]], t=None) -> dict[
 def _builder_meta(conn: sa.Connection, tenant_id: str, t) -> dict[str, Any]:
     """What the builder offers (fields with their types, tags, segments, events) and how each is
     named in the reader's language (codes stay the values; labels are what the reader sees)."""
-    from medscrm.db.schema import events, segments, tag_definitions
-    from medscrm.tags.service import rule_context
-    from medscrm.web import data
 
     rc = rule_context(conn, tenant_id=tenant_id)
     ev_names = list(
@@ -116,7 +116,6 @@ def _builder_meta(conn: sa.Connection, tenant_id: str, t) -> dict[str, Any]:
 @router.get("/segments")
 def segments_list(ctx: Page) -> Response:
     _seg_ctx(ctx)
-    from medscrm.segments import service as segs
 
     with _engine(ctx.request).connect() as conn:
         rows = segs.list_segments(conn, tenant_id=ctx.tenant_id)
@@ -174,7 +173,6 @@ def segment_values(
             stmt = stmt.where(col.icontains(q.strip(), autoescape=True))
         with _engine(ctx.request).connect() as conn:
             values = [{"value": v, "count": int(n)} for v, n in conn.execute(stmt) if v != ""]
-    from medscrm.web import data
 
     return JSONResponse(
         {"field": field, "label": data.field_label(ctx.t, field), "values": values},
@@ -185,7 +183,6 @@ def segment_values(
 @router.get("/segments/{key}")
 def segment_edit(ctx: Page, key: str) -> Response:
     _seg_ctx(ctx)
-    from medscrm.segments import service as segs
 
     with _engine(ctx.request).connect() as conn:
         seg = segs.get(conn, tenant_id=ctx.tenant_id, key=key)
@@ -212,8 +209,6 @@ def _parse_rule(text: str) -> tuple[Any, list[dict[str, str]]]:
 @router.post("/segments/preview")
 def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Response:
     _seg_ctx(ctx)
-    from medscrm.rules import RuleError, normalisations
-    from medscrm.segments import service as segs
 
     parsed, problems = _parse_rule(rule)
     result, sample, normalised = None, [], []
@@ -257,8 +252,6 @@ def segment_save(
 ) -> Response:
     _seg_ctx(ctx)
     ctx.require("data.import")
-    from medscrm.rules import RuleError
-    from medscrm.segments import service as segs
 
     parsed, problems = _parse_rule(rule)
     form = {"key": key, "name": name, "kind": kind}
@@ -319,7 +312,6 @@ def segment_save(
 @router.get("/segments/{key}/export.csv")
 def segment_export(ctx: Page, key: str) -> Response:
     _seg_ctx(ctx)
-    from medscrm.segments import service as segs
 
     with _engine(ctx.request).begin() as conn:
         text = segs.export_csv(conn, tenant_id=ctx.tenant_id, key=key, role=ctx.role)
