@@ -28,6 +28,8 @@ class Planted:
 
 def _filler(col: sa.Column) -> Any:
     t = col.type
+    if isinstance(t, sa.TypeDecorator):  # UTCDateTime and the like: fill by the underlying type
+        t = t.impl_instance
     if isinstance(t, sa.Boolean):
         return False
     if isinstance(t, sa.Integer):

@@ -24,6 +24,12 @@ class UTCDateTime(sa.types.TypeDecorator):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
+    def coerce_compared_value(self, op: Any, value: Any) -> Any:
+        # ``ts + timedelta(days=7)``: the interval is bound as an interval, as DateTime does
+        if isinstance(value, dt.datetime):
+            return self
+        return self.impl_instance.coerce_compared_value(op, value)
+
     def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         return as_utc(value)
 
