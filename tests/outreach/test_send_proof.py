@@ -1,0 +1,239 @@
+"""Proof of every send: each send row names the consent it relied on, the content approval and the
+guardrail checks with the values compared; the compliance report reads them back, audited."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+import sqlalchemy as sa
+
+from medscrm.common import InvalidInput, NotFound, new_id
+from medscrm.db.schema import audit_log, journeys, sends
+from medscrm.outreach import compliance, consent
+from medscrm.outreach.send import SendRequest, dispatch_once, request_send
+from medscrm.outreach.settings import set_policy
+from outreach.helpers import DAY, NIGHT, approved_item, grant, make_person, setup_email
+
+
+def _req(tid, pid, cid, key, origin="journey:j1:s1", **kw):
+    return SendRequest(
+        tenant_id=tid,
+        person_id=pid,
+        channel="email",
+        content_id=cid,
+        idempotency_key=key,
+        origin=origin,
+        **kw,
+    )
+
+
+def _row(conn, send_id):
+    return dict(conn.execute(sa.select(sends).where(sends.c.id == send_id)).mappings().one())
+
+
+def _checks(row):
+    return {c["name"]: c for c in row["checks"]}
+
+
+def _journey(conn, tid, key):
+    jid = new_id("jr")
+    conn.execute(
+        journeys.insert().values(
+            id=jid,
+            tenant_id=tid,
+            key=key,
+            name=key,
+            status="running",
+            created_by="t",
+            created_at=DAY,
+            updated_at=DAY,
+        )
+    )
+    return jid
+
+
+def test_an_allowed_send_carries_consent_version_approval_and_passing_checks(tenant):
+    tid = tenant.id
+    with tenant.engine.begin() as conn:
+        setup_email(conn, tid)
+        item = approved_item(conn, tid)
+        pid = make_person(conn, tid, email="a@h.example", license_no="110101199001011234")
+        grant(conn, tid, pid, channel="email")
+        consent.set_consent(
+            conn,
+            tenant_id=tid,
+            person_id=pid,
+            channel="email",
+            purpose="marketing",
+            status="granted",
+            source="wechat_form",
+            evidence={"form": "t2"},
+            actor="test",
+        )
+        out = request_send(conn, _req(tid, pid, item["id"], "ok"), now=DAY)
+        row = _row(conn, out.send_id)
+        history = consent.consent_log(conn, tenant_id=tid, person_id=pid)
+    assert out.status == "queued"
+    assert row["consent_version"] == 2  # the second change of the email/marketing consent
+    assert row["consent_history_id"] == history[0]["id"]  # the newest change
+    assert len(row["consent_hash"]) == 64
+    assert row["approval_code"] == "MLR-2026-001"
+    assert row["approval_expires_at"] is not None
+    checks = _checks(row)
+    for name in ("consent", "content_approval", "audience", "frequency_cap", "quiet_hours"):
+        assert checks[name]["result"] == "pass", name
+        assert checks[name]["stage"] == "request"
+    assert checks["consent"]["values"] == {
+        "channel": "email",
+        "purpose": "marketing",
+        "status": "granted",
+        "version": 2,
+    }
+    assert checks["content_approval"]["values"]["approval_code"] == "MLR-2026-001"
+    assert checks["audience"]["values"] == {
+        "content_audience": "hcp_only",
+        "prescription": False,
+        "recipient": "verified_hcp",
+    }
+    assert checks["quiet_hours"]["values"]["start"] and checks["quiet_hours"]["values"]["until"] is None
+
+
+def test_the_hash_changes_with_what_the_person_agreed_to(tenant):
+    tid = tenant.id
+    with tenant.engine.begin() as conn:
+        a = make_person(conn, tid)
+        grant(conn, tid, a)
+        first = consent.consent_proof(conn, tenant_id=tid, person_id=a, channel="email", purpose="marketing")
+        consent.set_consent(
+            conn,
+            tenant_id=tid,
+            person_id=a,
+            channel="any",
+            purpose="marketing",
+            status="withdrawn",
+            source="sms_reply",
+            evidence={"reply": "TD"},
+            actor="test",
+        )
+        second = consent.consent_proof(conn, tenant_id=tid, person_id=a, channel="email", purpose="marketing")
+        none = consent.consent_proof(conn, tenant_id=tid, person_id=a, channel="sms", purpose="survey")
+    assert first["channel"] == "any" and first["version"] == 1  # decided by the "any" row
+    assert second["version"] == 2 and second["status"] == "withdrawn"
+    assert first["hash"] != second["hash"]
+    assert none is None
+
+
+def test_blocked_sends_carry_the_failing_check(tenant):
+    tid = tenant.id
+    with tenant.engine.begin() as conn:
+        setup_email(conn, tid)
+        set_policy(
+            conn, tenant_id=tid, changes={"frequency_caps": {"email": [{"max": 1, "hours": 24}]}}, actor="a"
+        )
+        item = approved_item(conn, tid)
+        no_consent = make_person(conn, tid, email="n@h.example", license_no="110101199001011234")
+        capped = make_person(conn, tid, email="c@h.example", license_no="110101199001012345")
+        grant(conn, tid, capped)
+        blocked = request_send(conn, _req(tid, no_consent, item["id"], "nc"), now=DAY)
+        first = request_send(conn, _req(tid, capped, item["id"], "c1"), now=DAY)
+        over = request_send(conn, _req(tid, capped, item["id"], "c2"), now=DAY + dt.timedelta(hours=1))
+        night = request_send(conn, _req(tid, capped, item["id"], "n1"), now=NIGHT + dt.timedelta(days=2))
+        rows = {
+            k: _row(conn, o.send_id) for k, o in (("nc", blocked), ("c1", first), ("c2", over), ("n1", night))
+        }
+    assert (blocked.status, blocked.reason) == ("blocked", "no_consent")
+    nc = _checks(rows["nc"])
+    assert nc["consent"]["result"] == "fail" and nc["consent"]["values"]["status"] is None
+    assert rows["nc"]["checks"][-1]["name"] == "consent"  # later checks did not run
+    assert rows["nc"]["consent_version"] is None
+    assert (over.status, over.reason) == ("blocked", "frequency_cap")
+    cap = _checks(rows["c2"])["frequency_cap"]
+    assert cap["result"] == "fail"
+    assert cap["values"]["caps"] == [{"max": 1, "hours": 24, "count": 1}]
+    assert rows["c2"]["approval_code"] == "MLR-2026-001" and rows["c2"]["consent_version"] == 1
+    assert _checks(rows["c1"])["frequency_cap"]["values"]["caps"] == [{"max": 1, "hours": 24, "count": 0}]
+    assert (night.status, night.reason) == ("queued", "quiet_hours")
+    qh = _checks(rows["n1"])["quiet_hours"]
+    assert qh["result"] == "deferred"
+    assert qh["values"]["until"] == night.not_before.isoformat()
+
+
+def test_a_send_refused_at_dispatch_keeps_its_request_proof_and_adds_the_refusal(tenant):
+    tid = tenant.id
+    with tenant.engine.begin() as conn:
+        setup_email(conn, tid)
+        item = approved_item(conn, tid)
+        pid = make_person(conn, tid, email="a@h.example", license_no="110101199001011234")
+        grant(conn, tid, pid)
+        out = request_send(conn, _req(tid, pid, item["id"], "d1"), now=DAY)
+        consent.set_consent(
+            conn,
+            tenant_id=tid,
+            person_id=pid,
+            channel="any",
+            purpose="marketing",
+            status="withdrawn",
+            source="unsubscribe",
+            evidence=None,
+            actor="test",
+        )
+    dispatch_once(tenant.engine, worker_id="w1", tenant_id=tid, now=DAY + dt.timedelta(minutes=1))
+    with tenant.engine.connect() as conn:
+        row = _row(conn, out.send_id)
+    assert (row["status"], row["reason"]) == ("blocked", "no_consent")
+    stages = [(c["stage"], c["name"], c["result"]) for c in row["checks"]]
+    assert ("request", "consent", "pass") in stages
+    assert stages[-1] == ("dispatch", "consent", "fail")
+
+
+def test_the_report_per_journey_and_per_person_is_masked_and_audited(tenant):
+    tid = tenant.id
+    with tenant.engine.begin() as conn:
+        setup_email(conn, tid)
+        item = approved_item(conn, tid)
+        jid = _journey(conn, tid, "onboarding")
+        other = _journey(conn, tid, "other")
+        pid = make_person(
+            conn, tid, email="zhang@h.example", license_no="110101199001011234", name="=HYPERLINK(1)"
+        )
+        nobody = make_person(conn, tid, email="li@h.example", license_no="110101199001012345")
+        grant(conn, tid, pid)
+        ok = request_send(conn, _req(tid, pid, item["id"], "r1", origin=f"journey:{jid}:s1"), now=DAY)
+        no = request_send(conn, _req(tid, nobody, item["id"], "r2", origin=f"journey:{jid}:s2"), now=DAY)
+        request_send(conn, _req(tid, pid, item["id"], "r3", origin=f"journey:{other}:s1"), now=DAY)
+    with tenant.engine.begin() as conn:
+        by_journey = compliance.send_proofs(
+            conn, tenant_id=tid, role="analyst", actor="aud", journey="onboarding"
+        )
+        by_person = compliance.send_proofs(conn, tenant_id=tid, role="compliance", actor="aud", person_id=pid)
+        audits = conn.execute(
+            sa.select(audit_log.c.action, audit_log.c.object_id, audit_log.c.detail).where(
+                audit_log.c.tenant_id == tid, audit_log.c.action == "compliance.sends.read"
+            )
+        ).all()
+    assert {r["send_id"] for r in by_journey} == {ok.send_id, no.send_id}
+    mine = next(r for r in by_journey if r["send_id"] == ok.send_id)
+    assert mine["consent_version"] == 1 and mine["approval_code"] == "MLR-2026-001"
+    assert mine["contact"] != "zhang@h.example" and "***" in mine["contact"]  # analyst: no pii.read
+    refused = next(r for r in by_journey if r["send_id"] == no.send_id)
+    assert refused["status"] == "blocked" and refused["checks"][-1]["result"] == "fail"
+    assert len(by_person) == 2 and {r["person_id"] for r in by_person} == {pid}
+    assert by_person[0]["contact"] == "zhang@h.example"  # compliance reads PII
+    assert sorted((a, o) for a, o, _ in audits) == [
+        ("compliance.sends.read", "onboarding"),
+        ("compliance.sends.read", pid),
+    ]
+    text = compliance.to_csv(by_person)
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert parsed[0]["person_name"] == "'=HYPERLINK(1)"  # formula-safe
+    assert parsed[0]["approval_code"] == "MLR-2026-001"
+    assert "frequency_cap" in parsed[0]["checks"]
+    with tenant.engine.begin() as conn:
+        with pytest.raises(NotFound):
+            compliance.send_proofs(conn, tenant_id=tid, role="compliance", actor="a", journey="nope")
+        with pytest.raises(InvalidInput) as exc:
+            compliance.send_proofs(conn, tenant_id=tid, role="compliance", actor="a")
+    assert exc.value.field == "journey"
