@@ -237,3 +237,92 @@ def test_the_report_per_journey_and_per_person_is_masked_and_audited(tenant):
         with pytest.raises(InvalidInput) as exc:
             compliance.send_proofs(conn, tenant_id=tid, role="compliance", actor="a")
     assert exc.value.field == "journey"
+
+
+def test_the_report_over_the_api_json_and_csv_is_for_auditors(tenant, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from medscrm.app import create_app
+    from outreach.test_api_feedback import _h, _tokens
+
+    tid = tenant.id
+    with tenant.engine.begin() as conn:
+        setup_email(conn, tid)
+        item = approved_item(conn, tid)
+        jid = _journey(conn, tid, "welcome")
+        pid = make_person(conn, tid, email="zhang@h.example", license_no="110101199001011234")
+        grant(conn, tid, pid)
+        ok = request_send(conn, _req(tid, pid, item["id"], "a1", origin=f"journey:{jid}:s1"), now=DAY)
+    tok = _tokens(tenant, owned=[pid])
+    with TestClient(create_app(tenant.engine, spool_dir=tmp_path / "spool", fsync=False)) as c:
+        assert (
+            c.get("/api/v1/compliance/sends?journey=welcome", headers=_h(tok["marketer"])).status_code == 403
+        )
+        r = c.get("/api/v1/compliance/sends?journey=welcome", headers=_h(tok["compliance"]))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["count"] == 1 and body["sends"][0]["send_id"] == ok.send_id
+        assert body["sends"][0]["approval_code"] == "MLR-2026-001"
+        assert {c["name"] for c in body["sends"][0]["checks"]} >= {
+            "consent",
+            "audience",
+            "frequency_cap",
+            "quiet_hours",
+        }
+        by_person = c.get(f"/api/v1/compliance/sends?person={pid}", headers=_h(tok["compliance"])).json()
+        assert by_person["count"] == 1
+        bad = c.get("/api/v1/compliance/sends", headers=_h(tok["compliance"]))
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "journey"
+        assert (
+            c.get("/api/v1/compliance/sends?journey=nope", headers=_h(tok["compliance"])).status_code == 404
+        )
+        csv_r = c.get("/api/v1/compliance/sends.csv?journey=welcome", headers=_h(tok["compliance"]))
+        assert csv_r.status_code == 200 and csv_r.headers["content-type"].startswith("text/csv")
+        assert ok.send_id in csv_r.text and "MLR-2026-001" in csv_r.text
+
+
+def test_the_report_from_the_command_line(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from medscrm.accounts import service as accounts
+    from medscrm.db import make_engine, upgrade_to_head
+
+    eng = make_engine(f"duckdb:///{tmp_path / 'medscrm.duckdb'}")
+    upgrade_to_head(eng)
+    with eng.begin() as conn:
+        tid = accounts.ensure_tenant(conn=conn, slug="default")["id"]
+        setup_email(conn, tid)
+        item = approved_item(conn, tid)
+        jid = _journey(conn, tid, "welcome")
+        pid = make_person(conn, tid, email="zhang@h.example", license_no="110101199001011234")
+        grant(conn, tid, pid)
+        ok = request_send(conn, _req(tid, pid, item["id"], "a1", origin=f"journey:{jid}:s1"), now=DAY)
+    eng.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSCRM_")}
+    env["COLUMNS"] = "200"
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "medscrm", "compliance", "sends", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    as_json = cli("--journey", "welcome", "--format", "json")
+    assert as_json.returncode == 0, as_json.stderr
+    rows = json.loads(as_json.stdout)
+    assert rows[0]["send_id"] == ok.send_id and rows[0]["consent_version"] == 1
+    as_csv = cli("--person", pid, "--format", "csv")
+    assert as_csv.returncode == 0 and "MLR-2026-001" in as_csv.stdout
+    table = cli("--journey", "welcome")
+    assert table.returncode == 0 and "frequency_cap=pass" in table.stdout
+    bad = cli("--format", "xml", "--journey", "welcome")
+    assert bad.returncode == 2 and "--format" in bad.stderr
+    none = cli()
+    assert none.returncode == 2 and "journey" in none.stderr
