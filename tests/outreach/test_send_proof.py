@@ -326,3 +326,57 @@ def test_the_report_from_the_command_line(tmp_path):
     assert bad.returncode == 2 and "--format" in bad.stderr
     none = cli()
     assert none.returncode == 2 and "journey" in none.stderr
+
+
+def test_the_console_page_shows_each_send_with_its_proof_in_both_languages(tenant, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from medscrm.accounts import service as accounts
+    from medscrm.app import create_app
+    from web.conftest import csrf_of
+
+    tid = tenant.id
+    with tenant.engine.begin() as conn:
+        setup_email(conn, tid)
+        item = approved_item(conn, tid)
+        jid = _journey(conn, tid, "welcome")
+        pid = make_person(conn, tid, email="zhang@h.example", license_no="110101199001011234")
+        nobody = make_person(conn, tid, email="li@h.example", license_no="110101199001012345")
+        grant(conn, tid, pid)
+        ok = request_send(conn, _req(tid, pid, item["id"], "w1", origin=f"journey:{jid}:s1"), now=DAY)
+        no = request_send(conn, _req(tid, nobody, item["id"], "w2", origin=f"journey:{jid}:s1"), now=DAY)
+        for role in ("compliance", "analyst"):
+            accounts.create_user(
+                conn=conn, tenant_id=tid, username=f"u_{role}", role=role, password="pw-12345678"
+            )
+
+    def signed_in(c, username, lang):
+        c.cookies.set("medscrm_lang", lang)
+        token = csrf_of(c.get("/login").text)
+        r = c.post(
+            "/login",
+            data={
+                "csrf_token": token,
+                "tenant": tenant.slug,
+                "username": username,
+                "password": "pw-12345678",
+            },
+            follow_redirects=False,
+        )
+        assert r.status_code == 303, r.text
+
+    app = create_app(tenant.engine, spool_dir=tmp_path / "spool", fsync=False)
+    with TestClient(app) as c:
+        signed_in(c, "u_compliance", "zh")
+        zh = c.get("/compliance")  # no choice: the first journey
+        assert zh.status_code == 200
+        assert 'data-nav="compliance"' in zh.text and "发送合规凭证" in zh.text
+        assert f'data-send="{ok.send_id}"' in zh.text and f'data-send="{no.send_id}"' in zh.text
+        assert "MLR-2026-001" in zh.text and "第 1 版" in zh.text
+        assert "授权同意: 未通过" in zh.text and "发送频次上限: 通过" in zh.text
+        c.cookies.set("medscrm_lang", "en")
+        en = c.get(f"/compliance?person={pid}").text
+    assert "Frequency cap: pass" in en and f'data-send="{no.send_id}"' not in en
+    with TestClient(app) as c:
+        signed_in(c, "u_analyst", "zh")
+        assert c.get("/compliance").status_code == 403
