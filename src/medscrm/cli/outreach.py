@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--format", help="table (default), csv (formula-safe, for spreadsheets) or json."),
         ] = "table",
         limit: Annotated[int, typer.Option(help="At most this many sends, newest first.")] = 1000,
-        actor: ActorOpt = "cli",
+        actor: Annotated[str, typer.Option("--actor", help="Who reads the report (audited).")] = "cli",
         tenant: TenantOpt = None,
     ) -> None:
         """Proof of every send of a journey or a person: the consent relied on (history id, version,
