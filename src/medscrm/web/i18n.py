@@ -360,6 +360,7 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     # audit
     "audit.title": ("审计日志", "Audit log"),
     "cmp.title": ("发送合规凭证", "Proof of every send"),
+    "cmp.link": ("发送合规凭证", "Proof of its sends"),
     "cmp.intro": (
         "每条消息（已发送或被拦截）依据的授权同意、内容审批及各项发送检查。每次查看均记入审计日志。",
         "For each message, sent or blocked: the consent it relied on, the content approval and each send check. Every view is audited.",
