@@ -94,6 +94,8 @@ API: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/sends"): "outreach.send",
     ("GET", "/api/v1/sends"): "data.read",
     ("GET", "/api/v1/sends/{send_id}"): "data.read",
+    ("GET", "/api/v1/compliance/sends"): "audit.read",
+    ("GET", "/api/v1/compliance/sends.csv"): "audit.read",
     ("GET", "/api/v1/channels"): "data.read",
     ("PUT", "/api/v1/channels/{channel}"): "accounts.manage",
     ("GET", "/api/v1/outreach/policy"): "data.read",

@@ -374,3 +374,17 @@ def test_webhooks_page_is_for_admins_only_and_needs_csrf(app, demo):
     assert r.status_code == 400 and "events: choose at least one event type" in r.text
     r = admin.post("/webhooks/whs_missing/pause", data={"csrf_token": token})
     assert r.status_code == 404 and "whs_missing" in r.text
+
+
+def test_the_journey_page_links_auditors_to_the_proof_of_its_sends(app, demo):
+    from medscrm.web.devserver import add_journey_and_content
+
+    add_journey_and_content(demo.engine, demo.tenant_id)  # the last test of the module: adds a journey
+    c = logged_in(app, demo, "compliance")
+    page = c.get("/journeys/senior_followup").text
+    assert 'href="/compliance?journey=senior_followup" data-proof-link' in page
+    proof = c.get("/compliance?journey=senior_followup")
+    assert proof.status_code == 200 and "发送合规凭证" in proof.text
+    marketer = logged_in(app, demo, "marketer")
+    assert "data-proof-link" not in marketer.get("/journeys/senior_followup").text
+    assert marketer.get("/compliance").status_code == 403

@@ -25,7 +25,7 @@ from medscrm.api.errors import AUTH, responses
 from medscrm.common import NotFound
 from medscrm.content import service as content
 from medscrm.db.schema import tenants, users
-from medscrm.outreach import consent, feedback
+from medscrm.outreach import compliance, consent, feedback
 from medscrm.outreach import send as sending
 from medscrm.outreach import settings as osettings
 
@@ -584,3 +584,99 @@ def replies_without_token(
 
 router.include_router(api)
 router.include_router(public)
+
+
+# --- compliance: proof of every send -------------------------------------------------------------
+Auditor = Annotated[Principal, require("audit.read")]
+JourneyQuery = Annotated[str | None, Query(description="journey key (or id): the journey's sends")]
+PersonQuery = Annotated[str | None, Query(description="person id: the person's sends")]
+
+
+class SendCheck(BaseModel):
+    name: str = Field(description="consent, content_approval, audience, frequency_cap, quiet_hours, …")
+    result: str = Field(description="pass, fail or deferred (quiet hours: queued for the window's end)")
+    values: dict[str, Any] = Field(description="the values the check compared")
+    stage: str | None = Field(None, description="request (when asked) or dispatch (the re-check)")
+
+
+class SendProof(BaseModel):
+    send_id: str
+    created_at: dt.datetime
+    person_id: str
+    person_name: str | None = Field(None, description="masked where the role may not read PII")
+    contact: str | None = Field(None, description="e-mail or phone for the channel, masked likewise")
+    channel: str
+    purpose: str
+    origin: str
+    status: str
+    reason: str | None = None
+    content_id: str | None = None
+    consent_history_id: str | None = Field(None, description="the consent change the send relied on")
+    consent_version: int | None = Field(None, description="the how-many-th change of that consent")
+    consent_hash: str | None = Field(None, description="SHA-256 of what the person agreed to")
+    approval_code: str | None = Field(None, description="the content's MLR approval code at send time")
+    approval_expires_at: dt.datetime | None = None
+    checks: list[SendCheck]
+
+
+class SendProofs(BaseModel):
+    sends: list[SendProof]
+    count: int
+
+
+def _proofs(engine: sa.Engine, p: Principal, journey: str | None, person: str | None, limit: int) -> list:
+    with engine.begin() as conn:
+        if person:
+            _check_person(conn, p, person)
+        return compliance.send_proofs(
+            conn,
+            tenant_id=p.tenant_id,
+            role=p.role,
+            actor=_actor(conn, p),
+            journey=journey,
+            person_id=person,
+            scope=p.person_scope(),
+            limit=limit,
+        )
+
+
+@api.get(
+    "/compliance/sends",
+    summary="Proof of every send of a journey or a person (audited)",
+    description="For each send, allowed or blocked: the consent it relied on (history id, version, "
+    "SHA-256 of what was agreed), the content approval code and its expiry at send time, and each "
+    "guardrail check with its result and the values compared. Give `journey`, `person` or both. "
+    "Needs `audit.read` (compliance, admin); every read is written to the audit log.",
+    response_model=SendProofs,
+    responses=responses(404, 422),
+)
+def compliance_sends(
+    engine: EngineDep,
+    p: Auditor,
+    journey: JourneyQuery = None,
+    person: PersonQuery = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> Any:
+    rows = _proofs(engine, p, journey, person, limit)
+    return {"sends": rows, "count": len(rows)}
+
+
+@api.get(
+    "/compliance/sends.csv",
+    summary="Proof of every send as CSV (formula-safe; audited)",
+    response_class=Response,
+    responses=responses(404, 422, extra={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}),
+)
+def compliance_sends_csv(
+    engine: EngineDep,
+    p: Auditor,
+    journey: JourneyQuery = None,
+    person: PersonQuery = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> Response:
+    rows = _proofs(engine, p, journey, person, limit)
+    return Response(
+        compliance.to_csv(rows).encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="send-proof.csv"'},
+    )

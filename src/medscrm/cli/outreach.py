@@ -65,6 +65,78 @@ def register(app: typer.Typer) -> None:
     app.add_typer(dnc_app, name="dnc")
     app.add_typer(channels_app, name="channels")
     app.add_typer(sends_app, name="sends")
+    compliance_app = typer.Typer(
+        help="Compliance (合规) evidence: why each message was allowed or refused.", no_args_is_help=True
+    )
+    app.add_typer(compliance_app, name="compliance")
+
+    @compliance_app.command("sends")
+    def compliance_sends(
+        journey: Annotated[str | None, typer.Option(help="Journey key (or id): its sends.")] = None,
+        person: Annotated[
+            str | None, typer.Option(help="Person id (or a unique prefix): their sends.")
+        ] = None,
+        fmt: Annotated[
+            str,
+            typer.Option("--format", help="table (default), csv (formula-safe, for spreadsheets) or json."),
+        ] = "table",
+        limit: Annotated[int, typer.Option(help="At most this many sends, newest first.")] = 1000,
+        actor: Annotated[str, typer.Option("--actor", help="Who reads the report (audited).")] = "cli",
+        tenant: TenantOpt = None,
+    ) -> None:
+        """Proof of every send of a journey or a person: the consent relied on (history id, version,
+        SHA-256 of what was agreed), the content approval code and its expiry at send time, and each
+        guardrail check (consent, content approval, audience, frequency cap, quiet hours, …) with its
+        result and the values compared. Allowed and blocked sends alike. The read is audited
+        (compliance.sends.read).
+
+        Examples: medscrm compliance sends --journey onboarding --format csv > proof.csv;
+        medscrm compliance sends --person p_123 --format json"""
+        from medscrm.outreach import compliance
+
+        if fmt not in ("table", "csv", "json"):
+            _fail(MedscrmError(f"--format: {fmt!r} is not one of table, csv, json"))
+        ws = _ws(tenant)
+        try:
+            if person:
+                person = _rid(ws, "person", person)
+            with ws.engine.begin() as conn:
+                rows = compliance.send_proofs(
+                    conn,
+                    tenant_id=ws.tenant_id,
+                    role="admin",  # the operator's shell: the database is theirs
+                    actor=actor,
+                    journey=journey,
+                    person_id=person,
+                    limit=limit,
+                )
+        except MedscrmError as exc:
+            _fail(exc)
+        if fmt == "csv":
+            print(compliance.to_csv(rows), end="")
+            return
+        if fmt == "json":
+            print_rows(rows, [], as_json=True)
+            return
+        print_rows(
+            rows,
+            [
+                ("send", "send_id"),
+                ("person", "person_id"),
+                ("channel", "channel"),
+                ("status", "status"),
+                ("reason", "reason"),
+                ("consent v", "consent_version"),
+                ("approval", "approval_code"),
+                (
+                    "expires",
+                    lambda r: r["approval_expires_at"].date().isoformat() if r["approval_expires_at"] else "",
+                ),
+                ("checks", lambda r: compliance.checks_text(r["checks"])),
+            ],
+            wide=True,
+            id_columns=("send", "person"),
+        )
 
     # --- consents ---
     @consents_app.command("set")

@@ -577,6 +577,14 @@ sends = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("sent_at", TS),
     sa.Column("delivered_at", TS),
+    # proof of the send (migration 0012): the consent it relied on, the content approval at the
+    # time, and every guardrail check with the values compared (allowed and blocked sends alike)
+    sa.Column("consent_history_id", sa.String(40)),
+    sa.Column("consent_version", sa.Integer),
+    sa.Column("consent_hash", sa.String(64)),
+    sa.Column("approval_code", sa.String(100)),
+    sa.Column("approval_expires_at", TS),
+    sa.Column("checks", JSON),
     sa.UniqueConstraint("tenant_id", "idempotency_key"),
     sa.Index(None, "status", "not_before"),
     sa.Index(None, "tenant_id", "person_id", "channel", "created_at"),

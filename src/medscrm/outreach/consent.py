@@ -14,6 +14,8 @@ opt-out of automated marketing (Art. 24). The model:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -69,6 +71,63 @@ def has_consent(conn: sa.Connection, *, tenant_id: str, person_id: str, channel:
     )
     status = rows.get(channel) or rows.get("any")
     return status == "granted"
+
+
+def consent_proof(
+    conn: sa.Connection, *, tenant_id: str, person_id: str, channel: str, purpose: str
+) -> dict[str, Any] | None:
+    """The consent change a send to ``channel``/``purpose`` relies on — the latest history row of the
+    row that decides (the channel's own, else ``any``, as :func:`has_consent`) — with its version (the
+    how-many-th change of that consent) and a SHA-256 of what the person agreed to (status, source,
+    evidence, when); None when no history row exists."""
+    _check(channel, purpose)
+    c = consents
+    decided = dict(
+        conn.execute(
+            sa.select(c.c.channel, c.c.status).where(
+                c.c.tenant_id == tenant_id,
+                c.c.person_id == person_id,
+                c.c.purpose == purpose,
+                c.c.channel.in_({channel, "any"}),
+            )
+        ).all()
+    )
+    which = channel if channel in decided else "any" if "any" in decided else channel
+    h = consent_history
+    rows = (
+        conn.execute(
+            sa.select(h)
+            .where(
+                h.c.tenant_id == tenant_id,
+                h.c.person_id == person_id,
+                h.c.channel == which,
+                h.c.purpose == purpose,
+            )
+            .order_by(h.c.changed_at, h.c.id)
+        )
+        .mappings()
+        .all()
+    )
+    if not rows:
+        return None
+    last = rows[-1]
+    agreed = {
+        "person_id": person_id,
+        "channel": which,
+        "purpose": purpose,
+        "status": last["new_status"],
+        "source": last["source"],
+        "evidence": last["evidence"],
+        "changed_at": as_utc(last["changed_at"]).isoformat(),
+    }
+    digest = hashlib.sha256(json.dumps(agreed, sort_keys=True, default=str).encode()).hexdigest()
+    return {
+        "history_id": last["id"],
+        "version": len(rows),
+        "hash": digest,
+        "channel": which,
+        "status": last["new_status"],
+    }
 
 
 def list_consents(conn: sa.Connection, *, tenant_id: str, person_id: str) -> list[dict[str, Any]]:

@@ -20,6 +20,11 @@
 **Verified HCP**: a golden record with ``person_type = hcp`` and either a practice-certificate
 number (``license_no``, validated as 15 digits by the person schema on import) or an explicit
 ``hcp_verified`` attribute that is true (set by a verification source, e.g. a register check).
+
+**Proof**: every verdict carries ``checks`` — each check that ran, in order, as ``{"name", "result"
+(pass, fail or deferred), "values"}`` with the values it compared — and, where they applied, the
+consent change it relied on (:func:`medscrm.outreach.consent.consent_proof`) and the content
+approval (code, expiry). ``request_send`` stores them on the send row, blocked or not.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import sqlalchemy as sa
 from medscrm.common import NotFound, as_utc
 from medscrm.content.service import sendable_reason
 from medscrm.db.schema import identities, sends
-from medscrm.outreach.consent import has_consent, is_dnc
+from medscrm.outreach.consent import consent_proof, has_consent, is_dnc
 from medscrm.outreach.settings import configured_channels
 from medscrm.persons.restrictions import REASON as RESTRICTED_REASON
 from medscrm.persons.restrictions import is_restricted
@@ -81,6 +86,21 @@ class Verdict:
     sender: str | None = None
     person: dict[str, Any] | None = None
     content: dict[str, Any] | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    consent: dict[str, Any] | None = None  # consent_proof() of the consent relied on
+    approval: dict[str, Any] | None = None  # {"code", "expires_at"} of the content at the time
+
+
+def _check(checks: list[dict[str, Any]], name: str, ok: bool, **values: Any) -> bool:
+    """Record one check (JSON-ready values) and return ``ok``."""
+    checks.append(
+        {
+            "name": name,
+            "result": "pass" if ok else "fail",
+            "values": {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in values.items()},
+        }
+    )
+    return ok
 
 
 def recipient_kind(person: dict[str, Any]) -> str:
@@ -173,11 +193,40 @@ def cap_violation(
     now: dt.datetime,
     exclude_send_id: str | None = None,
 ) -> dict[str, Any] | None:
+    """The first cap the person is at (``{max, hours, count}``), or None."""
+    for cap in cap_counts(
+        conn,
+        tenant_id=tenant_id,
+        person_id=person_id,
+        channel=channel,
+        purpose=purpose,
+        policy=policy,
+        now=now,
+        exclude_send_id=exclude_send_id,
+    ):
+        if cap["count"] >= cap["max"]:
+            return cap
+    return None
+
+
+def cap_counts(
+    conn: sa.Connection,
+    *,
+    tenant_id: str,
+    person_id: str,
+    channel: str,
+    purpose: str,
+    policy: dict[str, Any],
+    now: dt.datetime,
+    exclude_send_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Each frequency cap of the channel with the person's count in its window
+    (``[{max, hours, count}]``; empty when uncapped or the purpose is exempt)."""
     if purpose in (policy.get("cap_exempt_purposes") or []):
-        return None
+        return []
     caps = (policy.get("frequency_caps") or {}).get(channel) or []
     if not caps:
-        return None
+        return []
     if conn.dialect.name == "postgresql":  # serialise concurrent requests for the same person+channel
         conn.execute(
             sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"{tenant_id}:{person_id}:{channel}")))
@@ -195,12 +244,11 @@ def cap_violation(
     if exclude_send_id:
         q = q.where(s.c.id != exclude_send_id)
     times = [as_utc(t) for t in conn.execute(q).scalars()]
+    out = []
     for cap in caps:
         since = now - dt.timedelta(hours=cap["hours"])
-        n = sum(1 for t in times if t >= since)
-        if n >= cap["max"]:
-            return {"max": cap["max"], "hours": cap["hours"], "count": n}
-    return None
+        out.append({"max": cap["max"], "hours": cap["hours"], "count": sum(1 for t in times if t >= since)})
+    return out
 
 
 def evaluate(
@@ -219,27 +267,73 @@ def evaluate(
     check_caps: bool = True,
     exclude_send_id: str | None = None,
 ) -> Verdict:
-    if person is None:
-        return Verdict(False, "person_not_found")
+    checks: list[dict[str, Any]] = []
+
+    def refuse(reason: str, detail: dict[str, Any] | None = None, **kw: Any) -> Verdict:
+        return Verdict(False, reason, detail or {}, checks=checks, **kw)
+
+    if not _check(
+        checks,
+        "person",
+        person is not None and person.get("status") in (None, "active"),
+        status=(person or {}).get("status", "not_found"),
+    ):
+        return refuse("person_not_found", {"status": person.get("status")} if person else None)
+    assert person is not None
     pid = person["id"]
-    if person.get("status") not in (None, "active"):
-        return Verdict(False, "person_not_found", {"status": person.get("status")})
-    if is_restricted(conn, tenant_id=tenant_id, person_id=pid):
-        return Verdict(False, RESTRICTED_REASON, {"why": "processing restricted by a data-subject request"})
-    if is_dnc(conn, tenant_id=tenant_id, person_id=pid):
-        return Verdict(False, "do_not_contact")
+    if not _check(checks, "processing", not is_restricted(conn, tenant_id=tenant_id, person_id=pid)):
+        return refuse(RESTRICTED_REASON, {"why": "processing restricted by a data-subject request"})
+    if not _check(checks, "do_not_contact", not is_dnc(conn, tenant_id=tenant_id, person_id=pid)):
+        return refuse("do_not_contact")
     cch = CONSENT_CHANNEL.get(channel)
-    if cch and not has_consent(conn, tenant_id=tenant_id, person_id=pid, channel=cch, purpose=purpose):
-        return Verdict(False, "no_consent", {"channel": cch, "purpose": purpose})
+    consent = None
+    if cch:
+        granted = has_consent(conn, tenant_id=tenant_id, person_id=pid, channel=cch, purpose=purpose)
+        consent = consent_proof(conn, tenant_id=tenant_id, person_id=pid, channel=cch, purpose=purpose)
+        if not _check(
+            checks,
+            "consent",
+            granted,
+            channel=cch,
+            purpose=purpose,
+            status=(consent or {}).get("status"),
+            version=(consent or {}).get("version"),
+        ):
+            return refuse("no_consent", {"channel": cch, "purpose": purpose}, consent=consent)
+    approval = None
     if content_id is None:
         if channel != "webhook" and purpose != "service":
-            return Verdict(
-                False,
+            _check(checks, "content_approval", False, content_id=None, purpose=purpose)
+            return refuse(
                 "content_required",
                 {"why": "messages other than service notices need approved library content"},
+                consent=consent,
             )
     else:
-        why = sendable_reason(content, now, recipient_kind(person))
+        if content:
+            approval = {"code": content.get("approval_code"), "expires_at": as_utc(content.get("expires_at"))}
+        why = sendable_reason(content, now, None)
+        _check(
+            checks,
+            "content_approval",
+            why is None,
+            content_id=content_id,
+            status=(content or {}).get("status"),
+            approval_code=(approval or {}).get("code"),
+            expires_at=(approval or {}).get("expires_at"),
+            now=now,
+        )
+        recipient = recipient_kind(person)
+        if why is None:
+            why = sendable_reason(content, now, recipient)
+            _check(
+                checks,
+                "audience",
+                why is None,
+                content_audience=(content or {}).get("audience"),
+                prescription=(content or {}).get("prescription"),
+                recipient=recipient,
+            )
         if why:
             detail = {"content_id": content_id}
             if content:
@@ -248,19 +342,24 @@ def evaluate(
                     audience=content["audience"],
                     prescription=content["prescription"],
                 )
-            detail["recipient"] = recipient_kind(person)
-            return Verdict(False, why, detail, content=content)
+            detail["recipient"] = recipient
+            return refuse(why, detail, content=content, consent=consent, approval=approval)
     address, sender, problem = resolve_address(
         conn, tenant_id=tenant_id, person=person, channel=channel, origin=origin, variables=variables
     )
-    if problem:
-        return Verdict(False, "no_address", {"why": problem})
-    if channel not in configured_channels(conn, tenant_id=tenant_id):
-        return Verdict(
-            False, "no_credentials", {"why": f"channel {channel} is not configured for this tenant"}
+    if not _check(checks, "address", not problem, channel=channel):
+        return refuse("no_address", {"why": problem}, consent=consent, approval=approval)
+    if not _check(
+        checks, "credentials", channel in configured_channels(conn, tenant_id=tenant_id), channel=channel
+    ):
+        return refuse(
+            "no_credentials",
+            {"why": f"channel {channel} is not configured for this tenant"},
+            consent=consent,
+            approval=approval,
         )
     if check_caps:
-        cap = cap_violation(
+        counts = cap_counts(
             conn,
             tenant_id=tenant_id,
             person_id=pid,
@@ -270,11 +369,33 @@ def evaluate(
             now=now,
             exclude_send_id=exclude_send_id,
         )
-        if cap:
-            return Verdict(False, "frequency_cap", cap)
-    v = Verdict(True, address=address, sender=sender, person=person, content=content)
+        over = next((c for c in counts if c["count"] >= c["max"]), None)
+        if not _check(checks, "frequency_cap", over is None, caps=counts, purpose=purpose):
+            return refuse("frequency_cap", dict(over or {}), consent=consent, approval=approval)
+    v = Verdict(
+        True,
+        address=address,
+        sender=sender,
+        person=person,
+        content=content,
+        checks=checks,
+        consent=consent,
+        approval=approval,
+    )
     qu = quiet_until(now, policy)
+    qh = policy.get("quiet_hours") or {}
+    _check(
+        checks,
+        "quiet_hours",
+        True,
+        now=now,
+        start=qh.get("start"),
+        end=qh.get("end"),
+        timezone=qh.get("timezone") or "Asia/Shanghai",
+        until=qu,
+    )
     if qu is not None:
+        checks[-1]["result"] = "deferred"
         v.reason, v.not_before, v.detail = "quiet_hours", qu, {"until": qu.isoformat()}
     return v
 

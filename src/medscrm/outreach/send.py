@@ -153,6 +153,7 @@ def request_send(conn: sa.Connection, req: SendRequest, now: dt.datetime | None 
         "not_before": not_before,
         "created_at": now,
         "updated_at": now,
+        **proof_columns(v, stage="request"),
     }
     if conn.dialect.name == "postgresql":
         stmt = (
@@ -170,6 +171,20 @@ def request_send(conn: sa.Connection, req: SendRequest, now: dt.datetime | None 
         _blocked_event(conn, row, content, v.reason, v.detail, now)
         return SendOutcome("blocked", row["id"], reason=v.reason, detail=v.detail)
     return SendOutcome("queued", row["id"], reason=v.reason, not_before=not_before, detail=v.detail)
+
+
+def proof_columns(v: guardrails.Verdict, *, stage: str) -> dict[str, Any]:
+    """The send's proof: the consent relied on, the content approval and each check (marked with the
+    ``stage`` that ran it: request or dispatch)."""
+    consent, approval = v.consent or {}, v.approval or {}
+    return {
+        "consent_history_id": consent.get("history_id"),
+        "consent_version": consent.get("version"),
+        "consent_hash": consent.get("hash"),
+        "approval_code": approval.get("code"),
+        "approval_expires_at": approval.get("expires_at"),
+        "checks": [{**c, "stage": stage} for c in v.checks] or None,
+    }
 
 
 def _blocked_event(
@@ -385,7 +400,13 @@ def _deliver(engine: sa.Engine, send_id: str, *, worker_id: str, fixed_now: dt.d
                 s.update()
                 .where(*_fence(send_id, worker_id))
                 .values(
-                    status=status, reason=v.reason, detail=v.detail or None, lease_until=None, updated_at=now
+                    status=status,
+                    reason=v.reason,
+                    detail=v.detail or None,
+                    lease_until=None,
+                    updated_at=now,
+                    # the request-time proof stays; the dispatch re-check that refused is added
+                    checks=(send["checks"] or []) + proof_columns(v, stage="dispatch")["checks"],
                 )
             )
             _blocked_event(conn, send, content, v.reason, v.detail, now)

@@ -33,6 +33,7 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "nav.content": ("内容库", "Content library"),
     "nav.webhooks": ("Webhook 推送", "Webhooks"),
     "nav.outbox": ("发件箱（演示）", "Outbox (demo)"),
+    "nav.compliance": ("发送合规凭证", "Send compliance"),
     "nav.logout": ("退出登录", "Log out"),
     "outbox.title": ("发件箱（演示）", "Outbox (demo)"),
     "outbox.intro": (
@@ -358,6 +359,31 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "wh_status.dead": ("已放弃", "Gave up"),
     # audit
     "audit.title": ("审计日志", "Audit log"),
+    "cmp.title": ("发送合规凭证", "Proof of every send"),
+    "cmp.link": ("发送合规凭证", "Proof of its sends"),
+    "cmp.intro": (
+        "每条消息（已发送或被拦截）依据的授权同意、内容审批及各项发送检查。每次查看均记入审计日志。",
+        "For each message, sent or blocked: the consent it relied on, the content approval and each send check. Every view is audited.",
+    ),
+    "cmp.journey": ("旅程", "Journey"),
+    "cmp.any_journey": ("（任意旅程）", "(any journey)"),
+    "cmp.person_id": ("人员编号", "Person id"),
+    "cmp.csv_api": ("导出 CSV（接口）", "Export CSV (API)"),
+    "cmp.person": ("人员", "Person"),
+    "cmp.channel": ("渠道", "Channel"),
+    "cmp.status": ("状态", "Status"),
+    "cmp.consent_version": ("授权同意版本", "Consent version"),
+    "cmp.version": ("第 {n} 版", "version {n}"),
+    "cmp.approval": ("内容审批编号", "Approval code"),
+    "cmp.expires": ("有效期至", "expires"),
+    "cmp.never": ("长期有效", "never"),
+    "cmp.none": ("无", "none"),
+    "cmp.checks": ("发送检查", "Checks"),
+    "cmp.at_dispatch": ("发出前复核", "re-checked at dispatch"),
+    "cmp.empty": (
+        "请选择旅程或输入人员编号；没有可显示的发送记录。",
+        "Choose a journey or enter a person id; no sends to show.",
+    ),
     # data-subject requests (PIPL Arts. 44–47)
     "privacy.title": ("个人信息主体请求", "Data-subject requests"),
     "privacy.intro": (

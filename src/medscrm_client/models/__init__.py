@@ -112,10 +112,14 @@ from .segment_update_fields_type_0 import SegmentUpdateFieldsType0
 from .segment_update_fields_type_0_additional_property import (
     SegmentUpdateFieldsType0AdditionalProperty,
 )
+from .send_check import SendCheck
+from .send_check_values import SendCheckValues
 from .send_in import SendIn
 from .send_in_channel import SendInChannel
 from .send_in_purpose import SendInPurpose
 from .send_in_variables import SendInVariables
+from .send_proof import SendProof
+from .send_proofs import SendProofs
 from .subject import Subject
 from .subject_kind import SubjectKind
 from .subscription import Subscription
@@ -228,10 +232,14 @@ __all__ = (
     "SegmentUpdate",
     "SegmentUpdateFieldsType0",
     "SegmentUpdateFieldsType0AdditionalProperty",
+    "SendCheck",
+    "SendCheckValues",
     "SendIn",
     "SendInChannel",
     "SendInPurpose",
     "SendInVariables",
+    "SendProof",
+    "SendProofs",
     "Subject",
     "SubjectKind",
     "Subscription",

@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from medscrm.web.routes import (
     audit,
     auth,
+    compliance,
     content,
     identity,
     imports,
@@ -36,6 +37,7 @@ for _pages in (
     segments,
     imports,
     audit,
+    compliance,
     journeys,
     content,
     webhooks,

@@ -157,6 +157,7 @@ NAV = (
     ("content", "/content", "content.view"),
     ("imports", "/imports", "quarantine.manage"),
     ("audit", "/audit", "audit.read"),
+    ("compliance", "/compliance", "audit.read"),
     ("privacy", "/privacy", "privacy.manage"),
     ("webhooks", "/webhooks", "webhooks.manage"),
     ("outbox", "/outbox", "outbox.demo"),
