@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from medscrm.db.schema import identities, persons
+from medscrm.db.schema import audit_log, identities, persons
 from web.conftest import login
 
 TEXT = {
@@ -104,6 +104,14 @@ def test_dpo_page(browser, base_url, demo, lang):
     assert pid in page.locator("[data-testid=privacy-log]").inner_text()
     with demo.engine.connect() as conn:
         assert conn.execute(sa.select(persons.c.id).where(persons.c.id == pid)).first() is None
+        # opening what is held about the person was audited (the row outlives the erasure)
+        assert conn.execute(
+            sa.select(audit_log.c.actor).where(
+                audit_log.c.tenant_id == demo.tenant_id,
+                audit_log.c.action == "dsr.lookup",
+                audit_log.c.object_id == pid,
+            )
+        ).first() == ("user:compliance",)
     page.context.close()
 
 

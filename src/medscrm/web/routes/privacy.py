@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form
 from fastapi.responses import Response
 
+from medscrm.accounts import service as accounts
 from medscrm.common import MedscrmError, NotFound
 from medscrm.privacy import service
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, render
@@ -29,14 +30,25 @@ def _page(
     notice: str | None = None,
     status: int = 200,
     erased: str = "",
+    audit_read: bool = False,
 ):
     held = None
-    with _engine(ctx.request).connect() as conn:
+    with _engine(ctx.request).begin() as conn:
         if person:
             try:
                 held = service.held(conn, tenant_id=ctx.tenant_id, identifier=person, kind="person_id")
             except NotFound:
                 error = error or ctx.t("privacy.person_gone")
+            if held is not None and audit_read:  # looking at what is held is a read of personal data
+                accounts.audit(
+                    conn=conn,
+                    tenant_id=ctx.tenant_id,
+                    actor=ctx.actor,
+                    action="dsr.lookup",
+                    object_type="person",
+                    object_id=held["person_id"],
+                    detail={"via": "console"},
+                )
         requests = service.list_requests(conn, tenant_id=ctx.tenant_id, limit=50)
     return render(
         ctx,
@@ -62,7 +74,7 @@ def privacy_page(ctx: Page, person: str = "", done: str = "", erased: str = "") 
     notice = ctx.t(f"privacy.done_{done}") if done in service.REQUEST_KINDS else None
     if erased:
         notice = ctx.t("privacy.done_erase")
-    return _page(ctx, person=person.strip(), notice=notice, erased=erased)
+    return _page(ctx, person=person.strip(), notice=notice, erased=erased, audit_read=True)
 
 
 @router.post("/privacy/lookup")
