@@ -156,6 +156,35 @@ def test_reimport_and_new_events_of_an_erased_person_are_suppressed(tenant, tmp_
     assert suppressed == 3
 
 
+def test_a_quarantined_row_fixed_into_an_erased_person_is_discarded_on_replay(tenant, tmp_path):
+    """A row quarantined with no erased identifier, then fixed to carry one, is not stored."""
+    from medscrm.ingest import quarantine as qs
+
+    with tenant.engine.begin() as c:
+        p = plant(c, tenant.id)
+    with tenant.engine.begin() as c:
+        dsr.erase(c, tenant_id=tenant.id, identifier=p.person_id, actor="dpo")
+    f = tmp_path / "crm2.csv"
+    f.write_text("姓名,手机,邮箱,医院\n新医生,13912345678,not-an-email,协和医院\n", encoding="utf-8")
+    rep = import_file(engine=tenant.engine, tenant_id=tenant.id, source="crm2", path=f)
+    assert rep.rows_rejected == 1 and rep.rows_suppressed == 0
+    with tenant.engine.begin() as c:
+        (entry,) = qs.list_entries(conn=c, tenant_id=tenant.id, status="open")
+        qs.fix(conn=c, tenant_id=tenant.id, entry_id=entry["id"], changes={"邮箱": p.email}, actor="t")
+        res = qs.replay(conn=c, tenant_id=tenant.id, entry_ids=[entry["id"]], actor="t")
+    assert res["replayed"] == [] and res["suppressed"] == [entry["id"]]
+    with tenant.engine.connect() as c:
+        row = c.execute(sa.select(s.quarantine).where(s.quarantine.c.id == entry["id"])).mappings().one()
+        assert row["status"] == "discarded" and row["fixed_payload"] is None
+        assert p.email not in dump_text(c)
+        stored = c.execute(
+            sa.select(sa.func.count())
+            .select_from(s.source_records)
+            .where(s.source_records.c.tenant_id == tenant.id)
+        ).scalar()
+    assert stored == 0
+
+
 def test_restrict_blocks_sends_segments_and_is_lifted(tenant):
     from medscrm.outreach.send import SendRequest, request_send
     from medscrm.segments import service as segs

@@ -290,6 +290,14 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "q.replay_all": ("重新导入全部已修改条目", "Replay every fixed entry"),
     "q.fixed": ("已保存修改", "Fix saved"),
     "q.replayed": ("重新导入结果", "Replay result"),
+    "q.replay_counts": (
+        "已导入 {replayed} 条，仍有问题 {still_bad} 条。",
+        "{replayed} imported, {still_bad} still failing.",
+    ),
+    "q.replay_suppressed": (
+        "{n} 条属于已删除个人信息的主体，已丢弃且未保存。",
+        "{n} belonged to persons whose data was erased on request: discarded, not stored.",
+    ),
     "q.empty": ("隔离区是空的", "The quarantine is empty"),
     "q.open_count": ("待处理条目", "Open entries"),
     # webhooks

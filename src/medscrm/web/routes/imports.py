@@ -212,7 +212,7 @@ def _replay(ctx: Ctx, ids: list[str]) -> Response:
     ctx.require("quarantine.manage")
 
     if not ids:
-        return _imports_page(ctx, replay={"replayed": 0, "still_rejected": 0})
+        return _imports_page(ctx, replay={"replayed": [], "still_bad": []})
     with _engine(ctx.request).begin() as conn:
         result = qs.replay(conn=conn, tenant_id=ctx.tenant_id, entry_ids=ids, actor=ctx.actor)
     return _imports_page(ctx, replay=result)
