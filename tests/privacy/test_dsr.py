@@ -185,6 +185,50 @@ def test_a_quarantined_row_fixed_into_an_erased_person_is_discarded_on_replay(te
     assert stored == 0
 
 
+@pytest.fixture
+def loopback_webhooks(monkeypatch):
+    """Subscriptions may name a loopback address (never called here)."""
+    from medscrm.config import get_settings
+
+    monkeypatch.setenv("MEDSCRM_WEBHOOKS_ALLOW_PRIVATE", "1")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_erasure_and_restriction_are_announced_to_webhook_subscribers(tenant, loopback_webhooks):
+    from medscrm.webhooks import outbox
+    from medscrm.webhooks import service as hooks_service
+
+    with tenant.engine.begin() as c:
+        p = plant(c, tenant.id)
+        q = plant(c, tenant.id)
+        c.execute(sa.delete(s.person_restrictions).where(s.person_restrictions.c.tenant_id == tenant.id))
+        c.execute(sa.delete(s.webhook_deliveries).where(s.webhook_deliveries.c.tenant_id == tenant.id))
+        sub = hooks_service.create(
+            c, tenant_id=tenant.id, url="http://127.0.0.1:9/hook", events=["person.*"], actor="t"
+        )
+    outbox.invalidate(tenant.id)
+    with tenant.engine.begin() as c:
+        req = dsr.erase(c, tenant_id=tenant.id, identifier=p.email, actor="dpo")
+        dsr.restrict(c, tenant_id=tenant.id, identifier=q.email, actor="dpo", reason="Art. 44 objection")
+        dsr.restrict(c, tenant_id=tenant.id, identifier=q.email, actor="dpo", lift=True)
+    with tenant.engine.connect() as c:
+        got = c.execute(
+            sa.select(s.webhook_deliveries.c.event_type, s.webhook_deliveries.c.payload)
+            .where(s.webhook_deliveries.c.subscription_id == sub["id"])
+            .order_by(s.webhook_deliveries.c.created_at)
+        ).all()
+    kinds = [t for t, _ in got]
+    assert kinds == ["person.erased", "person.restricted", "person.restricted"]
+    erased = got[0][1]["data"]
+    assert erased["person_ids"] == [p.person_id] and erased["request_id"] == req["id"]
+    assert erased["certificate_sha256"] == req["certificate_sha256"]
+    assert p.email not in json.dumps(got, ensure_ascii=False, default=str)
+    assert [d["data"]["restricted"] for _, d in got[1:]] == [True, False]
+    assert {d["data"]["person_id"] for _, d in got[1:]} == {q.person_id}
+
+
 def test_restrict_blocks_sends_segments_and_is_lifted(tenant):
     from medscrm.outreach.send import SendRequest, request_send
     from medscrm.segments import service as segs

@@ -342,6 +342,8 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "wh_event.all": ("全部事件", "every event"),
     "wh_event.person_merged": ("人员合并", "persons merged"),
     "wh_event.person_split": ("人员拆分", "person split"),
+    "wh_event.person_erased": ("个人信息已删除", "person erased on request"),
+    "wh_event.person_restricted": ("个人信息处理受限或解除", "processing restricted or lifted"),
     "wh_event.segment_entered": ("进入分群", "entered a segment"),
     "wh_event.segment_exited": ("退出分群", "left a segment"),
     "wh_event.consent_changed": ("授权变更", "consent changed"),
