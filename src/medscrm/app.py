@@ -27,6 +27,7 @@ from medscrm.api import persons as persons_api
 from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
 from medscrm.api import webhooks as webhooks_api
+from medscrm.api.audit_guard import AuditGuard
 from medscrm.api.errors import declare_body_errors, from_medscrm_error, shape_of
 from medscrm.common import MedscrmError
 from medscrm.config import get_settings
@@ -249,6 +250,7 @@ def create_app(
     app.include_router(outreach_api.router)  # content, consents, sends, tracked links
     app.include_router(web_routes.router)  # the web console at /
     declare_body_errors(app)
+    app.add_middleware(AuditGuard)  # every write and read of personal data leaves an audit row
     # request ids, latency by route template and /metrics; the middleware is the outermost, so the
     # fast lane's requests are counted too
     observe.install(app, engine, frozenset(f"/v1/{c}" for c in collect.FAST_CALLS))

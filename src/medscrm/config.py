@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     #: Outbound webhooks: allow subscription URLs on private, loopback or link-local addresses
     #: (off by default: a tenant must not make the server call into its own network; tests turn it on).
     webhooks_allow_private: bool = False
+    #: Audit guard: keep each request that succeeded on a route that must be audited but left no complete
+    #: audit row (it is always logged and counted) so a test can fail on it. On in the test suite.
+    audit_strict: bool = False
     #: Outbound webhooks: attempts per delivery before it is marked dead (replay re-queues it).
     webhooks_max_attempts: int = 8
     #: Outbound webhooks: the first retry waits about this long; each next one twice as long (jittered).

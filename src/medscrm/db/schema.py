@@ -311,6 +311,7 @@ audit_log = sa.Table(
     sa.Column("object_type", sa.String(64)),
     sa.Column("object_id", sa.String(100)),
     sa.Column("detail", JSON),
+    sa.Column("purpose", sa.String(32)),  # why: medscrm.accounts.purposes (empty on rows before 0019)
 )
 
 # --- tags and segments -----------------------------------------------------------------------

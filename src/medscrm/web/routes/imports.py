@@ -60,6 +60,8 @@ def _imports_page(ctx: Ctx, status: int = 200, **kw: Any) -> Response:
         if not ctx.can("pii.read"):
             e["payload"] = access.visible_attributes(e["payload"] or {}, ctx.role)
         e["current"] = e.get("fixed_payload") or e["payload"]
+    # quarantined rows are raw input (names, phones, e-mails as the source sent them)
+    ctx.audit_read("quarantine.read", object_type="quarantine", count=len(entries))
     kw.setdefault("report", None)
     kw.setdefault("upload_error", None)
     kw.setdefault("replay", None)

@@ -187,6 +187,12 @@ def segment_edit(ctx: Page, key: str) -> Response:
     with _engine(ctx.request).connect() as conn:
         seg = segs.get(conn, tenant_id=ctx.tenant_id, key=key)
         members = segs.members(conn, tenant_id=ctx.tenant_id, key=key, role=ctx.role, limit=20)
+    ctx.audit_read(
+        "segment.members.read",
+        object_type="segment",
+        object_id=key,
+        persons=[m["person_id"] for m in members],
+    )
     return _builder(
         ctx,
         seg=seg,
@@ -213,6 +219,7 @@ def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Re
     parsed, problems = _parse_rule(rule)
     result, sample, normalised = None, [], []
     if parsed in ({"and": []}, {"or": []}):  # a new rule without conditions yet: a hint, not an error
+        ctx.audit_read("segment.preview", object_type="segment", persons=[])
         return render(ctx, "segment_preview.html", result=None, sample=[], problems={}, empty=True)
     if not problems:
         with _engine(ctx.request).connect() as conn:
@@ -230,6 +237,7 @@ def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Re
                 sample = [
                     {"person_id": pid, **access.visible_attributes(a or {}, ctx.role)} for pid, a in rows
                 ]
+    ctx.audit_read("segment.preview", object_type="segment", persons=[s["person_id"] for s in sample])
     return render(
         ctx,
         "segment_preview.html",
