@@ -80,19 +80,15 @@ def _expected(leaf: dict, active: set[str], evs: list) -> set[str]:
             continue  # avg/min/max of nothing: no value, never matches
         else:
             m = {"avg": sum(vals) / len(vals), "min": min(vals), "max": max(vals)}[agg]
-        lo_hi = leaf["value"]
-        ok = {
-            "eq": lambda: math.isclose(m, lo_hi),
-            "ne": lambda: not math.isclose(m, lo_hi),
-            "gt": lambda: m > lo_hi,
-            "gte": lambda: m >= lo_hi,
-            "lt": lambda: m < lo_hi,
-            "lte": lambda: m <= lo_hi,
-            "between": lambda: lo_hi[0] <= m <= lo_hi[1],
-        }[leaf["op"]]()
-        if ok:
+        if _holds(m, leaf["op"], leaf["value"]):
             out.add(pid)
     return out
+
+
+def _holds(m: float, op: str, v) -> bool:
+    if op == "between":
+        return v[0] <= m <= v[1]
+    return {"gt": m > v, "gte": m >= v, "lt": m < v, "lte": m <= v}[op]
 
 
 measure_leaf = st.builds(
