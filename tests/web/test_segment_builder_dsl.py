@@ -48,11 +48,15 @@ def demo(tmp_path_factory) -> Iterator[DemoTenant]:
     upgrade_to_head(engine)
     tenant = build_tenant(engine, slug="sbtest", data_dir=tmp / "data", hcps=1500, seed=7, scores=True)
     with engine.begin() as conn:
-        ids = conn.execute(
-            sa.select(persons.c.id)
-            .where(persons.c.tenant_id == tenant.tenant_id, persons.c.status == "active")
-            .order_by(persons.c.id)
-        ).scalars().all()
+        ids = (
+            conn.execute(
+                sa.select(persons.c.id)
+                .where(persons.c.tenant_id == tenant.tenant_id, persons.c.status == "active")
+                .order_by(persons.c.id)
+            )
+            .scalars()
+            .all()
+        )
         for i, pid in enumerate(ids):
             if i % 3 == 0:
                 consents.set_consent(

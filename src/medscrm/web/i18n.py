@@ -566,19 +566,19 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "rp.consent_missing": ("缺少授权{0}（可用：{1}）", "consent {0} missing (use one of: {1})"),
     "rp.prop_needed": (
         "“{0}”需要行为属性名：字母、数字、_ 或 -（最多 {1} 个字符）",
-        "\"{0}\" needs a property: a name of letters, digits, _ or - (at most {1} characters)",
+        '"{0}" needs a property: a name of letters, digits, _ or - (at most {1} characters)',
     ),
-    "rp.no_property": ("“{0}”不需要行为属性", "\"{0}\" takes no property"),
+    "rp.no_property": ("“{0}”不需要行为属性", '"{0}" takes no property'),
     "rp.count_int": ("“{0}”须与非负整数比较", "a {0} is compared with non-negative integers"),
-    "rp.within": ("须为 {{\"days\": N}} 或 {{\"hours\": N}}", "must be {{\"days\": N}} or {{\"hours\": N}}"),
+    "rp.within": ('须为 {{"days": N}} 或 {{"hours": N}}', 'must be {{"days": N}} or {{"hours": N}}'),
     "rp.window": (
-        "须为 {{\"last\": N, \"unit\": \"days\"}} 或 {{\"since\": 日期, \"until\": 日期}}",
-        "must be {{\"last\": N, \"unit\": \"days\"}} or {{\"since\": date, \"until\": date}}",
+        '须为 {{"last": N, "unit": "days"}} 或 {{"since": 日期, "until": 日期}}',
+        'must be {{"last": N, "unit": "days"}} or {{"since": date, "until": date}}',
     ),
     "rp.where": ("须为 1 到 20 个行为属性条件", "must be a property filter or a list of 1 to 20 of them"),
     "rp.where_item": (
-        "须为 {{\"property\": …, \"op\": …, \"value\": …}}",
-        "must be {{\"property\": …, \"op\": …, \"value\": …}}",
+        '须为 {{"property": …, "op": …, "value": …}}',
+        'must be {{"property": …, "op": …, "value": …}}',
     ),
     "rp.ago": ("须为 0 到 {0} 之间的整数", "must be an integer between 0 and {0}"),
 }
