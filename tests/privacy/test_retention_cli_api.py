@@ -73,7 +73,9 @@ def test_retention_through_the_api(tenant, tmp_path):
     r = c.put("/api/v1/retention/policies/audit", json={"keep_days": 100}, headers=h)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "keep_days"
     assert "audit: 100 days is below the legal minimum of 1095 days" in r.text
-    r = c.put("/api/v1/retention/policies/quarantine", json={"keep_days": 60, "action": "anonymise"}, headers=h)
+    r = c.put(
+        "/api/v1/retention/policies/quarantine", json={"keep_days": 60, "action": "anonymise"}, headers=h
+    )
     assert r.status_code == 200 and r.json()["source"] == "tenant" and r.json()["action"] == "anonymise"
     r = c.put("/api/v1/retention/policies/nothing", json={"keep_days": 60}, headers=h)
     assert r.status_code == 422

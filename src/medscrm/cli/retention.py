@@ -54,13 +54,17 @@ def policies_cmd(
 def set_cmd(
     category: Annotated[
         str,
-        typer.Argument(help="events, health, source_records, quarantine, webhook_deliveries, sends or audit."),
+        typer.Argument(
+            help="events, health, source_records, quarantine, webhook_deliveries, sends or audit."
+        ),
     ],
     keep_days: Annotated[int | None, typer.Option(help="Keep rows this many days.")] = None,
     action: Annotated[
         str | None, typer.Option(help="delete, or anonymise (keep the row, blank its personal fields).")
     ] = None,
-    enabled: Annotated[bool | None, typer.Option("--enabled/--disabled", help="Run this category or not.")] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enabled/--disabled", help="Run this category or not.")
+    ] = None,
     patterns: Annotated[
         str | None,
         typer.Option(help="Event-name globs, comma-separated (events: empty = every event; health)."),
@@ -109,7 +113,9 @@ def _print_report(res: dict) -> None:
 
 @app.command("run")
 def run_cmd(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would go; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report what would go; change nothing.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm a real run without asking.")] = False,
     batch: Annotated[int, typer.Option(help="Rows per transaction.")] = 5000,
     actor: Annotated[str, typer.Option(help="Who runs it (recorded and audited).")] = "cli",
@@ -120,11 +126,19 @@ def run_cmd(
     from medscrm.common import MedscrmError
     from medscrm.privacy import retention
 
-    if not dry_run and not yes and not typer.confirm("Delete/anonymise expired data now? It cannot be undone"):
+    if (
+        not dry_run
+        and not yes
+        and not typer.confirm("Delete/anonymise expired data now? It cannot be undone")
+    ):
         _fail(ValueError("not confirmed: add --yes, or --dry-run for the report only"))
     ws = _ws(tenant)
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     ) as bar:
         tasks: dict[str, int] = {}
 
@@ -135,7 +149,12 @@ def run_cmd(
 
         try:
             res = retention.run(
-                ws.engine, tenant_id=ws.tenant_id, actor=actor, dry_run=dry_run, batch=batch, progress=progress
+                ws.engine,
+                tenant_id=ws.tenant_id,
+                actor=actor,
+                dry_run=dry_run,
+                batch=batch,
+                progress=progress,
             )
         except MedscrmError as exc:
             _fail(exc)
