@@ -275,3 +275,23 @@ def test_event_globs_compile_to_like_patterns_that_match_as_fnmatch(pattern, nam
     con = duckdb.connect()
     got = con.execute("SELECT ? LIKE ? ESCAPE '\\'", [name, retention._like(pattern)]).fetchone()[0]
     assert got == fnmatch.fnmatchcase(name, pattern)
+
+
+def test_the_served_app_schedules_retention_only_when_configured(tenant, monkeypatch):
+    from medscrm.app import _retention_jobs
+    from medscrm.config import get_settings
+
+    monkeypatch.delenv("MEDSCRM_RETENTION_AT", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert _retention_jobs(tenant.engine) == []  # off by default
+        monkeypatch.setenv("MEDSCRM_RETENTION_AT", "00:00")
+        get_settings.cache_clear()
+        (job,) = _retention_jobs(tenant.engine)
+        job()  # every tenant is due (never run): a real run by the scheduler
+        with tenant.engine.connect() as c:
+            (last,) = retention.list_runs(c, tenant_id=tenant.id, limit=1)
+        assert last["actor"] == "scheduler" and not last["dry_run"] and last["status"] == "done"
+    finally:
+        monkeypatch.delenv("MEDSCRM_RETENTION_AT", raising=False)
+        get_settings.cache_clear()
