@@ -521,7 +521,10 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "retention.keep_days": ("保存天数", "Keep (days)"),
     "retention.action": ("到期处理", "When expired"),
     "retention.patterns": ("事件名称匹配", "Event-name patterns"),
-    "retention.patterns_hint": ("事件名称，可用 * 通配，逗号分隔", "Event names, * as wildcard, comma-separated"),
+    "retention.patterns_hint": (
+        "事件名称，可用 * 通配，逗号分隔",
+        "Event names, * as wildcard, comma-separated",
+    ),
     "retention.enabled": ("启用", "On"),
     "retention.source": ("来源", "Set by"),
     "retention.floor": ("法定最短 {n} 天", "legal minimum {n} days"),
