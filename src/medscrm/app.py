@@ -24,6 +24,7 @@ from medscrm.api import events as events_api
 from medscrm.api import journeys as journeys_api
 from medscrm.api import outreach as outreach_api
 from medscrm.api import persons as persons_api
+from medscrm.api import retention as retention_api
 from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
 from medscrm.api import webhooks as webhooks_api
@@ -88,6 +89,14 @@ def _scores_batch_at():
     return configured_at()
 
 
+def _retention_jobs(engine: sa.Engine) -> list:
+    """The daily retention run (``MEDSCRM_RETENTION_AT``; off by default) for the refresher's slow lane."""
+    from medscrm.privacy import retention
+
+    at = retention.configured_at()
+    return [lambda: retention.run_due(engine, at=at)] if at is not None else []
+
+
 def create_served_app() -> FastAPI:
     """The app of one ``medscrm serve --workers N`` process (uvicorn's factory)."""
     return create_app(workers=int(os.environ.get(WORKERS_ENV, "1")))
@@ -132,6 +141,8 @@ def create_app(
         options = refresher if isinstance(refresher, dict) else {}
         if serving and "scores_batch_at" not in options:
             options = {**options, "scores_batch_at": _scores_batch_at()}
+        if serving and "daily_jobs" not in options:
+            options = {**options, "daily_jobs": _retention_jobs(engine)}
         app.state.refresher = (
             Refresher(engine, wake=lambda: app.state.ingestor.stored_events, **options)
             if refresher is not False and refresher is not None and (slot is None or slot.leader)
@@ -247,6 +258,7 @@ def create_app(
     app.include_router(journeys_api.router)  # journeys
     app.include_router(webhooks_api.router)
     app.include_router(dsr_api.router)  # data-subject requests (PIPL)
+    app.include_router(retention_api.router)  # retention policies and runs
     app.include_router(outreach_api.router)  # content, consents, sends, tracked links
     app.include_router(web_routes.router)  # the web console at /
     declare_body_errors(app)

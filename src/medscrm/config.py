@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     scores_config: str = ""
     #: When the daily scores batch runs: ``HH:MM`` in China time, or ``off``.
     scores_batch_at: str = "02:00"
+    #: Retention (docs/privacy.md): when the daily retention run deletes/anonymises expired data,
+    #: ``HH:MM`` in China time, or ``off`` (the default: deleting is irreversible, so a company turns
+    #: it on after reviewing its policies and a dry run; ``medscrm retention run`` works either way).
+    retention_at: str = "off"
+    #: The legal minimum of audit-log retention in days (PIPL Art. 56: processing records are kept
+    #: at least three years); a policy keeping audit rows shorter is refused.
+    retention_audit_floor_days: int = 1095
     #: Log lines of ``medscrm serve``: ``text`` or ``json`` (one object per line). Empty: ``json`` in
     #: production, ``text`` in development. Every line of a request carries its request id.
     log_format: str = ""

@@ -119,6 +119,10 @@ API: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/dsr/requests"): "privacy.manage",
     ("GET", "/api/v1/dsr/requests/{request_id}"): "privacy.manage",
     ("GET", "/api/v1/dsr/requests/{request_id}/certificate"): "privacy.manage",
+    ("GET", "/api/v1/retention/policies"): "privacy.manage",
+    ("PUT", "/api/v1/retention/policies/{category}"): "privacy.manage",
+    ("POST", "/api/v1/retention/runs"): "privacy.manage",
+    ("GET", "/api/v1/retention/runs"): "privacy.manage",
 }
 
 #: every POST route of the console: (method, path) -> the permission it checks (``ctx.require``)
@@ -140,6 +144,9 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/privacy/restrict"): "privacy.manage",
     ("POST", "/privacy/hold"): "privacy.manage",
     ("POST", "/privacy/erase"): "privacy.manage",
+    ("POST", "/retention/policies/{category}"): "privacy.manage",
+    ("POST", "/retention/dry-run"): "privacy.manage",
+    ("POST", "/retention/run"): "privacy.manage",
     ("POST", "/webhooks"): "webhooks.manage",
     ("POST", "/webhooks/{subscription_id}/{action}"): "webhooks.manage",
     ("POST", "/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): "webhooks.manage",
@@ -168,6 +175,8 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/dsr/correct"): {"identifier": "nobody", "field": "hospital", "value": "x"},
     ("POST", "/api/v1/dsr/restrict"): {"identifier": "nobody", "reason": "r"},
     ("POST", "/api/v1/dsr/hold"): {"identifier": "nobody", "reason": "r"},
+    ("PUT", "/api/v1/retention/policies/{category}"): {"keep_days": 2000},
+    ("POST", "/api/v1/retention/runs"): {"dry_run": True},
 }
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}

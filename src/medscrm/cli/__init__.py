@@ -29,6 +29,7 @@ from medscrm.cli import (
     imports,
     journeys,
     outreach,
+    retention,
     scores,
     segments,
     serve,
@@ -71,6 +72,7 @@ outreach.register(app)  # consents, do-not-contact, channels, sends, outreach-po
 app.add_typer(webhooks.app, name="webhooks")  # outbound event subscriptions
 app.add_typer(devtools.app, name="devtools")  # local provider stand-ins: inbox
 app.add_typer(dsr.app, name="dsr")  # data-subject requests (PIPL Arts. 44–47)
+app.add_typer(retention.app, name="retention")  # retention policies and runs
 
 
 def main() -> None:  # pragma: no cover

@@ -845,3 +845,39 @@ person_restrictions = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "person_id", "kind"),
 )
+
+
+# --- retention (migration 0017) ---
+
+#: A tenant's retention policy per data category (``medscrm.privacy.retention``): how long rows are
+#: kept and what happens after (delete, or anonymise: the row stays for aggregates without personal
+#: fields). A category without a row follows the shipped default (privacy/data/retention.yaml).
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    _tenant(),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("keep_days", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # delete, anonymise
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("patterns", JSON),  # event-name globs (events, health)
+    sa.Column("updated_by", sa.String(100), nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "category"),
+)
+
+#: One retention run (or dry run): who, when, rows per category (deleted/anonymised, held, oldest/newest).
+retention_runs = sa.Table(
+    "retention_runs",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running, done, failed
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+    sa.Column("result", JSON),  # category -> {action, cutoff, rows, done, held, oldest, newest}
+    sa.Column("error", sa.Text),
+    sa.Index(None, "tenant_id", "started_at"),
+)

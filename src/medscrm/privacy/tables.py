@@ -221,6 +221,8 @@ NO_PERSONAL_DATA: dict[str, str] = {
     "webhook_subscriptions": "endpoints of the company's own systems",
     "dsr_requests": "the request log: a pseudonymous person id and keyed hashes only (accountability, Art. 54)",
     "dsr_tombstones": "keyed hashes (HMAC) of erased identifiers, kept so the person is not re-imported",
+    "retention_policies": "per-tenant retention settings per data category",
+    "retention_runs": "the log of retention runs: counts per category, who ran it",
 }
 
 

@@ -22,6 +22,7 @@ from medscrm.web.routes import (
     outbox,
     persons,
     privacy,
+    retention,
     segments,
     static,
     webhooks,
@@ -43,5 +44,6 @@ for _pages in (
     webhooks,
     outbox,
     privacy,
+    retention,
 ):
     router.include_router(_pages.router)

@@ -159,6 +159,7 @@ NAV = (
     ("audit", "/audit", "audit.read"),
     ("compliance", "/compliance", "audit.read"),
     ("privacy", "/privacy", "privacy.manage"),
+    ("retention", "/retention", "privacy.manage"),
     ("webhooks", "/webhooks", "webhooks.manage"),
     ("outbox", "/outbox", "outbox.demo"),
 )
