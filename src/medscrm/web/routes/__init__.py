@@ -23,6 +23,7 @@ from medscrm.web.routes import (
     persons,
     privacy,
     segments,
+    sso,
     static,
     webhooks,
 )
@@ -43,5 +44,6 @@ for _pages in (
     webhooks,
     outbox,
     privacy,
+    sso,
 ):
     router.include_router(_pages.router)

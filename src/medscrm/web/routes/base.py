@@ -160,6 +160,7 @@ NAV = (
     ("compliance", "/compliance", "audit.read"),
     ("privacy", "/privacy", "privacy.manage"),
     ("webhooks", "/webhooks", "webhooks.manage"),
+    ("sso", "/sso", "accounts.manage"),
     ("outbox", "/outbox", "outbox.demo"),
 )
 
