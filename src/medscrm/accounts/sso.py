@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -34,7 +35,7 @@ from urllib.parse import urlparse
 import httpx
 import sqlalchemy as sa
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import OAuth2Client
+from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
@@ -55,6 +56,12 @@ from medscrm.accounts.secrets import seal, unseal
 from medscrm.common import InvalidInput, MedscrmError, utcnow
 from medscrm.config import get_settings
 from medscrm.db.schema import sso_configs, sso_identities, users
+
+with warnings.catch_warnings():
+    # Authlib 1.9 prefers the httpx2 fork and warns once when it falls back to httpx, which this
+    # project already uses everywhere; the fallback is supported in the pinned release
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import OAuth2Client
 
 #: most privileged first: when a user's groups map to several roles, the first of these wins
 ROLE_PRECEDENCE = ("admin", "compliance", "marketer", "analyst", "rep")

@@ -120,6 +120,10 @@ from .send_in_purpose import SendInPurpose
 from .send_in_variables import SendInVariables
 from .send_proof import SendProof
 from .send_proofs import SendProofs
+from .sso_in import SsoIn
+from .sso_in_role_map_type_0 import SsoInRoleMapType0
+from .sso_out import SsoOut
+from .sso_out_role_map import SsoOutRoleMap
 from .subject import Subject
 from .subject_kind import SubjectKind
 from .subscription import Subscription
@@ -240,6 +244,10 @@ __all__ = (
     "SendInVariables",
     "SendProof",
     "SendProofs",
+    "SsoIn",
+    "SsoInRoleMapType0",
+    "SsoOut",
+    "SsoOutRoleMap",
     "Subject",
     "SubjectKind",
     "Subscription",
