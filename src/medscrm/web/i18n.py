@@ -522,7 +522,7 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
         "You have no console account (automatic creation is off). Ask your administrator.",
     ),
     "sso.refused.user_disabled": ("您的控制台账号已停用。", "Your console account is disabled."),
-    "sso.title": ("单点登录（OpenID Connect）", "Single sign-on (OpenID Connect)"),
+    "sso.title": ("单点登录", "Single sign-on (OpenID Connect)"),
     "sso.intro": (
         "用户通过本租户的身份提供方登录控制台；用户组按下表映射为角色，多个组映射时取权限最高的角色"
         "（管理员 > 合规 > 市场 > 分析 > 医药代表），每次登录重新计算。",
@@ -534,13 +534,13 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "sso.enabled": ("已启用", "On"),
     "sso.disabled": ("已停用", "Off"),
     "sso.not_configured": ("尚未配置", "Not set up"),
-    "sso.issuer": ("签发方（Issuer）地址", "Issuer URL"),
+    "sso.issuer": ("身份提供方签发方地址", "Issuer URL"),
     "sso.client_id": ("客户端 ID", "Client ID"),
     "sso.client_secret": ("客户端密钥", "Client secret"),
     "sso.secret_set": ("已设置（不再显示；留空则保留）", "Set (never shown again; leave empty to keep it)"),
     "sso.secret_unset": ("未设置", "Not set"),
     "sso.display_name": ("登录按钮上的名称", "Name on the sign-in button"),
-    "sso.scopes": ("权限范围（scopes）", "Scopes"),
+    "sso.scopes": ("授权范围", "Scopes"),
     "sso.groups_claim": ("用户组所在的声明", "Claim holding the groups"),
     "sso.username_claim": ("用户名所在的声明", "Claim holding the username"),
     "sso.role_map": (
