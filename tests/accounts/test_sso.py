@@ -353,3 +353,24 @@ def test_role_maps_read_back_what_is_written(role_map):
 def test_a_role_map_entry_without_a_role_is_named():
     with pytest.raises(InvalidInput, match="role_map: 'marketing' is not GROUP=ROLE"):
         sso.parse_role_map("admins=admin, marketing")
+
+
+def test_a_denial_at_the_provider_is_shown_and_audited(client, idp, tenant):
+    client.cookies.set("medscrm_lang", "en")
+    r = client.get(f"/sso/start?tenant={tenant.slug}", follow_redirects=False)
+    state = parse_qs(urlparse(r.headers["location"]).query)["state"][0]
+    r = client.get(f"/sso/callback?error=access_denied&error_description=user+said+no&state={state}")
+    assert r.status_code == 401 and "The identity provider refused the sign-in." in r.text
+    (row,) = _refusals(tenant.engine, tenant.id)
+    assert row["detail"]["reason"] == "provider_error" and row["detail"]["error"] == "access_denied"
+    assert not idp.token_requests
+
+
+def test_sso_start_for_an_unknown_tenant_or_one_without_sso(client, tenant):
+    client.cookies.set("medscrm_lang", "en")
+    r = client.get("/sso/start?tenant=no-such-tenant", follow_redirects=False)
+    assert r.status_code == 404 and "There is no tenant" in r.text
+    with tenant.engine.begin() as conn:
+        sso.disable(conn, tenant.id, actor="test")
+    r = client.get(f"/sso/start?tenant={tenant.slug}", follow_redirects=False)
+    assert r.status_code == 401 and "not set up for this tenant" in r.text

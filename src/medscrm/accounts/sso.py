@@ -507,7 +507,16 @@ def sign_in(
             .first()
         )
         user = dict(row) if row else None
-    else:
+        if user is None:  # the linked user row is gone: link afresh, like a first sign-in
+            conn.execute(
+                sso_identities.delete().where(
+                    sso_identities.c.tenant_id == tid,
+                    sso_identities.c.issuer == cfg.issuer,
+                    sso_identities.c.subject == sub,
+                )
+            )
+            link = None
+    if not link:
         user = accounts.get_user(conn=conn, tenant_id=tid, username=username)
         if user and user.get("password_hash"):
             raise SsoRefused(
