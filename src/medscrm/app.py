@@ -27,6 +27,7 @@ from medscrm.api import persons as persons_api
 from medscrm.api import retention as retention_api
 from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
+from medscrm.api import sso as sso_api
 from medscrm.api import webhooks as webhooks_api
 from medscrm.api.audit_guard import AuditGuard
 from medscrm.api.errors import declare_body_errors, from_medscrm_error, shape_of
@@ -259,6 +260,7 @@ def create_app(
     app.include_router(webhooks_api.router)
     app.include_router(dsr_api.router)  # data-subject requests (PIPL)
     app.include_router(retention_api.router)  # retention policies and runs
+    app.include_router(sso_api.router)  # console single sign-on settings
     app.include_router(outreach_api.router)  # content, consents, sends, tracked links
     app.include_router(web_routes.router)  # the web console at /
     declare_body_errors(app)

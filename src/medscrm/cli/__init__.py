@@ -33,6 +33,7 @@ from medscrm.cli import (
     scores,
     segments,
     serve,
+    sso,
     webhooks,
 )
 from medscrm.cli._common import err, held_message
@@ -73,6 +74,7 @@ app.add_typer(webhooks.app, name="webhooks")  # outbound event subscriptions
 app.add_typer(devtools.app, name="devtools")  # local provider stand-ins: inbox
 app.add_typer(dsr.app, name="dsr")  # data-subject requests (PIPL Arts. 44–47)
 app.add_typer(retention.app, name="retention")  # retention policies and runs
+app.add_typer(sso.app, name="sso")  # console single sign-on (OpenID Connect)
 
 
 def main() -> None:  # pragma: no cover

@@ -87,6 +87,35 @@ login_throttle = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
 )
 
+#: Single sign-on (OpenID Connect) per tenant: the identity provider, the sealed client secret and
+#: how its groups map to roles (``accounts.sso``).
+sso_configs = sa.Table(
+    "sso_configs",
+    metadata,
+    _tenant(),
+    sa.Column("settings", JSON, nullable=False),  # issuer, client_id, scopes, groups claim, role map, ...
+    sa.Column("client_secret", sa.Text),  # Fernet-sealed JSON (accounts.secrets)
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("updated_by", sa.String(100), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id"),
+)
+
+#: Which console user an identity provider's subject signs in as (issuer + ``sub`` never change;
+#: the username may).
+sso_identities = sa.Table(
+    "sso_identities",
+    metadata,
+    _tenant(),
+    sa.Column("issuer", sa.String(300), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("user_id", sa.String(40), nullable=False),
+    sa.Column("groups", JSON),  # the groups of the last sign-in (why the user has the role)
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("last_login_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "issuer", "subject"),
+)
+
 api_tokens = sa.Table(
     "api_tokens",
     metadata,

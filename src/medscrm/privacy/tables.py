@@ -208,6 +208,8 @@ NO_PERSONAL_DATA: dict[str, str] = {
     "users": "console users: the company's staff, not data subjects of the CRM",
     "login_throttle": "hashed sign-in failure counters of staff",
     "api_tokens": "hashed API tokens of staff",
+    "sso_configs": "per-tenant single sign-on settings and the sealed client secret",
+    "sso_identities": "which identity-provider subject signs in as which staff user",
     "imports": "file-level import records (file name, counts); rows live in source_records",
     "tag_definitions": "what tags mean (definitions, rules)",
     "segments": "segment definitions and member counts (aggregates)",

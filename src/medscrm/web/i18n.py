@@ -477,6 +477,97 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "audit.detail": ("详情", "Detail"),
     "audit.filter_action": ("操作代码前缀", "Action code prefix, e.g. profile."),
     "audit.filter_actor": ("操作人", "Actor"),
+    # single sign-on (OpenID Connect): login button, refusals, admin page
+    "nav.sso": ("单点登录", "Single sign-on"),
+    "sso.sign_in_with": ("使用 {name} 登录", "Sign in with {name}"),
+    "sso.or": ("或使用本地账号密码登录", "or sign in with a local password"),
+    "sso.local_off": (
+        "此租户已启用单点登录并关闭本地密码登录，请使用单点登录（仅管理员可用本地密码应急登录）。",
+        "This tenant signs in through single sign-on; local passwords are off (only admins may use one, "
+        "for emergencies).",
+    ),
+    "sso.refused.not_configured": ("此租户未启用单点登录。", "Single sign-on is not set up for this tenant."),
+    "sso.refused.provider_unreachable": (
+        "无法连接身份提供方，请稍后再试或联系管理员。",
+        "The identity provider cannot be reached; try again later or ask your administrator.",
+    ),
+    "sso.refused.unknown_issuer": (
+        "登录被拒绝：令牌的签发方不是此租户配置的身份提供方。",
+        "Sign-in refused: the token was issued by an identity provider this tenant does not trust.",
+    ),
+    "sso.refused.wrong_state": (
+        "登录已过期或无效（state 不匹配），请重新登录。",
+        "The sign-in expired or is not valid (state mismatch); please sign in again.",
+    ),
+    "sso.refused.wrong_nonce": (
+        "登录被拒绝：令牌不属于本次登录（nonce 不匹配）。",
+        "Sign-in refused: the token does not belong to this sign-in (nonce mismatch).",
+    ),
+    "sso.refused.wrong_audience": (
+        "登录被拒绝：令牌是签发给其他应用的（受众不符）。",
+        "Sign-in refused: the token was issued to another application (wrong audience).",
+    ),
+    "sso.refused.expired": ("登录被拒绝：令牌已过期。", "Sign-in refused: the token has expired."),
+    "sso.refused.bad_signature": (
+        "登录被拒绝：令牌签名无法用身份提供方的公钥验证。",
+        "Sign-in refused: the token's signature does not verify with the provider's keys.",
+    ),
+    "sso.refused.invalid_token": ("登录被拒绝：令牌无效。", "Sign-in refused: the token is not valid."),
+    "sso.refused.provider_error": (
+        "身份提供方拒绝了登录请求。",
+        "The identity provider refused the sign-in.",
+    ),
+    "sso.refused.no_mapped_group": (
+        "您所在的用户组没有对应的 medscrm 角色，无法登录。请联系管理员把您的组映射到角色。",
+        "None of your groups maps to a medscrm role, so you cannot sign in. Ask your administrator to "
+        "map your group to a role.",
+    ),
+    "sso.refused.local_account": (
+        "已有同名的本地账号，单点登录不会接管它。请联系管理员。",
+        "A local account with your username exists; single sign-on does not take it over. Ask your "
+        "administrator.",
+    ),
+    "sso.refused.no_account": (
+        "您还没有控制台账号（未开启自动创建用户）。请联系管理员。",
+        "You have no console account (automatic creation is off). Ask your administrator.",
+    ),
+    "sso.refused.user_disabled": ("您的控制台账号已停用。", "Your console account is disabled."),
+    "sso.title": ("单点登录", "Single sign-on (OpenID Connect)"),
+    "sso.intro": (
+        "用户通过本租户的身份提供方登录控制台；用户组按下表映射为角色，多个组映射时取权限最高的角色"
+        "（管理员 > 合规 > 市场 > 分析 > 医药代表），每次登录重新计算。",
+        "Users sign in to the console through this tenant's identity provider; their groups map to roles "
+        "as below; when several map, the most privileged role wins (admin > compliance > marketer > "
+        "analyst > rep), recomputed at each sign-in.",
+    ),
+    "sso.status": ("状态", "Status"),
+    "sso.enabled": ("已启用", "On"),
+    "sso.disabled": ("已停用", "Off"),
+    "sso.not_configured": ("尚未配置", "Not set up"),
+    "sso.issuer": ("身份提供方签发方地址", "Issuer URL"),
+    "sso.client_id": ("客户端 ID", "Client ID"),
+    "sso.client_secret": ("客户端密钥", "Client secret"),
+    "sso.secret_set": ("已设置（不再显示；留空则保留）", "Set (never shown again; leave empty to keep it)"),
+    "sso.secret_unset": ("未设置", "Not set"),
+    "sso.display_name": ("登录按钮上的名称", "Name on the sign-in button"),
+    "sso.scopes": ("授权范围", "Scopes"),
+    "sso.groups_claim": ("用户组所在的声明", "Claim holding the groups"),
+    "sso.username_claim": ("用户名所在的声明", "Claim holding the username"),
+    "sso.role_map": (
+        "用户组 → 角色（每行或逗号分隔：组=角色）",
+        "Group → role (GROUP=ROLE, one per line or comma-separated)",
+    ),
+    "sso.roles_hint": ("可用角色及其代码：", "Roles and their codes:"),
+    "sso.jit": ("首次登录时自动创建用户", "Create users at their first sign-in"),
+    "sso.local_passwords": (
+        "允许本地密码登录（关闭后仅管理员可用本地密码应急登录）",
+        "Allow local passwords (when off, only admins may use one, for emergencies)",
+    ),
+    "sso.callback": ("在身份提供方登记的回调地址", "Callback URL to register at the provider"),
+    "sso.save": ("保存并启用", "Save and turn on"),
+    "sso.disable": ("停用单点登录", "Turn single sign-on off"),
+    "sso.saved": ("已保存。", "Saved."),
+    "sso.updated": ("最后修改", "Last changed"),
     # journeys and content
     "jr.title": ("旅程", "Journeys"),
     "jr.status": ("状态", "Status"),

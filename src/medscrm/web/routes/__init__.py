@@ -24,6 +24,7 @@ from medscrm.web.routes import (
     privacy,
     retention,
     segments,
+    sso,
     static,
     webhooks,
 )
@@ -45,5 +46,6 @@ for _pages in (
     outbox,
     privacy,
     retention,
+    sso,
 ):
     router.include_router(_pages.router)

@@ -161,6 +161,7 @@ NAV = (
     ("privacy", "/privacy", "privacy.manage"),
     ("retention", "/retention", "privacy.manage"),
     ("webhooks", "/webhooks", "webhooks.manage"),
+    ("sso", "/sso", "accounts.manage"),
     ("outbox", "/outbox", "outbox.demo"),
 )
 
