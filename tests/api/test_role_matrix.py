@@ -123,6 +123,9 @@ API: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/retention/policies/{category}"): "privacy.manage",
     ("POST", "/api/v1/retention/runs"): "privacy.manage",
     ("GET", "/api/v1/retention/runs"): "privacy.manage",
+    ("GET", "/api/v1/sso"): "accounts.manage",
+    ("PUT", "/api/v1/sso"): "accounts.manage",
+    ("DELETE", "/api/v1/sso"): "accounts.manage",
 }
 
 #: every POST route of the console: (method, path) -> the permission it checks (``ctx.require``)
@@ -133,6 +136,7 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/identity/{review_id}/decide"): "identity.manage",
     ("POST", "/identity/{review_id}/revoke"): "identity.manage",
     ("POST", "/segments/preview"): frozenset({"admin", "marketer", "analyst", "compliance"}),  # not reps
+    ("POST", "/segments/check"): frozenset({"admin", "marketer", "analyst", "compliance"}),  # not reps
     ("POST", "/segments/save"): "data.import",
     ("POST", "/imports"): "data.import",
     ("POST", "/quarantine/{entry_id}/fix"): "quarantine.manage",
@@ -147,6 +151,8 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/retention/policies/{category}"): "privacy.manage",
     ("POST", "/retention/dry-run"): "privacy.manage",
     ("POST", "/retention/run"): "privacy.manage",
+    ("POST", "/sso"): "accounts.manage",
+    ("POST", "/sso/disable"): "accounts.manage",
     ("POST", "/webhooks"): "webhooks.manage",
     ("POST", "/webhooks/{subscription_id}/{action}"): "webhooks.manage",
     ("POST", "/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): "webhooks.manage",

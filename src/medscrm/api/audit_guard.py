@@ -53,6 +53,7 @@ UNAUDITED_WRITES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/journeys/validate"): "checks a definition; stores nothing",
     ("POST", "/login"): "sign-in: failures are throttled and audited; a success starts a session",
     ("POST", "/privacy/lookup"): "redirects to the page that shows (and audits) what is held",
+    ("POST", "/segments/check"): "checks a rule the builder holds; stores nothing",
 }
 
 #: reads that show personal data: each must leave an audit row naming what was read
@@ -140,6 +141,16 @@ PLAIN_READS: dict[tuple[str, str], str] = {
     ("GET", "/webhooks"): "subscriptions",
     ("GET", "/webhooks/{subscription_id}"): "delivery attempts (pseudonymous ids)",
     ("GET", "/privacy"): "the request log; the person view is audited by the page itself (dsr.lookup)",
+    ("GET", "/segments/tag-values"): "suggested tag values (tiers, stages)",
+    ("GET", "/segments/event-properties"): "event property names and types; identifying fields are never listed",
+    ("GET", "/segments/event-values"): "suggested event property values; identifying fields are never listed",
+    ("GET", "/api/v1/retention/policies"): "retention policies",
+    ("GET", "/api/v1/retention/runs"): "retention runs: counts per category",
+    ("GET", "/retention"): "retention policies and runs",
+    ("GET", "/api/v1/sso"): "single sign-on settings (the secret is never shown)",
+    ("GET", "/sso"): "single sign-on settings (the secret is never shown)",
+    ("GET", "/sso/start"): "sends the browser to the identity provider",
+    ("GET", "/sso/callback"): "sign-in: starts a session; refusals and user changes are audited",
 }
 
 #: gaps seen under MEDSCRM_AUDIT_STRICT=1: (method, route, status, why); tests read and clear it

@@ -1,7 +1,7 @@
 """single sign-on (OpenID Connect): per-tenant provider settings and the subjects that sign in
 
 Revision ID: 0018
-Revises: 0012
+Revises: 0017
 Create Date: 2026-12-07 14:30:00
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0018"
-down_revision = "0012"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,7 @@
 this revision keep it empty.
 
 Revision ID: 0019
-Revises: 0012
+Revises: 0018
 Create Date: 2026-12-07 14:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0012"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
