@@ -551,7 +551,7 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
         "All variants together: chi-square test χ² = {chi2} ({dof} degrees of freedom), p = {p}",
     ),
     "res.method": (
-        "每次进入分流为一个观察单位。各版本与第一个版本（对照组）比较：双侧两比例 Z 检验，期望频数小于 5 时用费舍尔精确检验；差值的 95% 置信区间为 纽科姆（Newcombe）混合得分区间。每个版本少于 {n} 人次时不做检验。",
+        "每次进入分流为一个观察单位。各版本与第一个版本（对照组）比较：双侧两比例 Z 检验，期望频数小于 5 时用费舍尔精确检验；差值的 95% 置信区间为 纽科姆混合得分区间。每个版本少于 {n} 人次时不做检验。",
         "Each entry into the split is one observation. Each variant is compared with the first (the control): a two-sided two-proportion z-test, or Fisher's exact test when an expected count is below 5; the 95% CI of the difference is Newcombe's hybrid score interval. Below {n} entries in a variant no test is made.",
     ),
     "res.persons_title": ("名单", "Persons"),
