@@ -290,3 +290,57 @@ def test_chi_square_over_three_variants():
     assert out["p_value"] == pytest.approx(ref.pvalue) and out["dof"] == 2
     assert jr.chi_square([(0, 50), (0, 50), (0, 50)]) is None
     assert jr.chi_square([(1, 5), (2, 50), (3, 50)]) is None
+
+
+def test_cli_results_match_the_module(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from medscrm.db import make_engine
+    from tests_support import cli_env
+
+    db = tmp_path / "cli.duckdb"
+    env = cli_env(MEDSCRM_DATABASE_URL=f"duckdb:///{db}", MEDSCRM_TENANT="clir")
+
+    def run(*args, code=0):
+        p = subprocess.run(
+            [sys.executable, "-m", "medscrm", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert p.returncode == code, p.stdout + p.stderr
+        return p.stdout
+
+    run("tenants", "create", "clir")
+    engine = make_engine(f"duckdb:///{db}")
+    with engine.connect() as c:
+        tid = c.execute(sa.text("select id from tenants where slug = 'clir'")).scalar_one()
+    pids, variant = _run_split(SimpleNamespace(engine=engine, id=tid), n=40)
+    with engine.begin() as c:
+        c.execute(
+            sa.insert(events),
+            [_event(tid, p, "Webinar Attended", NOW + dt.timedelta(days=1)) for p in pids[::3]],
+        )
+    conv = jr.Conversion(mode="event", event="Webinar Attended", days=7)
+    with engine.connect() as c:
+        want = jr.split_results(c, tenant_id=tid, key="ab_mail", conversion=conv)
+    engine.dispose()
+    got = json.loads(
+        run("journeys", "results", "ab_mail", "--event", "Webinar Attended", "--days", "7", "--json")
+    )
+    assert [v["converted"] for v in got["splits"][0]["variants"]] == [
+        v["converted"] for v in want["splits"][0]["variants"]
+    ]
+    assert got["splits"][0]["variants"][1]["vs_control"]["p_value"] == pytest.approx(
+        want["splits"][0]["variants"][1]["vs_control"]["p_value"]
+    )
+    out = run("journeys", "results", "ab_mail", "--event", "Webinar Attended", "--days", "7")
+    assert "Webinar Attended within 7 days" in out and "95% CI" in out
+    p = subprocess.run(
+        [sys.executable, "-m", "medscrm", "journeys", "results", "ab_mail", "--event", "x", "--days", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2 and "--days" in p.stderr  # the option named, with its range

@@ -5,7 +5,7 @@ Who sees which tasks: a rep sees the tasks assigned to them (the assignee is one
 identify the rep in the sources, :func:`medscrm.access.rep_keys`) **and** about persons they own
 (:func:`medscrm.access.person_scope`) — a task left for a rep about an HCP who moved to someone else is
 not shown. Other roles that read data see every task of the tenant; closing a task needs the
-assignee (a rep) or ``data.import`` (admins, marketers). Persons are shown as the role may see them
+assignee (a rep) or ``outreach.send`` (admins, marketers: those who contact HCPs). Persons are shown as the role may see them
 (:func:`medscrm.access.visible_attributes`).
 """
 
@@ -154,7 +154,7 @@ def close_task(
 ) -> dict[str, Any]:
     """Close an open task: ``action`` ``done`` or ``dismiss`` (a dismissal needs a note saying why),
     audited as ``task.done`` / ``task.dismiss``. A task ``role`` may not see is not found; one it may
-    see but not close (not the assignee, no ``data.import``) is refused."""
+    see but not close (a role without ``outreach.send``) is refused."""
     if action not in ACTIONS:
         raise InvalidInput("action", "must be done or dismiss")
     note = (note or "").strip() or None
@@ -170,7 +170,7 @@ def close_task(
     )
     if row is None:
         raise NotFound(f"task {task_id!r} not found")
-    if person_scope(tenant_id, role, user) is None and not can(role, "data.import"):
+    if not can(role, "outreach.send"):
         raise InvalidInput("task", "only the assignee or a marketer/admin closes a task")
     if row["status"] != "open":
         raise Conflict("task", f"{task_id!r} is already {row['status']}")

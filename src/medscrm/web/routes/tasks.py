@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from medscrm.common import MedscrmError
 from medscrm.db.schema import journeys
 from medscrm.journeys import tasks as task_svc
-from medscrm.web.auth import Ctx, Forbidden
+from medscrm.web.auth import Ctx
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, _safe_next, render
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -22,7 +22,7 @@ PAGE = 50
 
 
 def _can_close(ctx: Ctx) -> bool:
-    return ctx.is_rep or ctx.can("data.import")
+    return ctx.can("outreach.send")  # reps (their own tasks), marketers, admins
 
 
 def _page(
@@ -98,8 +98,7 @@ def task_close(
     note: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "/tasks",
 ) -> Response:
-    if not _can_close(ctx):
-        raise Forbidden("tasks.close")
+    ctx.require("outreach.send")
     try:
         with _engine(ctx.request).begin() as conn:
             task_svc.close_task(
