@@ -70,7 +70,13 @@ def ab(demo):
         js.create(c, tenant_id=tid, definition=definition, actor="test")
         js.start(c, tenant_id=tid, key=KEY, actor="test")
         js.enroll(c, tenant_id=tid, key=KEY, person_ids=pids, actor="test")
-    je.tick(demo.engine, worker_id="web", now=utcnow() + dt.timedelta(seconds=5), tenant_id=tid, dispatch_sends=False)
+    je.tick(
+        demo.engine,
+        worker_id="web",
+        now=utcnow() + dt.timedelta(seconds=5),
+        tenant_id=tid,
+        dispatch_sends=False,
+    )
     with demo.engine.begin() as c:
         rows, _ = jr.persons_behind(
             c, tenant_id=tid, key=KEY, drill=jr.Drill(split="ab", variant=0), role="admin", limit=100
@@ -170,6 +176,15 @@ def test_results_drilldown_and_rep_task(browser, base_url, demo, ab, lang):
     row = rep.locator(f"tr[data-task='{tid_done}']")
     words = ("电话回访", "A 组") if lang == "zh" else ("call back", "group A")  # one language at a time
     assert all(w in row.inner_text() for w in words)
+    row.locator("button[data-dismiss]").click()  # dismissing without a note: refused, saying why
+    rep.wait_for_selector("#tasks-error")
+    assert (
+        ("原因" in rep.inner_text("#tasks-error"))
+        if lang == "zh"
+        else ("why" in rep.inner_text("#tasks-error"))
+    )
+    row = rep.locator(f"tr[data-task='{tid_done}']")
+    assert row.get_attribute("data-status") == "open"
     row.locator("input[name=note]").fill("已电话沟通 · called")
     row.locator("button[data-done]").click()
     rep.wait_for_load_state("networkidle")
