@@ -28,6 +28,7 @@ from medscrm.api import retention as retention_api
 from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
 from medscrm.api import sso as sso_api
+from medscrm.api import tasks as tasks_api
 from medscrm.api import webhooks as webhooks_api
 from medscrm.api.audit_guard import AuditGuard
 from medscrm.api.errors import declare_body_errors, from_medscrm_error, shape_of
@@ -257,6 +258,7 @@ def create_app(
     # --- routers of later modules (one line each): scores, outreach/content, journeys, web console ---
     app.include_router(scores_api.router)  # scores, behaviour tags, micro-segments
     app.include_router(journeys_api.router)  # journeys
+    app.include_router(tasks_api.router)  # reps' tasks from journeys
     app.include_router(webhooks_api.router)
     app.include_router(dsr_api.router)  # data-subject requests (PIPL)
     app.include_router(retention_api.router)  # retention policies and runs

@@ -209,7 +209,14 @@ def _pages(page, base_url: str, role: str) -> list[str]:
         urls += ["/segments/new", "/segments/new#invalid", "/segments/new#every"]
     if "/journeys" in nav:
         page.goto(base_url + "/journeys")
-        urls += page.eval_on_selector_all("a[data-journey]", "els => els.map(e => e.getAttribute('href'))")
+        journeys = page.eval_on_selector_all("a[data-journey]", "els => els.map(e => e.getAttribute('href'))")
+        urls += journeys
+        for j in journeys[:1]:  # the persons behind a journey's figures (sends, blocks, a variant)
+            page.goto(base_url + j)
+            urls += page.eval_on_selector_all(
+                "a[data-drill]",
+                "els => [...new Set(els.map(e => e.dataset.drill))].map(k => els.find(e => e.dataset.drill === k).getAttribute('href'))",
+            )
     urls.append("/hcps?q=" + ("王" if role != "rep" else ""))
     return list(dict.fromkeys(urls))
 

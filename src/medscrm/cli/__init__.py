@@ -34,6 +34,7 @@ from medscrm.cli import (
     segments,
     serve,
     sso,
+    tasks,
     webhooks,
 )
 from medscrm.cli._common import err, held_message
@@ -70,6 +71,7 @@ scores.register(app)  # scores, behaviour tags, micro-segments
 journeys.register(app)  # journeys, worker
 content.register(app)  # content library
 outreach.register(app)  # consents, do-not-contact, channels, sends, outreach-policy
+app.add_typer(tasks.app, name="tasks")  # reps' tasks from journeys: list, done
 app.add_typer(webhooks.app, name="webhooks")  # outbound event subscriptions
 app.add_typer(devtools.app, name="devtools")  # local provider stand-ins: inbox
 app.add_typer(dsr.app, name="dsr")  # data-subject requests (PIPL Arts. 44–47)

@@ -10,6 +10,9 @@ from .channel_in import ChannelIn
 from .channel_in_provider import ChannelInProvider
 from .channel_in_settings import ChannelInSettings
 from .collect_answer import CollectAnswer
+from .complete_in import CompleteIn
+from .complete_in_action import CompleteInAction
+from .complete_task_response_complete_task import CompleteTaskResponseCompleteTask
 from .consent_in import ConsentIn
 from .consent_in_channel import ConsentInChannel
 from .consent_in_evidence_type_0 import ConsentInEvidenceType0
@@ -62,6 +65,7 @@ from .list_quarantine_status import ListQuarantineStatus
 from .list_segments_response_list_segments import ListSegmentsResponseListSegments
 from .list_sources_response_200_item import ListSourcesResponse200Item
 from .list_tags_response_list_tags import ListTagsResponseListTags
+from .list_tasks_response_list_tasks import ListTasksResponseListTasks
 from .lookup_person_response_lookup_person import LookupPersonResponseLookupPerson
 from .lookup_person_type import LookupPersonType
 from .me_response_me import MeResponseMe
@@ -163,6 +167,9 @@ __all__ = (
     "ChannelInProvider",
     "ChannelInSettings",
     "CollectAnswer",
+    "CompleteIn",
+    "CompleteInAction",
+    "CompleteTaskResponseCompleteTask",
     "ConsentIn",
     "ConsentInChannel",
     "ConsentInEvidenceType0",
@@ -213,6 +220,7 @@ __all__ = (
     "ListSegmentsResponseListSegments",
     "ListSourcesResponse200Item",
     "ListTagsResponseListTags",
+    "ListTasksResponseListTasks",
     "LookupPersonResponseLookupPerson",
     "LookupPersonType",
     "MeResponseMe",

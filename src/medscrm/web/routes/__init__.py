@@ -18,6 +18,7 @@ from medscrm.web.routes import (
     content,
     identity,
     imports,
+    journey_results,
     journeys,
     outbox,
     persons,
@@ -26,6 +27,7 @@ from medscrm.web.routes import (
     segments,
     sso,
     static,
+    tasks,
     webhooks,
 )
 from medscrm.web.routes.base import ConsoleRoute
@@ -40,8 +42,10 @@ for _pages in (
     imports,
     audit,
     compliance,
+    journey_results,
     journeys,
     content,
+    tasks,
     webhooks,
     outbox,
     privacy,

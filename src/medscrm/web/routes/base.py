@@ -154,6 +154,7 @@ NAV = (
     ("identity", "/identity", "identity.manage"),
     ("segments", "/segments", "segments.view"),
     ("journeys", "/journeys", "journeys.view"),
+    ("tasks", "/tasks", "data.read"),
     ("content", "/content", "content.view"),
     ("imports", "/imports", "quarantine.manage"),
     ("audit", "/audit", "audit.read"),
