@@ -92,6 +92,10 @@ PERSONAL_READS: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/compliance"),
         ("GET", "/outbox"),
         ("GET", "/privacy/requests/{request_id}/certificate"),
+        ("GET", "/api/v1/tasks"),
+        ("GET", "/tasks"),
+        ("GET", "/journeys/{key}/persons"),
+        ("GET", "/journeys/{key}/persons.csv"),
     }
 )
 
@@ -142,8 +146,12 @@ PLAIN_READS: dict[tuple[str, str], str] = {
     ("GET", "/webhooks/{subscription_id}"): "delivery attempts (pseudonymous ids)",
     ("GET", "/privacy"): "the request log; the person view is audited by the page itself (dsr.lookup)",
     ("GET", "/segments/tag-values"): "suggested tag values (tiers, stages)",
-    ("GET", "/segments/event-properties"): "event property names and types; identifying fields are never listed",
+    (
+        "GET",
+        "/segments/event-properties",
+    ): "event property names and types; identifying fields are never listed",
     ("GET", "/segments/event-values"): "suggested event property values; identifying fields are never listed",
+    ("GET", "/api/v1/journeys/{key}/results"): "per-variant counts and the test between them",
     ("GET", "/api/v1/retention/policies"): "retention policies",
     ("GET", "/api/v1/retention/runs"): "retention runs: counts per category",
     ("GET", "/retention"): "retention policies and runs",

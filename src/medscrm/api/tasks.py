@@ -56,6 +56,7 @@ def list_tasks(
         counts = task_svc.counts_by_assignee(
             conn, tenant_id=p.tenant_id, role=p.role, user=_user(p), journey=journey
         )
+    p.audit_read(engine, "task.list", object_type="task", persons=sorted({r["person_id"] for r in rows}))
     return {"tasks": rows, "total": total, "by_assignee": counts}
 
 

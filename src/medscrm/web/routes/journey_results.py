@@ -167,6 +167,17 @@ def journey_persons(
             limit=PAGE,
             offset=(page - 1) * PAGE,
         )
+    ctx.audit_read(
+        "journey.persons.read",
+        object_type="journey",
+        object_id=key,
+        persons=[r["person_id"] for r in rows],
+        step=step or None,
+        outcome=outcome or None,
+        reason=reason or None,
+        split=split or None,
+        variant=variant,
+    )
     params = {
         k: v for k, v in {"step": step, "outcome": outcome, "reason": reason, "split": split}.items() if v
     }

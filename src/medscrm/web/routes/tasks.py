@@ -53,6 +53,7 @@ def _page(
             .where(journeys.c.tenant_id == ctx.tenant_id)
             .order_by(journeys.c.key)
         ).all()
+    ctx.audit_read("task.list", object_type="task", persons=sorted({r["person_id"] for r in rows}))
     params = {"status": status}
     if assignee is not None:
         params["assignee"] = assignee
