@@ -18,6 +18,7 @@ from medscrm.web.routes import (
     content,
     identity,
     imports,
+    journey_editor,
     journeys,
     outbox,
     persons,
@@ -38,6 +39,7 @@ for _pages in (
     imports,
     audit,
     compliance,
+    journey_editor,  # before journeys: /journeys/new, /journeys/editor/* are not journey keys
     journeys,
     content,
     webhooks,
