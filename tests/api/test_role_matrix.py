@@ -135,6 +135,8 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/quarantine/{entry_id}/replay"): "quarantine.manage",
     ("POST", "/quarantine/replay"): "quarantine.manage",
     ("POST", "/journeys/{key}/{action}"): "data.import",
+    ("POST", "/journeys/editor/check"): "data.import",
+    ("POST", "/journeys/editor/save"): "data.import",
     ("POST", "/privacy/lookup"): "privacy.manage",
     ("POST", "/privacy/export"): "privacy.manage",
     ("POST", "/privacy/restrict"): "privacy.manage",

@@ -51,7 +51,9 @@ def ready(demo):
                 expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=300),
             )
             if status == "approved":
-                content.submit_for_review(conn, tenant_id=demo.tenant_id, item_id=item["id"], actor="user:marketer")
+                content.submit_for_review(
+                    conn, tenant_id=demo.tenant_id, item_id=item["id"], actor="user:marketer"
+                )
                 content.approve(
                     conn,
                     tenant_id=demo.tenant_id,
@@ -98,7 +100,10 @@ def test_marketer_builds_saves_edits_and_starts_a_journey_in_the_editor(browser,
         assert "步骤 send1 · 内容: 必填" in text, text
     else:
         assert "Step send1 · Content: is required" in text, text
-    assert page.locator("#editor-panel [data-field-error=content]").inner_text() == ("必填" if lang == "zh" else "is required")
+    page.screenshot(path=f"/tmp/ed_{lang}_1.png", full_page=True)
+    assert page.locator("#editor-panel [data-field-error=content]").inner_text() == (
+        "必填" if lang == "zh" else "is required"
+    )
     graph = json.loads(page.locator("#editor-graph").get_attribute("data-chart"))
     bad = [n for n in graph["series"][0]["data"] if n["id"] == "send1"][0]
     assert bad["itemStyle"]["borderColor"] == "#c0392b"  # outlined in red on the graph
@@ -154,11 +159,13 @@ def test_marketer_builds_saves_edits_and_starts_a_journey_in_the_editor(browser,
     assert [s for s in v1["steps"] if s["id"] == "wait1"][0]["duration"] == "1d"  # v1 unchanged
 
     # the versions page: who and when, and what changed
+    page.screenshot(path=f"/tmp/ed_{lang}_2.png", full_page=True)
     page.click("[data-versions-link]")
     page.wait_for_selector("#versions tr[data-version='2']")
     assert page.locator("#versions tr[data-version]").count() == 2
     diff = page.locator("#version-diff").inner_text()
     assert "-  duration: 1d" in diff and "+  duration: 2d" in diff, diff
+    page.screenshot(path=f"/tmp/ed_{lang}_3.png", full_page=True)
     page.goto(f"{base_url}/journeys/{key}/versions?v=1")
     page.wait_for_selector("#chart-version canvas")
 
@@ -212,7 +219,9 @@ def test_the_check_endpoint_names_each_bad_node_in_the_readers_language(app, rea
     # the same problems, in the same words, as the service (and so the API's 422) gives
     with demo.engine.connect() as conn, pytest.raises(JourneyError) as exc:
         journeys.validate(conn, tenant_id=demo.tenant_id, definition=BAD)
-    assert [(p["path"], p["raw"]) for p in out["problems"]] == [(p["path"], p["reason"]) for p in exc.value.as_list()]
+    assert [(p["path"], p["raw"]) for p in out["problems"]] == [
+        (p["path"], p["reason"]) for p in exc.value.as_list()
+    ]
     got = {p["path"]: (p["node"], p["field_label"], p["message"]) for p in out["problems"]}
     assert got == expected
     assert all(p["kind"] == "step" for p in out["problems"])
@@ -225,7 +234,11 @@ def test_the_check_endpoint_names_each_bad_node_in_the_readers_language(app, rea
     fixed["steps"][0]["content"] = "no-such-content"
     fixed["steps"][1] = {"id": "pause", "type": "wait", "duration": "1d"}
     fixed["triggers"][0]["segment"] = "no_such_segment"
-    r = c.post("/journeys/editor/check", json={"text": out["yaml"].replace("soon", "1d")}, headers={"X-CSRF-Token": token})
+    r = c.post(
+        "/journeys/editor/check",
+        json={"text": out["yaml"].replace("soon", "1d")},
+        headers={"X-CSRF-Token": token},
+    )
     assert r.json()["definition"]["steps"][1]["duration"] == "1d"
     r = c.post("/journeys/editor/check", json={"definition": fixed}, headers={"X-CSRF-Token": token})
     probs = {p["path"]: p for p in r.json()["problems"]}
@@ -248,7 +261,11 @@ def test_the_editor_needs_authoring_rights_and_csrf(app, ready):
             journeys.create(
                 conn,
                 tenant_id=demo.tenant_id,
-                definition={"key": "perm_check", "name": "权限 · perms", "steps": [{"id": "done", "type": "exit"}]},
+                definition={
+                    "key": "perm_check",
+                    "name": "权限 · perms",
+                    "steps": [{"id": "done", "type": "exit"}],
+                },
                 actor="test",
             )
     marketer = logged_in(app, demo, "marketer")

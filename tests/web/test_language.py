@@ -164,6 +164,18 @@ BAD_RULE = {
     ]
 }
 
+#: a journey with four problems: no content, a bad duration, an unknown next step, an unknown segment
+BAD_JOURNEY = {
+    "key": "bad_journey",
+    "name": "坏旅程 · bad journey",
+    "triggers": [{"type": "segment_entry", "segment": "senior_cardiology"}],
+    "steps": [
+        {"id": "mail", "type": "send", "channel": "email", "next": "pause"},
+        {"id": "pause", "type": "wait", "duration": "soon", "next": "gone"},
+        {"id": "loose", "type": "exit"},
+    ],
+}
+
 
 def _pages(page, base_url: str, role: str) -> list[str]:
     """Every page reachable from the navigation, and one of each detail page the role may open."""
@@ -181,7 +193,12 @@ def _pages(page, base_url: str, role: str) -> list[str]:
         urls += ["/segments/new", "/segments/new#invalid"]
     if "/journeys" in nav:
         page.goto(base_url + "/journeys")
-        urls += page.eval_on_selector_all("a[data-journey]", "els => els.map(e => e.getAttribute('href'))")
+        journey_pages = page.eval_on_selector_all(
+            "a[data-journey]", "els => els.map(e => e.getAttribute('href'))"
+        )
+        urls += journey_pages + [u + "/versions" for u in journey_pages[:1]]
+        if page.locator("[data-new-journey]").count():  # the editor, for those who may author journeys
+            urls += ["/journeys/new", "/journeys/new#problems"] + [u + "/edit" for u in journey_pages[:1]]
     urls.append("/hcps?q=" + ("王" if role != "rep" else ""))
     return list(dict.fromkeys(urls))
 
@@ -203,6 +220,13 @@ def _crawl(browser, base_url, demo, lang: str) -> dict[str, set[str]]:
                 )
                 page.wait_for_selector("#preview-invalid")
                 page.wait_for_function("document.querySelectorAll('.node-err:not(:empty)').length >= 3")
+            if url == "/journeys/new#problems":  # the validator's problems at their nodes, in the list
+                page.wait_for_selector("#editor-graph canvas")
+                page.click("#editor-advanced summary")  # the advanced view: the definition's text
+                page.fill("#editor-source", json.dumps(BAD_JOURNEY))
+                page.wait_for_function("document.querySelectorAll('#editor-problems li').length >= 3")
+                page.click("#editor-problems li[data-problem-node=mail]")
+                page.wait_for_selector("#editor-panel [data-field-error=content]:not(:empty)")
             items = page.evaluate(COLLECT_JS)
             where = re.sub(r"/hcps/per_\w+", "/hcps/ID", url.split("?")[0].replace("#", " "))
             for p in zh_problems(items) if lang == "zh" else en_problems(items):

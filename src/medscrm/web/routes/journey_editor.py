@@ -40,6 +40,8 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
 #: the node of the graph that stands for the journey's triggers (the entry)
 TRIGGERS_NODE = "__triggers"
+#: the ids of the invisible nodes that fix the graph's scale (see :func:`anchored`)
+ANCHOR = "__anchor"
 #: the fields of each step type the side panel offers, in order (kinds drive the form control)
 STEP_FIELDS: dict[str, list[tuple[str, str]]] = {
     "wait": [("duration", "duration"), ("next", "step")],
@@ -57,7 +59,13 @@ STEP_FIELDS: dict[str, list[tuple[str, str]]] = {
     "add_tag": [("tag", "tag"), ("value", "text"), ("next", "step")],
     "remove_tag": [("tag", "tag"), ("value", "text"), ("next", "step")],
     "set_attribute": [("attribute", "attribute"), ("value", "text"), ("next", "step")],
-    "task": [("title", "text"), ("due", "duration"), ("note", "textarea"), ("assignee", "text"), ("next", "step")],
+    "task": [
+        ("title", "text"),
+        ("due", "duration"),
+        ("note", "textarea"),
+        ("assignee", "text"),
+        ("next", "step"),
+    ],
     "webhook": [("payload", "json"), ("next", "step")],
     "goal": [],
     "exit": [],
@@ -83,9 +91,9 @@ STEP_DEFAULTS: dict[str, dict[str, Any]] = {
 CLIENT_TEXTS = (
     "je.settings", "je.triggers", "je.steps", "je.trigger", "je.step", "je.none", "je.first_step", "je.delete",
     "je.delete_trigger", "je.add_branch", "je.remove", "je.bad_json", "je.valid", "je.problems_n",
-    "je.choose", "je.content_missing", "je.reentry_never", "je.reentry_after", "je.reentry_always",
-    "je.checking", "je.connect_hint", "je.node_journey", "je.node_step", "je.node_trigger",
-    "je.id_taken", "je.id_bad", "je.step_id", "je.step_name", "je.step_type",
+    "je.choose", "je.reentry_never", "je.reentry_after", "je.reentry_always",
+    "je.checking", "je.node_journey", "je.node_step", "je.node_trigger",
+    "je.id_taken", "je.id_bad", "je.step_id", "je.step_name",
 )  # fmt: skip
 
 
@@ -110,9 +118,7 @@ def _problems(svc, conn, ctx: Ctx, definition: Any, original: dict[str, Any] | N
         if original is None:
             try:
                 svc.get_journey(conn, tenant_id=ctx.tenant_id, key=key)
-                out.append(
-                    Problem("key", f"journey {key!r} already exists (edit it with update)").as_dict()
-                )
+                out.append(Problem("key", f"journey {key!r} already exists (edit it with update)").as_dict())
             except NotFound:
                 pass
         elif key != original["key"]:
@@ -157,10 +163,14 @@ def editor_graph(definition: Any, problems: list[dict[str, Any]], t) -> dict[str
             count[node] = count.get(node, 0) + 1
     lang = t.lang
     triggers = d.get("triggers") if isinstance(d.get("triggers"), list) else []
-    kinds = [t.label("jtrig", x.get("type")) for x in triggers if isinstance(x, dict) and x.get("type") in TRIGGERS]
+    kinds = [
+        t.label("jtrig", x.get("type")) for x in triggers if isinstance(x, dict) and x.get("type") in TRIGGERS
+    ]
     rows: dict[int, int] = {}
     nodes = []
-    for sid, label, category in [(TRIGGERS_NODE, " / ".join(kinds) or t("je.no_trigger"), t("je.triggers"))] + [
+    for sid, label, category in [
+        (TRIGGERS_NODE, " / ".join(kinds) or t("je.no_trigger"), t("je.triggers"))
+    ] + [
         (
             s["id"],
             data.one_language(s["name"], lang) if isinstance(s.get("name"), str) and s["name"] else "",
@@ -177,8 +187,8 @@ def editor_graph(definition: Any, problems: list[dict[str, Any]], t) -> dict[str
         node: dict[str, Any] = {
             "id": sid,
             "name": label or category,
-            "x": dep * 300,
-            "y": row * 150,
+            "x": dep * 210,
+            "y": row * 110,
             "label": {"show": True, "formatter": text},
             "category": category,
         }
@@ -191,40 +201,57 @@ def editor_graph(definition: Any, problems: list[dict[str, Any]], t) -> dict[str
         for field, nxt in targets
     ]
     categories = list(dict.fromkeys(n["category"] for n in nodes))
-    width = max(n["x"] for n in nodes) + 2 * GRAPH_PAD_X
-    height = max(n["y"] for n in nodes) + GRAPH_PAD_TOP + GRAPH_PAD_BOTTOM
-    return {
-        "size": {"width": max(width, 600), "height": max(height, 260)},
-        "tooltip": {},
-        "legend": {"data": categories, "bottom": 0},
-        "series": [
-            {
-                "type": "graph",
-                "layout": "none",
-                "roam": True,
-                "left": GRAPH_PAD_X,
-                "right": GRAPH_PAD_X,
-                "top": GRAPH_PAD_TOP,
-                "bottom": GRAPH_PAD_BOTTOM,
-                "symbol": "roundRect",
-                "symbolSize": [190, 64],
-                "edgeSymbol": ["none", "arrow"],
-                "edgeSymbolSize": 9,
-                "categories": [{"name": n} for n in categories],
-                "label": {"fontSize": 11, "lineHeight": 15},
-                "edgeLabel": {
-                    "fontSize": 11,
-                    "position": "middle",
-                    "backgroundColor": "#fff",
-                    "padding": [1, 4],
-                    "borderRadius": 3,
-                },
-                "lineStyle": {"width": 1.5, "curveness": 0.15},
-                "data": nodes,
-                "links": links,
-            }
-        ],
-    }
+    return anchored(
+        {
+            "tooltip": {},
+            "legend": {"data": categories, "bottom": 0},
+            "series": [
+                {
+                    "type": "graph",
+                    "layout": "none",
+                    "roam": True,
+                    "left": GRAPH_PAD_X,
+                    "right": GRAPH_PAD_X,
+                    "top": GRAPH_PAD_TOP,
+                    "bottom": GRAPH_PAD_BOTTOM,
+                    "symbol": "roundRect",
+                    "symbolSize": [160, 56],
+                    "edgeSymbol": ["none", "arrow"],
+                    "edgeSymbolSize": 9,
+                    "categories": [{"name": n} for n in categories],
+                    "label": {"fontSize": 11, "lineHeight": 15},
+                    "edgeLabel": {
+                        "fontSize": 11,
+                        "position": "middle",
+                        "backgroundColor": "#fff",
+                        "padding": [1, 4],
+                        "borderRadius": 3,
+                    },
+                    "lineStyle": {"width": 1.5, "curveness": 0.15},
+                    "data": nodes,
+                    "links": links,
+                }
+            ],
+        }
+    )
+
+
+def anchored(option: dict[str, Any], min_width: int = 380, min_height: int = 130) -> dict[str, Any]:
+    """The graph drawn at scale 1 on both axes: ECharts fits the nodes' bounding box into the drawing
+    box, so a graph of one row (no height) or one column came out stretched, its boxes huge or gone.
+    Two invisible, silent anchor nodes at the corners give the box its size; ``size`` is set to match."""
+    series = option["series"][0]
+    nodes = [n for n in series["data"] if not str(n["id"]).startswith(ANCHOR)]
+    width = max([n["x"] for n in nodes] + [min_width])
+    height = max([n["y"] for n in nodes] + [min_height])
+    hidden = {"symbolSize": 1, "itemStyle": {"opacity": 0}, "label": {"show": False}, "silent": True}
+    series["data"] = nodes + [
+        {"id": f"{ANCHOR}0", "name": "", "x": 0, "y": 0, **hidden},
+        {"id": f"{ANCHOR}1", "name": "", "x": width, "y": height, **hidden},
+    ]
+    option["size"] = {"width": width + 2 * GRAPH_PAD_X, "height": height + GRAPH_PAD_TOP + GRAPH_PAD_BOTTOM}
+    option["tooltip"] = {"show": True}
+    return option
 
 
 def _yaml(definition: Any) -> str:
@@ -278,6 +305,7 @@ def _meta(conn, ctx: Ctx) -> dict[str, Any]:
         "texts": {k.removeprefix("je."): t(k) for k in CLIENT_TEXTS},
         "hints": {k: t(f"jh.{k}") for k in ("duration", "condition", "every", "at", "where", "payload")},
         "triggers_node": TRIGGERS_NODE,
+        "anchor": ANCHOR,
     }
 
 
@@ -345,6 +373,8 @@ async def journey_check(ctx: Page, _: Csrf, request: Request) -> Response:
     """The editor's live validation: ``{definition}`` (or ``{text}``, JSON/YAML from the advanced view)
     and ``original_key`` when editing → problems, graph, YAML and the parsed definition."""
     svc = _editor_svc(ctx)
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise InvalidInput("body", "a JSON object {definition} or {text}")
     try:
         body = await request.json()
     except ValueError:
@@ -435,7 +465,7 @@ def journey_versions(ctx: Page, key: str, v: Annotated[int | None, Query()] = No
         "journey_versions.html",
         j=j,
         version=version,
-        graph=journey_graph(definition, [], ctx.t),
+        graph=anchored(journey_graph(definition, [], ctx.t)),
         definition_text=json.dumps(definition, ensure_ascii=False, indent=2),
         diff=diff,
         can_run=ctx.can("data.import"),

@@ -359,6 +359,7 @@
       chart.on("click", function (params) {
         if (params.dataType !== "node") return;
         var id = params.data.id;
+        if (String(id).indexOf(META.anchor) === 0) return;
         selected = id === META.triggers_node ? { kind: "journey" } : { kind: "step", id: id };
         if (id === META.triggers_node && triggers().length) selected = { kind: "trigger", index: 0 };
         renderPanel(); highlight();
