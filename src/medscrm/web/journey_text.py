@@ -73,21 +73,34 @@ FIELDS = (
 )  # fmt: skip
 
 
-def reason(text: str, t) -> str:
-    """One problem sentence in the reader's language."""
+#: around a value in a sentence that is an identifier or the user's own text (a step id, a key, a code):
+#: the editor shows it as data (``.mono``), never as words to translate
+MARK_OPEN, MARK_CLOSE = "\x01", "\x02"
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _mark(value: str) -> str:
+    return value if not value or _CJK.search(value) or value.isdigit() else f"{MARK_OPEN}{value}{MARK_CLOSE}"
+
+
+def reason(text: str, t, mark: bool = False) -> str:
+    """One problem sentence in the reader's language (``mark``: identifiers in it wrapped in
+    :data:`MARK_OPEN` / :data:`MARK_CLOSE`)."""
     for rx, key in PATTERNS:
         m = rx.fullmatch(text)
         if m is None:
             continue
         args = [g or "" for g in m.groups()]
+        if mark and key not in ("jp.terminal_next", "jp.channel", "jp.one_of"):
+            args = [_mark(a) for a in args]
         if key == "jp.terminal_next":
             args[0] = t.label("step", args[0])
         elif key == "jp.channel":
             args[0] = t.label("channel", args[0])
         elif key == "jp.not_approved":
-            args[1] = t.label("status", args[1])
+            args[1] = t.label("status", m.group(2))
         elif key == "jp.one_of":
-            codes = re.findall(r"'([^']*)'", args[0])
+            codes = [_mark(c) if mark else c for c in re.findall(r"'([^']*)'", args[0])]
             args[0] = "、".join(codes) if t.lang == "zh" else ", ".join(codes)
         return t(key).format(*args)
     return rule_text.problem(text, t)
@@ -115,7 +128,8 @@ def field_name(detail: str, t) -> str:
 def describe(problem: dict[str, str], t) -> dict[str, Any]:
     """A validator problem (``{path, reason}``) as the editor shows it: the node it names (``kind``
     step / trigger / journey, ``node`` the step id or trigger index), the field's name and the sentence,
-    all in the reader's language; ``path`` and ``raw`` keep the validator's own words."""
+    all in the reader's language (identifiers in the sentence marked, see :func:`reason`); ``path`` and
+    ``raw`` keep the validator's own words."""
     path = problem.get("path") or ""
     kind, node, detail = "journey", "", path
     m = _STEP.match(path)
@@ -132,5 +146,5 @@ def describe(problem: dict[str, str], t) -> dict[str, Any]:
         "node": node,
         "field": detail.split(".")[0].split("[")[0] if detail else "",
         "field_label": field_name(detail, t) if detail else "",
-        "message": reason(problem.get("reason", ""), t),
+        "message": reason(problem.get("reason", ""), t, mark=True),
     }

@@ -306,6 +306,7 @@ def _meta(conn, ctx: Ctx) -> dict[str, Any]:
         "hints": {k: t(f"jh.{k}") for k in ("duration", "condition", "every", "at", "where", "payload")},
         "triggers_node": TRIGGERS_NODE,
         "anchor": ANCHOR,
+        "lang": t.lang,
     }
 
 

@@ -109,12 +109,30 @@
       return p.kind === kind && (kind === "journey" || String(p.node) === String(node));
     });
   }
+  // a problem sentence: identifiers (between \u0001 and \u0002, marked by the server) shown as data
+  function msgInto(node, text) {
+    node.textContent = "";
+    String(text).split(/\u0001(.*?)\u0002/).forEach(function (part, i) {
+      if (!part) return;
+      node.appendChild(i % 2 ? el("span", { "class": "mono", text: part }) : document.createTextNode(part));
+    });
+    return node;
+  }
+  // a name written in both languages ("zh · en", as the demo writes them): the reader's half
+  var CJK = /[\u4e00-\u9fff]/;
+  function oneLanguage(text) {
+    if (typeof text !== "string" || text.indexOf(" \u00b7 ") < 0) return text;
+    var parts = text.split(" \u00b7 ").map(function (p) { return p.trim(); });
+    var zh = parts.filter(function (p) { return CJK.test(p); }), other = parts.filter(function (p) { return !CJK.test(p); });
+    if (parts.length !== 2 || zh.length !== 1 || other.length !== 1) return text;
+    return META.lang === "zh" ? zh[0] : other[0];
+  }
   function errText(list, field) {
     return list.filter(function (p) { return p.field === field; })
       .map(function (p) { return (p.field_label && p.field_label !== F[field] ? p.field_label + ": " : "") + p.message; }).join("; ");
   }
   function fieldErrors(list, field) {
-    return el("div", { "class": "node-err", "data-field-error": field, text: errText(list, field) });
+    return msgInto(el("div", { "class": "node-err", "data-field-error": field }), errText(list, field));
   }
   function selectedProblems() {
     if (selected.kind === "step") return problemsAt("step", selected.id);
@@ -133,7 +151,7 @@
     var list = selectedProblems();
     document.querySelectorAll("#editor-panel [data-field-error]").forEach(function (d) {
       var f = d.dataset.fieldError;
-      d.textContent = f === "__other" ? otherText(list) : errText(list, f);
+      msgInto(d, f === "__other" ? otherText(list) : errText(list, f));
       var lab = d.closest(".jed-field");
       if (lab) lab.classList.toggle("bad", !!d.textContent);
     });
@@ -179,7 +197,7 @@
     return el("div", {}, [ta, err]);
   }
   // a step as the reader sees it: its place and name (else its type); the id is in the form
-  function stepText(s, i) { return (i + 1) + ". " + (s.name ? s.name : (META.steps[s.type] || s.type)); }
+  function stepText(s, i) { return (i + 1) + ". " + (s.name ? oneLanguage(s.name) : (META.steps[s.type] || s.type)); }
   function stepOptions(exceptId) {
     var out = [];
     steps().forEach(function (s, i) { if (s && s.id && s.id !== exceptId) out.push([s.id, stepText(s, i)]); });
@@ -297,7 +315,7 @@
       panel.appendChild(label(F[f[0]], control(f[1], s, f[0], edit, s.id), f[0], serrs, META.hints[f[0]]));
     });
     // problems of the step that no field shows (the graph: unreachable, a cycle)
-    panel.appendChild(el("div", { "class": "node-err", "data-field-error": "__other", "data-step-error": s.id, text: otherText(serrs) }));
+    panel.appendChild(msgInto(el("div", { "class": "node-err", "data-field-error": "__other", "data-step-error": s.id }), otherText(serrs)));
     panel.appendChild(el("button", { type: "button", "class": "danger", "data-delete-step": s.id, text: TX.delete,
       onclick: function () { removeStep(s.id); selected = { kind: "journey" }; changed(); } }));
   }
@@ -336,7 +354,8 @@
     problems.forEach(function (p) {
       var li = el("li", { "data-problem-kind": p.kind, "data-problem-node": p.node, "data-problem-path": p.path, "class": "err" });
       nodeName(p).forEach(function (x) { li.appendChild(typeof x === "string" ? document.createTextNode(x) : x); });
-      li.appendChild(document.createTextNode((p.field_label ? " · " + p.field_label : "") + ": " + p.message));
+      li.appendChild(document.createTextNode((p.field_label ? " · " + p.field_label : "") + ": "));
+      li.appendChild(msgInto(el("span", {}), p.message));
       if (p.kind !== "journey" && !syntax) {
         li.style.cursor = "pointer";
         li.addEventListener("click", function () {
