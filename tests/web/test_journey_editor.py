@@ -144,8 +144,20 @@ def test_marketer_builds_saves_edits_and_starts_a_journey_in_the_editor(browser,
     assert steps["wait1"] == {"id": "wait1", "type": "wait", "duration": "1d", "next": "done"}
     assert steps["done"] == {"id": "done", "type": "exit"}
 
-    # edit: the wait becomes two days and gets a name → version 2
+    # a click on a node of the graph opens it in the side panel
     _idle(page)
+    box = page.locator("#editor-graph").bounding_box()
+    xy = page.evaluate(
+        """() => { const c = echarts.getInstanceByDom(document.getElementById('editor-graph'));
+                   const n = c.getOption().series[0].data.find((d) => d.id === 'send1');
+                   return c.convertToPixel({seriesIndex: 0}, [n.x, n.y]); }"""
+    )
+    page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+    page.wait_for_selector("#editor-graph[data-selected=send1]")
+    assert page.locator("#editor-panel input[name=step-id]").input_value() == "send1"
+
+    # edit: the wait becomes two days and gets a name → version 2
+    page.click("#editor-panel [data-select-journey]")
     page.click("[data-select-step=wait1]")
     page.fill("#editor-panel label[data-field=duration] input", "2d")
     page.fill("#editor-panel input[name=step-name]", "等两天 · wait two days")

@@ -280,6 +280,9 @@
       panel.appendChild(sl);
       return;
     }
+    // from a node's form back to the journey's settings (and its lists of triggers and steps)
+    panel.appendChild(el("button", { type: "button", "class": "link", "data-select-journey": "1", text: "\u2190 " + TX.settings,
+      onclick: function () { selected = { kind: "journey" }; renderPanel(); highlight(); } }));
     if (selected.kind === "trigger") {
       var i = selected.index, t = triggers()[i], terrs = problemsAt("trigger", i);
       panel.appendChild(el("h2", { text: TX.trigger + " " + (i + 1) }));
