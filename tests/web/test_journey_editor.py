@@ -11,9 +11,13 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from medscrm.journeys import service as journeys
 from medscrm.journeys.model import JourneyError
+from medscrm.web import journey_text
+from medscrm.web.i18n import translator
 from web.conftest import csrf_of, login
 from web.test_routes import logged_in
 
@@ -308,3 +312,61 @@ def test_the_editor_needs_authoring_rights_and_csrf(app, ready):
     analyst = logged_in(app, demo, "analyst")
     assert "data-edit-link" not in analyst.get("/journeys/perm_check").text
     assert "data-new-journey" not in analyst.get("/journeys").text
+
+
+# --- the problem wording (pure) --------------------------------------------------------------------
+_ID = st.from_regex(r"[A-Za-z_][A-Za-z0-9_\-]{0,20}", fullmatch=True)
+
+
+@given(
+    sid=_ID, field=st.sampled_from(["content", "duration", "next", "branches[1].weight", "condition.attr"])
+)
+@settings(max_examples=60, deadline=None)
+def test_a_step_path_names_its_node_and_field_in_both_languages(sid, field):
+    for lang in ("zh", "en"):
+        t = translator(lang)
+        d = journey_text.describe({"path": f"steps[{sid}].{field}", "reason": "is required"}, t)
+        assert (d["kind"], d["node"], d["field"]) == ("step", sid, field.split(".")[0].split("[")[0])
+        assert d["message"] == ("必填" if lang == "zh" else "is required")
+        assert d["field_label"] and "jfield." not in d["field_label"]
+
+
+@given(path=st.text(max_size=40), reason=st.text(max_size=80))
+@settings(max_examples=200, deadline=None)
+def test_any_problem_is_worded_without_failing(path, reason):
+    for lang in ("zh", "en"):
+        d = journey_text.describe({"path": path, "reason": reason}, translator(lang))
+        assert d["kind"] in ("step", "trigger", "journey") and isinstance(d["message"], str)
+        assert d["path"] == path and d["raw"] == reason
+
+
+def test_every_validator_sentence_of_an_invalid_definition_is_translated():
+    """Problems the model really produces for a definition wrong in many ways: each one matches a
+    known sentence (zh differs from the English original)."""
+    bad = {
+        "key": "bad key!",
+        "name": "",
+        "reentry": {"mode": "after"},
+        "triggers": [{"type": "nope"}, {"type": "schedule", "at": "tomorrow", "segment": "s"}],
+        "steps": [
+            {"id": "a", "type": "wait", "duration": "-1d", "next": "b"},
+            {"id": "b", "type": "split", "branches": [{"weight": 0}]},
+            {"id": "c", "type": "exit", "next": "a"},
+            {"id": "a", "type": "exit"},
+            {"id": "d", "type": "send", "channel": "fax", "content": "x", "bogus": 1},
+            {"id": "e", "type": "branch"},
+            {"id": "f", "type": "warp"},
+        ],
+    }
+    with pytest.raises(JourneyError) as exc:
+        from medscrm.journeys.model import validate_definition
+
+        validate_definition(bad)
+    zh, en = translator("zh"), translator("en")
+    for p in exc.value.as_list():
+        marked = journey_text.describe(p, zh)["message"]
+        worded = _words(marked)
+        assert worded != p["reason"] and re.search(r"[\u4e00-\u9fff]", worded), p
+        # outside the marked identifiers, no code shows (step and trigger types are named)
+        assert not re.search(r"[a-z]+_[a-z]+", re.sub("\x01.*?\x02", "", marked)), (p, marked)
+        assert _words(journey_text.describe(p, en)["message"]), p

@@ -58,6 +58,7 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"List should have at least (\d+) items?.*", "jp.min_items"),
         (r"List should have at most (\d+) items?.*", "jp.max_items"),
         (r"Input should be ('.*')", "jp.one_of"),
+        (r"must be one of ([a-z_]+(?:, [a-z_]+)*)", "jp.one_of_codes"),
     )
 )
 _STEP = re.compile(r"^steps\[([^\]]+)\](?:\.(.*))?$")
@@ -91,6 +92,13 @@ def reason(text: str, t, mark: bool = False) -> str:
         if m is None:
             continue
         args = [g or "" for g in m.groups()]
+        if key == "jp.one_of_codes":  # step or trigger types: named as the palette names them
+            names = [
+                t.label(g, c) if t.has(f"{g}.{c}") else (_mark(c) if mark else c)
+                for c in args[0].split(", ")
+                for g in [next((g for g in ("step", "jtrig") if t.has(f"{g}.{c}")), "")]
+            ]
+            return t("jp.one_of").format("、".join(names) if t.lang == "zh" else ", ".join(names))
         if mark and key not in ("jp.terminal_next", "jp.channel", "jp.one_of"):
             args = [_mark(a) for a in args]
         if key == "jp.terminal_next":
