@@ -74,7 +74,8 @@
     }
     // else it goes before a trailing exit/goal step, taking over what led there
     var list = steps(), last = list[list.length - 1];
-    if (!from && last && (last.type === "exit" || last.type === "goal")) {
+    var terminal = type === "exit" || type === "goal";
+    if (!from && !terminal && last && (last.type === "exit" || last.type === "goal")) {
       list.splice(list.length - 1, 0, s);
       eachRef(function (o, f) { if (o[f] === last.id && o !== s) o[f] = s.id; });
       if (canNext(s)) s.next = last.id;
