@@ -164,7 +164,7 @@ BAD_RULE = {
     ]
 }
 
-#: a journey with four problems: no content, a bad duration, an unknown next step, an unknown segment
+#: a journey with problems: no content, a bad duration, an unknown next step
 BAD_JOURNEY = {
     "key": "bad_journey",
     "name": "坏旅程 · bad journey",
@@ -174,6 +174,34 @@ BAD_JOURNEY = {
         {"id": "pause", "type": "wait", "duration": "soon", "next": "gone"},
         {"id": "loose", "type": "exit"},
     ],
+}
+
+#: every kind of condition the builder draws (its selects and labels are crawled too)
+EVERY_KIND = {
+    "or": [
+        {"attr": "city", "op": "in", "value": ["北京", "上海"]},
+        {"tag": "potential_tier", "op": "eq", "value": "A"},
+        {"score": "lead_score", "op": "between", "value": [40, 90]},
+        {"not": {"consent": "email", "purpose": "marketing", "status": "withdrawn"}},
+        {
+            "event": "Article Viewed",
+            "agg": "sum",
+            "property": "minutes",
+            "where": [{"property": "therapy_area", "op": "eq", "value": "心衰"}],
+            "op": "gte",
+            "value": 10,
+            "window": {"since": "2026-01-01", "until": "2026-06-30"},
+        },
+        {"event": "Article Viewed", "agg": "last", "op": "gte", "value": {"ago": 30, "unit": "days"}},
+        {"did": "Webinar Registered", "then": "Webinar Attended", "within": {"days": 7}},
+        {
+            "and": [
+                {"did_not": "Article Viewed", "window": {"last": 4, "unit": "weeks"}},
+                {"person_type": "hcp"},
+            ]
+        },
+        {"segment": "senior_cardiology"},
+    ]
 }
 
 
@@ -190,7 +218,7 @@ def _pages(page, base_url: str, role: str) -> list[str]:
         urls += page.eval_on_selector_all(
             "tr[data-segment] td:nth-child(7) a:first-child", "els => els.map(e => e.getAttribute('href'))"
         )
-        urls += ["/segments/new", "/segments/new#invalid"]
+        urls += ["/segments/new", "/segments/new#invalid", "/segments/new#every"]
     if "/journeys" in nav:
         page.goto(base_url + "/journeys")
         journey_pages = page.eval_on_selector_all(
@@ -227,6 +255,12 @@ def _crawl(browser, base_url, demo, lang: str) -> dict[str, set[str]]:
                 page.wait_for_function("document.querySelectorAll('#editor-problems li').length >= 3")
                 page.click("#editor-problems li[data-problem-node=mail]")
                 page.wait_for_selector("#editor-panel [data-field-error=content]:not(:empty)")
+            if url.endswith("#every"):  # one condition of each kind, valid: a count
+                page.evaluate(
+                    f"() => {{ const b = window.medscrmBuilder; b.tree = b.fromDsl({json.dumps(EVERY_KIND)}); b.changed(true); }}"
+                )
+                page.wait_for_selector("#live-count")
+                page.wait_for_selector(".cond[data-kind=did]")
             items = page.evaluate(COLLECT_JS)
             where = re.sub(r"/hcps/per_\w+", "/hcps/ID", url.split("?")[0].replace("#", " "))
             for p in zh_problems(items) if lang == "zh" else en_problems(items):
@@ -258,7 +292,7 @@ def test_every_page_in_english_shows_no_chinese_labels(browser, base_url, demo):
 def test_templates_and_scripts_hold_no_chinese_text():
     """Every UI text goes through the catalogue: no Chinese literal in templates, scripts or routes."""
     offenders = []
-    for path in [*WEB.rglob("*.html"), *WEB.rglob("*.py"), WEB / "static" / "console.js"]:
+    for path in [*WEB.rglob("*.html"), *WEB.rglob("*.py"), *(WEB / "static").glob("*.js")]:
         if path.name in ("i18n.py", "i18n_labels.py", "devserver.py"):
             continue
         for no, line in enumerate(path.read_text("utf-8").splitlines(), 1):

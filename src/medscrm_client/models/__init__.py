@@ -71,6 +71,10 @@ from .person_scores_response_person_scores import PersonScoresResponsePersonScor
 from .person_timeline_response_person_timeline import (
     PersonTimelineResponsePersonTimeline,
 )
+from .policy import Policy
+from .policy_in import PolicyIn
+from .policy_in_action_type_0 import PolicyInActionType0
+from .policy_list import PolicyList
 from .preview_in import PreviewIn
 from .preview_in_fields_type_0 import PreviewInFieldsType0
 from .preview_in_fields_type_0_additional_property import (
@@ -97,6 +101,10 @@ from .restrict_in_kind import RestrictInKind
 from .revoke_review_rejection_response_revoke_review_rejection import (
     RevokeReviewRejectionResponseRevokeReviewRejection,
 )
+from .run import Run
+from .run_in import RunIn
+from .run_list import RunList
+from .run_result_type_0 import RunResultType0
 from .score_distributions_response_score_distributions import (
     ScoreDistributionsResponseScoreDistributions,
 )
@@ -120,6 +128,11 @@ from .send_in_purpose import SendInPurpose
 from .send_in_variables import SendInVariables
 from .send_proof import SendProof
 from .send_proofs import SendProofs
+from .set_retention_policy_category import SetRetentionPolicyCategory
+from .sso_in import SsoIn
+from .sso_in_role_map_type_0 import SsoInRoleMapType0
+from .sso_out import SsoOut
+from .sso_out_role_map import SsoOutRoleMap
 from .subject import Subject
 from .subject_kind import SubjectKind
 from .subscription import Subscription
@@ -207,6 +220,10 @@ __all__ = (
     "PersonRecordsResponsePersonRecords",
     "PersonScoresResponsePersonScores",
     "PersonTimelineResponsePersonTimeline",
+    "Policy",
+    "PolicyIn",
+    "PolicyInActionType0",
+    "PolicyList",
     "PreviewIn",
     "PreviewInFieldsType0",
     "PreviewInFieldsType0AdditionalProperty",
@@ -223,6 +240,10 @@ __all__ = (
     "RestrictIn",
     "RestrictInKind",
     "RevokeReviewRejectionResponseRevokeReviewRejection",
+    "Run",
+    "RunIn",
+    "RunList",
+    "RunResultType0",
     "ScoreDistributionsResponseScoreDistributions",
     "SearchPersonsResponseSearchPersons",
     "SegmentIn",
@@ -240,6 +261,11 @@ __all__ = (
     "SendInVariables",
     "SendProof",
     "SendProofs",
+    "SetRetentionPolicyCategory",
+    "SsoIn",
+    "SsoInRoleMapType0",
+    "SsoOut",
+    "SsoOutRoleMap",
     "Subject",
     "SubjectKind",
     "Subscription",

@@ -23,7 +23,9 @@ from medscrm.web.routes import (
     outbox,
     persons,
     privacy,
+    retention,
     segments,
+    sso,
     static,
     webhooks,
 )
@@ -45,5 +47,7 @@ for _pages in (
     webhooks,
     outbox,
     privacy,
+    retention,
+    sso,
 ):
     router.include_router(_pages.router)

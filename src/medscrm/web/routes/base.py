@@ -159,7 +159,9 @@ NAV = (
     ("audit", "/audit", "audit.read"),
     ("compliance", "/compliance", "audit.read"),
     ("privacy", "/privacy", "privacy.manage"),
+    ("retention", "/retention", "privacy.manage"),
     ("webhooks", "/webhooks", "webhooks.manage"),
+    ("sso", "/sso", "accounts.manage"),
     ("outbox", "/outbox", "outbox.demo"),
 )
 
