@@ -152,6 +152,10 @@ def main() -> None:
                     first.click()
                     page.wait_for_load_state("networkidle")
                     shot(page, "11-journey-graph")
+                    page.goto(base + "/journeys/webinar_hf/edit")  # the editor, a send step selected
+                    page.wait_for_selector("#editor-graph canvas")
+                    page.click("[data-select-step=invite_email]")
+                    shot(page, "11b-journey-editor")
             if optional_module("content.service") is not None:
                 page.goto(base + "/content")
                 shot(page, "12-content-library")

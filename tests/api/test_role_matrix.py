@@ -147,6 +147,8 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/quarantine/replay"): "quarantine.manage",
     ("POST", "/journeys/{key}/{action}"): "data.import",
     ("POST", "/tasks/{task_id}/close"): "outreach.send",
+    ("POST", "/journeys/editor/check"): "data.import",
+    ("POST", "/journeys/editor/save"): "data.import",
     ("POST", "/privacy/lookup"): "privacy.manage",
     ("POST", "/privacy/export"): "privacy.manage",
     ("POST", "/privacy/restrict"): "privacy.manage",

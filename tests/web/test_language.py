@@ -164,6 +164,18 @@ BAD_RULE = {
     ]
 }
 
+#: a journey with problems: no content, a bad duration, an unknown next step
+BAD_JOURNEY = {
+    "key": "bad_journey",
+    "name": "坏旅程 · bad journey",
+    "triggers": [{"type": "segment_entry", "segment": "senior_cardiology"}],
+    "steps": [
+        {"id": "mail", "type": "send", "channel": "email", "next": "pause"},
+        {"id": "pause", "type": "wait", "duration": "soon", "next": "gone"},
+        {"id": "loose", "type": "exit"},
+    ],
+}
+
 #: every kind of condition the builder draws (its selects and labels are crawled too)
 EVERY_KIND = {
     "or": [
@@ -209,9 +221,13 @@ def _pages(page, base_url: str, role: str) -> list[str]:
         urls += ["/segments/new", "/segments/new#invalid", "/segments/new#every"]
     if "/journeys" in nav:
         page.goto(base_url + "/journeys")
-        journeys = page.eval_on_selector_all("a[data-journey]", "els => els.map(e => e.getAttribute('href'))")
-        urls += journeys
-        for j in journeys[:1]:  # the persons behind a journey's figures (sends, blocks, a variant)
+        journey_pages = page.eval_on_selector_all(
+            "a[data-journey]", "els => els.map(e => e.getAttribute('href'))"
+        )
+        urls += journey_pages + [u + "/versions" for u in journey_pages[:1]]
+        if page.locator("[data-new-journey]").count():  # the editor, for those who may author journeys
+            urls += ["/journeys/new", "/journeys/new#problems"] + [u + "/edit" for u in journey_pages[:1]]
+        for j in journey_pages[:1]:  # the persons behind a journey's figures (sends, blocks, a variant)
             page.goto(base_url + j)
             urls += page.eval_on_selector_all(
                 "a[data-drill]",
@@ -238,6 +254,13 @@ def _crawl(browser, base_url, demo, lang: str) -> dict[str, set[str]]:
                 )
                 page.wait_for_selector("#preview-invalid")
                 page.wait_for_function("document.querySelectorAll('.node-err:not(:empty)').length >= 3")
+            if url == "/journeys/new#problems":  # the validator's problems at their nodes, in the list
+                page.wait_for_selector("#editor-graph canvas")
+                page.click("#editor-advanced summary")  # the advanced view: the definition's text
+                page.fill("#editor-source", json.dumps(BAD_JOURNEY))
+                page.wait_for_function("document.querySelectorAll('#editor-problems li').length >= 3")
+                page.click("#editor-problems li[data-problem-node=mail]")
+                page.wait_for_selector("#editor-panel [data-field-error=content]:not(:empty)")
             if url.endswith("#every"):  # one condition of each kind, valid: a count
                 page.evaluate(
                     f"() => {{ const b = window.medscrmBuilder; b.tree = b.fromDsl({json.dumps(EVERY_KIND)}); b.changed(true); }}"

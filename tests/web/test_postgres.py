@@ -52,7 +52,8 @@ def test_every_page_on_postgresql(pg_demo):
     c = _login(app, demo, "admin")
     for url in ("/", "/hcps", "/hcps?q=王&hospital=医院", "/identity", "/segments", "/segments/new",
                 "/segments/senior_cardiology", "/imports", "/audit", "/journeys", "/journeys/senior_followup",
-                "/content"):  # fmt: skip
+                "/content", "/journeys/new", "/journeys/senior_followup/edit",
+                "/journeys/senior_followup/versions"):  # fmt: skip
         r = c.get(url)
         assert r.status_code == 200, (url, r.text[:500])
     with demo.engine.connect() as conn:
@@ -146,3 +147,35 @@ def test_webhooks_pages_on_postgresql(pg_demo, monkeypatch):
         assert r.status_code == 303 and f'data-subscription="{sid}"' not in c.get("/webhooks").text
     finally:
         get_settings.cache_clear()
+
+
+def test_the_journey_editor_checks_and_saves_a_version_on_postgresql(pg_demo):
+    import json
+
+    from medscrm.journeys import service as journeys
+
+    demo, app = pg_demo
+    c = _login(app, demo, "marketer")
+    token = csrf_of(c.get("/journeys/senior_followup/edit").text)
+    with demo.engine.connect() as conn:
+        definition = journeys.get_journey(conn, tenant_id=demo.tenant_id, key="senior_followup")["definition"]
+    bad = json.loads(json.dumps(definition))
+    bad["steps"][1]["duration"] = "soon"
+    r = c.post(
+        "/journeys/editor/check",
+        json={"definition": bad, "original_key": "senior_followup"},
+        headers={"X-CSRF-Token": token},
+    )
+    assert [(p["node"], p["field"]) for p in r.json()["problems"]] == [("wait_2d", "duration")]
+    good = json.loads(json.dumps(definition))
+    good["steps"][1]["duration"] = "3d"
+    r = c.post(
+        "/journeys/editor/save",
+        data={"csrf_token": token, "definition": json.dumps(good), "original_key": "senior_followup"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"].endswith("/edit?saved=2"), r.text[:500]
+    with demo.engine.connect() as conn:
+        j = journeys.get_journey(conn, tenant_id=demo.tenant_id, key="senior_followup")
+    assert j["current_version"] == 2 and j["definition"]["steps"][1]["duration"] == "3d"
+    assert j["versions"][-1]["created_by"] == "user:marketer"

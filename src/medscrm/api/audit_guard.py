@@ -54,6 +54,7 @@ UNAUDITED_WRITES: dict[tuple[str, str], str] = {
     ("POST", "/login"): "sign-in: failures are throttled and audited; a success starts a session",
     ("POST", "/privacy/lookup"): "redirects to the page that shows (and audits) what is held",
     ("POST", "/segments/check"): "checks a rule the builder holds; stores nothing",
+    ("POST", "/journeys/editor/check"): "checks a definition the journey editor holds; stores nothing",
 }
 
 #: reads that show personal data: each must leave an audit row naming what was read
@@ -141,6 +142,9 @@ PLAIN_READS: dict[tuple[str, str], str] = {
     ("GET", "/segments/values"): "suggested attribute values; refuses personal fields",
     ("GET", "/journeys"): "definitions and counts",
     ("GET", "/journeys/{key}"): "one journey and its counts",
+    ("GET", "/journeys/new"): "the journey editor (aggregates: content titles, segment names)",
+    ("GET", "/journeys/{key}/edit"): "the journey editor: one definition",
+    ("GET", "/journeys/{key}/versions"): "a journey's versions: definitions, who saved them",
     ("GET", "/content"): "the content library",
     ("GET", "/webhooks"): "subscriptions",
     ("GET", "/webhooks/{subscription_id}"): "delivery attempts (pseudonymous ids)",

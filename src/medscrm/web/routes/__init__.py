@@ -18,6 +18,7 @@ from medscrm.web.routes import (
     content,
     identity,
     imports,
+    journey_editor,
     journey_results,
     journeys,
     outbox,
@@ -42,6 +43,7 @@ for _pages in (
     imports,
     audit,
     compliance,
+    journey_editor,  # before journeys: /journeys/new, /journeys/editor/* are not journey keys
     journey_results,
     journeys,
     content,
