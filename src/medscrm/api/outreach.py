@@ -36,6 +36,7 @@ Reader = Annotated[Principal, require("data.read")]
 Writer = Annotated[Principal, require("data.import")]
 Admin = Annotated[Principal, require("accounts.manage")]
 Sender = Annotated[Principal, require("outreach.send")]
+ContentWriter = Annotated[Principal, require("content.write")]
 Reviewer = Annotated[Principal, require("content.review")]
 Withdrawer = Annotated[Principal, require("content.withdraw")]
 ConsentManager = Annotated[Principal, require("consent.manage")]
@@ -101,7 +102,7 @@ def list_content(
 
 
 @api.post("/content", status_code=201, summary="Create a draft content item", responses=REFUSED)
-def create_content(body: ContentIn, engine: EngineDep, p: Writer) -> Any:
+def create_content(body: ContentIn, engine: EngineDep, p: ContentWriter) -> Any:
     with engine.begin() as conn:
         return content.create_item(conn, tenant_id=p.tenant_id, actor=_actor(conn, p), **body.model_dump())
 
@@ -113,7 +114,7 @@ def get_content(item_id: str, engine: EngineDep, p: Reader) -> Any:
 
 
 @api.post("/content/{item_id}/submit", summary="Send a draft to MLR review", responses=REFUSED)
-def submit_content(item_id: str, engine: EngineDep, p: Writer) -> Any:
+def submit_content(item_id: str, engine: EngineDep, p: ContentWriter) -> Any:
     with engine.begin() as conn:
         return content.submit_for_review(conn, tenant_id=p.tenant_id, item_id=item_id, actor=_actor(conn, p))
 
