@@ -83,6 +83,7 @@ API: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/content"): "data.read",
     ("POST", "/api/v1/content"): "content.write",
     ("GET", "/api/v1/content/{item_id}"): "data.read",
+    ("PATCH", "/api/v1/content/{item_id}"): "content.write",
     ("POST", "/api/v1/content/{item_id}/submit"): "content.write",
     ("POST", "/api/v1/content/{item_id}/approve"): "content.review",
     ("POST", "/api/v1/content/{item_id}/reject"): "content.review",

@@ -378,7 +378,15 @@ def test_content_cli_runs_the_review_as_users_do(tmp_path):
         "content", "approve", cid, "--as", "liu", "--code", "MLR-9", "--expires", "2030-01-01", ok=False
     )
     assert bad.returncode == 2 and "cannot approve" in bad.stderr and "draft" in bad.stderr
+    # a draft is edited: only the options given change, with the create checks
+    refused = cli("content", "edit", cid, "--as", "wang", "--audience", "patient", ok=False)
+    assert refused.returncode == 2 and "audience" in refused.stderr
+    edited = cli("content", "edit", cid, "--as", "wang", "--title", "DrugX 处方信息（2026）").stdout
+    assert "edited: title" in edited
+    assert "title: DrugX 处方信息（2026）" in cli("content", "show", "onc-rx-1").stdout
     cli("content", "submit", cid, "--as", "wang")
+    frozen = cli("content", "edit", cid, "--as", "wang", "--title", "x", ok=False)
+    assert frozen.returncode == 2 and "only a draft is edited" in frozen.stderr
     mine = cli(
         "content", "approve", cid, "--as", "wang", "--code", "MLR-9", "--expires", "2030-01-01", ok=False
     )
