@@ -16,6 +16,7 @@ claimed by a dispatcher but not yet handed to the provider).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -278,7 +279,7 @@ def history(conn: sa.Connection, *, tenant_id: str, item_id: str) -> list[dict[s
     changed)."""
     item = get_item(conn, tenant_id=tenant_id, item_id=item_id)
     a = audit_log
-    return [
+    rows = [
         dict(r)
         for r in conn.execute(
             sa.select(a.c.occurred_at, a.c.actor, a.c.action, a.c.detail)
@@ -286,6 +287,10 @@ def history(conn: sa.Connection, *, tenant_id: str, item_id: str) -> list[dict[s
             .order_by(a.c.occurred_at, a.c.id)
         ).mappings()
     ]
+    for r in rows:  # JSON comes back as text from some drivers
+        if isinstance(r["detail"], str):
+            r["detail"] = json.loads(r["detail"])
+    return rows
 
 
 def get_item(conn: sa.Connection, *, tenant_id: str, item_id: str) -> dict[str, Any]:
