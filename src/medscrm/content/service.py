@@ -244,7 +244,9 @@ def update_item(
         )
         exc.code = "not_draft"  # type: ignore[misc]
         raise exc
-    merged = {k: changes.get(k, item.get(k)) for k in EDITABLE}
+    # stored times may come back naive (UTC) from some drivers: compare and re-check them as UTC
+    stored = {k: as_utc(v) if isinstance(v, dt.datetime) else v for k, v in item.items()}
+    merged = {k: changes[k] if k in changes else stored.get(k) for k in EDITABLE}
     fields = _validated(**merged)
 
     def same(a: Any, b: Any) -> bool:
