@@ -165,6 +165,7 @@ def test_marketer_writes_compliance_approves(browser, base_url, demo, lang):
     page.fill("#approval-expires", expiry.isoformat())
     page.click("[data-testid=approve]")
     page.wait_for_url("**?done=approve")
+    assert page.locator("[data-testid=content-notice]").inner_text() == m["ct.done_approve"]
     assert page.locator("[data-testid=content-status]").inner_text() == m["status.approved"]
     assert page.locator("[data-testid=approval-code]").inner_text() == f"MLR-2026-{lang.upper()}-042"
     item = _item(demo, key)
@@ -229,6 +230,7 @@ def test_marketer_writes_compliance_approves(browser, base_url, demo, lang):
     page.once("dialog", lambda d: d.accept())
     page.click("[data-testid=withdraw]")
     page.wait_for_url("**?done=withdrawn_0")
+    assert page.locator("[data-testid=content-notice]").inner_text() == m["ct.done_withdrawn"].format(n=0)
     assert page.locator("[data-testid=content-status]").inner_text() == m["status.withdrawn"]
     assert content.sendable_reason(_item(demo, key), None, "verified_hcp") == "content_withdrawn"
     page.context.close()

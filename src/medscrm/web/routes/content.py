@@ -484,7 +484,7 @@ def _detail(
         error_field=error_field,
         form=form or {"approval_code": "", "expires_at": _as_date(item.get("expires_at")) or default_expiry},
         today=dt.datetime.now(CHINA).date().isoformat(),
-        done=done,
+        notice=_notice(ctx, done),
         pv=preview(
             ctx,
             kind=item["kind"],
@@ -496,10 +496,18 @@ def _detail(
     )
 
 
+def _notice(ctx: Ctx, done: str) -> str | None:
+    """What the last action did, after the redirect (``?done=approve``, ``?done=withdrawn_3``)."""
+    if done.startswith("withdrawn_") and done[10:].isdigit():
+        return ctx.t("ct.done_withdrawn", n=int(done[10:]))
+    key = f"ct.done_{done}"
+    return ctx.t(key) if done and key in MESSAGES[ctx.lang] else None
+
+
 @router.get("/content/{item_id}")
 def content_detail(ctx: Page, item_id: str, done: str = "") -> Response:
     ctx.require("data.read")
-    return _detail(ctx, item_id, done=done if done.isidentifier() else "")
+    return _detail(ctx, item_id, done=done)
 
 
 def _act(
