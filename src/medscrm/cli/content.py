@@ -67,6 +67,7 @@ def _show(item: dict) -> None:
         "valid_from",
         "expires_at",
         "created_by",
+        "submitted_by",
         "approved_by",
         "approved_at",
         "review_note",
