@@ -9,6 +9,7 @@ Builds a demo-like tenant in a temporary DuckDB workspace (synthetic data, the s
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +17,20 @@ from pathlib import Path
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
+HF_SEGMENT = {
+    "and": [
+        {"attr": "department", "op": "eq", "value": "心内科"},
+        {"tag": "potential_tier", "op": "eq", "value": "A"},
+        {"attr": "city", "op": "eq", "value": "上海"},
+        {
+            "event": "Article Viewed",
+            "where": [{"property": "therapy_area", "op": "eq", "value": "心衰"}],
+            "op": "gte",
+            "value": 1,
+            "window": {"last": 90, "unit": "days"},
+        },
+    ]
+}
 
 
 def main() -> None:
@@ -113,6 +128,14 @@ def main() -> None:
             page.goto(base + "/segments/senior_cardiology")
             page.wait_for_selector("#live-count")
             shot(page, "07-segment-builder")
+            # the marketer's segment: 心内科 A-tier doctors in 上海 who viewed 心衰 content in 90 days,
+            # typed as rule JSON beside the builder (checked by the server, then drawn as conditions)
+            page.goto(base + "/segments/new")
+            page.wait_for_selector("#preview-body")
+            page.fill("#rule-json", json.dumps(HF_SEGMENT, ensure_ascii=False))
+            page.wait_for_selector(".cond[data-kind=event] .where-value")
+            page.wait_for_selector("#live-count")
+            shot(page, "14-segment-builder-event-filter")
             page.goto(base + "/imports")
             page.set_input_files("#upload-file", str(bad))
             page.fill("#upload-source", "console-upload")

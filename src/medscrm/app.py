@@ -24,9 +24,13 @@ from medscrm.api import events as events_api
 from medscrm.api import journeys as journeys_api
 from medscrm.api import outreach as outreach_api
 from medscrm.api import persons as persons_api
+from medscrm.api import retention as retention_api
 from medscrm.api import scores as scores_api
 from medscrm.api import segments as segments_api
+from medscrm.api import sso as sso_api
+from medscrm.api import tasks as tasks_api
 from medscrm.api import webhooks as webhooks_api
+from medscrm.api.audit_guard import AuditGuard
 from medscrm.api.errors import declare_body_errors, from_medscrm_error, shape_of
 from medscrm.common import MedscrmError
 from medscrm.config import get_settings
@@ -87,6 +91,14 @@ def _scores_batch_at():
     return configured_at()
 
 
+def _retention_jobs(engine: sa.Engine) -> list:
+    """The daily retention run (``MEDSCRM_RETENTION_AT``; off by default) for the refresher's slow lane."""
+    from medscrm.privacy import retention
+
+    at = retention.configured_at()
+    return [lambda: retention.run_due(engine, at=at)] if at is not None else []
+
+
 def create_served_app() -> FastAPI:
     """The app of one ``medscrm serve --workers N`` process (uvicorn's factory)."""
     return create_app(workers=int(os.environ.get(WORKERS_ENV, "1")))
@@ -131,6 +143,8 @@ def create_app(
         options = refresher if isinstance(refresher, dict) else {}
         if serving and "scores_batch_at" not in options:
             options = {**options, "scores_batch_at": _scores_batch_at()}
+        if serving and "daily_jobs" not in options:
+            options = {**options, "daily_jobs": _retention_jobs(engine)}
         app.state.refresher = (
             Refresher(engine, wake=lambda: app.state.ingestor.stored_events, **options)
             if refresher is not False and refresher is not None and (slot is None or slot.leader)
@@ -244,11 +258,15 @@ def create_app(
     # --- routers of later modules (one line each): scores, outreach/content, journeys, web console ---
     app.include_router(scores_api.router)  # scores, behaviour tags, micro-segments
     app.include_router(journeys_api.router)  # journeys
+    app.include_router(tasks_api.router)  # reps' tasks from journeys
     app.include_router(webhooks_api.router)
     app.include_router(dsr_api.router)  # data-subject requests (PIPL)
+    app.include_router(retention_api.router)  # retention policies and runs
+    app.include_router(sso_api.router)  # console single sign-on settings
     app.include_router(outreach_api.router)  # content, consents, sends, tracked links
     app.include_router(web_routes.router)  # the web console at /
     declare_body_errors(app)
+    app.add_middleware(AuditGuard)  # every write and read of personal data leaves an audit row
     # request ids, latency by route template and /metrics; the middleware is the outermost, so the
     # fast lane's requests are counted too
     observe.install(app, engine, frozenset(f"/v1/{c}" for c in collect.FAST_CALLS))

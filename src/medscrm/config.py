@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     #: Outbound webhooks: allow subscription URLs on private, loopback or link-local addresses
     #: (off by default: a tenant must not make the server call into its own network; tests turn it on).
     webhooks_allow_private: bool = False
+    #: Audit guard: keep each request that succeeded on a route that must be audited but left no complete
+    #: audit row (it is always logged and counted) so a test can fail on it. On in the test suite.
+    audit_strict: bool = False
     #: Outbound webhooks: attempts per delivery before it is marked dead (replay re-queues it).
     webhooks_max_attempts: int = 8
     #: Outbound webhooks: the first retry waits about this long; each next one twice as long (jittered).
@@ -104,6 +107,13 @@ class Settings(BaseSettings):
     scores_config: str = ""
     #: When the daily scores batch runs: ``HH:MM`` in China time, or ``off``.
     scores_batch_at: str = "02:00"
+    #: Retention (docs/privacy.md): when the daily retention run deletes/anonymises expired data,
+    #: ``HH:MM`` in China time, or ``off`` (the default: deleting is irreversible, so a company turns
+    #: it on after reviewing its policies and a dry run; ``medscrm retention run`` works either way).
+    retention_at: str = "off"
+    #: The legal minimum of audit-log retention in days (PIPL Art. 56: processing records are kept
+    #: at least three years); a policy keeping audit rows shorter is refused.
+    retention_audit_floor_days: int = 1095
     #: Log lines of ``medscrm serve``: ``text`` or ``json`` (one object per line). Empty: ``json`` in
     #: production, ``text`` in development. Every line of a request carries its request id.
     log_format: str = ""

@@ -29,6 +29,12 @@ HTTP_REQUESTS = Histogram(
     ["route", "method", "status"],
     buckets=LATENCY_BUCKETS,
 )
+UNAUDITED_REQUESTS = Counter(
+    "medscrm_unaudited_requests",
+    "Requests that succeeded on a route that must be audited (a write or a read of personal data) but "
+    "left no complete audit row: a defect to fix at once",
+    ["route", "method"],
+)
 EVENTS_STORED = Counter(
     "medscrm_events_stored",
     "Events the flusher stored from the spool into the database (duplicates by messageId not counted)",

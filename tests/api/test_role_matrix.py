@@ -80,6 +80,9 @@ API: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/journeys/{key}/stop"): "data.import",
     ("GET", "/api/v1/journeys/{key}/stats"): "data.read",
     ("POST", "/api/v1/journeys/{key}/enroll"): "data.import",
+    ("GET", "/api/v1/journeys/{key}/results"): "data.read",
+    ("GET", "/api/v1/tasks"): "data.read",
+    ("POST", "/api/v1/tasks/{task_id}/complete"): "outreach.send",
     ("GET", "/api/v1/content"): "data.read",
     ("POST", "/api/v1/content"): "content.write",
     ("GET", "/api/v1/content/{item_id}"): "data.read",
@@ -120,6 +123,13 @@ API: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/dsr/requests"): "privacy.manage",
     ("GET", "/api/v1/dsr/requests/{request_id}"): "privacy.manage",
     ("GET", "/api/v1/dsr/requests/{request_id}/certificate"): "privacy.manage",
+    ("GET", "/api/v1/retention/policies"): "privacy.manage",
+    ("PUT", "/api/v1/retention/policies/{category}"): "privacy.manage",
+    ("POST", "/api/v1/retention/runs"): "privacy.manage",
+    ("GET", "/api/v1/retention/runs"): "privacy.manage",
+    ("GET", "/api/v1/sso"): "accounts.manage",
+    ("PUT", "/api/v1/sso"): "accounts.manage",
+    ("DELETE", "/api/v1/sso"): "accounts.manage",
 }
 
 #: every POST route of the console: (method, path) -> the permission it checks (``ctx.require``)
@@ -130,6 +140,7 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/identity/{review_id}/decide"): "identity.manage",
     ("POST", "/identity/{review_id}/revoke"): "identity.manage",
     ("POST", "/segments/preview"): frozenset({"admin", "marketer", "analyst", "compliance"}),  # not reps
+    ("POST", "/segments/check"): frozenset({"admin", "marketer", "analyst", "compliance"}),  # not reps
     ("POST", "/segments/save"): "data.import",
     ("POST", "/imports"): "data.import",
     ("POST", "/quarantine/{entry_id}/fix"): "quarantine.manage",
@@ -143,11 +154,17 @@ CONSOLE: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/content/{item_id}/approve"): "content.review",
     ("POST", "/content/{item_id}/reject"): "content.review",
     ("POST", "/content/{item_id}/withdraw"): "content.withdraw",
+    ("POST", "/tasks/{task_id}/close"): "outreach.send",
     ("POST", "/privacy/lookup"): "privacy.manage",
     ("POST", "/privacy/export"): "privacy.manage",
     ("POST", "/privacy/restrict"): "privacy.manage",
     ("POST", "/privacy/hold"): "privacy.manage",
     ("POST", "/privacy/erase"): "privacy.manage",
+    ("POST", "/retention/policies/{category}"): "privacy.manage",
+    ("POST", "/retention/dry-run"): "privacy.manage",
+    ("POST", "/retention/run"): "privacy.manage",
+    ("POST", "/sso"): "accounts.manage",
+    ("POST", "/sso/disable"): "accounts.manage",
     ("POST", "/webhooks"): "webhooks.manage",
     ("POST", "/webhooks/{subscription_id}/{action}"): "webhooks.manage",
     ("POST", "/webhooks/{subscription_id}/deliveries/{delivery_id}/replay"): "webhooks.manage",
@@ -176,6 +193,8 @@ BODIES: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/dsr/correct"): {"identifier": "nobody", "field": "hospital", "value": "x"},
     ("POST", "/api/v1/dsr/restrict"): {"identifier": "nobody", "reason": "r"},
     ("POST", "/api/v1/dsr/hold"): {"identifier": "nobody", "reason": "r"},
+    ("PUT", "/api/v1/retention/policies/{category}"): {"keep_days": 2000},
+    ("POST", "/api/v1/retention/runs"): {"dry_run": True},
 }
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}

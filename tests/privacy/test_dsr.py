@@ -156,6 +156,79 @@ def test_reimport_and_new_events_of_an_erased_person_are_suppressed(tenant, tmp_
     assert suppressed == 3
 
 
+def test_a_quarantined_row_fixed_into_an_erased_person_is_discarded_on_replay(tenant, tmp_path):
+    """A row quarantined with no erased identifier, then fixed to carry one, is not stored."""
+    from medscrm.ingest import quarantine as qs
+
+    with tenant.engine.begin() as c:
+        p = plant(c, tenant.id)
+    with tenant.engine.begin() as c:
+        dsr.erase(c, tenant_id=tenant.id, identifier=p.person_id, actor="dpo")
+    f = tmp_path / "crm2.csv"
+    f.write_text("姓名,手机,邮箱,医院\n新医生,13912345678,not-an-email,协和医院\n", encoding="utf-8")
+    rep = import_file(engine=tenant.engine, tenant_id=tenant.id, source="crm2", path=f)
+    assert rep.rows_rejected == 1 and rep.rows_suppressed == 0
+    with tenant.engine.begin() as c:
+        (entry,) = qs.list_entries(conn=c, tenant_id=tenant.id, status="open")
+        qs.fix(conn=c, tenant_id=tenant.id, entry_id=entry["id"], changes={"邮箱": p.email}, actor="t")
+        res = qs.replay(conn=c, tenant_id=tenant.id, entry_ids=[entry["id"]], actor="t")
+    assert res["replayed"] == [] and res["suppressed"] == [entry["id"]]
+    with tenant.engine.connect() as c:
+        row = c.execute(sa.select(s.quarantine).where(s.quarantine.c.id == entry["id"])).mappings().one()
+        assert row["status"] == "discarded" and row["fixed_payload"] is None
+        assert p.email not in dump_text(c)
+        stored = c.execute(
+            sa.select(sa.func.count())
+            .select_from(s.source_records)
+            .where(s.source_records.c.tenant_id == tenant.id)
+        ).scalar()
+    assert stored == 0
+
+
+@pytest.fixture
+def loopback_webhooks(monkeypatch):
+    """Subscriptions may name a loopback address (never called here)."""
+    from medscrm.config import get_settings
+
+    monkeypatch.setenv("MEDSCRM_WEBHOOKS_ALLOW_PRIVATE", "1")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_erasure_and_restriction_are_announced_to_webhook_subscribers(tenant, loopback_webhooks):
+    from medscrm.webhooks import outbox
+    from medscrm.webhooks import service as hooks_service
+
+    with tenant.engine.begin() as c:
+        p = plant(c, tenant.id)
+        q = plant(c, tenant.id)
+        c.execute(sa.delete(s.person_restrictions).where(s.person_restrictions.c.tenant_id == tenant.id))
+        c.execute(sa.delete(s.webhook_deliveries).where(s.webhook_deliveries.c.tenant_id == tenant.id))
+        sub = hooks_service.create(
+            c, tenant_id=tenant.id, url="http://127.0.0.1:9/hook", events=["person.*"], actor="t"
+        )
+    outbox.invalidate(tenant.id)
+    with tenant.engine.begin() as c:
+        req = dsr.erase(c, tenant_id=tenant.id, identifier=p.email, actor="dpo")
+        dsr.restrict(c, tenant_id=tenant.id, identifier=q.email, actor="dpo", reason="Art. 44 objection")
+        dsr.restrict(c, tenant_id=tenant.id, identifier=q.email, actor="dpo", lift=True)
+    with tenant.engine.connect() as c:
+        got = c.execute(
+            sa.select(s.webhook_deliveries.c.event_type, s.webhook_deliveries.c.payload)
+            .where(s.webhook_deliveries.c.subscription_id == sub["id"])
+            .order_by(s.webhook_deliveries.c.created_at)
+        ).all()
+    kinds = [t for t, _ in got]
+    assert kinds == ["person.erased", "person.restricted", "person.restricted"]
+    erased = got[0][1]["data"]
+    assert erased["person_ids"] == [p.person_id] and erased["request_id"] == req["id"]
+    assert erased["certificate_sha256"] == req["certificate_sha256"]
+    assert p.email not in json.dumps(got, ensure_ascii=False, default=str)
+    assert [d["data"]["restricted"] for _, d in got[1:]] == [True, False]
+    assert {d["data"]["person_id"] for _, d in got[1:]} == {q.person_id}
+
+
 def test_restrict_blocks_sends_segments_and_is_lifted(tenant):
     from medscrm.outreach.send import SendRequest, request_send
     from medscrm.segments import service as segs

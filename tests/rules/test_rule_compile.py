@@ -191,7 +191,7 @@ event_leaf = st.one_of(
             "value": v,
             **wh,
         },
-        st.sampled_from(["sum", "distinct"]),
+        st.sampled_from(["sum", "avg", "min", "max", "distinct"]),
         st.sampled_from(["minutes", "therapy_area"]),
         st.integers(0, 30),
         st.sampled_from(

@@ -191,6 +191,34 @@ BAD_RULE = {
     ]
 }
 
+#: every kind of condition the builder draws (its selects and labels are crawled too)
+EVERY_KIND = {
+    "or": [
+        {"attr": "city", "op": "in", "value": ["北京", "上海"]},
+        {"tag": "potential_tier", "op": "eq", "value": "A"},
+        {"score": "lead_score", "op": "between", "value": [40, 90]},
+        {"not": {"consent": "email", "purpose": "marketing", "status": "withdrawn"}},
+        {
+            "event": "Article Viewed",
+            "agg": "sum",
+            "property": "minutes",
+            "where": [{"property": "therapy_area", "op": "eq", "value": "心衰"}],
+            "op": "gte",
+            "value": 10,
+            "window": {"since": "2026-01-01", "until": "2026-06-30"},
+        },
+        {"event": "Article Viewed", "agg": "last", "op": "gte", "value": {"ago": 30, "unit": "days"}},
+        {"did": "Webinar Registered", "then": "Webinar Attended", "within": {"days": 7}},
+        {
+            "and": [
+                {"did_not": "Article Viewed", "window": {"last": 4, "unit": "weeks"}},
+                {"person_type": "hcp"},
+            ]
+        },
+        {"segment": "senior_cardiology"},
+    ]
+}
+
 
 def _pages(page, base_url: str, role: str) -> list[str]:
     """Every page reachable from the navigation, and one of each detail page the role may open."""
@@ -205,10 +233,17 @@ def _pages(page, base_url: str, role: str) -> list[str]:
         urls += page.eval_on_selector_all(
             "tr[data-segment] td:nth-child(7) a:first-child", "els => els.map(e => e.getAttribute('href'))"
         )
-        urls += ["/segments/new", "/segments/new#invalid"]
+        urls += ["/segments/new", "/segments/new#invalid", "/segments/new#every"]
     if "/journeys" in nav:
         page.goto(base_url + "/journeys")
-        urls += page.eval_on_selector_all("a[data-journey]", "els => els.map(e => e.getAttribute('href'))")
+        journeys = page.eval_on_selector_all("a[data-journey]", "els => els.map(e => e.getAttribute('href'))")
+        urls += journeys
+        for j in journeys[:1]:  # the persons behind a journey's figures (sends, blocks, a variant)
+            page.goto(base_url + j)
+            urls += page.eval_on_selector_all(
+                "a[data-drill]",
+                "els => [...new Set(els.map(e => e.dataset.drill))].map(k => els.find(e => e.dataset.drill === k).getAttribute('href'))",
+            )
     if "/content" in nav:  # each item's page, the authoring form and the review queue where offered
         page.goto(base_url + "/content")
         urls += page.eval_on_selector_all("a[data-item]", "els => els.map(e => e.getAttribute('href'))")
@@ -236,6 +271,12 @@ def _crawl(browser, base_url, demo, lang: str) -> dict[str, set[str]]:
                 )
                 page.wait_for_selector("#preview-invalid")
                 page.wait_for_function("document.querySelectorAll('.node-err:not(:empty)').length >= 3")
+            if url.endswith("#every"):  # one condition of each kind, valid: a count
+                page.evaluate(
+                    f"() => {{ const b = window.medscrmBuilder; b.tree = b.fromDsl({json.dumps(EVERY_KIND)}); b.changed(true); }}"
+                )
+                page.wait_for_selector("#live-count")
+                page.wait_for_selector(".cond[data-kind=did]")
             items = page.evaluate(COLLECT_JS)
             where = re.sub(r"/hcps/per_\w+", "/hcps/ID", url.split("?")[0].replace("#", " "))
             for p in zh_problems(items) if lang == "zh" else en_problems(items):
@@ -267,7 +308,7 @@ def test_every_page_in_english_shows_no_chinese_labels(browser, base_url, demo):
 def test_templates_and_scripts_hold_no_chinese_text():
     """Every UI text goes through the catalogue: no Chinese literal in templates, scripts or routes."""
     offenders = []
-    for path in [*WEB.rglob("*.html"), *WEB.rglob("*.py"), WEB / "static" / "console.js"]:
+    for path in [*WEB.rglob("*.html"), *WEB.rglob("*.py"), *(WEB / "static").glob("*.js")]:
         if path.name in ("i18n.py", "i18n_labels.py", "devserver.py"):
             continue
         for no, line in enumerate(path.read_text("utf-8").splitlines(), 1):

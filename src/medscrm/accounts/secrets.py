@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from medscrm.common import MedscrmError
 from medscrm.config import get_settings, secret_key_problem
-from medscrm.db.schema import channel_configs, sources, webhook_subscriptions
+from medscrm.db.schema import channel_configs, sources, sso_configs, webhook_subscriptions
 
 
 def _derive(secret_key: str) -> Fernet:
@@ -107,6 +107,7 @@ SEALED_COLUMNS = (
     (channel_configs, "secrets", ("tenant_id", "channel")),
     (sources, "config", ("id",)),
     (webhook_subscriptions, "secret", ("id",)),
+    (sso_configs, "client_secret", ("tenant_id",)),
 )
 
 

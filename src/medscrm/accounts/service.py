@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import hashlib
 import hmac
 import secrets
@@ -15,6 +17,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from medscrm.accounts.purposes import check_purpose, purpose_of
 from medscrm.accounts.roles import check_role
 from medscrm.common import MedscrmError, NotFound, new_id, new_secret, sha256_hex, utcnow
 from medscrm.db.schema import api_tokens, audit_log, sources, tenants, users
@@ -471,6 +474,23 @@ def forget_cached_tokens() -> None:
 
 
 # --- audit -----------------------------------------------------------------------------------
+#: the audit rows built during the current request (set by the presentation layer's audit guard)
+_collected: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "medscrm_audit_rows", default=None
+)
+
+
+@contextlib.contextmanager
+def collect_audit_rows():
+    """Collect every audit row built in this context (and threads it hands work to) into a list."""
+    rows: list[dict[str, Any]] = []
+    token = _collected.set(rows)
+    try:
+        yield rows
+    finally:
+        _collected.reset(token)
+
+
 def audit_row(
     *,
     tenant_id: str,
@@ -479,10 +499,12 @@ def audit_row(
     object_type: str | None = None,
     object_id: str | None = None,
     detail: dict[str, Any] | None = None,
+    purpose: str | None = None,
 ) -> dict[str, Any]:
     """One ``audit_log`` row (``audit`` writes it in the caller's transaction; the profile API hands
-    it to the group-committing :mod:`medscrm.accounts.audit_writer`)."""
-    return {
+    it to the group-committing :mod:`medscrm.accounts.audit_writer`). ``purpose``: why the
+    processing happened (:mod:`medscrm.accounts.purposes`; by default from the action)."""
+    row = {
         "id": new_id("aud"),
         "tenant_id": tenant_id,
         "occurred_at": utcnow(),
@@ -490,8 +512,13 @@ def audit_row(
         "action": action,
         "object_type": object_type,
         "object_id": object_id,
+        "purpose": check_purpose(purpose) if purpose else purpose_of(action),
         "detail": detail or {},
     }
+    collected = _collected.get()
+    if collected is not None:
+        collected.append(row)
+    return row
 
 
 def audit(*, conn: sa.Connection, **row: Any) -> None:

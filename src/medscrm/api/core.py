@@ -105,13 +105,16 @@ def list_quarantine(
     offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        return qs.list_entries(
+        entries = qs.list_entries(
             conn=conn,
             tenant_id=p.tenant_id,
             status=None if status == "all" else status,
             limit=limit,
             offset=offset,
         )
+    # quarantined rows are raw input: names, phones, e-mails as the source sent them
+    p.audit_read(engine, "quarantine.read", object_type="quarantine", count=len(entries), status=status)
+    return entries
 
 
 @router.post(
@@ -181,4 +184,6 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        return accounts.list_audit(conn=conn, tenant_id=p.tenant_id, limit=limit)
+        rows = accounts.list_audit(conn=conn, tenant_id=p.tenant_id, limit=limit)
+    p.audit_read(engine, "audit.read", object_type="audit_log", count=len(rows))
+    return rows

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from medscrm import access
 from medscrm.accounts import service as accounts
+from medscrm.accounts.audit_writer import audit_committed
 from medscrm.accounts.roles import can
 
 #: the largest ``offset`` a listing accepts: beyond it no listing has rows, and the databases' 64-bit
@@ -36,6 +37,10 @@ EngineDep = Annotated[sa.Engine, Depends(get_engine_dep)]
 SCOPED_ROLES = access.SCOPED_ROLES
 
 
+#: a read's audit row names at most this many of the persons it showed (and how many there were)
+AUDITED_IDS = 200
+
+
 @dataclass(frozen=True)
 class Principal:
     token_id: str
@@ -53,6 +58,51 @@ class Principal:
 
     def can(self, permission: str) -> bool:
         return can(self.role, permission)
+
+    def audit_write(
+        self,
+        conn: sa.Connection,
+        action: str,
+        *,
+        object_type: str,
+        object_id: str | None = None,
+        **detail: object,
+    ) -> None:
+        """Record a change in the caller's transaction (it commits with the change or not at all)."""
+        accounts.audit(
+            conn=conn,
+            tenant_id=self.tenant_id,
+            actor=self.actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            detail=detail,
+        )
+
+    def audit_read(
+        self,
+        engine: sa.Engine,
+        action: str,
+        *,
+        object_type: str,
+        object_id: str | None = None,
+        persons: list[str] | None = None,
+        **detail: object,
+    ) -> None:
+        """Record a read of personal data before it is answered (group commit: see
+        :mod:`medscrm.accounts.audit_writer`; a read that cannot be audited is not answered).
+        ``persons``: the ids of the persons shown (the first :data:`AUDITED_IDS`, and their count)."""
+        if persons is not None:
+            detail = {**detail, "count": len(persons), "person_ids": persons[:AUDITED_IDS]}
+        audit_committed(
+            engine,
+            tenant_id=self.tenant_id,
+            actor=self.actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            detail={"role": self.role, **detail},
+        )
 
     def person_scope(self) -> sa.Select | None:
         """A SELECT of the person ids this principal may see (use with ``.in_()``); None: the whole

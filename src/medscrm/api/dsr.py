@@ -256,13 +256,17 @@ def dsr_hold(body: HoldIn, engine: EngineDep, p: Dpo) -> Any:
 @router.get("/requests", summary="The request log, newest first", response_model=RequestList)
 def dsr_list_requests(engine: EngineDep, p: Dpo, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
     with engine.connect() as conn:
-        return {"requests": service.list_requests(conn, tenant_id=p.tenant_id, limit=limit)}
+        rows = service.list_requests(conn, tenant_id=p.tenant_id, limit=limit)
+    p.audit_read(engine, "dsr.requests.read", object_type="dsr_request", count=len(rows))
+    return {"requests": rows}
 
 
 @router.get("/requests/{request_id}", summary="One request", response_model=DsrRequest, responses=NOT_FOUND)
 def dsr_get_request(request_id: str, engine: EngineDep, p: Dpo) -> Any:
     with engine.connect() as conn:
-        return service.get_request(conn, tenant_id=p.tenant_id, request_id=request_id)
+        req = service.get_request(conn, tenant_id=p.tenant_id, request_id=request_id)
+    p.audit_read(engine, "dsr.request.read", object_type="dsr_request", object_id=request_id)
+    return req
 
 
 @router.get(
@@ -273,4 +277,6 @@ def dsr_get_request(request_id: str, engine: EngineDep, p: Dpo) -> Any:
 )
 def dsr_certificate(request_id: str, engine: EngineDep, p: Dpo) -> Any:
     with engine.connect() as conn:
-        return service.certificate(conn, tenant_id=p.tenant_id, request_id=request_id)
+        cert = service.certificate(conn, tenant_id=p.tenant_id, request_id=request_id)
+    p.audit_read(engine, "dsr.certificate.read", object_type="dsr_request", object_id=request_id)
+    return cert

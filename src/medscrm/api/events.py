@@ -63,6 +63,14 @@ def list_events(
             after=after,
         )
     rows = [redact_event(r, p.role) for r in rows]
+    p.audit_read(
+        engine,
+        "events.read",
+        object_type="event",
+        object_id=person_id,
+        persons=sorted({r["person_id"] for r in rows if r.get("person_id")}),
+        events=len(rows),
+    )
     return {
         "events": rows,
         "count": len(rows),

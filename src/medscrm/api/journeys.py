@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from medscrm.api.deps import EngineDep, Principal, require
 from medscrm.api.errors import AUTH, responses
-from medscrm.journeys import service
+from medscrm.journeys import results, service
 
 router = APIRouter(prefix="/api/v1/journeys", tags=["journeys"], responses=responses(*AUTH))
 Reader = Annotated[Principal, require("data.read")]
@@ -162,3 +162,23 @@ def enroll_persons(key: str, body: EnrollIn, engine: EngineDep, p: Writer) -> An
             context=body.context,
             ref=body.ref,
         )
+
+
+@router.get(
+    "/{key}/results",
+    summary="A/B results: per split and variant, entered, sends, opens, clicks, conversions and the "
+    "test against the first variant (z or Fisher, 95 % CI of the difference)",
+    responses=responses(404),
+)
+def journey_results(
+    key: str,
+    engine: EngineDep,
+    p: Reader,
+    event: Annotated[str | None, Query(description="conversion event (default: the journey's goal)")] = None,
+    prop: Annotated[str | None, Query(alias="property", description="event property to match")] = None,
+    value: Annotated[str | None, Query(description="the property's value")] = None,
+    days: Annotated[int, Query(ge=1, le=365, description="days after the split")] = results.DEFAULT_DAYS,
+) -> Any:
+    conv = results.Conversion(mode="event", event=event, prop=prop, value=value, days=days) if event else None
+    with engine.connect() as conn:
+        return results.split_results(conn, tenant_id=p.tenant_id, key=key, conversion=conv)

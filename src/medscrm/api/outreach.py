@@ -213,11 +213,13 @@ class ConsentIn(BaseModel):
 def get_consents(person_id: str, engine: EngineDep, p: Reader) -> Any:
     with engine.connect() as conn:
         _check_person(conn, p, person_id)
-        return {
+        out = {
             "consents": consent.list_consents(conn, tenant_id=p.tenant_id, person_id=person_id),
             "history": consent.consent_log(conn, tenant_id=p.tenant_id, person_id=person_id),
             "do_not_contact": consent.get_dnc(conn, tenant_id=p.tenant_id, person_id=person_id),
         }
+    p.audit_read(engine, "consent.read", object_type="person", object_id=person_id)
+    return out
 
 
 @api.put(
@@ -254,11 +256,10 @@ def add_dnc(person_id: str, engine: EngineDep, p: Reader, body: Annotated[Reason
 def remove_dnc(person_id: str, engine: EngineDep, p: Writer) -> Any:
     with engine.begin() as conn:
         _check_person(conn, p, person_id)
-        return {
-            "removed": consent.clear_dnc(
-                conn, tenant_id=p.tenant_id, person_id=person_id, actor=_actor(conn, p)
-            )
-        }
+        removed = consent.clear_dnc(conn, tenant_id=p.tenant_id, person_id=person_id, actor=_actor(conn, p))
+        if not removed:  # nothing to remove: the request is still on record
+            p.audit_write(conn, "dnc.remove", object_type="person", object_id=person_id, changed=False)
+        return {"removed": removed}
 
 
 # --- sends, channels, policy -----------------------------------------------------------------------
@@ -284,6 +285,15 @@ def create_send(body: SendIn, engine: EngineDep, p: Sender) -> Any:
         origin = f"rep:{actor}" if p.role == "rep" else f"api:{actor}"
         out = sending.request_send(
             conn, sending.SendRequest(tenant_id=p.tenant_id, origin=origin, **body.model_dump())
+        )
+        p.audit_write(
+            conn,
+            "send.request",
+            object_type="send",
+            object_id=out.send_id,
+            person_id=body.person_id,
+            channel=body.channel,
+            status=out.status,
         )
     return {
         "status": out.status,
@@ -318,6 +328,7 @@ def list_sends(
         counts = sending.send_counts(
             conn, tenant_id=p.tenant_id, origin_prefix=origin, scope=p.person_scope()
         )
+    p.audit_read(engine, "send.list", object_type="send", persons=sorted({r["person_id"] for r in rows}))
     return {"sends": rows, "count": len(rows), "totals": counts}
 
 
@@ -332,6 +343,7 @@ def get_send(send_id: str, engine: EngineDep, p: Reader) -> Any:
             row = None
     if not row:
         raise NotFound(f"send_id: send {send_id!r} not found")
+    p.audit_read(engine, "send.read", object_type="send", object_id=send_id, person_id=row["person_id"])
     return row
 
 

@@ -97,6 +97,7 @@ def search_persons(
             offset=offset,
             scope=p.person_scope(),
         )
+    p.audit_read(engine, "persons.search", object_type="person", persons=[r["person_id"] for r in rows])
     return {"persons": rows, "count": len(rows)}
 
 
@@ -130,6 +131,7 @@ def person_timeline(
             role=p.role,
             after=after,
         )
+    p.audit_read(engine, "person.timeline.read", object_type="person", object_id=person_id, events=len(rows))
     return {
         "events": rows,
         "next_cursor": next_cursor(rows, limit),
@@ -146,4 +148,6 @@ def person_timeline(
 def person_records(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     with engine.connect() as conn:
         pid = visible_person_id(conn, p, person_id)
-        return {"records": profiles.records_of(conn, tenant_id=p.tenant_id, person_id=pid, role=p.role)}
+        records = profiles.records_of(conn, tenant_id=p.tenant_id, person_id=pid, role=p.role)
+    p.audit_read(engine, "person.records.read", object_type="person", object_id=pid, records=len(records))
+    return {"records": records}

@@ -128,9 +128,13 @@ def refresh_scores(engine: EngineDep, p: Writer, body: RefreshBody | None = None
 )
 def refresh_micro_segments(engine: EngineDep, p: Writer, body: MicroBody | None = None) -> dict[str, Any]:
     body = body or MicroBody()
-    rows = _refresh_once(
-        engine, p.tenant_id, lambda conn: refresh_micro(conn, tenant_id=p.tenant_id, k=body.k)
-    )
+
+    def run(conn: sa.Connection) -> Any:
+        out = refresh_micro(conn, tenant_id=p.tenant_id, k=body.k)
+        p.audit_write(conn, "scores.micro_segments.refresh", object_type="micro_segment", k=body.k)
+        return out
+
+    rows = _refresh_once(engine, p.tenant_id, run)
     return {"micro_segments": rows}
 
 
@@ -142,13 +146,15 @@ def refresh_micro_segments(engine: EngineDep, p: Writer, body: MicroBody | None 
 def person_scores(person_id: str, engine: EngineDep, p: Reader) -> dict[str, Any]:
     with engine.connect() as conn:
         pid = visible_person_id(conn, p, person_id)
-        return {
+        out = {
             "person_id": pid,
             "scores": scores.scores_of(
                 conn, tenant_id=p.tenant_id, person_id=pid, prescriptions=p.can("prescriptions.read")
             ),
             "stage": scores.stage_of(conn, tenant_id=p.tenant_id, person_id=pid),
         }
+    p.audit_read(engine, "scores.person.read", object_type="person", object_id=pid)
+    return out
 
 
 @router.get(

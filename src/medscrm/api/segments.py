@@ -83,7 +83,7 @@ class EvaluateIn(BaseModel):
 @router.post("/segments/preview", summary="Count (and a sample of) the persons matching a rule")
 def preview_segment(body: PreviewIn, engine: EngineDep, p: Reader) -> Any:
     with engine.connect() as conn:
-        return segs.preview(
+        out = segs.preview(
             conn,
             tenant_id=p.tenant_id,
             rule=body.rule,
@@ -91,12 +91,16 @@ def preview_segment(body: PreviewIn, engine: EngineDep, p: Reader) -> Any:
             fields=body.fields,
             scope=p.person_scope(),
         )
+    p.audit_read(
+        engine, "segment.preview", object_type="segment", persons=list(out["sample"]), matched=out["count"]
+    )
+    return out
 
 
 @router.post("/segments", status_code=201, summary="Create a static or dynamic segment")
 def create_segment(body: SegmentIn, engine: EngineDep, p: Writer) -> Any:
     with engine.begin() as conn:
-        return segs.create(
+        seg = segs.create(
             conn,
             tenant_id=p.tenant_id,
             key=body.key,
@@ -107,6 +111,8 @@ def create_segment(body: SegmentIn, engine: EngineDep, p: Writer) -> Any:
             fields=body.fields,
             refresh_every_minutes=body.refresh_every_minutes,
         )
+        p.audit_write(conn, "segment.create", object_type="segment", object_id=body.key, rule=body.rule)
+        return seg
 
 
 @router.get("/segments", summary="All segments")
@@ -135,7 +141,7 @@ def get_segment(key: str, engine: EngineDep, p: Reader) -> Any:
 )
 def update_segment(key: str, body: SegmentUpdate, engine: EngineDep, p: Writer) -> Any:
     with engine.begin() as conn:
-        return segs.update(
+        seg = segs.update(
             conn,
             tenant_id=p.tenant_id,
             key=key,
@@ -144,6 +150,8 @@ def update_segment(key: str, body: SegmentUpdate, engine: EngineDep, p: Writer) 
             fields=body.fields,
             refresh_every_minutes=body.refresh_every_minutes,
         )
+        p.audit_write(conn, "segment.update", object_type="segment", object_id=key, rule=body.rule)
+        return seg
 
 
 @router.post(
@@ -151,7 +159,9 @@ def update_segment(key: str, body: SegmentUpdate, engine: EngineDep, p: Writer) 
 )
 def refresh_segment(key: str, engine: EngineDep, p: Writer) -> Any:
     with engine.begin() as conn:
-        return segs.refresh(conn, tenant_id=p.tenant_id, key=key)
+        out = segs.refresh(conn, tenant_id=p.tenant_id, key=key)
+        p.audit_write(conn, "segment.refresh", object_type="segment", object_id=key)
+        return out
 
 
 @router.get(
@@ -176,6 +186,13 @@ def segment_members(
             offset=offset,
             scope=p.person_scope(),
         )
+    p.audit_read(
+        engine,
+        "segment.members.read",
+        object_type="segment",
+        object_id=key,
+        persons=[r["person_id"] for r in rows],
+    )
     return {"members": rows, "count": len(rows)}
 
 
@@ -188,6 +205,9 @@ def segment_members(
 def export_segment(key: str, engine: EngineDep, p: Reader) -> Response:
     with engine.connect() as conn:
         text = segs.export_csv(conn, tenant_id=p.tenant_id, key=key, role=p.role, scope=p.person_scope())
+    p.audit_read(
+        engine, "segment.export", object_type="segment", object_id=key, rows=max(text.count("\n") - 1, 0)
+    )
     return Response(
         text.encode("utf-8"),
         media_type="text/csv; charset=utf-8",
@@ -198,7 +218,9 @@ def export_segment(key: str, engine: EngineDep, p: Reader) -> Response:
 @router.post("/tags", status_code=201, summary="Define (or redefine) a tag")
 def define_tag(body: TagIn, engine: EngineDep, p: Writer) -> Any:
     with engine.begin() as conn:
-        return tags.define(conn, tenant_id=p.tenant_id, **body.model_dump())
+        out = tags.define(conn, tenant_id=p.tenant_id, **body.model_dump())
+        p.audit_write(conn, "tags.define", object_type="tag", object_id=body.key)
+        return out
 
 
 @router.get("/tags", summary="Tag definitions")
@@ -211,7 +233,9 @@ def list_tags(engine: EngineDep, p: Reader) -> dict[str, Any]:
 @router.post("/tags/evaluate", summary="Recompute rule tags (all, or the given keys)")
 def evaluate_tags(engine: EngineDep, p: Writer, body: EvaluateIn | None = None) -> Any:
     with engine.begin() as conn:
-        return {"tags": tags.evaluate(conn, tenant_id=p.tenant_id, keys=body.keys if body else None)}
+        out = tags.evaluate(conn, tenant_id=p.tenant_id, keys=body.keys if body else None)
+        p.audit_write(conn, "tags.evaluate", object_type="tag", keys=body.keys if body else None)
+        return {"tags": out}
 
 
 @router.get(
@@ -222,8 +246,10 @@ def evaluate_tags(engine: EngineDep, p: Writer, body: EvaluateIn | None = None) 
 def person_tags(person_id: str, engine: EngineDep, p: Reader) -> Any:
     with engine.connect() as conn:
         pid = visible_person_id(conn, p, person_id)
-        return {
+        out = {
             "person_id": pid,
             "tags": tags.tags_of(conn, tenant_id=p.tenant_id, person_id=pid),
             "history": tags.history_of(conn, tenant_id=p.tenant_id, person_id=pid),
         }
+    p.audit_read(engine, "person.tags.read", object_type="person", object_id=pid)
+    return out

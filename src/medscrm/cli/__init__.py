@@ -29,9 +29,12 @@ from medscrm.cli import (
     imports,
     journeys,
     outreach,
+    retention,
     scores,
     segments,
     serve,
+    sso,
+    tasks,
     webhooks,
 )
 from medscrm.cli._common import err, held_message
@@ -68,9 +71,12 @@ scores.register(app)  # scores, behaviour tags, micro-segments
 journeys.register(app)  # journeys, worker
 content.register(app)  # content library
 outreach.register(app)  # consents, do-not-contact, channels, sends, outreach-policy
+app.add_typer(tasks.app, name="tasks")  # reps' tasks from journeys: list, done
 app.add_typer(webhooks.app, name="webhooks")  # outbound event subscriptions
 app.add_typer(devtools.app, name="devtools")  # local provider stand-ins: inbox
 app.add_typer(dsr.app, name="dsr")  # data-subject requests (PIPL Arts. 44–47)
+app.add_typer(retention.app, name="retention")  # retention policies and runs
+app.add_typer(sso.app, name="sso")  # console single sign-on (OpenID Connect)
 
 
 def main() -> None:  # pragma: no cover

@@ -27,6 +27,7 @@ KINDS: dict[str, sa.Table] = {
     "webhook delivery": schema.webhook_deliveries,
     "import": schema.imports,
     "segment": schema.segments,
+    "task": schema.tasks,
 }
 
 #: candidates listed in an "ambiguous" error

@@ -288,7 +288,10 @@ def quarantine_replay(
             entry_ids=None if all_ else resolve_ids(conn, ws.tenant_id, "quarantine entry", entry_ids or []),
         ),
     )
-    console.print(f"replayed {len(res['replayed'])}; still failing {len(res['still_bad'])}")
+    line = f"replayed {len(res['replayed'])}; still failing {len(res['still_bad'])}"
+    if res.get("suppressed"):
+        line += f"; discarded {len(res['suppressed'])} of erased persons (data-subject erasure)"
+    console.print(line)
     for s in res["still_bad"][:20]:
         console.print(f"  {s['id']}: " + "; ".join(f"{i['field']}: {i['reason']}" for i in s["issues"]))
     raise typer.Exit(1 if res["still_bad"] else 0)

@@ -271,6 +271,74 @@ def register(app: typer.Typer) -> None:
         _print_stats(rows, f"journey {key} · 旅程统计")
         console.print("enrollments · 参与: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
 
+    @japp.command("results")
+    def results_cmd(
+        key: str,
+        event: Annotated[
+            str | None,
+            typer.Option(help="Conversion event (default: the journey's goal, else its own default)."),
+        ] = None,
+        prop: Annotated[str | None, typer.Option("--property", help="Event property to match.")] = None,
+        value: Annotated[str | None, typer.Option(help="The property's value.")] = None,
+        days: Annotated[int, typer.Option(min=1, max=365, help="Days after the split.")] = 14,
+        as_json: Annotated[bool, typer.Option("--json", help="The full result as JSON.")] = False,
+        tenant: TenantOpt = None,
+    ) -> None:
+        """A/B results of the journey's splits: per variant entered, sends, opens, clicks, conversions,
+        and the test against the first variant (z-test or Fisher's exact, 95 % CI of the difference)."""
+        from medscrm.journeys import results as jr
+
+        conv = jr.Conversion(mode="event", event=event, prop=prop, value=value, days=days) if event else None
+        res = _run(
+            tenant,
+            lambda c, ws: jr.split_results(c, tenant_id=ws.tenant_id, key=key, conversion=conv),
+            write=False,
+        )
+        if as_json:
+            print(json.dumps(res, ensure_ascii=False, default=str))
+            return
+        c = res["conversion"]
+        what = "the journey goal" if c["mode"] == "goal" else f"{c['event']} within {c['days']} days"
+        console.print(f"conversion · 转化: {escape(what)}", highlight=False)
+        if not res["splits"]:
+            console.print("this journey has no split step · 此旅程没有 A/B 分流")
+        for sp in res["splits"]:
+            t = Table(title=f"split {sp['step_id']} · A/B 分流", title_justify="left")
+            for h in (
+                "variant",
+                "entered",
+                "sends",
+                "blocked",
+                "opened",
+                "clicked",
+                "converted",
+                "rate",
+                "vs control",
+            ):
+                t.add_column(h)
+            for v in sp["variants"]:
+                cmp = v.get("vs_control")
+                if cmp is None:
+                    verdict = "control"
+                elif not cmp["enough"]:
+                    verdict = f"not enough data ({cmp['why']})"
+                else:
+                    lo, hi = cmp["ci"]
+                    verdict = (
+                        f"{cmp['diff'] * 100:+.1f} pp (95% CI {lo * 100:+.1f} to {hi * 100:+.1f}), "
+                        f"{cmp['test']} p={cmp['p_value']:.3g}"
+                    )
+                rate = "-" if v["rate"] is None else f"{v['rate'] * 100:.1f}%"
+                t.add_row(
+                    escape(v["label"]),
+                    *(str(v[k]) for k in ("entered", "sends", "blocked", "opened", "clicked", "converted")),
+                    rate,
+                    verdict,
+                )
+            console.print(t)
+            if sp["overall"]:
+                console.print(f"all variants: chi-square p={sp['overall']['p_value']:.3g}")
+
     @japp.command("enroll")
     def enroll(
         key: str,

@@ -87,6 +87,35 @@ login_throttle = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
 )
 
+#: Single sign-on (OpenID Connect) per tenant: the identity provider, the sealed client secret and
+#: how its groups map to roles (``accounts.sso``).
+sso_configs = sa.Table(
+    "sso_configs",
+    metadata,
+    _tenant(),
+    sa.Column("settings", JSON, nullable=False),  # issuer, client_id, scopes, groups claim, role map, ...
+    sa.Column("client_secret", sa.Text),  # Fernet-sealed JSON (accounts.secrets)
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("updated_by", sa.String(100), nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id"),
+)
+
+#: Which console user an identity provider's subject signs in as (issuer + ``sub`` never change;
+#: the username may).
+sso_identities = sa.Table(
+    "sso_identities",
+    metadata,
+    _tenant(),
+    sa.Column("issuer", sa.String(300), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("user_id", sa.String(40), nullable=False),
+    sa.Column("groups", JSON),  # the groups of the last sign-in (why the user has the role)
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("last_login_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "issuer", "subject"),
+)
+
 api_tokens = sa.Table(
     "api_tokens",
     metadata,
@@ -311,6 +340,7 @@ audit_log = sa.Table(
     sa.Column("object_type", sa.String(64)),
     sa.Column("object_id", sa.String(100)),
     sa.Column("detail", JSON),
+    sa.Column("purpose", sa.String(32)),  # why: medscrm.accounts.purposes (empty on rows before 0019)
 )
 
 # --- tags and segments -----------------------------------------------------------------------
@@ -844,4 +874,40 @@ person_restrictions = sa.Table(
     sa.Column("created_by", sa.String(100), nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.PrimaryKeyConstraint("tenant_id", "person_id", "kind"),
+)
+
+
+# --- retention (migration 0017) ---
+
+#: A tenant's retention policy per data category (``medscrm.privacy.retention``): how long rows are
+#: kept and what happens after (delete, or anonymise: the row stays for aggregates without personal
+#: fields). A category without a row follows the shipped default (privacy/data/retention.yaml).
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    _tenant(),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("keep_days", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # delete, anonymise
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("patterns", JSON),  # event-name globs (events, health)
+    sa.Column("updated_by", sa.String(100), nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.PrimaryKeyConstraint("tenant_id", "category"),
+)
+
+#: One retention run (or dry run): who, when, rows per category (deleted/anonymised, held, oldest/newest).
+retention_runs = sa.Table(
+    "retention_runs",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running, done, failed
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+    sa.Column("result", JSON),  # category -> {action, cutoff, rows, done, held, oldest, newest}
+    sa.Column("error", sa.Text),
+    sa.Index(None, "tenant_id", "started_at"),
 )

@@ -15,6 +15,7 @@ from medscrm.common import MedscrmError, NotFound, new_id, utcnow
 from medscrm.db.schema import imports, quarantine, source_records, sources
 from medscrm.ingest.importer import build_record
 from medscrm.ingest.mapping import Plan
+from medscrm.ingest.suppress import Suppressor, pairs_of_record, pairs_of_values
 
 
 def list_entries(
@@ -87,7 +88,9 @@ def fix(
         action="quarantine.fix",
         object_type="quarantine",
         object_id=entry_id,
-        detail={"changes": changes},
+        # the columns changed, not their values: the entry holds the values, and an audit row must not
+        # keep personal data beyond the entry's life (a later erasure or discard removes them there)
+        detail={"columns": sorted(changes)},
     )
     return base
 
@@ -122,7 +125,9 @@ def replay(
         missing = [i for i in entry_ids if i not in found]
         raise NotFound(f"not open or not found: {', '.join(missing)}")
     plans: dict[str, Plan] = {}
-    replayed, still_bad = [], []
+    replayed, still_bad, suppressed = [], [], []
+    # a fixed row may now carry an identifier of an erased person: it is discarded, not stored
+    sup = Suppressor(conn, tenant_id)
     for e in entries:
         shape = [i for i in e["issues"] or [] if i.get("code") in SHAPE_CODES]
         if shape and e["fixed_payload"] is None:
@@ -142,6 +147,20 @@ def replay(
             still_bad.append({"id": e["id"], "issues": built.issues})
             continue
         rec = built.record
+        if sup.check(pairs_of_record(rec, source_id=e["source_id"]) + pairs_of_values(values)):
+            conn.execute(
+                q.update()
+                .where(q.c.id == e["id"])
+                .values(
+                    status="discarded",
+                    resolved_at=utcnow(),
+                    resolved_by=actor,
+                    payload={},
+                    fixed_payload=None,
+                )
+            )
+            suppressed.append(e["id"])
+            continue
         dup = conn.execute(
             sa.select(source_records.c.id).where(
                 source_records.c.tenant_id == tenant_id,
@@ -172,9 +191,10 @@ def replay(
         actor=actor,
         action="quarantine.replay",
         object_type="quarantine",
-        detail={"replayed": len(replayed), "still_bad": len(still_bad)},
+        detail={"replayed": len(replayed), "still_bad": len(still_bad), "suppressed": len(suppressed)},
     )
-    return {"replayed": replayed, "still_bad": still_bad}
+    sup.record(conn)
+    return {"replayed": replayed, "still_bad": still_bad, "suppressed": suppressed}
 
 
 def discard(*, conn: sa.Connection, tenant_id: str, entry_id: str, reason: str, actor: str = "cli") -> None:

@@ -54,6 +54,7 @@ from medscrm.ingest.store import forget_identity_cache
 from medscrm.persons.restrictions import LEGAL_HOLD, RESTRICTED
 from medscrm.privacy.tables import PERSON_TABLES, Subject, jsonable
 from medscrm.schema.person import STANDARD_FIELDS, normalize_record
+from medscrm.webhooks import outbox
 
 #: how an identifier may be named (``auto`` tries them in a sensible order)
 KINDS: dict[str, str | None] = {
@@ -514,6 +515,19 @@ def erase(
         "data; re-imports and events carrying these identifiers are suppressed.",
     }
     digest = hashlib.sha256(canonical(cert)).hexdigest()
+    # downstream systems that received this person's data are told to erase it too (pseudonymous ids
+    # only: the identifiers themselves are gone)
+    outbox.publish(
+        conn,
+        tenant_id,
+        [
+            (
+                "person.erased",
+                {"person_ids": sub.person_ids, "request_id": req["id"], "certificate_sha256": digest},
+            )
+        ],
+        now,
+    )
     return _close_request(
         conn,
         req,
@@ -734,6 +748,12 @@ def _set_flag(
         conn.execute(sa.delete(r).where(where))
     if flag == RESTRICTED and on:  # out of every segment now (entered/exited history as usual)
         _leave_segments(conn, tenant_id, pid)
+    if flag == RESTRICTED and present != on:  # downstream systems stop (or resume) processing too
+        outbox.publish(
+            conn,
+            tenant_id,
+            [("person.restricted", {"person_id": pid, "restricted": on, "request_id": req["id"]})],
+        )
     return _close_request(conn, req, result={flag: on, "changed": present != on})
 
 

@@ -208,6 +208,8 @@ NO_PERSONAL_DATA: dict[str, str] = {
     "users": "console users: the company's staff, not data subjects of the CRM",
     "login_throttle": "hashed sign-in failure counters of staff",
     "api_tokens": "hashed API tokens of staff",
+    "sso_configs": "per-tenant single sign-on settings and the sealed client secret",
+    "sso_identities": "which identity-provider subject signs in as which staff user",
     "imports": "file-level import records (file name, counts); rows live in source_records",
     "tag_definitions": "what tags mean (definitions, rules)",
     "segments": "segment definitions and member counts (aggregates)",
@@ -221,6 +223,8 @@ NO_PERSONAL_DATA: dict[str, str] = {
     "webhook_subscriptions": "endpoints of the company's own systems",
     "dsr_requests": "the request log: a pseudonymous person id and keyed hashes only (accountability, Art. 54)",
     "dsr_tombstones": "keyed hashes (HMAC) of erased identifiers, kept so the person is not re-imported",
+    "retention_policies": "per-tenant retention settings per data category",
+    "retention_runs": "the log of retention runs: counts per category, who ran it",
 }
 
 

@@ -78,7 +78,7 @@ class PropFilter:
 @dataclass(frozen=True)
 class EventAgg(Node):
     event: str
-    agg: str  # count, sum, distinct, first, last
+    agg: str  # count, sum, avg, min, max, distinct, first, last
     property: str | None
     where: tuple[PropFilter, ...]
     cmp: Compare  # for first/last the value is a datetime (or a relative Ago)

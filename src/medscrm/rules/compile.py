@@ -29,7 +29,7 @@ from medscrm.db.schema import (
 )
 from medscrm.rules import ast
 from medscrm.rules.errors import InternalRuleError
-from medscrm.rules.validate import RuleContext, parse
+from medscrm.rules.validate import NUMERIC_AGGS, RuleContext, parse
 
 NUMBER_RE = r"^\s*[-+]?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
 
@@ -317,7 +317,7 @@ class _Compiler:
             if n.property:
                 v = json_text(e.c.properties, n.property)
                 # a sum reads a number: cast once here, not after carrying the text through the union
-                cols.append((to_number(v) if n.agg == "sum" else v).label(f"v{k}"))
+                cols.append((to_number(v) if n.agg in NUMERIC_AGGS else v).label(f"v{k}"))
         u = self.attributed(pre, tuple(cols))
         measures = []
         for k, n in enumerate(leaves):
@@ -326,8 +326,8 @@ class _Compiler:
                 m = sa.func.count().filter(flag)
             elif n.agg == "distinct":
                 m = sa.func.count(sa.distinct(u.c[f"v{k}"])).filter(flag)
-            elif n.agg == "sum":
-                m = sa.func.sum(u.c[f"v{k}"]).filter(flag)
+            elif n.agg in NUMERIC_AGGS:  # of the numeric values (text that is no number: NULL)
+                m = getattr(sa.func, n.agg)(u.c[f"v{k}"]).filter(flag)
             elif n.agg == "first":
                 m = sa.func.min(u.c.ts).filter(flag)
             elif n.agg == "last":
@@ -344,6 +344,8 @@ class _Compiler:
             col, agg = self.shared[node]
             if agg in ("first", "last"):
                 return self.compare(col, node.cmp, "time")
+            if agg in ("avg", "min", "max"):  # no such event (or no number): no value, never matches
+                return self.compare(col, node.cmp, "measure")
             zero = sa.literal(0.0 if agg == "sum" else 0)
             return self.compare(sa.func.coalesce(col, zero), node.cmp, "measure")
         pe = self.person_events(node.event, node.window, node.where, node.property)
@@ -353,13 +355,15 @@ class _Compiler:
             measure, typ = sa.func.count(sa.distinct(pe.c.val)), "measure"
         elif node.agg == "sum":
             measure, typ = sa.func.coalesce(sa.func.sum(to_number(pe.c.val)), 0.0), "measure"
+        elif node.agg in ("avg", "min", "max"):
+            measure, typ = getattr(sa.func, node.agg)(to_number(pe.c.val)), "value"
         elif node.agg == "first":
             measure, typ = sa.func.min(pe.c.ts), "time"
         elif node.agg == "last":
             measure, typ = sa.func.max(pe.c.ts), "time"
         else:
             raise InternalRuleError(f"unknown aggregate {node.agg!r}")
-        cmp = self.compare(measure, node.cmp, typ)
+        cmp = self.compare(measure, node.cmp, "measure" if typ == "value" else typ)
         grouped = sa.select(pe.c.pid).group_by(pe.c.pid)
         if typ == "measure" and _holds_for_zero(node.cmp):
             # persons without any such event (measure 0) match too
@@ -472,8 +476,11 @@ def compile_rule(
 
 def _needs_an_event(node: ast.Node) -> bool:
     """True when no person without any of the rule's aggregated events can match: the rule is a
-    count/sum/distinct leaf false at 0, or an AND with such a leaf among its children."""
+    count/sum/distinct leaf false at 0, an avg/min/max leaf (no event, no value), or an AND with such a
+    leaf among its children."""
     if isinstance(node, ast.EventAgg):
+        if node.agg in ("avg", "min", "max"):
+            return True
         return node.agg in ("count", "sum", "distinct") and not _holds_for_zero(node.cmp)
     if isinstance(node, ast.And):
         return any(_needs_an_event(c) for c in node.children)

@@ -26,7 +26,9 @@ MAX_WITHIN_DAYS = 3650
 FIELD_TYPES = ("string", "number", "bool", "date")
 TAG_TYPES = ("string", "number", "bool")
 PERSON_TYPES = ("hcp", "patient")
-AGGS = ("count", "sum", "distinct", "first", "last")
+AGGS = ("count", "sum", "avg", "min", "max", "distinct", "first", "last")
+#: aggregates of a property's numeric values (a person without such an event has none: NULL, never matches)
+NUMERIC_AGGS = ("sum", "avg", "min", "max")
 
 #: Attribute/tag/property keys: a letter (any script) or _, then word characters, - or space.
 KEY_RE = re.compile(r"^[^\W\d][\w\- ]{0,99}$")
@@ -506,7 +508,7 @@ class _Validator:
             self.add(_join(path, "agg"), f"must be one of {', '.join(AGGS)}")
             return None
         prop = None
-        if agg in ("sum", "distinct"):
+        if agg in (*NUMERIC_AGGS, "distinct"):
             prop = self.key(obj.get("property"), _join(path, "property"), f"property (needed by {agg})")
         elif "property" in obj:
             self.add(_join(path, "property"), f"{agg} takes no property")
@@ -526,7 +528,7 @@ class _Validator:
                     self.add(_join(path, "value"), f"a {agg} is compared with non-negative integers")
                     cmp = None
         ok, window = self.window(obj, path)
-        if None in (name, cmp, where) or not ok or (agg in ("sum", "distinct") and prop is None):
+        if None in (name, cmp, where) or not ok or (agg in (*NUMERIC_AGGS, "distinct") and prop is None):
             return None
         return ast.EventAgg(
             path=path, event=name, agg=agg, property=prop, where=where, cmp=cmp, window=window

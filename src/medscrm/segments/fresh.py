@@ -364,8 +364,13 @@ class Refresher:
         wake: Callable[[], int] | None = None,
         min_cycle: float = 0.2,
         scores_batch_at: dt.time | None = None,
+        daily_jobs: list[Callable[[], Any]] | None = None,
     ):
         self.engine = engine
+        #: further daily jobs of the layers above (e.g. the retention run), each called by the slow lane
+        #: as often as it looks for the scores batch; each decides itself whether anything is due
+        self.daily_jobs = list(daily_jobs or [])
+        self._jobs_checked = -1e9
         #: the scheduled scores batch (``medscrm.scores.schedule``), daily at this China time; None: off
         self.scores_batch_at = scores_batch_at
         self._scores_checked = -1e9  # monotonic time of the last look for due tenants
@@ -551,6 +556,7 @@ class Refresher:
                 self.stats["c1_s"] += time.perf_counter() - t0
         self.run_schedule()
         self.run_scores_batch()
+        self.run_daily_jobs()
         return bool(queued)
 
     #: how often the slow lane looks for tenants due for the scheduled scores batch (seconds)
@@ -575,6 +581,22 @@ class Refresher:
             self.stats["scores_batches"] += sum(1 for r in res if "error" not in r)
             self.stats["last_scores_batch"] = res[-1]
         return res
+
+    def run_daily_jobs(self, force_check: bool = False) -> list[Any]:
+        """Call the daily jobs, at most every :data:`SCORES_CHECK_EVERY` seconds; a failing job is
+        logged and called again at the next look."""
+        if not self.daily_jobs:
+            return []
+        if not force_check and time.monotonic() - self._jobs_checked < self.SCORES_CHECK_EVERY:
+            return []
+        self._jobs_checked = time.monotonic()
+        out = []
+        for job in self.daily_jobs:
+            try:
+                out.append(job())
+            except Exception as exc:  # the slow lane goes on; the job is retried at the next look
+                log.warning("daily job %s failed: %s", getattr(job, "__name__", job), exc)
+        return out
 
     def _schedule_due(self) -> bool:
         return self._last_schedule < 0 or time.monotonic() - self._last_schedule >= self.schedule_every

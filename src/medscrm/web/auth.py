@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from fastapi import Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from medscrm.accounts.audit_writer import audit_committed
 from medscrm.accounts.roles import can
 from medscrm.config import get_settings
 from medscrm.db.schema import tenants, users
@@ -66,6 +67,10 @@ def new_csrf() -> str:
     return secrets.token_urlsafe(24)
 
 
+#: a page's audit row names at most this many of the persons it showed (and how many there were)
+AUDITED_IDS = 200
+
+
 @dataclass
 class Ctx:
     """What every console page knows about the request."""
@@ -104,6 +109,30 @@ class Ctx:
     def require(self, permission: str) -> None:
         if not self.can(permission):
             raise Forbidden(permission)
+
+    def audit_read(
+        self,
+        action: str,
+        *,
+        object_type: str,
+        object_id: str | None = None,
+        persons: list[str] | None = None,
+        **detail: Any,
+    ) -> None:
+        """Record that this page shows personal data, before it is answered (group commit, as the
+        API's reads: :mod:`medscrm.accounts.audit_writer`). ``persons``: the ids of the persons shown
+        (the first :data:`AUDITED_IDS`, and their count)."""
+        if persons is not None:
+            detail = {**detail, "count": len(persons), "person_ids": persons[:AUDITED_IDS]}
+        audit_committed(
+            self.request.app.state.engine,
+            tenant_id=self.tenant_id,
+            actor=self.actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            detail={"role": self.role, "via": "console", **detail},
+        )
 
     @property
     def is_rep(self) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 _TYPES = {"string": "text"}  # the validator's type names → ``vtype.*``
+_CONSENT_PARTS = {"channel": "consent"}  # what a consent problem names → ``rpath.*``
 
 #: (pattern, key): the pattern's groups are handed to the catalogue text as {0}, {1} …
 PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -44,6 +45,21 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"the rule has more than (\d+) conditions", "rp.nodes"),
         (r"until must be after since", "rp.until"),
         (r"not valid JSON: .*", "rp.json"),
+        # structure, consents, event aggregates and windows
+        (r"unknown field '(.+?)' \(allowed: (.+)\)", "rp.bad_field"),
+        (r"expected one of: (.+) \(got (.+)\)", "rp.expected"),
+        (r"expected an object with one of: (.+)", "rp.object"),
+        (r"ambiguous condition: has both '(.+)' and '(.+)'", "rp.ambiguous"),
+        (r"consent (\w+) missing \(use one of: (.+)\)", "rp.consent_missing"),
+        (r"consent (\w+) (.+) is not valid \(use one of: (.+)\)", "rp.consent"),
+        (r"property \(needed by (\w+)\) must be a name of .* \(at most (\d+) characters\)", "rp.prop_needed"),
+        (r"(\w+) takes no property", "rp.no_property"),
+        (r"a (\w+) is compared with non-negative integers", "rp.count_int"),
+        (r'must be \{"days": N\} or \{"hours": N\}', "rp.within"),
+        (r'must be \{"last": N, .*|must have "last" .*', "rp.window"),
+        (r"must be a property filter or a list of 1 to 20 of them", "rp.where"),
+        (r'must be \{"property": .*', "rp.where_item"),
+        (r"must be an integer between 0 and (\d+)", "rp.ago"),
     )
 )
 _PATH_PART = re.compile(r"([A-Za-z_]+)(?:\[(\d+)\])?")
@@ -62,6 +78,10 @@ def problem(reason: str, t) -> str:
             args[2] = "、".join(t.label("op", o) for o in args[2].split(", ")) if t.lang == "zh" else args[2]
         elif key in ("rp.no_value", "rp.needs_value", "rp.needs_list", "rp.needs_text"):
             args[0] = t.label("op", args[0])
+        elif key in ("rp.consent", "rp.consent_missing"):
+            args[0] = t.label("rpath", _CONSENT_PARTS.get(args[0], args[0]))
+        elif key in ("rp.prop_needed", "rp.no_property", "rp.count_int"):
+            args[0] = t.label("sagg", args[0])
         text = t(key).format(*args)
         if key.startswith("rp.unknown_") and len(args) > 1 and args[1]:
             text += t("rp.did_you_mean").format(args[1])

@@ -29,6 +29,8 @@ from medscrm.db.schema import segments, webhook_deliveries, webhook_subscription
 EVENT_TYPES = (
     "person.merged",
     "person.split",
+    "person.erased",
+    "person.restricted",
     "segment.entered",
     "segment.exited",
     "consent.changed",

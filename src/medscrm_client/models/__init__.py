@@ -10,6 +10,9 @@ from .channel_in import ChannelIn
 from .channel_in_provider import ChannelInProvider
 from .channel_in_settings import ChannelInSettings
 from .collect_answer import CollectAnswer
+from .complete_in import CompleteIn
+from .complete_in_action import CompleteInAction
+from .complete_task_response_complete_task import CompleteTaskResponseCompleteTask
 from .consent_in import ConsentIn
 from .consent_in_channel import ConsentInChannel
 from .consent_in_evidence_type_0 import ConsentInEvidenceType0
@@ -66,6 +69,7 @@ from .list_quarantine_status import ListQuarantineStatus
 from .list_segments_response_list_segments import ListSegmentsResponseListSegments
 from .list_sources_response_200_item import ListSourcesResponse200Item
 from .list_tags_response_list_tags import ListTagsResponseListTags
+from .list_tasks_response_list_tasks import ListTasksResponseListTasks
 from .lookup_person_response_lookup_person import LookupPersonResponseLookupPerson
 from .lookup_person_type import LookupPersonType
 from .me_response_me import MeResponseMe
@@ -75,6 +79,10 @@ from .person_scores_response_person_scores import PersonScoresResponsePersonScor
 from .person_timeline_response_person_timeline import (
     PersonTimelineResponsePersonTimeline,
 )
+from .policy import Policy
+from .policy_in import PolicyIn
+from .policy_in_action_type_0 import PolicyInActionType0
+from .policy_list import PolicyList
 from .preview_in import PreviewIn
 from .preview_in_fields_type_0 import PreviewInFieldsType0
 from .preview_in_fields_type_0_additional_property import (
@@ -101,6 +109,10 @@ from .restrict_in_kind import RestrictInKind
 from .revoke_review_rejection_response_revoke_review_rejection import (
     RevokeReviewRejectionResponseRevokeReviewRejection,
 )
+from .run import Run
+from .run_in import RunIn
+from .run_list import RunList
+from .run_result_type_0 import RunResultType0
 from .score_distributions_response_score_distributions import (
     ScoreDistributionsResponseScoreDistributions,
 )
@@ -124,6 +136,11 @@ from .send_in_purpose import SendInPurpose
 from .send_in_variables import SendInVariables
 from .send_proof import SendProof
 from .send_proofs import SendProofs
+from .set_retention_policy_category import SetRetentionPolicyCategory
+from .sso_in import SsoIn
+from .sso_in_role_map_type_0 import SsoInRoleMapType0
+from .sso_out import SsoOut
+from .sso_out_role_map import SsoOutRoleMap
 from .subject import Subject
 from .subject_kind import SubjectKind
 from .subscription import Subscription
@@ -154,6 +171,9 @@ __all__ = (
     "ChannelInProvider",
     "ChannelInSettings",
     "CollectAnswer",
+    "CompleteIn",
+    "CompleteInAction",
+    "CompleteTaskResponseCompleteTask",
     "ConsentIn",
     "ConsentInChannel",
     "ConsentInEvidenceType0",
@@ -208,6 +228,7 @@ __all__ = (
     "ListSegmentsResponseListSegments",
     "ListSourcesResponse200Item",
     "ListTagsResponseListTags",
+    "ListTasksResponseListTasks",
     "LookupPersonResponseLookupPerson",
     "LookupPersonType",
     "MeResponseMe",
@@ -215,6 +236,10 @@ __all__ = (
     "PersonRecordsResponsePersonRecords",
     "PersonScoresResponsePersonScores",
     "PersonTimelineResponsePersonTimeline",
+    "Policy",
+    "PolicyIn",
+    "PolicyInActionType0",
+    "PolicyList",
     "PreviewIn",
     "PreviewInFieldsType0",
     "PreviewInFieldsType0AdditionalProperty",
@@ -231,6 +256,10 @@ __all__ = (
     "RestrictIn",
     "RestrictInKind",
     "RevokeReviewRejectionResponseRevokeReviewRejection",
+    "Run",
+    "RunIn",
+    "RunList",
+    "RunResultType0",
     "ScoreDistributionsResponseScoreDistributions",
     "SearchPersonsResponseSearchPersons",
     "SegmentIn",
@@ -248,6 +277,11 @@ __all__ = (
     "SendInVariables",
     "SendProof",
     "SendProofs",
+    "SetRetentionPolicyCategory",
+    "SsoIn",
+    "SsoInRoleMapType0",
+    "SsoOut",
+    "SsoOutRoleMap",
     "Subject",
     "SubjectKind",
     "Subscription",

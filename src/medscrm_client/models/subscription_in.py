@@ -19,8 +19,8 @@ class SubscriptionIn:
         active (bool | Unset):  Default: True.
         description (None | str | Unset):
         events (list[str] | Unset): Event types to receive: `*` (all), a type, or a group such as `segment.*`. Types:
-            `person.merged`, `person.split`, `segment.entered`, `segment.exited`, `consent.changed`, `send.blocked`,
-            `send.sent`, `send.delivered`, `send.failed`
+            `person.merged`, `person.split`, `person.erased`, `person.restricted`, `segment.entered`, `segment.exited`,
+            `consent.changed`, `send.blocked`, `send.sent`, `send.delivered`, `send.failed`
     """
 
     url: str

@@ -18,8 +18,8 @@ class SubscriptionPatch:
         active (bool | None | Unset):
         description (None | str | Unset):
         events (list[str] | None | Unset): Event types to receive: `*` (all), a type, or a group such as `segment.*`.
-            Types: `person.merged`, `person.split`, `segment.entered`, `segment.exited`, `consent.changed`, `send.blocked`,
-            `send.sent`, `send.delivered`, `send.failed`
+            Types: `person.merged`, `person.split`, `person.erased`, `person.restricted`, `segment.entered`,
+            `segment.exited`, `consent.changed`, `send.blocked`, `send.sent`, `send.delivered`, `send.failed`
         rotate_secret (bool | Unset): Replace the signing secret; the answer shows the new one once Default: False.
         url (None | str | Unset):
     """

@@ -18,12 +18,16 @@ from medscrm.web.routes import (
     content,
     identity,
     imports,
+    journey_results,
     journeys,
     outbox,
     persons,
     privacy,
+    retention,
     segments,
+    sso,
     static,
+    tasks,
     webhooks,
 )
 from medscrm.web.routes.base import ConsoleRoute
@@ -38,10 +42,14 @@ for _pages in (
     imports,
     audit,
     compliance,
+    journey_results,
     journeys,
     content,
+    tasks,
     webhooks,
     outbox,
     privacy,
+    retention,
+    sso,
 ):
     router.include_router(_pages.router)

@@ -33,6 +33,7 @@ def audit_page(
                 stmt.order_by(a.c.occurred_at.desc(), a.c.id).limit(51).offset((page - 1) * 50)
             ).mappings()
         ]
+    ctx.audit_read("audit.read", object_type="audit_log", count=len(rows[:50]))
     return render(
         ctx,
         "audit.html",

@@ -8,19 +8,30 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from medscrm.accounts import service as accounts
+from medscrm.accounts import sso
 from medscrm.accounts.throttle import LoginThrottle, ip_key, user_key
 from medscrm.config import get_settings
 from medscrm.web import auth
 from medscrm.web.auth import SESSION_COOKIE
-from medscrm.web.routes.base import ConsoleRoute, Csrf, _ctx_anon, _engine, _finish, _safe_next, render
+from medscrm.web.routes.base import ConsoleRoute, Csrf, _ctx_anon, _engine, _finish, _safe_next
+from medscrm.web.routes.base import render as _render
+from medscrm.web.routes.sso import login_options
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
 
+def render(ctx: auth.Ctx, name: str, status: int = 200, **kw: Any) -> Response:
+    """The login page, with the "Sign in with <provider>" button of the tenant it names."""
+    return _render(
+        ctx, name, status, sso_options=login_options(ctx.request, kw.get("tenant", "").strip()), **kw
+    )
+
+
 @router.get("/login")
-def login_page(request: Request, next: str = "/") -> Response:
+def login_page(request: Request, next: str = "/", tenant: str = "") -> Response:
     ctx = _ctx_anon(request)
-    return render(ctx, "login.html", next=next, tenant=_default_tenant(request), username="", error=None)
+    slug = tenant.strip() or _default_tenant(request)
+    return render(ctx, "login.html", next=next, tenant=slug, username="", error=None)
 
 
 def _default_tenant(request: Request) -> str:
@@ -70,6 +81,7 @@ def login(
     throttle = _login_throttle(request)
     slug, name = tenant.strip(), username.strip()
     keys = [user_key(slug, name), ip_key(_client_address(request))]
+    local_off = False
     with engine.begin() as conn:
         ten = accounts.get_tenant(conn=conn, slug=slug)
         user = accounts.get_user(conn=conn, tenant_id=ten["id"], username=name) if ten else None
@@ -97,7 +109,12 @@ def login(
                 else:
                     accounts.burn_password_check(password)
                     ok = False
-                if ok:
+                if ok and not sso.local_login_allowed(conn, ten["id"], user):  # type: ignore[index,arg-type]
+                    # SSO is on with local passwords off: only admins (break-glass) use a password
+                    attempt.succeeded()  # the password was right: no lockout for it
+                    note("console.login_refused", reason="local_passwords_off")
+                    ok, local_off = False, True
+                elif ok:
                     attempt.succeeded()
                     if accounts.password_needs_rehash(user["password_hash"]):  # type: ignore[index]
                         accounts.set_password_hash(
@@ -125,6 +142,10 @@ def login(
         )
         resp.headers["Retry-After"] = str(refused.retry_after)
         return resp
+    if local_off:
+        return render(
+            ctx, "login.html", 403, next=next, tenant=tenant, username=username, error=t("sso.local_off")
+        )
     if not ok and ten is None and not refused.retry_after:
         # an unknown tenant is named (a typo is told apart from a wrong password); outside production
         # the known tenants are listed too, to help a newcomer to the demo's

@@ -154,12 +154,15 @@ NAV = (
     ("identity", "/identity", "identity.manage"),
     ("segments", "/segments", "segments.view"),
     ("journeys", "/journeys", "journeys.view"),
+    ("tasks", "/tasks", "data.read"),
     ("content", "/content", "content.view"),
     ("imports", "/imports", "quarantine.manage"),
     ("audit", "/audit", "audit.read"),
     ("compliance", "/compliance", "audit.read"),
     ("privacy", "/privacy", "privacy.manage"),
+    ("retention", "/retention", "privacy.manage"),
     ("webhooks", "/webhooks", "webhooks.manage"),
+    ("sso", "/sso", "accounts.manage"),
     ("outbox", "/outbox", "outbox.demo"),
 )
 

@@ -43,6 +43,8 @@ def compliance_page(ctx: Page, journey: str = "", person: str = "") -> Response:
             if journey or person
             else []
         )
+    if not (journey or person):  # nothing chosen (no journey yet): the view is still on record
+        ctx.audit_read("compliance.sends.read", object_type="send", count=0)
     return render(
         ctx,
         "compliance.html",

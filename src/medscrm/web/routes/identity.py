@@ -100,6 +100,8 @@ def identity(ctx: Page, page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Res
                     person_records.c.source_record_id == x["record_a"],
                 )
             ).scalar()
+    # the review queue shows both records of each pair: names, contacts, hospitals
+    ctx.audit_read("identity.review.read", object_type="identity_review", pairs=[p["id"] for p in pairs])
     return render(
         ctx,
         "identity.html",

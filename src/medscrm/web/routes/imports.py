@@ -60,6 +60,8 @@ def _imports_page(ctx: Ctx, status: int = 200, **kw: Any) -> Response:
         if not ctx.can("pii.read"):
             e["payload"] = access.visible_attributes(e["payload"] or {}, ctx.role)
         e["current"] = e.get("fixed_payload") or e["payload"]
+    # quarantined rows are raw input (names, phones, e-mails as the source sent them)
+    ctx.audit_read("quarantine.read", object_type="quarantine", count=len(entries))
     kw.setdefault("report", None)
     kw.setdefault("upload_error", None)
     kw.setdefault("replay", None)
@@ -212,7 +214,7 @@ def _replay(ctx: Ctx, ids: list[str]) -> Response:
     ctx.require("quarantine.manage")
 
     if not ids:
-        return _imports_page(ctx, replay={"replayed": 0, "still_rejected": 0})
+        return _imports_page(ctx, replay={"replayed": [], "still_bad": []})
     with _engine(ctx.request).begin() as conn:
         result = qs.replay(conn=conn, tenant_id=ctx.tenant_id, entry_ids=ids, actor=ctx.actor)
     return _imports_page(ctx, replay=result)

@@ -17,6 +17,7 @@ from medscrm.journeys.model import validate_definition
 from medscrm.web import data
 from medscrm.web.auth import Ctx, Forbidden
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, render
+from medscrm.web.routes.journey_results import results_view
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -162,6 +163,7 @@ def _journey_page(ctx: Ctx, key: str, status: int = 200, error: str | None = Non
         j = svc.get_journey(conn, tenant_id=ctx.tenant_id, key=key)
         stats = svc.step_stats(conn, tenant_id=ctx.tenant_id, key=key)
         info = _start_info(svc, conn, ctx, [j])
+        ab = results_view(ctx, conn, key)  # the A/B results section (journey_results.html)
     return render(
         ctx,
         "journey.html",
@@ -172,6 +174,7 @@ def _journey_page(ctx: Ctx, key: str, status: int = 200, error: str | None = Non
         can_run=ctx.can("data.import"),
         start_info=info,
         error=error,
+        **ab,
     )
 
 

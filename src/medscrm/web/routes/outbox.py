@@ -26,4 +26,6 @@ def outbox_page(ctx: Page) -> Response:
         raise NotFound("outbox: this workspace has no demo providers (run `medscrm demo`)")
     rows = inbox(Path(cfg["outbox"]), limit=200)
     rows.reverse()  # newest first
+    # the messages as delivered: addresses and bodies
+    ctx.audit_read("outreach.outbox.read", object_type="message", count=len(rows))
     return render(ctx, "outbox.html", rows=rows, outbox=cfg["outbox"])

@@ -52,6 +52,11 @@ def hcps(
             offset=(page - 1) * limit,
         )
     more = len(rows) > limit
+    ctx.audit_read(
+        "persons.search",
+        object_type="person",
+        persons=[r.get("person_id") or r.get("id") for r in rows[:limit]],
+    )
     params = {"q": q, "hospital": hospital, "department": department, "person_type": person_type}
     name = "hcps_results.html" if _is_htmx(ctx.request) else "hcps.html"
     return render(ctx, name, rows=rows[:limit], more=more, page=page, params=params)

@@ -224,6 +224,7 @@ def privacy_certificate(ctx: Page, request_id: str) -> Response:
     ctx.require("privacy.manage")
     with _engine(ctx.request).connect() as conn:
         cert = service.certificate(conn, tenant_id=ctx.tenant_id, request_id=request_id)
+    ctx.audit_read("dsr.certificate.read", object_type="dsr_request", object_id=request_id)
     return Response(
         json.dumps(cert, ensure_ascii=False, indent=2).encode("utf-8"),
         media_type="application/json",

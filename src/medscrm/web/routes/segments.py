@@ -13,12 +13,19 @@ from fastapi.responses import JSONResponse, Response
 from medscrm import access
 from medscrm.accounts import service as accounts
 from medscrm.common import InvalidInput
-from medscrm.db.schema import events, persons, segments, tag_definitions
-from medscrm.rules import RuleError, normalisations
-from medscrm.rules.validate import KEY_RE
+from medscrm.db.schema import events, person_tags, persons, segments, tag_definitions
+from medscrm.rules import RuleError, normalisations, parse
+from medscrm.rules.compile import json_text
+from medscrm.rules.validate import (
+    AGGS,
+    CONSENT_CHANNELS,
+    CONSENT_PURPOSES,
+    CONSENT_STATUSES,
+    KEY_RE,
+    SCORE_OPS,
+)
 from medscrm.schema.person import IDENTIFYING_FIELDS
 from medscrm.segments import service as segs
-from medscrm.tags.service import rule_context
 from medscrm.web import data, rule_text
 from medscrm.web.auth import Ctx, Forbidden
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _redirect, render
@@ -73,7 +80,7 @@ def _builder_meta(conn: sa.Connection, tenant_id: str, t) -> dict[str, Any]:
     """What the builder offers (fields with their types, tags, segments, events) and how each is
     named in the reader's language (codes stay the values; labels are what the reader sees)."""
 
-    rc = rule_context(conn, tenant_id=tenant_id)
+    rc = segs.context(conn, tenant_id=tenant_id)
     ev_names = list(
         conn.execute(
             sa.select(events.c.event)
@@ -100,9 +107,35 @@ def _builder_meta(conn: sa.Connection, tenant_id: str, t) -> dict[str, Any]:
     return {
         "fields": rc.fields,
         "tags": rc.tags,
+        "scores": sorted(rc.scores),
+        "score_ops": list(SCORE_OPS),
+        "aggs": list(AGGS),
+        "consent": {"channels": CONSENT_CHANNELS, "purposes": CONSENT_PURPOSES, "statuses": CONSENT_STATUSES},
         "segments": sorted(rc.segments),
         "events": ev_names,
         "labels": {
+            "scores": {k: t.label("score", k) if t.has(f"score.{k}") else k for k in rc.scores},
+            "aggs": {a: t.label("sagg", a) for a in AGGS},
+            "channels": {c: t.label("channel", c) for c in CONSENT_CHANNELS},
+            "purposes": {p: t.label("purpose", p) for p in CONSENT_PURPOSES},
+            "statuses": {s: t.label("cstatus", s) for s in CONSENT_STATUSES},
+            "units": t.labels("sunit"),
+            "ui": {
+                **{
+                    k: t(f"seg.{k}")
+                    for k in (
+                        "all_of",
+                        "any_of",
+                        "negate",
+                        "add_condition",
+                        "add_group",
+                        "remove",
+                        "value_placeholder",
+                        "event_placeholder",
+                    )
+                },
+                **t.labels("sb"),
+            },
             "fields": {f: data.field_label(t, f) for f in rc.fields},
             "ops": t.labels("op"),
             "tags": {k: tag_names.get(k, k) for k in rc.tags},
@@ -180,6 +213,108 @@ def segment_values(
     )
 
 
+def _suggestions(stmt: sa.Select, col: sa.ColumnElement, q: str, ctx: Ctx) -> list[dict[str, Any]]:
+    """``(value, count)`` rows of ``stmt`` grouped by ``col``, most frequent first (20), optionally
+    containing ``q``."""
+    stmt = stmt.where(col.is_not(None)).group_by(col).order_by(sa.func.count().desc(), col).limit(20)
+    if q.strip():
+        stmt = stmt.where(col.icontains(q.strip(), autoescape=True))
+    with _engine(ctx.request).connect() as conn:
+        return [{"value": v, "count": int(n)} for v, n in conn.execute(stmt) if v != ""]
+
+
+def _name(value: str, what: str) -> str:
+    if not KEY_RE.match(value):
+        raise InvalidInput(what, f"{value[:40]!r} is not a {what} name")
+    return value
+
+
+@router.get("/segments/tag-values")
+def segment_tag_values(
+    ctx: Page,
+    tag: Annotated[str, Query(min_length=1, max_length=100)],
+    q: Annotated[str, Query(max_length=100)] = "",
+) -> Response:
+    """The most frequent values of a tag among the tenant's persons (potential_tier → A, B, C …)."""
+    _seg_ctx(ctx)
+    _name(tag, "tag")
+    col = person_tags.c.value
+    stmt = sa.select(col, sa.func.count()).where(
+        person_tags.c.tenant_id == ctx.tenant_id, person_tags.c.tag_key == tag
+    )
+    values = _suggestions(stmt, col, q, ctx)
+    return JSONResponse({"tag": tag, "values": values}, headers={"Cache-Control": "private, max-age=30"})
+
+
+#: How many of an event's latest occurrences are read for its property names.
+_PROPERTY_SAMPLE = 2000
+
+
+@router.get("/segments/event-properties")
+def segment_event_properties(
+    ctx: Page, event: Annotated[str, Query(min_length=1, max_length=200)]
+) -> Response:
+    """The property names of an event (read from its latest occurrences), most frequent first, with a
+    label where the console names them. Properties that identify a person are never offered."""
+    _seg_ctx(ctx)
+    with _engine(ctx.request).connect() as conn:
+        rows = conn.execute(
+            sa.select(events.c.properties)
+            .where(events.c.tenant_id == ctx.tenant_id, events.c.event == event)
+            .order_by(events.c.timestamp.desc())
+            .limit(_PROPERTY_SAMPLE)
+        ).scalars()
+        seen: dict[str, int] = {}
+        kinds: dict[str, str] = {}
+        for props in rows:
+            for k, v in (props or {}).items():
+                if not isinstance(k, str) or not KEY_RE.match(k) or k in _NO_SUGGESTIONS or v is None:
+                    continue
+                seen[k] = seen.get(k, 0) + 1
+                number = isinstance(v, int | float) and not isinstance(v, bool)
+                kinds[k] = "number" if number and kinds.get(k, "number") == "number" else "string"
+    props = sorted(seen, key=lambda k: (-seen[k], k))
+    return JSONResponse(
+        {
+            "event": event,
+            "properties": [
+                {
+                    "name": k,
+                    "type": kinds[k],
+                    "count": seen[k],
+                    "label": ctx.t.label("eprop", k) if ctx.t.has(f"eprop.{k}") else k,
+                }
+                for k in props
+            ],
+        },
+        headers={"Cache-Control": "private, max-age=30"},
+    )
+
+
+@router.get("/segments/event-values")
+def segment_event_values(
+    ctx: Page,
+    event: Annotated[str, Query(min_length=1, max_length=200)],
+    property: Annotated[str, Query(min_length=1, max_length=100)],
+    q: Annotated[str, Query(max_length=100)] = "",
+) -> Response:
+    """The most frequent values of an event's property (therapy_area → 心衰, 肿瘤 …) with how many
+    events hold each; identifying properties suggest nothing."""
+    _seg_ctx(ctx)
+    _name(property, "property")
+    values: list[dict[str, Any]] = []
+    if property not in _NO_SUGGESTIONS:
+        col = sa.cast(json_text(events.c.properties, property), sa.String)
+        stmt = sa.select(col, sa.func.count()).where(
+            events.c.tenant_id == ctx.tenant_id, events.c.event == event
+        )
+        values = _suggestions(stmt, col, q, ctx)
+    return JSONResponse(
+        {"event": event, "property": property, "values": values},
+        headers={"Cache-Control": "private, max-age=30"},
+    )
+
+
 @router.get("/segments/{key}")
 def segment_edit(ctx: Page, key: str) -> Response:
     _seg_ctx(ctx)
@@ -187,6 +322,12 @@ def segment_edit(ctx: Page, key: str) -> Response:
     with _engine(ctx.request).connect() as conn:
         seg = segs.get(conn, tenant_id=ctx.tenant_id, key=key)
         members = segs.members(conn, tenant_id=ctx.tenant_id, key=key, role=ctx.role, limit=20)
+    ctx.audit_read(
+        "segment.members.read",
+        object_type="segment",
+        object_id=key,
+        persons=[m["person_id"] for m in members],
+    )
     return _builder(
         ctx,
         seg=seg,
@@ -213,6 +354,7 @@ def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Re
     parsed, problems = _parse_rule(rule)
     result, sample, normalised = None, [], []
     if parsed in ({"and": []}, {"or": []}):  # a new rule without conditions yet: a hint, not an error
+        ctx.audit_read("segment.preview", object_type="segment", persons=[])
         return render(ctx, "segment_preview.html", result=None, sample=[], problems={}, empty=True)
     if not problems:
         with _engine(ctx.request).connect() as conn:
@@ -230,6 +372,7 @@ def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Re
                 sample = [
                     {"person_id": pid, **access.visible_attributes(a or {}, ctx.role)} for pid, a in rows
                 ]
+    ctx.audit_read("segment.preview", object_type="segment", persons=[s["person_id"] for s in sample])
     return render(
         ctx,
         "segment_preview.html",
@@ -238,6 +381,30 @@ def segment_preview(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Re
         normalised=normalised,
         problems=problems_by_node(parsed, problems, ctx.t) if problems else {},
     )
+
+
+@router.post("/segments/check")
+def segment_check(ctx: Page, _: Csrf, rule: Annotated[str, Form()] = "") -> Response:
+    """The rule JSON typed next to the builder, checked by the DSL itself: ``{"ok": true, "rule": …}``
+    or every problem with its path, both named in the reader's language (the builder only takes a
+    rule that passed)."""
+    _seg_ctx(ctx)
+    parsed, problems = _parse_rule(rule)
+    if not problems and parsed not in ({"and": []}, {"or": []}):
+        with _engine(ctx.request).connect() as conn:
+            try:
+                parse(parsed, segs.context(conn, tenant_id=ctx.tenant_id))
+            except RuleError as exc:
+                problems = exc.as_list()
+    shown = [
+        {
+            "path": p["path"],
+            "where": rule_text.path(p["path"], ctx.t) if p["path"] else "",
+            "reason": rule_text.problem(p["reason"], ctx.t),
+        }
+        for p in problems
+    ]
+    return JSONResponse({"ok": not problems, "rule": parsed if not problems else None, "problems": shown})
 
 
 @router.post("/segments/save")

@@ -4,7 +4,7 @@
 may not approve it (four-eyes), as its author may not.
 
 Revision ID: 0013
-Revises: 0012
+Revises: 0019
 Create Date: 2026-12-07 14:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0012"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

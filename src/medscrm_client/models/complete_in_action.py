@@ -1,0 +1,9 @@
+from enum import StrEnum
+
+
+class CompleteInAction(StrEnum):
+    DISMISS = "dismiss"
+    DONE = "done"
+
+    def __str__(self) -> str:
+        return str(self.value)
