@@ -378,7 +378,15 @@ def test_content_cli_runs_the_review_as_users_do(tmp_path):
         "content", "approve", cid, "--as", "liu", "--code", "MLR-9", "--expires", "2030-01-01", ok=False
     )
     assert bad.returncode == 2 and "cannot approve" in bad.stderr and "draft" in bad.stderr
+    # a draft is edited: only the options given change, with the create checks
+    refused = cli("content", "edit", cid, "--as", "wang", "--audience", "patient", ok=False)
+    assert refused.returncode == 2 and "audience" in refused.stderr
+    edited = cli("content", "edit", cid, "--as", "wang", "--title", "DrugX 处方信息（2026）").stdout
+    assert "edited: title" in edited
+    assert "title: DrugX 处方信息（2026）" in cli("content", "show", "onc-rx-1").stdout
     cli("content", "submit", cid, "--as", "wang")
+    frozen = cli("content", "edit", cid, "--as", "wang", "--title", "x", ok=False)
+    assert frozen.returncode == 2 and "only a draft is edited" in frozen.stderr
     mine = cli(
         "content", "approve", cid, "--as", "wang", "--code", "MLR-9", "--expires", "2030-01-01", ok=False
     )
@@ -389,3 +397,96 @@ def test_content_cli_runs_the_review_as_users_do(tmp_path):
     assert "approved_by: liu" in shown and "prescription: True" in shown
     assert "withdrawn" in cli("content", "withdraw", cid, "--as", "liu", "--reason", "label").stdout
     assert "withdrawn" in cli("content", "list").stdout
+
+
+def test_the_submitter_may_not_approve_either_and_errors_carry_codes(tenant):
+    with tenant.engine.begin() as conn:
+        item = _draft(conn, tenant.id, key="sub-4eyes")
+        content.submit_for_review(conn, tenant_id=tenant.id, item_id=item["id"], actor="user:rev2")
+        assert content.get_item(conn, tenant_id=tenant.id, item_id=item["id"])["submitted_by"] == "user:rev2"
+        # the console's "user:rev2" and the API's "rev2" are one person
+        with pytest.raises(MedscrmError, match="submitted this item and cannot approve it") as exc:
+            content.approve(
+                conn,
+                tenant_id=tenant.id,
+                item_id=item["id"],
+                approval_code="MLR-9",
+                actor="rev2",
+                actor_role="compliance",
+                expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
+            )
+        assert exc.value.code == "four_eyes"
+        with pytest.raises(MedscrmError) as exc:
+            content.approve(
+                conn,
+                tenant_id=tenant.id,
+                item_id=item["id"],
+                approval_code="MLR-9",
+                actor="user:author1",
+                actor_role="compliance",
+                expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
+            )
+        assert exc.value.code == "four_eyes" and "wrote this item" in str(exc.value)
+        # an approval that would already have expired is refused, naming the field
+        with pytest.raises(InvalidInput) as bad:
+            content.approve(
+                conn,
+                tenant_id=tenant.id,
+                item_id=item["id"],
+                approval_code="MLR-9",
+                actor="rev3",
+                actor_role="compliance",
+                expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+            )
+        assert (bad.value.field, bad.value.code) == ("expires_at", "past")
+        ok = content.approve(
+            conn,
+            tenant_id=tenant.id,
+            item_id=item["id"],
+            approval_code="MLR-9",
+            actor="rev3",
+            actor_role="compliance",
+            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=30),
+        )
+        assert ok["status"] == "approved" and is_sendable(ok, audience="verified_hcp")
+        with pytest.raises(InvalidInput) as bad:
+            _draft(conn, tenant.id, key="Bad Key")
+        assert (bad.value.field, bad.value.code) == ("key", "format")
+        with pytest.raises(InvalidInput) as bad:
+            _draft(conn, tenant.id, key="sub-4eyes")
+        assert (bad.value.field, bad.value.code) == ("key", "taken")
+
+
+def test_a_draft_is_edited_with_the_same_rules_and_audited(tenant):
+    with tenant.engine.begin() as conn:
+        item = _draft(conn, tenant.id, key="edit-me")
+        same = content.update_item(
+            conn, tenant_id=tenant.id, item_id="edit-me", actor="author1", title=item["title"]
+        )
+        assert same["updated_at"] == item["updated_at"]  # nothing changed: nothing written
+        with pytest.raises(InvalidInput) as bad:
+            content.update_item(
+                conn, tenant_id=tenant.id, item_id="edit-me", actor="author1", prescription=True
+            )
+        assert (bad.value.field, bad.value.code) == ("product", "rx_product")
+        with pytest.raises(InvalidInput) as bad:
+            content.update_item(conn, tenant_id=tenant.id, item_id="edit-me", actor="author1", key="other")
+        assert bad.value.field == "key"
+        new_exp = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+        edited = content.update_item(
+            conn,
+            tenant_id=tenant.id,
+            item_id="edit-me",
+            actor="author1",
+            title="2型糖尿病指南（修订）",
+            topics=["guideline", " ", "sglt2"],
+            expires_at=new_exp,
+        )
+        assert edited["title"] == "2型糖尿病指南（修订）" and edited["topics"] == ["guideline", "sglt2"]
+        assert edited["body"] == item["body"]  # fields not given keep their values
+        content.submit_for_review(conn, tenant_id=tenant.id, item_id="edit-me", actor="author1")
+        with pytest.raises(TransitionError, match="only a draft is edited"):
+            content.update_item(conn, tenant_id=tenant.id, item_id="edit-me", actor="author1", title="x")
+        hist = content.history(conn, tenant_id=tenant.id, item_id="edit-me")
+    assert [h["action"] for h in hist] == ["content.create", "content.update", "content.submit"]
+    assert json_prop(hist[1]["detail"]) == {"fields": ["expires_at", "title", "topics"]}

@@ -60,6 +60,13 @@ def test_content_review_consents_and_sends_over_the_api(tenant, tmp_path):
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "audience"
         item = c.post("/api/v1/content", json=body, headers=_h(tok["marketer"])).json()
         assert item["status"] == "draft"
+        # a draft is edited field by field; the create checks apply
+        path = f"/api/v1/content/{item['id']}"
+        assert c.patch(path, json={"title": "新指南"}, headers=_h(tok["analyst"])).status_code == 403
+        r = c.patch(path, json={"url": "ftp://x"}, headers=_h(tok["marketer"]))
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "url"
+        r = c.patch(path, json={"title": "新指南"}, headers=_h(tok["marketer"]))
+        assert r.status_code == 200 and r.json()["title"] == "新指南" and r.json()["url"] == body["url"]
         r = c.post(
             f"/api/v1/content/{item['id']}/approve",
             json={"approval_code": "MLR-1"},

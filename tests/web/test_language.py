@@ -142,6 +142,7 @@ def demo(tmp_path_factory) -> Iterator[DemoTenant]:
     quiet = Console(quiet=True)
     behaviour_step(ws, console=quiet, seed=42)
     journey_step(ws, console=quiet, max_persons=20)
+    _content_under_review(engine, tenant.tenant_id)
     yield tenant
     engine.dispose()
 
@@ -153,6 +154,32 @@ def base_url(demo: DemoTenant, tmp_path_factory) -> Iterator[str]:
     app = create_app(demo.engine, spool_dir=tmp_path_factory.mktemp("spool"), fsync=False)
     with serve_in_thread(app) as url:
         yield url
+
+
+def _content_under_review(engine, tenant_id: str) -> None:
+    """Content in every review state the pages show: a draft sent back with a reason, one in review."""
+    from medscrm.content import service as content
+
+    with engine.begin() as conn:
+        for key, reject in (("lang-rejected", True), ("lang-in-review", False)):
+            item = content.create_item(
+                conn,
+                tenant_id=tenant_id,
+                key=key,
+                title="心衰随访提醒 · HF follow-up reminder",
+                kind="sms_template",
+                audience="hcp_only",
+                actor="marketer",
+                subject="{{ name }}",
+                body="{{ name }}医生您好：心衰随访提醒 {{ url }}",
+                url="https://example.org/hf",
+            )
+            content.submit_for_review(conn, tenant_id=tenant_id, item_id=item["id"], actor="marketer")
+            if reject:
+                content.reject(
+                    conn, tenant_id=tenant_id, item_id=key, reason="请注明出处", actor="compliance",
+                    actor_role="compliance",
+                )  # fmt: skip
 
 
 #: a rule with three problems: an empty list, a window too long, an unknown attribute
@@ -233,6 +260,12 @@ def _pages(page, base_url: str, role: str) -> list[str]:
                 "a[data-drill]",
                 "els => [...new Set(els.map(e => e.dataset.drill))].map(k => els.find(e => e.dataset.drill === k).getAttribute('href'))",
             )
+    if "/content" in nav:  # each item's page, the authoring form and the review queue where offered
+        page.goto(base_url + "/content")
+        urls += page.eval_on_selector_all("a[data-item]", "els => els.map(e => e.getAttribute('href'))")
+        urls += page.eval_on_selector_all(
+            "header.page a[href^='/content/']", "els => els.map(e => e.getAttribute('href'))"
+        )
     urls.append("/hcps?q=" + ("王" if role != "rep" else ""))
     return list(dict.fromkeys(urls))
 

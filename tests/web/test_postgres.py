@@ -53,7 +53,8 @@ def test_every_page_on_postgresql(pg_demo):
     for url in ("/", "/hcps", "/hcps?q=王&hospital=医院", "/identity", "/segments", "/segments/new",
                 "/segments/senior_cardiology", "/imports", "/audit", "/journeys", "/journeys/senior_followup",
                 "/content", "/journeys/new", "/journeys/senior_followup/edit",
-                "/journeys/senior_followup/versions"):  # fmt: skip
+                "/journeys/senior_followup/versions", "/content/new", "/content/hf-guideline-2026",
+                "/content/glp1-survey", "/content/ckd-screening"):  # fmt: skip
         r = c.get(url)
         assert r.status_code == 200, (url, r.text[:500])
     with demo.engine.connect() as conn:
@@ -179,3 +180,34 @@ def test_the_journey_editor_checks_and_saves_a_version_on_postgresql(pg_demo):
         j = journeys.get_journey(conn, tenant_id=demo.tenant_id, key="senior_followup")
     assert j["current_version"] == 2 and j["definition"]["steps"][1]["duration"] == "3d"
     assert j["versions"][-1]["created_by"] == "user:marketer"
+
+
+def test_content_is_written_and_approved_on_postgresql(pg_demo):
+    """The console's authoring and review round trip on PostgreSQL: create, edit, submit, approve."""
+    from medscrm.content import service as content
+
+    demo, app = pg_demo
+    c = _login(app, demo, "marketer")
+    token = csrf_of(c.get("/content/new").text)
+    form = {"csrf_token": token, "key": "pg-mail", "title": "心衰邮件", "kind": "email_template",
+            "audience": "hcp_only", "subject": "{{ name }}", "body": "", "url": ""}  # fmt: skip
+    bad = c.post("/content/new", data=form)
+    assert bad.status_code == 400 and 'data-error-for="body"' in bad.text
+    r = c.post("/content/new", data={**form, "body": "{{ name }}您好"}, follow_redirects=False)
+    assert r.status_code == 303, r.text[:500]
+    item_url = r.headers["location"].split("?")[0]
+    r = c.post(item_url + "/edit", data={**form, "body": "{{ name }}您好", "therapy_area": "心衰"},
+               follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303
+    assert c.post(item_url + "/submit", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+    page = c.get(item_url).text
+    assert "content.update" in page and 'data-status="in_review"' in page
+    rev = _login(app, demo, "compliance")
+    token = csrf_of(rev.get(item_url).text)
+    r = rev.post(item_url + "/approve", data={"csrf_token": token, "approval_code": "MLR-PG-1",
+                 "expires_at": "2099-12-31"}, follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303, r.text[:500]
+    with demo.engine.connect() as conn:
+        item = content.get_item(conn, tenant_id=demo.tenant_id, item_id="pg-mail")
+    assert (item["status"], item["therapy_area"], item["approval_code"]) == ("approved", "心衰", "MLR-PG-1")
+    assert content.sendable_reason(item, None, "verified_hcp") is None

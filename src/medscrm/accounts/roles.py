@@ -17,6 +17,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "prescriptions.read",
             "outreach.send",
             "consent.manage",
+            "content.write",
             "content.withdraw",
             "webhooks.manage",
             "privacy.manage",
@@ -30,6 +31,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "quarantine.manage",
             "outreach.send",
             "consent.manage",
+            "content.write",
             "content.withdraw",
         }
     ),
@@ -38,7 +40,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Reps may not see per-HCP prescription volume (医药代表备案管理办法, 2020). They message and record
     # the consents of their own HCPs only (the API scopes every person a rep names to the rep's own).
     "rep": frozenset({"data.read", "pii.read.own", "outreach.send", "consent.manage"}),
-    # Compliance reviews content (MLR) and may pull it; it does not send. The DPO sits here: data-subject
+    # Marketers and admins write content (content.write: create, edit a draft, submit for review);
+    # compliance reviews it (MLR: approve, reject) and may pull it; it neither writes nor sends. The DPO sits here: data-subject
     # requests (export, correct, erase, restrict, legal hold) need privacy.manage.
     "compliance": frozenset(
         {

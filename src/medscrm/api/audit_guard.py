@@ -55,6 +55,7 @@ UNAUDITED_WRITES: dict[tuple[str, str], str] = {
     ("POST", "/privacy/lookup"): "redirects to the page that shows (and audits) what is held",
     ("POST", "/segments/check"): "checks a rule the builder holds; stores nothing",
     ("POST", "/journeys/editor/check"): "checks a definition the journey editor holds; stores nothing",
+    ("POST", "/content/preview"): "renders the content form's preview; stores nothing",
 }
 
 #: reads that show personal data: each must leave an audit row naming what was read
@@ -146,6 +147,10 @@ PLAIN_READS: dict[tuple[str, str], str] = {
     ("GET", "/journeys/{key}/edit"): "the journey editor: one definition",
     ("GET", "/journeys/{key}/versions"): "a journey's versions: definitions, who saved them",
     ("GET", "/content"): "the content library",
+    ("GET", "/content/new"): "the empty content form",
+    ("GET", "/content/review"): "the content awaiting review",
+    ("GET", "/content/{item_id}"): "one content item, its review history and the journeys that send it",
+    ("GET", "/content/{item_id}/edit"): "a content draft's form",
     ("GET", "/webhooks"): "subscriptions",
     ("GET", "/webhooks/{subscription_id}"): "delivery attempts (pseudonymous ids)",
     ("GET", "/privacy"): "the request log; the person view is audited by the page itself (dsr.lookup)",

@@ -36,6 +36,7 @@ Reader = Annotated[Principal, require("data.read")]
 Writer = Annotated[Principal, require("data.import")]
 Admin = Annotated[Principal, require("accounts.manage")]
 Sender = Annotated[Principal, require("outreach.send")]
+ContentWriter = Annotated[Principal, require("content.write")]
 Reviewer = Annotated[Principal, require("content.review")]
 Withdrawer = Annotated[Principal, require("content.withdraw")]
 ConsentManager = Annotated[Principal, require("consent.manage")]
@@ -81,6 +82,24 @@ class ContentIn(BaseModel):
     expires_at: dt.datetime | None = None
 
 
+class ContentPatch(BaseModel):
+    """Fields of a draft to change; those left out keep their values (the key never changes)."""
+
+    title: str | None = None
+    kind: Literal[content.KINDS] | None = None  # type: ignore[valid-type]
+    audience: Literal["hcp_only", "patient", "public"] | None = None
+    therapy_area: str | None = None
+    product: str | None = None
+    prescription: bool | None = None
+    topics: list[str] | None = None
+    subject: str | None = None
+    body: str | None = None
+    url: str | None = None
+    template: dict[str, Any] | None = None
+    valid_from: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+
+
 class ApproveIn(BaseModel):
     approval_code: str = Field(description="The MLR approval code (审批编号)")
     expires_at: dt.datetime | None = None
@@ -101,7 +120,7 @@ def list_content(
 
 
 @api.post("/content", status_code=201, summary="Create a draft content item", responses=REFUSED)
-def create_content(body: ContentIn, engine: EngineDep, p: Writer) -> Any:
+def create_content(body: ContentIn, engine: EngineDep, p: ContentWriter) -> Any:
     with engine.begin() as conn:
         return content.create_item(conn, tenant_id=p.tenant_id, actor=_actor(conn, p), **body.model_dump())
 
@@ -112,8 +131,20 @@ def get_content(item_id: str, engine: EngineDep, p: Reader) -> Any:
         return content.get_item(conn, tenant_id=p.tenant_id, item_id=item_id)
 
 
+@api.patch("/content/{item_id}", summary="Edit a draft (only the fields given change)", responses=REFUSED)
+def update_content(item_id: str, body: ContentPatch, engine: EngineDep, p: ContentWriter) -> Any:
+    with engine.begin() as conn:
+        return content.update_item(
+            conn,
+            tenant_id=p.tenant_id,
+            item_id=item_id,
+            actor=_actor(conn, p),
+            **body.model_dump(exclude_unset=True),
+        )
+
+
 @api.post("/content/{item_id}/submit", summary="Send a draft to MLR review", responses=REFUSED)
-def submit_content(item_id: str, engine: EngineDep, p: Writer) -> Any:
+def submit_content(item_id: str, engine: EngineDep, p: ContentWriter) -> Any:
     with engine.begin() as conn:
         return content.submit_for_review(conn, tenant_id=p.tenant_id, item_id=item_id, actor=_actor(conn, p))
 

@@ -67,6 +67,7 @@ def _show(item: dict) -> None:
         "valid_from",
         "expires_at",
         "created_by",
+        "submitted_by",
         "approved_by",
         "approved_at",
         "review_note",
@@ -159,6 +160,64 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
         console.print(f"{out['key']}: {out['status']}")
 
+    @c_app.command("edit")
+    def edit(
+        item: str,
+        as_: AsOpt,
+        title: Annotated[str | None, typer.Option(help="Title (标题)")] = None,
+        kind: Annotated[
+            str | None, typer.Option(help="article, video, pdf, webinar, survey, *_template")
+        ] = None,
+        audience: Annotated[str | None, typer.Option(help="hcp_only, patient or public")] = None,
+        therapy_area: Annotated[str | None, typer.Option(help="e.g. diabetes, oncology")] = None,
+        product: Annotated[str | None, typer.Option(help="Product name")] = None,
+        prescription: Annotated[
+            bool | None, typer.Option("--prescription/--no-prescription", help="Prescription-product content")
+        ] = None,
+        topic: Annotated[
+            list[str] | None, typer.Option("--topic", help="Topic; repeat (replaces all)")
+        ] = None,
+        subject: Annotated[str | None, typer.Option(help="E-mail subject (Jinja: {{ name }})")] = None,
+        body: Annotated[str | None, typer.Option(help="Body text (Jinja: {{ name }}, {{ url }})")] = None,
+        body_file: Annotated[Path | None, typer.Option(help="Read the body from a file")] = None,
+        url: Annotated[str | None, typer.Option(help="Link to the material (tracked when sent)")] = None,
+        template: Annotated[str | None, typer.Option(help="Provider templates as JSON")] = None,
+        valid_from: Annotated[str | None, typer.Option(help="ISO date/time (China time if no zone)")] = None,
+        expires: Annotated[str | None, typer.Option(help="ISO date/time (China time if no zone)")] = None,
+        tenant: TenantOpt = None,
+    ) -> None:
+        """Edit a draft (only the options given change; the same checks as create). An item in review
+        is sent back to draft by a reviewer's reject first."""
+        from medscrm.content import service
+
+        ws = _ws(tenant)
+        item = _rid(ws, "content item", item)
+        try:
+            changes = {
+                k: v
+                for k, v in {
+                    "title": title,
+                    "kind": kind,
+                    "audience": audience,
+                    "therapy_area": therapy_area,
+                    "product": product,
+                    "prescription": prescription,
+                    "topics": topic,
+                    "subject": subject,
+                    "body": body_file.read_text(encoding="utf-8") if body_file else body,
+                    "url": url,
+                    "template": json.loads(template) if template else None,
+                    "valid_from": _date(valid_from, "valid_from"),
+                    "expires_at": _date(expires, "expires_at"),
+                }.items()
+                if v is not None
+            }
+            with ws.engine.begin() as conn:
+                out = service.update_item(conn, tenant_id=ws.tenant_id, item_id=item, actor=as_, **changes)
+        except (MedscrmError, ValueError, OSError) as exc:
+            _fail(exc)
+        console.print(f"{out['key']}: {out['status']} (edited: {', '.join(sorted(changes)) or 'nothing'})")
+
     @c_app.command("approve")
     def approve(
         item: str,
@@ -167,7 +226,7 @@ def register(app: typer.Typer) -> None:
         expires: Annotated[str | None, typer.Option(help="Expiry (required if the item has none)")] = None,
         tenant: TenantOpt = None,
     ) -> None:
-        """Approve an item in review. Needs a compliance user who is not the author."""
+        """Approve an item in review. Needs a compliance user who neither wrote nor submitted it."""
         from medscrm.content import service
 
         ws = _ws(tenant)

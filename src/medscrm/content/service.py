@@ -7,14 +7,16 @@ Status machine::
       └─────reject───────┘                       └──withdraw──► withdrawn (also from draft,
                                                                 in_review, expired)
 
-Only a user with the ``compliance`` role approves, and never the item's author. Every change is
-audited. Withdrawing cancels every queued send of the item (``sends`` rows still ``queued``, or
+Only a user with the ``compliance`` role approves, and never the item's author nor the person who
+submitted it for review (four-eyes). A draft may be edited; every change is audited (the audit rows
+of an item are its history, :func:`history`). Withdrawing cancels every queued send of the item (``sends`` rows still ``queued``, or
 claimed by a dispatcher but not yet handed to the provider).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -23,7 +25,7 @@ import sqlalchemy as sa
 from medscrm import hooks
 from medscrm.accounts import service as accounts
 from medscrm.common import InvalidInput, MedscrmError, NotFound, as_utc, new_id, utcnow
-from medscrm.db.schema import content_items
+from medscrm.db.schema import audit_log, content_items
 
 KINDS = (
     "article",
@@ -52,12 +54,48 @@ _TRANSITIONS = {
 class TransitionError(MedscrmError):
     """A status change that the state machine does not allow."""
 
+    code = "transition"
+
+
+#: fields a draft may change (:func:`update_item`); the key and the audit columns never change
+EDITABLE = (
+    "title",
+    "kind",
+    "audience",
+    "therapy_area",
+    "product",
+    "prescription",
+    "topics",
+    "subject",
+    "body",
+    "url",
+    "template",
+    "valid_from",
+    "expires_at",
+)
+
+
+def _invalid(field: str, code: str, reason: str) -> InvalidInput:
+    """An :class:`InvalidInput` with a stable ``code`` (``field.code``) that a console translates."""
+    exc = InvalidInput(field, reason)
+    exc.code = code  # type: ignore[attr-defined]
+    return exc
+
+
+def same_person(a: str | None, b: str | None) -> bool:
+    """The console acts as ``user:<name>``, the API and the CLI as ``<name>``: one person either way."""
+
+    def norm(x: str | None) -> str:
+        return (x or "").removeprefix("user:")
+
+    return bool(a) and bool(b) and norm(a) == norm(b)
+
 
 def _aware(v: dt.datetime | None, field: str) -> dt.datetime | None:
     if v is None:
         return None
     if v.tzinfo is None:
-        raise InvalidInput(field, "give a time zone (e.g. 2026-01-01T00:00:00+08:00)")
+        raise _invalid(field, "timezone", "give a time zone (e.g. 2026-01-01T00:00:00+08:00)")
     return v
 
 
@@ -83,55 +121,35 @@ def create_item(
 ) -> dict[str, Any]:
     """A new draft. Prescription-product content must be ``hcp_only``."""
     if not _KEY.match(key or ""):
-        raise InvalidInput("key", "use 1–64 lower-case letters, digits, '_', '-' or '.'")
-    if not (title or "").strip() or len(title) > 300:
-        raise InvalidInput("title", "a title of 1–300 characters is required")
-    if kind not in KINDS:
-        raise InvalidInput("kind", f"{kind!r} is not one of {', '.join(KINDS)}")
-    if audience not in AUDIENCES:
-        raise InvalidInput("audience", f"{audience!r} is not one of {', '.join(AUDIENCES)}")
-    if prescription and audience != "hcp_only":
-        raise InvalidInput(
-            "audience",
-            "prescription-product content may only be hcp_only (Advertising Law Art. 15: no Rx "
-            "promotion to patients or the public) / 处方药内容仅限医疗卫生专业人士",
-        )
-    if prescription and not product:
-        raise InvalidInput("product", "prescription content must name its product")
-    if not body and not url and not template:
-        raise InvalidInput("body", "give a body, a url or a provider template")
-    if url and not re.match(r"^https?://", url):
-        raise InvalidInput("url", "must start with http:// or https://")
-    topics = [str(t).strip() for t in (topics or []) if str(t).strip()]
-    _aware(valid_from, "valid_from")
-    _aware(expires_at, "expires_at")
-    if valid_from and expires_at and expires_at <= valid_from:
-        raise InvalidInput("expires_at", "must be after valid_from")
+        raise _invalid("key", "format", "use 1–64 lower-case letters, digits, '_', '-' or '.'")
+    fields = _validated(
+        title=title,
+        kind=kind,
+        audience=audience,
+        therapy_area=therapy_area,
+        product=product,
+        prescription=prescription,
+        topics=topics,
+        subject=subject,
+        body=body,
+        url=url,
+        template=template,
+        valid_from=valid_from,
+        expires_at=expires_at,
+    )
     if conn.execute(
         sa.select(content_items.c.id).where(
             content_items.c.tenant_id == tenant_id, content_items.c.key == key
         )
     ).first():
-        raise InvalidInput("key", f"content {key!r} already exists in this tenant")
+        raise _invalid("key", "taken", f"content {key!r} already exists in this tenant")
     now = utcnow()
     row = {
         "id": new_id("ct"),
         "tenant_id": tenant_id,
         "key": key,
-        "title": title.strip(),
-        "kind": kind,
-        "therapy_area": therapy_area,
-        "product": product,
-        "audience": audience,
-        "prescription": bool(prescription),
-        "topics": topics,
-        "subject": subject,
-        "body": body,
-        "url": url,
-        "template": template,
+        **fields,
         "approval_code": None,
-        "valid_from": valid_from,
-        "expires_at": expires_at,
         "status": "draft",
         "created_by": actor,
         "created_at": now,
@@ -148,6 +166,133 @@ def create_item(
         detail={"key": key, "audience": audience, "prescription": bool(prescription)},
     )
     return get_item(conn, tenant_id=tenant_id, item_id=row["id"])
+
+
+def _validated(
+    *,
+    title: str,
+    kind: str,
+    audience: str,
+    therapy_area: str | None,
+    product: str | None,
+    prescription: bool,
+    topics: list[str] | None,
+    subject: str | None,
+    body: str | None,
+    url: str | None,
+    template: dict[str, Any] | None,
+    valid_from: dt.datetime | None,
+    expires_at: dt.datetime | None,
+) -> dict[str, Any]:
+    """The editable fields checked and normalised, as stored; the first problem raises, naming its
+    field (the same rules for a new item and an edited draft)."""
+    if not (title or "").strip() or len(title) > 300:
+        raise _invalid("title", "required", "a title of 1–300 characters is required")
+    if kind not in KINDS:
+        raise _invalid("kind", "choice", f"{kind!r} is not one of {', '.join(KINDS)}")
+    if audience not in AUDIENCES:
+        raise _invalid("audience", "choice", f"{audience!r} is not one of {', '.join(AUDIENCES)}")
+    if prescription and audience != "hcp_only":
+        raise _invalid(
+            "audience",
+            "rx_hcp_only",
+            "prescription-product content may only be hcp_only (Advertising Law Art. 15: no Rx "
+            "promotion to patients or the public) / 处方药内容仅限医疗卫生专业人士",
+        )
+    if prescription and not (product or "").strip():
+        raise _invalid("product", "rx_product", "prescription content must name its product")
+    if not body and not url and not template:
+        raise _invalid("body", "required", "give a body, a url or a provider template")
+    if subject is not None and len(subject) > 300:
+        raise _invalid("subject", "too_long", "a subject of at most 300 characters")
+    if url and (not re.match(r"^https?://", url) or len(url) > 1000):
+        raise _invalid("url", "scheme", "must start with http:// or https://")
+    _aware(valid_from, "valid_from")
+    _aware(expires_at, "expires_at")
+    if valid_from and expires_at and expires_at <= valid_from:
+        raise _invalid("expires_at", "before_start", "must be after valid_from")
+    return {
+        "title": title.strip(),
+        "kind": kind,
+        "therapy_area": (therapy_area or "").strip() or None,
+        "product": (product or "").strip() or None,
+        "audience": audience,
+        "prescription": bool(prescription),
+        "topics": [str(t).strip() for t in (topics or []) if str(t).strip()],
+        "subject": subject or None,
+        "body": body or None,
+        "url": url or None,
+        "template": template or None,
+        "valid_from": valid_from,
+        "expires_at": expires_at,
+    }
+
+
+def update_item(
+    conn: sa.Connection, *, tenant_id: str, item_id: str, actor: str, **changes: Any
+) -> dict[str, Any]:
+    """Edit a draft (fields of :data:`EDITABLE`; the others keep their values). An item in review,
+    approved or withdrawn is not edited: reject it back to draft first. Audited with the names of
+    the fields that changed."""
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        raise _invalid(unknown[0], "not_editable", f"{unknown[0]!r} cannot be edited")
+    item = get_item(conn, tenant_id=tenant_id, item_id=item_id)
+    if item["status"] != "draft":
+        exc = TransitionError(
+            f"status: content {item['key']!r} is {item['status']}; only a draft is edited / 仅草稿可编辑"
+        )
+        exc.code = "not_draft"  # type: ignore[misc]
+        raise exc
+    # stored times may come back naive (UTC) from some drivers: compare and re-check them as UTC
+    stored = {k: as_utc(v) if isinstance(v, dt.datetime) else v for k, v in item.items()}
+    merged = {k: changes[k] if k in changes else stored.get(k) for k in EDITABLE}
+    fields = _validated(**merged)
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
+            return as_utc(a) == as_utc(b)
+        return a == b
+
+    changed = sorted(k for k in EDITABLE if k in changes and not same(fields[k], item.get(k)))
+    if not changed:
+        return item
+    c = content_items
+    conn.execute(
+        c.update()
+        .where(c.c.id == item["id"], c.c.status == "draft")
+        .values(**{k: fields[k] for k in changed}, updated_at=utcnow())
+    )
+    accounts.audit(
+        conn=conn,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="content.update",
+        object_type="content",
+        object_id=item["id"],
+        detail={"fields": changed},
+    )
+    return get_item(conn, tenant_id=tenant_id, item_id=item["id"])
+
+
+def history(conn: sa.Connection, *, tenant_id: str, item_id: str) -> list[dict[str, Any]]:
+    """What happened to the item, oldest first: its audit rows (who, when, the action — create,
+    update, submit, approve, reject, withdraw, expire — and the detail: reason, approval code, fields
+    changed)."""
+    item = get_item(conn, tenant_id=tenant_id, item_id=item_id)
+    a = audit_log
+    rows = [
+        dict(r)
+        for r in conn.execute(
+            sa.select(a.c.occurred_at, a.c.actor, a.c.action, a.c.detail)
+            .where(a.c.tenant_id == tenant_id, a.c.object_type == "content", a.c.object_id == item["id"])
+            .order_by(a.c.occurred_at, a.c.id)
+        ).mappings()
+    ]
+    for r in rows:  # JSON comes back as text from some drivers
+        if isinstance(r["detail"], str):
+            r["detail"] = json.loads(r["detail"])
+    return rows
 
 
 def get_item(conn: sa.Connection, *, tenant_id: str, item_id: str) -> dict[str, Any]:
@@ -259,7 +404,7 @@ def submit_for_review(conn: sa.Connection, *, tenant_id: str, item_id: str, acto
         item_id=item_id,
         action="submit",
         actor=actor,
-        values={"submitted_at": utcnow()},
+        values={"submitted_at": utcnow(), "submitted_by": actor},
     )
 
 
@@ -273,25 +418,37 @@ def approve(
     actor_role: str,
     expires_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """MLR approval: ``actor`` must have the compliance role and must not be the author."""
+    """MLR approval: ``actor`` must have the compliance role and must be neither the author nor the
+    person who submitted the item (four-eyes). A new ``expires_at`` must lie in the future; without
+    one the item's own expiry applies (an approval is always time-limited)."""
     if actor_role != "compliance":
-        raise MedscrmError(
+        exc = MedscrmError(
             f"role: only the compliance role approves content (you are {actor_role!r}) / 仅合规角色可审批"
         )
+        exc.code = "role"  # type: ignore[attr-defined]
+        raise exc
     code = (approval_code or "").strip()
     if not code or len(code) > 100:
-        raise InvalidInput("approval_code", "the MLR approval code (1–100 characters) is required")
+        raise _invalid("approval_code", "required", "the MLR approval code (1–100 characters) is required")
     item = get_item(conn, tenant_id=tenant_id, item_id=item_id)
-    if item["created_by"] == actor:
-        raise MedscrmError(
-            f"actor: {actor!r} wrote this item and cannot approve it (four-eyes rule) / 作者不能审批自己的内容"
+    if same_person(item["created_by"], actor) or same_person(item.get("submitted_by"), actor):
+        did = "wrote" if same_person(item["created_by"], actor) else "submitted"
+        exc = MedscrmError(
+            f"actor: {actor!r} {did} this item and cannot approve it (four-eyes rule) / "
+            "作者或提交人不能审批自己的内容"
         )
+        exc.code = "four_eyes"  # type: ignore[attr-defined]
+        raise exc
     _aware(expires_at, "expires_at")
+    if expires_at is not None and expires_at <= utcnow():
+        raise _invalid("expires_at", "past", "the approval's expiry must lie in the future")
     values: dict[str, Any] = {"approval_code": code, "approved_by": actor, "approved_at": utcnow()}
     if expires_at is not None:
         values["expires_at"] = expires_at
     elif item["expires_at"] is None:
-        raise InvalidInput("expires_at", "approved content needs an expiry (MLR approvals are time-limited)")
+        raise _invalid(
+            "expires_at", "required", "approved content needs an expiry (MLR approvals are time-limited)"
+        )
     return _transition(
         conn,
         tenant_id=tenant_id,
@@ -307,9 +464,11 @@ def reject(
     conn: sa.Connection, *, tenant_id: str, item_id: str, reason: str, actor: str, actor_role: str
 ) -> dict[str, Any]:
     if actor_role != "compliance":
-        raise MedscrmError(f"role: only the compliance role reviews content (you are {actor_role!r})")
+        exc = MedscrmError(f"role: only the compliance role reviews content (you are {actor_role!r})")
+        exc.code = "role"  # type: ignore[attr-defined]
+        raise exc
     if not (reason or "").strip():
-        raise InvalidInput("reason", "say why the item is sent back")
+        raise _invalid("reason", "required", "say why the item is sent back")
     return _transition(
         conn,
         tenant_id=tenant_id,

@@ -500,6 +500,7 @@ content_items = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("submitted_at", TS),
+    sa.Column("submitted_by", sa.String(100)),  # who sent it to review: may not approve it (four-eyes)
     sa.Column("approved_by", sa.String(100)),
     sa.Column("approved_at", TS),
     sa.Column("review_note", sa.Text),

@@ -22,6 +22,10 @@ from .content_in import ContentIn
 from .content_in_audience import ContentInAudience
 from .content_in_kind import ContentInKind
 from .content_in_template_type_0 import ContentInTemplateType0
+from .content_patch import ContentPatch
+from .content_patch_audience_type_0 import ContentPatchAudienceType0
+from .content_patch_kind_type_0 import ContentPatchKindType0
+from .content_patch_template_type_0 import ContentPatchTemplateType0
 from .correct_in import CorrectIn
 from .correct_in_kind import CorrectInKind
 from .definition_in import DefinitionIn
@@ -179,6 +183,10 @@ __all__ = (
     "ContentInAudience",
     "ContentInKind",
     "ContentInTemplateType0",
+    "ContentPatch",
+    "ContentPatchAudienceType0",
+    "ContentPatchKindType0",
+    "ContentPatchTemplateType0",
     "CorrectIn",
     "CorrectInKind",
     "DefinitionIn",
