@@ -26,11 +26,13 @@ from medscrm.web import data, journey_text
 from medscrm.web.auth import Ctx
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _finish, _redirect, render
 from medscrm.web.routes.journeys import (
+    ANCHOR,
     GRAPH_PAD_BOTTOM,
     GRAPH_PAD_TOP,
     GRAPH_PAD_X,
     _journeys_svc,
     _start_info,
+    anchored,
     edge_label,
     journey_graph,
 )
@@ -40,8 +42,6 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
 #: the node of the graph that stands for the journey's triggers (the entry)
 TRIGGERS_NODE = "__triggers"
-#: the ids of the invisible nodes that fix the graph's scale (see :func:`anchored`)
-ANCHOR = "__anchor"
 #: the fields of each step type the side panel offers, in order (kinds drive the form control)
 STEP_FIELDS: dict[str, list[tuple[str, str]]] = {
     "wait": [("duration", "duration"), ("next", "step")],
@@ -234,24 +234,6 @@ def editor_graph(definition: Any, problems: list[dict[str, Any]], t) -> dict[str
             ],
         }
     )
-
-
-def anchored(option: dict[str, Any], min_width: int = 380, min_height: int = 130) -> dict[str, Any]:
-    """The graph drawn at scale 1 on both axes: ECharts fits the nodes' bounding box into the drawing
-    box, so a graph of one row (no height) or one column came out stretched, its boxes huge or gone.
-    Two invisible, silent anchor nodes at the corners give the box its size; ``size`` is set to match."""
-    series = option["series"][0]
-    nodes = [n for n in series["data"] if not str(n["id"]).startswith(ANCHOR)]
-    width = max([n["x"] for n in nodes] + [min_width])
-    height = max([n["y"] for n in nodes] + [min_height])
-    hidden = {"symbolSize": 1, "itemStyle": {"opacity": 0}, "label": {"show": False}, "silent": True}
-    series["data"] = nodes + [
-        {"id": f"{ANCHOR}0", "name": "", "x": 0, "y": 0, **hidden},
-        {"id": f"{ANCHOR}1", "name": "", "x": width, "y": height, **hidden},
-    ]
-    option["size"] = {"width": width + 2 * GRAPH_PAD_X, "height": height + GRAPH_PAD_TOP + GRAPH_PAD_BOTTOM}
-    option["tooltip"] = {"show": True}
-    return option
 
 
 def _yaml(definition: Any) -> str:

@@ -33,6 +33,26 @@ def _journeys_svc(ctx: Ctx):
 
 
 GRAPH_PAD_X, GRAPH_PAD_TOP, GRAPH_PAD_BOTTOM = 110, 50, 80  # half a box, room for the legend
+#: the ids of the invisible nodes that fix the graph's scale (see :func:`anchored`)
+ANCHOR = "__anchor"
+
+
+def anchored(option: dict[str, Any], min_width: int = 380, min_height: int = 130) -> dict[str, Any]:
+    """The graph drawn at scale 1 on both axes: ECharts fits the nodes' bounding box into the drawing
+    box, so a graph of one row (no height) or one column came out stretched, its boxes huge or gone.
+    Two invisible, silent anchor nodes at the corners give the box its size; ``size`` is set to match."""
+    series = option["series"][0]
+    nodes = [n for n in series["data"] if not str(n["id"]).startswith(ANCHOR)]
+    width = max([n["x"] for n in nodes] + [min_width])
+    height = max([n["y"] for n in nodes] + [min_height])
+    hidden = {"symbolSize": 1, "itemStyle": {"opacity": 0}, "label": {"show": False}, "silent": True}
+    series["data"] = nodes + [
+        {"id": f"{ANCHOR}0", "name": "", "x": 0, "y": 0, **hidden},
+        {"id": f"{ANCHOR}1", "name": "", "x": width, "y": height, **hidden},
+    ]
+    option["size"] = {"width": width + 2 * GRAPH_PAD_X, "height": height + GRAPH_PAD_TOP + GRAPH_PAD_BOTTOM}
+    option["tooltip"] = {"show": True}
+    return option
 
 
 def journey_graph(definition: dict[str, Any], stats: list[dict[str, Any]], t) -> dict[str, Any]:
@@ -170,7 +190,7 @@ def _journey_page(ctx: Ctx, key: str, status: int = 200, error: str | None = Non
         status,
         j=j,
         stats=stats,
-        graph=journey_graph(j["definition"], stats, ctx.t),
+        graph=anchored(journey_graph(j["definition"], stats, ctx.t)),
         can_run=ctx.can("data.import"),
         start_info=info,
         error=error,
