@@ -238,6 +238,7 @@ def replay_dead(subscription_id: str, engine: EngineDep, p: Manager) -> Any:
 def ping(subscription_id: str, engine: EngineDep, p: Manager) -> Any:
     with engine.begin() as conn:
         did = service.queue_ping(conn, tenant_id=p.tenant_id, subscription_id=subscription_id)
+        p.audit_write(conn, "webhook.ping", object_type="webhook_subscription", object_id=subscription_id)
     dispatch.deliver_now(engine, did, worker_id=f"ping:{p.token_id}")
     with engine.connect() as conn:
         rows = service.list_deliveries(conn, tenant_id=p.tenant_id, subscription_id=subscription_id, limit=5)
