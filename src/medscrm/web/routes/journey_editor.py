@@ -27,13 +27,11 @@ from medscrm.web.auth import Ctx
 from medscrm.web.routes.base import ConsoleRoute, Csrf, Page, _engine, _finish, _redirect, render
 from medscrm.web.routes.journeys import (
     ANCHOR,
-    GRAPH_PAD_BOTTOM,
-    GRAPH_PAD_TOP,
-    GRAPH_PAD_X,
     _journeys_svc,
     _start_info,
     anchored,
     edge_label,
+    graph_option,
     journey_graph,
 )
 from medscrm.web.routes.segments import _builder_meta
@@ -201,39 +199,7 @@ def editor_graph(definition: Any, problems: list[dict[str, Any]], t) -> dict[str
         for field, nxt in targets
     ]
     categories = list(dict.fromkeys(n["category"] for n in nodes))
-    return anchored(
-        {
-            "tooltip": {},
-            "legend": {"data": categories, "bottom": 0},
-            "series": [
-                {
-                    "type": "graph",
-                    "layout": "none",
-                    "roam": True,
-                    "left": GRAPH_PAD_X,
-                    "right": GRAPH_PAD_X,
-                    "top": GRAPH_PAD_TOP,
-                    "bottom": GRAPH_PAD_BOTTOM,
-                    "symbol": "roundRect",
-                    "symbolSize": [160, 56],
-                    "edgeSymbol": ["none", "arrow"],
-                    "edgeSymbolSize": 9,
-                    "categories": [{"name": n} for n in categories],
-                    "label": {"fontSize": 11, "lineHeight": 15},
-                    "edgeLabel": {
-                        "fontSize": 11,
-                        "position": "middle",
-                        "backgroundColor": "#fff",
-                        "padding": [1, 4],
-                        "borderRadius": 3,
-                    },
-                    "lineStyle": {"width": 1.5, "curveness": 0.15},
-                    "data": nodes,
-                    "links": links,
-                }
-            ],
-        }
-    )
+    return anchored(graph_option(nodes, links, categories, symbol_size=[160, 56]))
 
 
 def _yaml(definition: Any) -> str:

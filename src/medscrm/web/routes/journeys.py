@@ -111,10 +111,19 @@ def journey_graph(definition: dict[str, Any], stats: list[dict[str, Any]], t) ->
     # chain of steps shrank until its boxes and edge labels overlapped
     width = max(n["x"] for n in nodes) + 2 * GRAPH_PAD_X
     height = max(n["y"] for n in nodes) + GRAPH_PAD_TOP + GRAPH_PAD_BOTTOM
+    option = graph_option(nodes, links, types, symbol_size=[190, 70])
+    option["size"] = {"width": width, "height": height}
+    return option
+
+
+def graph_option(
+    nodes: list[dict[str, Any]], links: list[dict[str, Any]], categories: list[str], *, symbol_size: list[int]
+) -> dict[str, Any]:
+    """The ECharts option of a journey graph (the journey page, the editor, a version): boxes at fixed
+    positions, arrows, edge labels on white, one legend entry per step kind."""
     return {
-        "size": {"width": width, "height": height},
         "tooltip": {},
-        "legend": {"data": types, "bottom": 0},
+        "legend": {"data": categories, "bottom": 0},
         "series": [
             {
                 "type": "graph",
@@ -125,10 +134,10 @@ def journey_graph(definition: dict[str, Any], stats: list[dict[str, Any]], t) ->
                 "top": GRAPH_PAD_TOP,
                 "bottom": GRAPH_PAD_BOTTOM,
                 "symbol": "roundRect",
-                "symbolSize": [190, 70],
+                "symbolSize": symbol_size,
                 "edgeSymbol": ["none", "arrow"],
                 "edgeSymbolSize": 9,
-                "categories": [{"name": n} for n in types],
+                "categories": [{"name": n} for n in categories],
                 "label": {"fontSize": 11, "lineHeight": 15},
                 "edgeLabel": {
                     "fontSize": 11,
