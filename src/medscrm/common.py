@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import os
 import random
+import re
 import secrets
 import threading
 from collections.abc import Callable
@@ -197,3 +198,18 @@ class InvalidInput(MedscrmError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+def parse_daily_time(text: str | None, setting: str, example: str) -> dt.time | None:
+    """A daily job's time from its setting: ``HH:MM`` (China time) → a time; ``off``, ``none`` or empty →
+    None (not scheduled). A malformed value is an error naming the setting, in English and Chinese."""
+    t = (text or "").strip().lower()
+    if t in ("", "off", "none", "0", "false", "no"):
+        return None
+    m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", t)
+    if not m:
+        raise MedscrmError(
+            f"{setting}={text!r}: expected HH:MM in China time (e.g. {example}) or 'off' · "
+            f"应为北京时间 HH:MM（如 {example}）或 off"
+        )
+    return dt.time(int(m.group(1)), int(m.group(2)))

@@ -41,7 +41,7 @@ import sqlalchemy as sa
 import yaml
 
 from medscrm.accounts import service as accounts
-from medscrm.common import InvalidInput, MedscrmError, NotFound, as_utc, new_id, utcnow
+from medscrm.common import InvalidInput, NotFound, as_utc, new_id, parse_daily_time, utcnow
 from medscrm.config import get_settings
 from medscrm.db import schema as s
 from medscrm.persons.restrictions import LEGAL_HOLD
@@ -601,16 +601,7 @@ def list_runs(conn: sa.Connection, *, tenant_id: str, limit: int = 20) -> list[d
 # --- the daily schedule ----------------------------------------------------------------------------
 def parse_at(text: str | None) -> dt.time | None:
     """``HH:MM`` (China time) → a time; ``off``/empty → None (no scheduled run)."""
-    t = (text or "").strip().lower()
-    if t in ("", "off", "none", "0", "false", "no"):
-        return None
-    m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", t)
-    if not m:
-        raise MedscrmError(
-            f"{ENV_AT}={text!r}: expected HH:MM in China time (e.g. 03:00) or 'off' · "
-            f"应为北京时间 HH:MM（如 03:00）或 off"
-        )
-    return dt.time(int(m.group(1)), int(m.group(2)))
+    return parse_daily_time(text, ENV_AT, "03:00")
 
 
 def configured_at() -> dt.time | None:

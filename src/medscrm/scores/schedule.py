@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from medscrm.accounts.service import audit_row
-from medscrm.common import MedscrmError, as_utc, utcnow
+from medscrm.common import as_utc, parse_daily_time, utcnow
 from medscrm.config import get_settings
 from medscrm.db.schema import audit_log, tenants
 from medscrm.scores.service import refresh_all_committed
@@ -39,16 +38,7 @@ CHINA = ZoneInfo("Asia/Shanghai")
 
 def parse_at(text: str | None) -> dt.time | None:
     """``HH:MM`` (China time) → a time; ``off``/``none``/empty → None (no scheduled batch)."""
-    t = (text or "").strip().lower()
-    if t in ("", "off", "none", "0", "false", "no"):
-        return None
-    m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", t)
-    if not m:
-        raise MedscrmError(
-            f"{ENV}={text!r}: expected HH:MM in China time (e.g. 02:00) or 'off' · "
-            f"应为北京时间 HH:MM（如 02:00）或 off"
-        )
-    return dt.time(int(m.group(1)), int(m.group(2)))
+    return parse_daily_time(text, ENV, "02:00")
 
 
 def configured_at() -> dt.time | None:
